@@ -1,0 +1,4 @@
+// Debian's libopenblas-dev puts cblas.h under the pthread variant's include folder.
+#include "/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h"
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);

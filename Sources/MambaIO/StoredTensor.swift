@@ -1,0 +1,151 @@
+import Foundation
+
+/// Element types that checkpoint files carry. Raw values are the safetensors dtype strings.
+public enum StoredDType: String, Sendable, CaseIterable {
+    case float32 = "F32", float16 = "F16", bfloat16 = "BF16", float64 = "F64"
+    case int64 = "I64", int32 = "I32", int16 = "I16", int8 = "I8", uint8 = "U8", bool = "BOOL"
+
+    public var byteCount: Int {
+        switch self {
+        case .float64, .int64: 8
+        case .float32, .int32: 4
+        case .float16, .bfloat16, .int16: 2
+        case .int8, .uint8, .bool: 1
+        }
+    }
+}
+
+/// Bytes that outlive the reader: a memory-mapped file region or an owned copy.
+public final class StorageBytes: @unchecked Sendable {
+    public let pointer: UnsafeRawPointer
+    public let count: Int
+    private let release: () -> Void
+
+    public init(pointer: UnsafeRawPointer, count: Int, release: @escaping () -> Void) {
+        self.pointer = pointer
+        self.count = count
+        self.release = release
+    }
+
+    /// An owned, 64-byte-aligned copy of `data`.
+    public convenience init(copying data: UnsafeRawBufferPointer) {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(data.count, 1), alignment: 64)
+        if data.count > 0 { p.copyMemory(from: data.baseAddress!, byteCount: data.count) }
+        self.init(pointer: UnsafeRawPointer(p), count: data.count, release: { p.deallocate() })
+    }
+
+    deinit { release() }
+}
+
+/// One tensor as a file stores it: dtype, shape and a view into bytes (little-endian, row-major).
+public struct StoredTensor: @unchecked Sendable {
+    public var dtype: StoredDType
+    public var shape: [Int]
+    public var storage: StorageBytes
+    /// Byte offset of element 0 inside `storage`.
+    public var offset: Int
+
+    public init(dtype: StoredDType, shape: [Int], storage: StorageBytes, offset: Int = 0) {
+        self.dtype = dtype
+        self.shape = shape
+        self.storage = storage
+        self.offset = offset
+    }
+
+    public var elementCount: Int { shape.reduce(1, *) }
+    public var byteCount: Int { elementCount * dtype.byteCount }
+    public var rawBytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: storage.pointer + offset, count: byteCount)
+    }
+
+    /// A float32 tensor owning a copy of `values`.
+    public init(shape: [Int], floats values: [Float]) {
+        precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
+        let bytes = values.withUnsafeBytes { StorageBytes(copying: $0) }
+        self.init(dtype: .float32, shape: shape, storage: bytes)
+    }
+
+    /// An int64 tensor owning a copy of `values`.
+    public init(shape: [Int], int64s values: [Int64]) {
+        precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
+        let bytes = values.withUnsafeBytes { StorageBytes(copying: $0) }
+        self.init(dtype: .int64, shape: shape, storage: bytes)
+    }
+
+    /// The values converted to float32 (float16, bfloat16 and float64 are converted; integers cast).
+    public func floats() -> [Float] {
+        let n = elementCount
+        let base = storage.pointer + offset
+        return [Float](unsafeUninitializedCapacity: n) { out, count in
+            switch dtype {
+            case .float32:
+                for i in 0..<n { out[i] = base.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
+            case .float64:
+                for i in 0..<n { out[i] = Float(base.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
+            case .float16:
+                for i in 0..<n {
+                    let bits = base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
+                    out[i] = Float(Float16(bitPattern: bits))
+                }
+            case .bfloat16:
+                for i in 0..<n {
+                    let bits = base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
+                    out[i] = Float(bitPattern: UInt32(bits) << 16)
+                }
+            case .int64:
+                for i in 0..<n { out[i] = Float(base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
+            case .int32:
+                for i in 0..<n { out[i] = Float(base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
+            case .int16:
+                for i in 0..<n { out[i] = Float(base.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)) }
+            case .int8:
+                for i in 0..<n { out[i] = Float(base.loadUnaligned(fromByteOffset: i, as: Int8.self)) }
+            case .uint8, .bool:
+                for i in 0..<n { out[i] = Float(base.loadUnaligned(fromByteOffset: i, as: UInt8.self)) }
+            }
+            count = n
+        }
+    }
+
+    /// The values as int64 (integer dtypes only; floats are truncated).
+    public func int64s() -> [Int64] {
+        switch dtype {
+        case .int64:
+            let base = storage.pointer + offset
+            return (0..<elementCount).map { base.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self) }
+        default:
+            return floats().map { Int64($0) }
+        }
+    }
+}
+
+/// Named tensors in file order.
+public struct TensorFile: Sendable {
+    public var names: [String]
+    public var tensors: [String: StoredTensor]
+    public var metadata: [String: String]
+
+    public init(names: [String] = [], tensors: [String: StoredTensor] = [:], metadata: [String: String] = [:]) {
+        self.names = names
+        self.tensors = tensors
+        self.metadata = metadata
+    }
+
+    public subscript(name: String) -> StoredTensor? { tensors[name] }
+
+    public mutating func append(_ name: String, _ tensor: StoredTensor) {
+        if tensors[name] == nil { names.append(name) }
+        tensors[name] = tensor
+    }
+}
+
+/// A failure reading or writing a file: one line saying what and where.
+public struct IOFailure: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let message: String
+    public init(_ path: String, _ message: String) {
+        self.path = path
+        self.message = message
+    }
+    public var description: String { "\(path): \(message)" }
+}

@@ -1,0 +1,101 @@
+import MambaTensor
+
+/// y = x · weightᵀ + bias. weight [out, in] as PyTorch; default init U(±1/√in) for both.
+public final class Linear: Module {
+    public let weight: Tensor
+    public let bias: Tensor?
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
+        weight = Tensor(zeros: [outFeatures, inFeatures])
+        self.bias = bias ? Tensor(zeros: [outFeatures]) : nil
+    }
+
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+
+    public var ownParameters: [(String, Tensor)] {
+        var p = [("weight", weight)]
+        if let bias { p.append(("bias", bias)) }
+        return p
+    }
+
+    /// PyTorch's default `reset_parameters`: kaiming_uniform(a=√5) = U(±1/√in), bias U(±1/√in).
+    public func resetParameters(using rng: inout SeededGenerator) {
+        let bound = 1 / Double(inFeatures).squareRoot()
+        weight.fillUniform(bound, using: &rng)
+        bias?.fillUniform(bound, using: &rng)
+    }
+
+    /// y [rows, out] for x [rows, in].
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let rows = x.count / inFeatures
+        let y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outFeatures])
+        linearForward(y.data, x.data, weight: weight.data, bias: bias?.data, rows: rows,
+                      inFeatures: inFeatures, outFeatures: outFeatures)
+        return y
+    }
+}
+
+/// y = x / sqrt(mean(x²) + eps) · weight. No bias, no mean subtraction; weight starts at 1.
+public final class RMSNorm: Module {
+    public let weight: Tensor
+    public let eps: Float
+
+    public init(_ dim: Int, eps: Float = 1e-5) {
+        weight = Tensor(shape: [dim], repeating: 1)
+        self.eps = eps
+    }
+
+    public var ownParameters: [(String, Tensor)] { [("weight", weight)] }
+}
+
+/// Depthwise Conv1d(E, E, K, groups=E, padding=K−1) as the Mamba mixer holds it: weight [E, 1, K], bias [E].
+public final class DepthwiseConv1d: Module {
+    public let weight: Tensor
+    public let bias: Tensor
+
+    public init(channels: Int, kernel: Int) {
+        weight = Tensor(zeros: [channels, 1, kernel])
+        bias = Tensor(zeros: [channels])
+    }
+
+    public var channels: Int { weight.shape[0] }
+    public var kernel: Int { weight.shape[2] }
+    public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+
+    /// PyTorch default: U(±1/√(fan_in)) with fan_in = 1·K for weight and bias.
+    public func resetParameters(using rng: inout SeededGenerator) {
+        let bound = 1 / Double(kernel).squareRoot()
+        weight.fillUniform(bound, using: &rng)
+        bias.fillUniform(bound, using: &rng)
+    }
+}
+
+/// Conv2d(Cin, D, p, stride s) with bias: weight [D, Cin, p, p].
+public final class Conv2d: Module {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let stride: Int
+
+    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int) {
+        weight = Tensor(zeros: [outChannels, inChannels, kernel, kernel])
+        bias = Tensor(zeros: [outChannels])
+        self.stride = stride
+    }
+
+    public var inChannels: Int { weight.shape[1] }
+    public var outChannels: Int { weight.shape[0] }
+    public var kernel: Int { weight.shape[2] }
+    public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+
+    /// tokens [B, G_h·G_w, D] for images [B, Cin, H, W], flattened row-major over the grid.
+    public func tokens(_ images: Tensor) -> Tensor {
+        let (b, h, w) = (images.shape[0], images.shape[2], images.shape[3])
+        let gh = patchGrid(size: h, patch: kernel, stride: stride), gw = patchGrid(size: w, patch: kernel, stride: stride)
+        let out = Tensor(uninitializedShape: [b, gh * gw, outChannels])
+        patchConv2dForward(out: out.data, images: images.data, weight: weight.data, bias: bias.data,
+                           batch: b, inChannels: inChannels, height: h, width: w, outChannels: outChannels,
+                           patch: kernel, stride: stride)
+        return out
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+
+/// Wall time per op name, collected only while enabled (`bench --profile`).
+/// Ops are timed from the calling thread, around their whole parallel region.
+public enum Profiler {
+    nonisolated(unsafe) public static var isEnabled = false
+    nonisolated(unsafe) private static var totals: [String: (seconds: Double, calls: Int)] = [:]
+
+    @inline(__always)
+    public static func measure<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
+        guard isEnabled else { return try body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let result = try body()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        let old = totals[name] ?? (0, 0)
+        totals[name] = (old.seconds + seconds, old.calls + 1)
+        return result
+    }
+
+    public static func reset() { totals = [:] }
+
+    /// (name, seconds, calls), largest first.
+    public static var report: [(name: String, seconds: Double, calls: Int)] {
+        totals.map { ($0.key, $0.value.seconds, $0.value.calls) }.sorted { $0.seconds > $1.seconds }
+    }
+}
+
+/// Peak resident memory of this process in MiB (VmHWM), or 0 where /proc is absent.
+public func peakResidentMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) } ?? 0
+        return kb / 1024
+    }
+    return 0
+}

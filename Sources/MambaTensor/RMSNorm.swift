@@ -1,0 +1,47 @@
+// Fused residual add + RMSNorm, as mamba_ssm's `rms_norm_fn(x, w, None, residual=…,
+// prenorm=True, residual_in_fp32=True)`:
+//   residual ← residual + x      (or residual ← x when there is no residual yet)
+//   y        = residual · rstd · weight,   rstd = 1 / sqrt(mean_D(residual²) + eps)
+// The residual stream is float32 throughout and never normalised itself.
+
+/// In place on `residual` [rows, D]; writes `y` [rows, D] and, when given, `rstd` [rows] for the backward.
+public func addRMSNormForward(
+    y: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>?,
+    weight: UnsafePointer<Float>, rstd: UnsafeMutablePointer<Float>? = nil,
+    rows: Int, dim: Int, eps: Float = 1e-5
+) {
+    parallelFor(rows, grain: max(1, 4096 / max(dim, 1))) { range in
+        for r in range {
+            let res = residual + r * dim
+            let out = y + r * dim
+            if let x {
+                let xr = x + r * dim
+                var i = 0
+                while i + 8 <= dim {
+                    store8(res + i, load8(res + i) + load8(xr + i))
+                    i += 8
+                }
+                while i < dim { res[i] += xr[i]; i += 1 }
+            }
+            // Sum of squares in SIMD lanes, then in double: D is at most a few thousand.
+            var acc = Float8()
+            var i = 0
+            while i + 8 <= dim {
+                let v = load8(res + i)
+                acc = acc.addingProduct(v, v)
+                i += 8
+            }
+            var ss = Double(acc.sum())
+            while i < dim { ss += Double(res[i]) * Double(res[i]); i += 1 }
+            let s = Float(1 / (ss / Double(dim) + Double(eps)).squareRoot())
+            rstd?[r] = s
+            i = 0
+            while i + 8 <= dim {
+                let v = load8(res + i)
+                store8(out + i, v * s * load8(weight + i))
+                i += 8
+            }
+            while i < dim { out[i] = res[i] * s * weight[i]; i += 1 }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+/// A float32 tensor: a shape and a contiguous, row-major, 64-byte-aligned buffer it owns.
+///
+/// Kernels take `data` pointers directly; model code works with whole tensors.
+public final class Tensor: @unchecked Sendable {
+    public let shape: [Int]
+    public let count: Int
+    public let data: UnsafeMutablePointer<Float>
+
+    /// An uninitialised tensor: every kernel that creates one writes all of it.
+    public init(uninitializedShape shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    public convenience init(zeros shape: [Int]) {
+        self.init(uninitializedShape: shape)
+        data.initialize(repeating: 0, count: count)
+    }
+
+    public convenience init(shape: [Int], repeating value: Float) {
+        self.init(uninitializedShape: shape)
+        data.initialize(repeating: value, count: count)
+    }
+
+    public convenience init(shape: [Int], values: [Float]) {
+        precondition(values.count == shape.reduce(1, *), "shape \(shape) does not hold \(values.count) values")
+        self.init(uninitializedShape: shape)
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+    }
+
+    deinit { UnsafeMutableRawPointer(data).deallocate() }
+
+    public var rank: Int { shape.count }
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
+    public var array: [Float] { Array(buffer) }
+
+    /// A copy with a new shape of the same element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+        let t = Tensor(uninitializedShape: newShape)
+        t.data.update(from: data, count: count)
+        return t
+    }
+
+    public func copy() -> Tensor { reshaped(shape) }
+
+    /// Rows `[start, start + n)` of the first dimension, copied.
+    public func rows(_ start: Int, _ n: Int) -> Tensor {
+        let rowSize = shape.dropFirst().reduce(1, *)
+        precondition(start >= 0 && start + n <= shape[0], "rows \(start)..<\(start + n) outside \(shape)")
+        let t = Tensor(uninitializedShape: [n] + shape.dropFirst())
+        t.data.update(from: data + start * rowSize, count: n * rowSize)
+        return t
+    }
+}
+
+/// Shapes printed the PyTorch way: [2, 3, 224, 224].
+public func describe(shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+
+/// ||a - b|| / ||b||, accumulated in double precision.
+public func relativeL2(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Double {
+    precondition(a.count == b.count, "relativeL2 of \(a.count) and \(b.count) values")
+    var num = 0.0, den = 0.0
+    for i in 0..<a.count {
+        let d = Double(a[i]) - Double(b[i])
+        num += d * d
+        den += Double(b[i]) * Double(b[i])
+    }
+    return den == 0 ? num.squareRoot() : (num / den).squareRoot()
+}
+
+public func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
+    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in relativeL2(pa, pb) } }
+}

@@ -1,0 +1,42 @@
+/// The registered Vim models (hustvl/Vim `vim/models_mamba.py`, every `@register_model`) under
+/// their official names, plus short aliases. One literal table; nothing registers itself.
+public enum ModelZoo {
+    public struct Entry: Sendable {
+        public let name: String
+        public let aliases: [String]
+        public let config: VimConfig
+        /// The released weights this shape matches (Hugging Face file name), if any.
+        public let weights: String?
+    }
+
+    private static func vim(_ name: String, _ aliases: [String], dim: Int, stride: Int, weights: String?) -> Entry {
+        Entry(name: name, aliases: aliases,
+              config: VimConfig(name: name, imgSize: 224, patchSize: 16, stride: stride, embedDim: dim,
+                                depth: 24, numClasses: 1000),
+              weights: weights)
+    }
+
+    public static let entries: [Entry] = [
+        vim("vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
+            ["vim-tiny", "vim-t"], dim: 192, stride: 16, weights: "vim_t_midclstok_76p1acc.pth"),
+        vim("vim_tiny_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
+            ["vim-tiny-stride8", "vim-tiny+", "vim-t+"], dim: 192, stride: 8, weights: "vim_t_midclstok_ft_78p3acc.pth"),
+        vim("vim_small_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
+            ["vim-small", "vim-s"], dim: 384, stride: 16, weights: "vim_s_midclstok_80p5acc.pth"),
+        vim("vim_small_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
+            ["vim-small-stride8", "vim-small+", "vim-s+"], dim: 384, stride: 8, weights: "vim_s_midclstok_ft_81p6acc.pth"),
+        // Vim-B's official name says "middle_cls_token", not "midclstok"; its divide flag is
+        // misspelt in the official code and only the constructor default keeps it on.
+        vim("vim_base_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_middle_cls_token_div2",
+            ["vim-base", "vim-b"], dim: 768, stride: 16, weights: "vim_b_midclstok_81p9acc.pth"),
+    ]
+
+    /// The entry for an official name or alias (case-insensitive for aliases).
+    public static func entry(named name: String) throws -> Entry {
+        if let e = entries.first(where: { $0.name == name || $0.aliases.contains(name.lowercased()) }) { return e }
+        let valid = entries.flatMap { $0.aliases.prefix(2) }.joined(separator: ", ")
+        throw ConfigError("unknown model '\(name)'; valid names: \(valid), or an official name (vision-mamba models)")
+    }
+
+    public static func config(named name: String) throws -> VimConfig { try entry(named: name).config }
+}

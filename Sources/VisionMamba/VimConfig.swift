@@ -1,0 +1,107 @@
+import Foundation
+
+/// Where the class token sits in the token sequence.
+public enum ClassTokenPosition: String, Codable, Sendable {
+    /// At index num_patches / 2 (integer division): every released Vim model.
+    case middle
+    /// At index 0: the Famba-V models.
+    case first
+}
+
+/// The shape of a Vim model: everything `VisionMamba.__init__` takes that the released models vary.
+/// Fixed flags of the released models (RMSNorm, fused add+norm with an fp32 residual, absolute
+/// position embedding, bimamba v2, class token) are not options here.
+public struct VimConfig: Codable, Equatable, Sendable {
+    public var name: String
+    public var imgSize: Int
+    public var patchSize: Int
+    public var stride: Int
+    public var embedDim: Int
+    public var depth: Int
+    public var numClasses: Int
+    public var dState: Int = 16
+    public var dConv: Int = 4
+    public var expand: Int = 2
+    public var inChannels: Int = 3
+    public var clsPosition: ClassTokenPosition = .middle
+    /// `if_divide_out`: (forward + backward) / 2 before out_proj.
+    public var divideOut: Bool = true
+    public var normEps: Float = 1e-5
+
+    public init(name: String, imgSize: Int, patchSize: Int, stride: Int, embedDim: Int, depth: Int,
+                numClasses: Int, dState: Int = 16, dConv: Int = 4, expand: Int = 2,
+                clsPosition: ClassTokenPosition = .middle) {
+        self.name = name
+        self.imgSize = imgSize
+        self.patchSize = patchSize
+        self.stride = stride
+        self.embedDim = embedDim
+        self.depth = depth
+        self.numClasses = numClasses
+        self.dState = dState
+        self.dConv = dConv
+        self.expand = expand
+        self.clsPosition = clsPosition
+    }
+
+    /// Grid side G = (img − p) / s + 1.
+    public var grid: Int { (imgSize - patchSize) / stride + 1 }
+    /// M = G²
+    public var numPatches: Int { grid * grid }
+    /// T = M + 1
+    public var tokens: Int { numPatches + 1 }
+    /// Index of the class token in the sequence.
+    public var clsIndex: Int { clsPosition == .middle ? numPatches / 2 : 0 }
+    /// E = expand · D
+    public var dInner: Int { expand * embedDim }
+    /// R = ceil(D / 16) (dt_rank "auto")
+    public var dtRank: Int { (embedDim + 15) / 16 }
+
+    /// Rejects shapes the model cannot be built with, saying which value is wrong.
+    public func validate() throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw ConfigError("\(name): \(message)") } }
+        try check(patchSize > 0 && stride > 0, "patch_size and stride must be positive (got \(patchSize), \(stride))")
+        try check(imgSize >= patchSize, "img_size \(imgSize) is smaller than patch_size \(patchSize)")
+        try check(embedDim > 0 && depth > 0 && numClasses >= 0, "embed_dim, depth must be positive and num_classes non-negative")
+        try check(dState > 0 && dState <= 256, "d_state must be in 1...256 (got \(dState))")
+        try check(dConv > 0 && expand > 0, "d_conv and expand must be positive")
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension VimConfig {
+    /// Reads the fixture JSON format (fixtures/README.md): img_size, patch_size, stride, embed_dim,
+    /// depth, num_classes, d_state, d_conv, expand, optional cls_token_position ("middle"/"first").
+    public static func load(json path: String) throws -> VimConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("\(path): no such file")
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ConfigError("\(path): not a JSON object")
+        }
+        func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
+            if let v = object[key] as? Int { return v }
+            if let fallback { return fallback }
+            throw ConfigError("\(path): missing integer \"\(key)\"")
+        }
+        var position = ClassTokenPosition.middle
+        if let p = object["cls_token_position"] as? String {
+            guard let parsed = ClassTokenPosition(rawValue: p) else {
+                throw ConfigError("\(path): cls_token_position must be \"middle\" or \"first\" (got \"\(p)\")")
+            }
+            position = parsed
+        }
+        let name = (object["name"] as? String) ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let config = VimConfig(
+            name: name, imgSize: try int("img_size"), patchSize: try int("patch_size"),
+            stride: try int("stride", try int("patch_size")), embedDim: try int("embed_dim"),
+            depth: try int("depth"), numClasses: try int("num_classes"), dState: try int("d_state", 16),
+            dConv: try int("d_conv", 4), expand: try int("expand", 2), clsPosition: position)
+        try config.validate()
+        return config
+    }
+}

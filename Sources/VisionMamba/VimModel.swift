@@ -1,0 +1,132 @@
+import Foundation
+import MambaNN
+import MambaTensor
+
+/// `patch_embed`: the Conv2d that turns an image into patch tokens.
+public final class PatchEmbed: Module {
+    public let proj: Conv2d
+    public init(config c: VimConfig) {
+        proj = Conv2d(inChannels: c.inChannels, outChannels: c.embedDim, kernel: c.patchSize, stride: c.stride)
+    }
+    public var children: [(String, Module)] { [("proj", proj)] }
+}
+
+/// Vision Mamba (`VisionMamba` of vim/models_mamba.py) in its released configuration:
+/// patch embedding, class token inserted at `clsIndex`, absolute position embedding, `depth`
+/// bidirectional blocks with fused add + RMSNorm (residual stream in float32), final RMSNorm on
+/// residual + last mixer output, linear head on the class token.
+public final class VimModel: Module {
+    public private(set) var config: VimConfig
+    public let patchEmbed: PatchEmbed
+    public let clsToken: Tensor          // cls_token [1, 1, D]
+    public private(set) var posEmbed: Tensor  // pos_embed [1, T, D]
+    public let layers: [VimBlock]
+    public let normF: RMSNorm            // norm_f
+    public let head: Linear              // head [C, D] + bias
+
+    public init(config: VimConfig) {
+        self.config = config
+        patchEmbed = PatchEmbed(config: config)
+        clsToken = Tensor(zeros: [1, 1, config.embedDim])
+        posEmbed = Tensor(zeros: [1, config.tokens, config.embedDim])
+        layers = (0..<config.depth).map { _ in VimBlock(config: config) }
+        normF = RMSNorm(config.embedDim, eps: config.normEps)
+        head = Linear(config.embedDim, config.numClasses)
+    }
+
+    // state_dict order of the official model (spec/vim.md §1.5).
+    public var ownParameters: [(String, Tensor)] { [("cls_token", clsToken), ("pos_embed", posEmbed)] }
+    public var children: [(String, Module)] {
+        [("patch_embed", patchEmbed), ("head", head)]
+            + layers.enumerated().map { ("layers.\($0.offset)", $0.element as Module) }
+            + [("norm_f", normF)]
+    }
+
+    /// The official initialisation's distributions (spec/vim.md §4), from a seeded generator.
+    public func resetParameters(seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        let fanIn = Double(config.inChannels * config.patchSize * config.patchSize)
+        patchEmbed.proj.weight.fillTruncatedNormal(std: (1 / fanIn).squareRoot() / 0.87962566103423978, using: &rng)
+        patchEmbed.proj.bias.buffer.update(repeating: 0)
+        head.weight.fillTruncatedNormal(std: 0.02, using: &rng)
+        head.bias!.buffer.update(repeating: 0)
+        posEmbed.fillTruncatedNormal(std: 0.02, using: &rng)
+        clsToken.fillTruncatedNormal(std: 0.02, using: &rng)
+        for block in layers {
+            block.norm.weight.buffer.update(repeating: 1)
+            block.mixer.resetParameters(depth: config.depth, using: &rng)
+        }
+        normF.weight.buffer.update(repeating: 1)
+    }
+
+    func replacePositionEmbedding(_ rows: Tensor, config: VimConfig) {
+        posEmbed = rows
+        self.config = config
+    }
+
+    /// Tokens [B, T, D]: patch tokens with the class token inserted at `clsIndex`, plus pos_embed.
+    func embed(_ images: Tensor) -> Tensor {
+        let c = config
+        precondition(images.rank == 4 && images.shape[1] == c.inChannels && images.shape[2] == c.imgSize
+                     && images.shape[3] == c.imgSize, "input \(describe(shape: images.shape)) does not match img_size \(c.imgSize)")
+        let patches = patchEmbed.proj.tokens(images)                  // [B, M, D]
+        let batch = images.shape[0], M = c.numPatches, T = c.tokens, D = c.embedDim, ci = c.clsIndex
+        let h = Tensor(uninitializedShape: [batch, T, D])
+        for b in 0..<batch {
+            let src = patches.data + b * M * D, dst = h.data + b * T * D
+            dst.update(from: src, count: ci * D)
+            (dst + ci * D).update(from: clsToken.data, count: D)
+            (dst + (ci + 1) * D).update(from: src + ci * D, count: (M - ci) * D)
+            for i in 0..<(T * D) { dst[i] += posEmbed.data[i] }
+        }
+        return h
+    }
+
+    /// Logits [B, C] for normalised images [B, 3, H, W]. `blockOutput(i, r)` receives, when given,
+    /// the residual stream after block i (residual + mixer output) as [B, T, D].
+    public func callAsFunction(_ images: Tensor, blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+        let feature = forwardFeatures(images, blockOutput: blockOutput)
+        return head(feature)
+    }
+
+    /// The class-token feature [B, D] after norm_f.
+    public func forwardFeatures(_ images: Tensor, blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+        let batch = images.shape[0], T = config.tokens, D = config.embedDim
+        let residual = Profiler.measure("patch_embed") { embed(images) }  // block 0's residual
+        var h: Tensor? = nil                  // the previous mixer output
+        let u = Tensor(uninitializedShape: [batch, T, D])
+        for (i, block) in layers.enumerated() {
+            Profiler.measure("add_rms_norm") {
+                addRMSNormForward(y: u.data, residual: residual.data, x: h?.data, weight: block.norm.weight.data,
+                                  rows: batch * T, dim: D, eps: block.norm.eps)
+            }
+            let out = block.mixer(u)
+            h = out
+            if let blockOutput {
+                let r = residual.copy()
+                for j in 0..<r.count { r.data[j] += out.data[j] }
+                blockOutput(i, r)
+            }
+        }
+        // norm_f sees residual + last mixer output; only the class token row is read out.
+        let ci = config.clsIndex
+        let cls = Tensor(uninitializedShape: [batch, D]), last = Tensor(uninitializedShape: [batch, D])
+        for b in 0..<batch {
+            (cls.data + b * D).update(from: residual.data + (b * T + ci) * D, count: D)
+            (last.data + b * D).update(from: h!.data + (b * T + ci) * D, count: D)
+        }
+        let feature = Tensor(uninitializedShape: [batch, D])
+        addRMSNormForward(y: feature.data, residual: cls.data, x: last.data, weight: normF.weight.data,
+                          rows: batch, dim: D, eps: normF.eps)
+        return feature
+    }
+}
+
+extension VimModel {
+    /// Parameter count of a config without allocating it (spec/vim.md §1.4).
+    public static func parameterCount(_ c: VimConfig) -> Int {
+        let D = c.embedDim, E = c.dInner, R = c.dtRank, N = c.dState, K = c.dConv, p = c.patchSize
+        let block = 3 * E * D + 2 * E * (K + 2 * R + 3 * N + 3) + D
+        return c.depth * block + (c.inChannels * p * p * D + D) + D + c.tokens * D + D + (D * c.numClasses + c.numClasses)
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import MambaTensor
+import VisionMamba
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time forward passes of a model on random input (after warm-up).")
+
+    @Option(help: "Model name or alias (vision-mamba models).") var model: String = "vim-tiny"
+    @Option(help: "Images per forward pass.") var batch: Int = 8
+    @Option(name: .customLong("img-size"), help: "Run at this resolution (position embedding interpolated).") var imgSize: Int?
+    @Option(help: "Warm-up passes (not timed).") var warmup: Int = 1
+    @Option(help: "Timed passes.") var iterations: Int = 3
+    @Flag(help: "Print one JSON line.") var json = false
+    @Flag(help: "Print a per-op time breakdown.") var profile = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if iterations < 1 { throw ValidationError("--iterations must be at least 1") }
+        if warmup < 0 { throw ValidationError("--warmup must not be negative") }
+    }
+
+    func run() throws {
+        threadOptions.apply()
+        var config = try ModelZoo.config(named: model)
+        let net = VimModel(config: config)
+        net.resetParameters(seed: 0)
+        if let imgSize {
+            try net.setImageSize(imgSize, interpolation: .classTokenAware)
+            config = net.config
+        }
+        var rng = SeededGenerator(seed: 1)
+        let input = Tensor(uninitializedShape: [batch, config.inChannels, config.imgSize, config.imgSize])
+        for i in 0..<input.count { input.data[i] = Float(rng.normal()) }
+
+        for _ in 0..<warmup { _ = net(input) }
+        Profiler.isEnabled = profile
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<iterations { _ = net(input) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        Profiler.isEnabled = false
+        let ips = Double(batch * iterations) / seconds
+        let rss = peakResidentMiB()
+
+        if json {
+            let fields: [String] = [
+                "\"model\":\"\(config.name)\"", "\"batch\":\(batch)", "\"img_size\":\(config.imgSize)",
+                "\"tokens\":\(config.tokens)", "\"threads\":\(Parallel.threads)",
+                "\"images_per_second\":\(String(format: "%.3f", ips))",
+                "\"seconds_per_batch\":\(String(format: "%.4f", seconds / Double(iterations)))",
+                "\"peak_rss_mib\":\(String(format: "%.1f", rss))",
+            ]
+            print("{" + fields.joined(separator: ",") + "}")
+        } else {
+            print("\(config.name): \(config.imgSize) px, \(config.tokens) tokens, batch \(batch), \(Parallel.threads) threads")
+            print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB", ips, 1000 * seconds / Double(iterations), rss))
+        }
+        if profile {
+            let total = Profiler.report.reduce(0) { $0 + $1.seconds }
+            print("  per-op time over \(iterations) timed passes (ms per batch):")
+            for op in Profiler.report {
+                print(String(format: "    %-20@ %9.2f  %5.1f%%", op.name as NSString, 1000 * op.seconds / Double(iterations), 100 * op.seconds / max(seconds, 1e-12)))
+            }
+            print(String(format: "    %-20@ %9.2f  %5.1f%%", "other" as NSString, 1000 * (seconds - total) / Double(iterations), 100 * (seconds - total) / max(seconds, 1e-12)))
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+import VisionMamba
+
+struct Models: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the model zoo with parameter counts.")
+
+    func run() throws {
+        print(row("name", "aliases", "params", "tokens", "released weights"))
+        for e in ModelZoo.entries {
+            let c = e.config
+            print(row(e.name, e.aliases.joined(separator: ", "), String(VimModel.parameterCount(c)),
+                      String(c.tokens), e.weights ?? "-"))
+        }
+    }
+
+    private func row(_ name: String, _ aliases: String, _ params: String, _ tokens: String, _ weights: String) -> String {
+        let n = name.padding(toLength: 92, withPad: " ", startingAt: 0)
+        let a = aliases.padding(toLength: 42, withPad: " ", startingAt: 0)
+        return n + a + params.leftPadded(to: 10) + tokens.leftPadded(to: 8) + "  " + weights
+    }
+}
+
+extension String {
+    func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}

@@ -1,0 +1,4 @@
+import ArgumentParser
+struct Forward: ParsableCommand {}
+struct Predict: ParsableCommand {}
+struct Convert: ParsableCommand {}

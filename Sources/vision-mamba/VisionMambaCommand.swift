@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import MambaTensor
+
+@main
+struct VisionMambaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vision-mamba",
+        abstract: "Run, benchmark and convert Vision Mamba (Vim) models.",
+        subcommands: [Forward.self, Bench.self, Predict.self, Convert.self, Models.self])
+
+    /// One place turns failures into the contract: usage errors keep argument-parser's own
+    /// message and code; anything else is one line on stderr and exit code 1.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if error is ExitCode || error is CleanExit || error is ValidationError || isParserError(error) {
+                exit(withError: error)
+            }
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+
+    private static func isParserError(_ error: Error) -> Bool {
+        String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
+    }
+}
+
+/// `--threads N`, shared by every command that computes.
+struct ThreadOptions: ParsableArguments {
+    @Option(help: "Threads for kernels and BLAS (default: all cores).")
+    var threads: Int?
+
+    func apply() {
+        Parallel.threads = threads ?? Parallel.defaultThreads
+    }
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+    }
+}
