@@ -33,6 +33,7 @@ let package = Package(
             swiftSettings: fast),
         .testTarget(name: "MambaTensorTests", dependencies: ["MambaTensor"]),
         .testTarget(name: "MambaIOTests", dependencies: ["MambaIO"], resources: [.copy("Resources")]),
+        .testTarget(name: "CLITests", dependencies: ["vision-mamba", "MambaIO"]),
         .testTarget(name: "VisionMambaTests", dependencies: ["VisionMamba", "MambaIO", "MambaTensor"],
                     resources: [.copy("Resources")]),
     ],

@@ -1,3 +1,5 @@
+import Foundation
+
 // Depthwise causal conv1d + bias + SiLU over tokens, as causal-conv1d's `causal_conv1d_fn(x, w, b,
 // activation="silu")`, on token-major activations (rows = tokens, columns = channels):
 //   forward:  out[t, e] = SiLU(bias[e] + Σ_k w[e, k] · x[t − (K−1) + k, e]),  x[j] = 0 for j < 0
@@ -17,21 +19,36 @@ public func causalConv1dSiLUForward(
     defer { wT.deallocate() }
     for e in 0..<E { for k in 0..<K { wT[k * E + e] = weight[e * K + k] } }
 
-    parallelFor(batch * L, grain: 16) { rows in
-        for row in rows {
-            let b = row / L, t = row % L
-            let o = out + row * E
-            var e = 0
-            while e < E {
-                let n = min(8, E - e)
-                var acc = load8(bias + e, count: n)
+    // ggml's ssm_conv order: a task is one sequence × eight channels; tokens run inside it,
+    // so each input row is loaded once per tap from cache and the taps stay in registers.
+    let blocks = E / 8
+    parallelFor(batch * blocks) { tasks in
+        for task in tasks {
+            let b = task / blocks, e = (task % blocks) * 8
+            let bias8 = load8(bias + e)
+            let xb = x + b * L * ldx + e, ob = out + b * L * E + e
+            for t in 0..<L {
+                var acc = bias8
                 for k in 0..<K {
+                    // Tap k reads K−1−k tokens back (forward) or ahead (reverse).
                     let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
                     if src < 0 || src >= L { continue }
-                    acc = acc.addingProduct(load8(wT + k * E + e, count: n), load8(x + (b * L + src) * ldx + e, count: n))
+                    acc = acc.addingProduct(load8(wT + k * E + e), load8(xb + src * ldx))
                 }
-                store8(o + e, silu8(acc), count: n)
-                e += 8
+                store8(ob + t * E, silu8(acc))
+            }
+        }
+    }
+    // Channels past the last multiple of 8: the plain loop.
+    for b in 0..<batch {
+        for t in 0..<L {
+            for e in (blocks * 8)..<E {
+                var acc = Double(bias[e])
+                for k in 0..<K {
+                    let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
+                    if src >= 0 && src < L { acc += Double(weight[e * K + k]) * Double(x[(b * L + src) * ldx + e]) }
+                }
+                out[(b * L + t) * E + e] = Float(acc / (1 + Foundation.exp(-acc)))
             }
         }
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 // Selective scan with D skip and SiLU(z) gate, mamba_ssm's `selective_scan_fn(u, delta, A, B, C, D,
 // z, delta_bias, delta_softplus=True)`, on token-major activations:
 //   Δ_t   = softplus(delta[t, e] + deltaBias[e])
@@ -8,7 +10,8 @@
 //
 // Loop order: eight channels share one SIMD8 and the N states of those eight channels stay in
 // a small local array across all tokens; B and C are shared by all channels (one group), so
-// they are broadcast. The exp is the cost: L · E · N of them per direction.
+// they are broadcast. The exp is the cost: L · E · N of them per direction. Channels past the
+// last multiple of 8 take the scalar reference path.
 
 /// out [batch, L, E] = scale · y (+ out when `accumulate`). u, delta [batch, L, E] contiguous;
 /// A [E, N] (already −exp(A_log)); B and C rows of stride `ldBC` (columns of x_proj's output);
@@ -21,7 +24,7 @@ public func selectiveScanForward(
     batch: Int, length: Int, channels: Int, states: Int, reverse: Bool
 ) {
     let E = channels, N = states, L = length
-    let blocks = (E + 7) / 8
+    let blocks = E / 8
     // A transposed to [N, E]: state n of eight channels is one vector load.
     let AT = UnsafeMutablePointer<Float>.allocate(capacity: N * E)
     defer { AT.deallocate() }
@@ -32,28 +35,63 @@ public func selectiveScanForward(
         defer { h.deallocate() }
         for task in tasks {
             let b = task / blocks, e = (task % blocks) * 8
-            let w = min(8, E - e)
             h.initialize(repeating: Float8(), count: N)
-            let bias = load8(deltaBias + e, count: w)
-            let dSkip = load8(D + e, count: w)
+            let bias = load8(deltaBias + e), dSkip = load8(D + e)
             for step in 0..<L {
                 let t = reverse ? L - 1 - step : step
                 let row = b * L + t
-                let ut = load8(u + row * E + e, count: w)
-                let dt = softplus8(load8(delta + row * E + e, count: w) + bias)
+                let ut = load8(u + row * E + e)
+                let dt = softplus8(load8(delta + row * E + e) + bias)
                 let dtu = dt * ut
                 let Bt = B + row * ldBC, Ct = C + row * ldBC
                 var y = dSkip * ut
                 for n in 0..<N {
-                    let dA = exp8(dt * load8(AT + n * E + e, count: w))
-                    let hn = (dA * h[n]).addingProduct(dtu, Float8(repeating: Bt[n]))
+                    let dA = exp8(dt * load8(AT + n * E + e))
+                    let hn = (dtu * Bt[n]).addingProduct(dA, h[n])
                     h[n] = hn
-                    y = y.addingProduct(hn, Float8(repeating: Ct[n]))
+                    y = y.addingProduct(hn, Ct[n])
                 }
-                y = y * silu8(load8(z + row * ldz + e, count: w)) * scale
+                y = y * silu8(load8(z + row * ldz + e)) * scale
                 let o = out + row * E + e
-                if accumulate { y += load8(o, count: w) }
-                store8(o, y, count: w)
+                if accumulate { y += load8(o) }
+                store8(o, y)
+            }
+        }
+    }
+    if blocks * 8 < E {
+        selectiveScanReference(out: out, scale: scale, accumulate: accumulate, u: u, delta: delta,
+                               deltaBias: deltaBias, A: A, B: B, C: C, ldBC: ldBC, D: D, z: z, ldz: ldz,
+                               batch: batch, length: L, channels: blocks * 8..<E, width: E, states: N, reverse: reverse)
+    }
+}
+
+/// The same recurrence, one channel at a time in double precision, for `channels` of a row of
+/// `width` channels: the tail that does not fill a SIMD8, and the tests' reference.
+public func selectiveScanReference(
+    out: UnsafeMutablePointer<Float>, scale: Float, accumulate: Bool,
+    u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>,
+    A: UnsafePointer<Float>, B: UnsafePointer<Float>, C: UnsafePointer<Float>, ldBC: Int,
+    D: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int,
+    batch: Int, length L: Int, channels: Range<Int>, width E: Int, states N: Int, reverse: Bool
+) {
+    var h = [Double](repeating: 0, count: N)
+    for b in 0..<batch {
+        for e in channels {
+            for n in 0..<N { h[n] = 0 }
+            for step in 0..<L {
+                let t = reverse ? L - 1 - step : step
+                let row = b * L + t
+                let v = Double(delta[row * E + e] + deltaBias[e])
+                let dt = v > 20 ? v : Foundation.log1p(Foundation.exp(v))
+                let ut = Double(u[row * E + e])
+                var y = Double(D[e]) * ut
+                for n in 0..<N {
+                    h[n] = Foundation.exp(dt * Double(A[e * N + n])) * h[n] + dt * Double(B[row * ldBC + n]) * ut
+                    y += Double(C[row * ldBC + n]) * h[n]
+                }
+                let zv = Double(z[row * ldz + e])
+                let value = Float(y * zv / (1 + Foundation.exp(-zv))) * scale
+                out[row * E + e] = accumulate ? out[row * E + e] + value : value
             }
         }
     }

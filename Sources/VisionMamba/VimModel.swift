@@ -130,3 +130,13 @@ extension VimModel {
         return c.depth * block + (c.inChannels * p * p * D + D) + D + c.tokens * D + D + (D * c.numClasses + c.numClasses)
     }
 }
+
+extension VimModel {
+    /// Throws unless `shape` is [B, 3, img, img] for this model.
+    public func checkInput(shape: [Int]) throws {
+        let c = config
+        guard shape.count == 4, shape[0] >= 1, shape[1] == c.inChannels, shape[2] == c.imgSize, shape[3] == c.imgSize else {
+            throw ConfigError("input has shape \(describe(shape: shape)); \(c.name) expects [B, \(c.inChannels), \(c.imgSize), \(c.imgSize)]")
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import MambaIO
+import MambaTensor
+import VisionMamba
+
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a model on an input tensor or image; write logits and every block's output.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "A safetensors file holding `input` [B, 3, H, W] (already normalised).")
+    var input: String?
+
+    @Option(help: "An image (JPEG/PNG) to run through the official eval transform instead of --input.")
+    var image: String?
+
+    @Option(help: "Where to write logits and block.<i>.out (safetensors).")
+    var output: String
+
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func validate() throws {
+        if (input == nil) == (image == nil) { throw ValidationError("give exactly one of --input or --image") }
+    }
+
+    func run() throws {
+        threadOptions.apply()
+        let model = try modelOptions.makeModel()
+        var out = TensorFile()
+        let images: Tensor
+        if let image {
+            images = try loadImageBatch([image], imgSize: model.config.imgSize)
+            out.append("input", StoredTensor(shape: images.shape, floats: images.array))
+        } else {
+            let file = try SafeTensors.read(input!)
+            guard let stored = file["input"] else { throw IOFailure(input!, "no tensor named 'input'") }
+            images = Tensor(shape: stored.shape, values: stored.floats())
+        }
+        try model.checkInput(shape: images.shape)
+        var blocks: [(Int, Tensor)] = []
+        let logits = model(images) { i, r in blocks.append((i, r)) }
+        out.append("logits", StoredTensor(shape: logits.shape, floats: logits.array))
+        for (i, r) in blocks { out.append("block.\(i).out", StoredTensor(shape: r.shape, floats: r.array)) }
+        try SafeTensors.write(out, to: output)
+    }
+}
+
+/// Decodes images and applies the official eval transform: [N, 3, S, S].
+func loadImageBatch(_ paths: [String], imgSize: Int) throws -> Tensor {
+    let batch = Tensor(uninitializedShape: [paths.count, 3, imgSize, imgSize])
+    let per = 3 * imgSize * imgSize
+    for (i, path) in paths.enumerated() {
+        let pixels: [Float] = { fatalError("TEMP-IMAGES") }()
+        pixels.withUnsafeBufferPointer { (batch.data + i * per).update(from: $0.baseAddress!, count: per) }
+    }
+    return batch
+}

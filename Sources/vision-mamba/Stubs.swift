@@ -1,4 +1,0 @@
-import ArgumentParser
-struct Forward: ParsableCommand {}
-struct Predict: ParsableCommand {}
-struct Convert: ParsableCommand {}

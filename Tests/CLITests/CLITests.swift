@@ -1,0 +1,151 @@
+import Foundation
+import MambaIO
+import XCTest
+
+/// The command line from outside: exit codes and one-line errors for bad input, and the
+/// `forward` contract on the fixtures.
+final class CLITests: XCTestCase {
+    static let binary: URL = {
+        // The test bundle sits beside the built products.
+        var dir = Bundle.main.bundleURL
+        for _ in 0..<3 where !FileManager.default.fileExists(atPath: dir.appendingPathComponent("vision-mamba").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("vision-mamba")
+    }()
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../VisionMambaTests/Resources").standardized
+
+    var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("vm-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    @discardableResult
+    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func fixture(_ name: String) -> String { Self.fixtures.appendingPathComponent(name).path }
+
+    func write(_ name: String, _ bytes: [UInt8]) -> String {
+        let path = tmp.appendingPathComponent(name).path
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        return path
+    }
+
+    /// A failure: exit code 1 and exactly one line on stderr containing every `needle`.
+    func assertFails(_ args: [String], mentioning needles: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try run(args)
+        XCTAssertEqual(r.code, 1, "exit code; stderr: \(r.err)", file: file, line: line)
+        let lines = r.err.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one line on stderr, got: \(r.err)", file: file, line: line)
+        for needle in needles { XCTAssertTrue(r.err.contains(needle), "stderr lacks '\(needle)': \(r.err)", file: file, line: line) }
+    }
+
+    func testForwardWritesLogitsAndBlocksMatchingFixture() throws {
+        let out = tmp.appendingPathComponent("out.safetensors").path
+        let r = try run(["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.pth"),
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", out, "--threads", "2"])
+        XCTAssertEqual(r.code, 0, r.err)
+        let got = try SafeTensors.read(out), want = try SafeTensors.read(fixture("vim-micro.io.safetensors"))
+        for name in ["logits", "block.0.out", "block.3.out"] {
+            let a = try XCTUnwrap(got[name]).floats(), b = try XCTUnwrap(want[name]).floats()
+            var num = 0.0, den = 0.0
+            for i in b.indices { num += Double(a[i] - b[i]) * Double(a[i] - b[i]); den += Double(b[i]) * Double(b[i]) }
+            XCTAssertLessThan((num / den).squareRoot(), 1e-5, name)
+        }
+        XCTAssertNil(got["block.4.out"])
+    }
+
+    func testMissingWeightsFile() throws {
+        try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", tmp.appendingPathComponent("nope.pth").path,
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["nope.pth"])
+    }
+
+    func testRandomBytesAsWeights() throws {
+        var g = SystemRandomNumberGenerator()
+        let path = write("random.pth", (0..<4096).map { _ in UInt8.random(in: 0...255, using: &g) })
+        try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", path,
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["random.pth"])
+    }
+
+    func testTruncatedCheckpoint() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("vim-micro.pth"))))
+        let path = write("truncated.pth", Array(bytes.prefix(bytes.count / 2)))
+        try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", path,
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["truncated.pth"])
+    }
+
+    func testHugeSafetensorsHeader() throws {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { for i in 0..<8 { bytes[i] = $0[i] } }
+        let path = write("huge.safetensors", bytes)
+        try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", path,
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["huge.safetensors"])
+    }
+
+    func testWeightsOfAnotherModelNameTheTensorAndShapes() throws {
+        // vim-micro-overlap weights (D = 48) into the vim-micro model (D = 32).
+        try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro-overlap.safetensors"),
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["cls_token", "[1, 1, 32]", "[1, 1, 48]"])
+    }
+
+    func testInputOfTheWrongShape() throws {
+        try assertFails(["forward", "--config", fixture("vim-micro-overlap.json"), "--weights", fixture("vim-micro-overlap.safetensors"),
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["input", "[2, 3, 32, 32]"])
+    }
+
+    func testUnreadableImage() throws {
+        let path = write("broken.jpg", [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, 0x4A, 0x46])
+        try assertFails(["predict", path, "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.pth")],
+                        mentioning: ["broken.jpg"])
+    }
+
+    func testUnknownModelName() throws {
+        try assertFails(["predict", "x.png", "--model", "vim-huge", "--weights", fixture("vim-micro.pth")],
+                        mentioning: ["vim-huge", "vim-tiny"])
+    }
+
+    func testWrongFlagIsAUsageError() throws {
+        let r = try run(["bench", "--no-such-flag"])
+        XCTAssertEqual(r.code, 64, r.err)  // EX_USAGE: swift-argument-parser's own code
+        XCTAssertTrue(r.err.contains("--no-such-flag"), r.err)
+    }
+
+    func testConvertPthToSafetensorsKeepsEveryTensor() throws {
+        let out = tmp.appendingPathComponent("converted.safetensors").path
+        let r = try run(["convert", fixture("vim-micro.pth"), out])
+        XCTAssertEqual(r.code, 0, r.err)
+        let a = try SafeTensors.read(out), b = try SafeTensors.read(fixture("vim-micro.safetensors"))
+        XCTAssertEqual(Set(a.names), Set(b.names))
+        for name in b.names { XCTAssertEqual(a[name]!.floats(), b[name]!.floats(), name) }
+    }
+
+    func testModelsListsTheZooWithParameterCounts() throws {
+        let r = try run(["models"])
+        XCTAssertEqual(r.code, 0)
+        XCTAssertTrue(r.out.contains("vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2"))
+        XCTAssertTrue(r.out.contains("7148008"))
+        XCTAssertTrue(r.out.contains("97598440"))
+    }
+}
