@@ -19,30 +19,33 @@ public func causalConv1dSiLUForward(
     defer { wT.deallocate() }
     for e in 0..<E { for k in 0..<K { wT[k * E + e] = weight[e * K + k] } }
 
-    // ggml's ssm_conv order: a task is one sequence × eight channels; tokens run inside it,
-    // so each input row is loaded once per tap from cache and the taps stay in registers.
-    let blocks = E / 8
+    // ggml's ssm_conv order: a task is one sequence × 16 channels (a whole cache line of each
+    // row); tokens run inside it and the taps stay in registers.
+    let blocks = E / 16
     parallelFor(batch * blocks) { tasks in
         for task in tasks {
-            let b = task / blocks, e = (task % blocks) * 8
-            let bias8 = load8(bias + e)
+            let b = task / blocks, e = (task % blocks) * 16
+            let bias0 = load8(bias + e), bias1 = load8(bias + e + 8)
             let xb = x + b * L * ldx + e, ob = out + b * L * E + e
             for t in 0..<L {
-                var acc = bias8
+                var acc0 = bias0, acc1 = bias1
                 for k in 0..<K {
                     // Tap k reads K−1−k tokens back (forward) or ahead (reverse).
                     let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
                     if src < 0 || src >= L { continue }
-                    acc = acc.addingProduct(load8(wT + k * E + e), load8(xb + src * ldx))
+                    let w = wT + k * E + e, xs = xb + src * ldx
+                    acc0 = acc0.addingProduct(load8(w), load8(xs))
+                    acc1 = acc1.addingProduct(load8(w + 8), load8(xs + 8))
                 }
-                store8(ob + t * E, silu8(acc))
+                store8(ob + t * E, silu8(acc0))
+                store8(ob + t * E + 8, silu8(acc1))
             }
         }
     }
-    // Channels past the last multiple of 8: the plain loop.
+    // Channels past the last multiple of 16: the plain loop.
     for b in 0..<batch {
         for t in 0..<L {
-            for e in (blocks * 8)..<E {
+            for e in (blocks * 16)..<E {
                 var acc = Double(bias[e])
                 for k in 0..<K {
                     let src = reverse ? t + (K - 1) - k : t - (K - 1) + k

@@ -8,10 +8,10 @@ import Foundation
 // `reverse` runs t from L−1 down to 0: the official backward branch (scan of the flipped
 // sequence, flipped back) without materialising flipped copies.
 //
-// Loop order: eight channels share one SIMD8 and the N states of those eight channels stay in
-// a small local array across all tokens; B and C are shared by all channels (one group), so
-// they are broadcast. The exp is the cost: L · E · N of them per direction. Channels past the
-// last multiple of 8 take the scalar reference path.
+// Loop order: channels in SIMD8 lanes, and the N states of a task's channels stay in a small
+// local array across all tokens; B and C are shared by all channels (one group), so they are
+// broadcast. The exp is the cost: L · E · N of them per direction. Channels past the last
+// multiple of 16 take the scalar reference path.
 
 /// out [batch, L, E] = scale · y (+ out when `accumulate`). u, delta [batch, L, E] contiguous;
 /// A [E, N] (already −exp(A_log)); B and C rows of stride `ldBC` (columns of x_proj's output);
@@ -24,44 +24,57 @@ public func selectiveScanForward(
     batch: Int, length: Int, channels: Int, states: Int, reverse: Bool
 ) {
     let E = channels, N = states, L = length
-    let blocks = E / 8
+    // A task is one sequence × 16 channels: two SIMD8 halves, one 64-byte cache line of every
+    // token row, so rows fetched for a task are used whole (8-channel tasks left half of each
+    // line to a later task and ran 1.6x slower once a batch outgrew the cache).
+    let blocks = E / 16
     // A transposed to [N, E]: state n of eight channels is one vector load.
     let AT = UnsafeMutablePointer<Float>.allocate(capacity: N * E)
     defer { AT.deallocate() }
     for e in 0..<E { for n in 0..<N { AT[n * E + e] = A[e * N + n] } }
 
     parallelFor(batch * blocks) { tasks in
-        let h = UnsafeMutablePointer<Float8>.allocate(capacity: N)
+        let h = UnsafeMutablePointer<Float8>.allocate(capacity: 2 * N)   // [N][2]: states of 16 channels
         defer { h.deallocate() }
         for task in tasks {
-            let b = task / blocks, e = (task % blocks) * 8
-            h.initialize(repeating: Float8(), count: N)
-            let bias = load8(deltaBias + e), dSkip = load8(D + e)
+            let b = task / blocks, e = (task % blocks) * 16
+            h.initialize(repeating: Float8(), count: 2 * N)
+            let bias0 = load8(deltaBias + e), bias1 = load8(deltaBias + e + 8)
+            let skip0 = load8(D + e), skip1 = load8(D + e + 8)
             for step in 0..<L {
                 let t = reverse ? L - 1 - step : step
                 let row = b * L + t
-                let ut = load8(u + row * E + e)
-                let dt = softplus8(load8(delta + row * E + e) + bias)
-                let dtu = dt * ut
+                let ur = u + row * E + e, dr = delta + row * E + e
+                let u0 = load8(ur), u1 = load8(ur + 8)
+                let dt0 = softplus8(load8(dr) + bias0), dt1 = softplus8(load8(dr + 8) + bias1)
+                let dtu0 = dt0 * u0, dtu1 = dt1 * u1
                 let Bt = B + row * ldBC, Ct = C + row * ldBC
-                var y = dSkip * ut
+                var y0 = skip0 * u0, y1 = skip1 * u1
                 for n in 0..<N {
-                    let dA = exp8(dt * load8(AT + n * E + e))
-                    let hn = (dtu * Bt[n]).addingProduct(dA, h[n])
-                    h[n] = hn
-                    y = y.addingProduct(hn, Ct[n])
+                    let a = AT + n * E + e
+                    let bn = Bt[n], cn = Ct[n]
+                    // h = exp(Δ·A)·h + Δ·B·u as one FMA on the recurrence's critical path.
+                    let h0 = (dtu0 * bn).addingProduct(exp8(dt0 * load8(a)), h[2 * n])
+                    let h1 = (dtu1 * bn).addingProduct(exp8(dt1 * load8(a + 8)), h[2 * n + 1])
+                    h[2 * n] = h0
+                    h[2 * n + 1] = h1
+                    y0 = y0.addingProduct(h0, cn)
+                    y1 = y1.addingProduct(h1, cn)
                 }
-                y = y * silu8(load8(z + row * ldz + e)) * scale
+                let zr = z + row * ldz + e
+                y0 = y0 * silu8(load8(zr)) * scale
+                y1 = y1 * silu8(load8(zr + 8)) * scale
                 let o = out + row * E + e
-                if accumulate { y += load8(o) }
-                store8(o, y)
+                if accumulate { y0 += load8(o); y1 += load8(o + 8) }
+                store8(o, y0)
+                store8(o + 8, y1)
             }
         }
     }
-    if blocks * 8 < E {
+    if blocks * 16 < E {
         selectiveScanReference(out: out, scale: scale, accumulate: accumulate, u: u, delta: delta,
                                deltaBias: deltaBias, A: A, B: B, C: C, ldBC: ldBC, D: D, z: z, ldz: ldz,
-                               batch: batch, length: L, channels: blocks * 8..<E, width: E, states: N, reverse: reverse)
+                               batch: batch, length: L, channels: blocks * 16..<E, width: E, states: N, reverse: reverse)
     }
 }
 

@@ -8,6 +8,7 @@ public final class Tensor: @unchecked Sendable {
 
     /// An uninitialised tensor: every kernel that creates one writes all of it.
     public init(uninitializedShape shape: [Int]) {
+        _ = Tensor.allocatorConfigured
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         self.count = shape.reduce(1, *)
@@ -32,6 +33,16 @@ public final class Tensor: @unchecked Sendable {
     }
 
     deinit { UnsafeMutableRawPointer(data).deallocate() }
+
+    /// glibc serves blocks over 128 KiB-32 MiB with fresh mmap'd pages and returns them on free,
+    /// so every activation buffer of a forward pass paid its page faults again (a third of the
+    /// conv kernel's time at batch 8). Keeping large blocks on the heap lets them be reused.
+    private static let allocatorConfigured: Void = {
+        #if os(Linux)
+        _ = glibcMallopt(-3, 1 << 30)  // M_MMAP_THRESHOLD
+        _ = glibcMallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
+        #endif
+    }()
 
     public var rank: Int { shape.count }
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
@@ -75,3 +86,8 @@ public func relativeL2(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer
 public func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
     a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in relativeL2(pa, pb) } }
 }
+
+#if os(Linux)
+// glibc's mallopt (malloc.h is not part of the Glibc module).
+@_silgen_name("mallopt") private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
+#endif
