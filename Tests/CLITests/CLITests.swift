@@ -110,14 +110,18 @@ final class CLITests: XCTestCase {
     }
 
     func testInputOfTheWrongShape() throws {
-        try assertFails(["forward", "--config", fixture("vim-micro-overlap.json"), "--weights", fixture("vim-micro-overlap.safetensors"),
-                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
-                        mentioning: ["input", "[2, 3, 32, 32]"])
+        var file = TensorFile()
+        file.append("input", StoredTensor(shape: [1, 3, 16, 16], floats: [Float](repeating: 0, count: 768)))
+        let path = tmp.appendingPathComponent("small.safetensors").path
+        try SafeTensors.write(file, to: path)
+        try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.safetensors"),
+                         "--input", path, "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["input", "[1, 3, 16, 16]", "[B, 3, 32, 32]"])
     }
 
     func testUnreadableImage() throws {
         let path = write("broken.jpg", [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, 0x4A, 0x46])
-        try assertFails(["predict", path, "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.pth")],
+        try assertFails(["predict", path, "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.safetensors")],
                         mentioning: ["broken.jpg"])
     }
 

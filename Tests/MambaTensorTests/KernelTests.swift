@@ -124,3 +124,31 @@ final class KernelTests: XCTestCase {
         }
     }
 }
+
+final class LinearKernelTests: XCTestCase {
+    func testLinearWithAndWithoutBiasAndStridedOperands() {
+        var rng = SeededGenerator(seed: 7)
+        let (rows, inF, outF) = (5, 7, 3)
+        let x = (0..<rows * inF).map { _ in Float(rng.normal()) }
+        let w = (0..<outF * inF).map { _ in Float(rng.normal()) }
+        let b = (0..<outF).map { _ in Float(rng.normal()) }
+        for bias in [true, false] {
+            var y = [Float](repeating: .nan, count: rows * outF)
+            linearForward(&y, x, weight: w, bias: bias ? b : nil, rows: rows, inFeatures: inF, outFeatures: outF)
+            var expected = [Float]()
+            for r in 0..<rows { for o in 0..<outF {
+                var acc = bias ? Double(b[o]) : 0
+                for i in 0..<inF { acc += Double(x[r * inF + i]) * Double(w[o * inF + i]) }
+                expected.append(Float(acc))
+            } }
+            XCTAssertLessThan(relativeL2(y, expected), 1e-6, "bias=\(bias)")
+        }
+        // A column block of a wider matrix used in place (how dt_proj reads x_proj's output).
+        var c = [Float](repeating: 0, count: rows * outF)
+        matmulTransposedB(&c, ldc: outF, x, lda: inF, w, ldb: inF, m: rows, n: outF, k: 4)
+        for r in 0..<rows { for o in 0..<outF {
+            let ref = (0..<4).reduce(0.0) { $0 + Double(x[r * inF + $1]) * Double(w[o * inF + $1]) }
+            XCTAssertEqual(Double(c[r * outF + o]), ref, accuracy: 1e-5)
+        } }
+    }
+}

@@ -7,7 +7,7 @@ import XCTest
 /// The official PyTorch outputs (fixtures/README.md): logits and every block output within
 /// relative L2 1e-5 of the float64 reference, from both the .pth and the .safetensors weights.
 final class FixtureParityTests: XCTestCase {
-    static let resources = Bundle.module.resourceURL!.appendingPathComponent("Resources")
+    static let resources = Bundle.module.bundleURL.appendingPathComponent("Resources")
 
     override func setUp() { Parallel.threads = 2 }
 
