@@ -52,7 +52,7 @@ func loadImageBatch(_ paths: [String], imgSize: Int) throws -> Tensor {
     let batch = Tensor(uninitializedShape: [paths.count, 3, imgSize, imgSize])
     let per = 3 * imgSize * imgSize
     for (i, path) in paths.enumerated() {
-        let pixels: [Float] = { fatalError("TEMP-IMAGES") }()
+        let pixels = EvalTransform.apply(try ImageDecoder.decode(path), imgSize: imgSize)
         pixels.withUnsafeBufferPointer { (batch.data + i * per).update(from: $0.baseAddress!, count: per) }
     }
     return batch

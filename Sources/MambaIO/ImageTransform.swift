@@ -1,0 +1,169 @@
+import Foundation
+
+/// The official Vim eval transform as torchvision applies it to a PIL image (spec/vim.md §5.7):
+/// Resize(int(size / 0.875)) of the shorter side with PIL's bicubic, CenterCrop(size),
+/// ToTensor (÷255), Normalize with the ImageNet mean and std.
+public enum EvalTransform {
+    public static let mean: [Float] = [0.485, 0.456, 0.406]
+    public static let std: [Float] = [0.229, 0.224, 0.225]
+
+    /// CHW float32 [3, imgSize, imgSize].
+    public static func apply(_ image: RGBImage, imgSize: Int = 224, cropPct: Double = 0.875) -> [Float] {
+        let resized = resizeShorterSide(image, to: Int(Double(imgSize) / cropPct))
+        let crop = centerCrop(resized, size: imgSize)
+        var out = [Float](repeating: 0, count: 3 * imgSize * imgSize)
+        let plane = imgSize * imgSize
+        for i in 0..<plane {
+            for c in 0..<3 {
+                // float32 as torchvision: img.float().div(255), then sub(mean).div(std).
+                let v = Float(crop.pixels[3 * i + c]) / 255
+                out[c * plane + i] = (v - mean[c]) / std[c]
+            }
+        }
+        return out
+    }
+
+    /// torchvision's Resize(size) with an int: the shorter side becomes `size`, the longer
+    /// int(size · long / short); PIL bicubic.
+    public static func resizeShorterSide(_ image: RGBImage, to size: Int) -> RGBImage {
+        let (w, h) = (image.width, image.height)
+        let short = min(w, h), long = max(w, h)
+        let newLong = Int(Double(size) * Double(long) / Double(short))
+        let (nw, nh) = w <= h ? (size, newLong) : (newLong, size)
+        if nw == w && nh == h { return image }
+        return PILResample.bicubic(image, width: nw, height: nh)
+    }
+
+    /// torchvision's CenterCrop: offsets int(round((side − size) / 2)), Python rounding (half to even);
+    /// a side shorter than `size` is padded with zeros first, as torchvision does.
+    public static func centerCrop(_ image: RGBImage, size: Int) -> RGBImage {
+        let top = Int((Double(image.height - size) / 2).rounded(.toNearestOrEven))
+        let left = Int((Double(image.width - size) / 2).rounded(.toNearestOrEven))
+        var out = [UInt8](repeating: 0, count: size * size * 3)
+        for y in 0..<size {
+            let sy = y + top
+            guard sy >= 0 && sy < image.height else { continue }
+            for x in 0..<size {
+                let sx = x + left
+                guard sx >= 0 && sx < image.width else { continue }
+                for c in 0..<3 { out[(y * size + x) * 3 + c] = image.pixels[(sy * image.width + sx) * 3 + c] }
+            }
+        }
+        return RGBImage(width: size, height: size, pixels: out)
+    }
+}
+
+/// Pillow's `Image.resize(…, BICUBIC)` on 8-bit images (libImaging/Resample.c), reproduced in its
+/// arithmetic so results match bit for bit: separable, horizontal pass first over only the rows the
+/// vertical pass needs, support widened by the downscale factor (antialiasing), a = −0.5, weights
+/// normalised per output pixel then rounded to 22-bit fixed point, each pass rounded and clipped
+/// to uint8.
+enum PILResample {
+    static let precisionBits = 32 - 8 - 2
+
+    static func cubic(_ x: Double) -> Double {
+        let a = -0.5, x = abs(x)
+        if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+        if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+        return 0
+    }
+
+    /// Per output pixel: first input index, tap count, and fixed-point weights (`ksize` per pixel).
+    static func coefficients(inSize: Int, outSize: Int) -> (bounds: [(Int, Int)], ksize: Int, weights: [Int32]) {
+        let support = 2.0
+        let scale = Double(inSize) / Double(outSize)
+        let filterScale = max(scale, 1)
+        let radius = support * filterScale
+        let ksize = Int(radius.rounded(.up)) * 2 + 1
+        var bounds: [(Int, Int)] = []
+        var weights = [Int32](repeating: 0, count: outSize * ksize)
+        var k = [Double](repeating: 0, count: ksize)
+        for xx in 0..<outSize {
+            let center = (Double(xx) + 0.5) * scale
+            let ss = 1 / filterScale
+            // C's (int) truncates toward zero; center − radius + 0.5 can be negative.
+            let xmin = max(Int(center - radius + 0.5), 0)
+            let xmax = min(Int(center + radius + 0.5), inSize) - xmin
+            var total = 0.0
+            for x in 0..<xmax {
+                k[x] = cubic((Double(x + xmin) - center + 0.5) * ss)
+                total += k[x]
+            }
+            for x in 0..<xmax {
+                let w = total != 0 ? k[x] / total : k[x]
+                let scaled = w * Double(1 << precisionBits)
+                weights[xx * ksize + x] = Int32(w < 0 ? scaled - 0.5 : scaled + 0.5)
+            }
+            bounds.append((xmin, xmax))
+        }
+        return (bounds, ksize, weights)
+    }
+
+    @inline(__always) static func clip8(_ v: Int) -> UInt8 {
+        if v >= 255 << precisionBits { return 255 }
+        if v <= 0 { return 0 }
+        return UInt8(v >> precisionBits)
+    }
+
+    static func bicubic(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        var src = image.pixels
+        var srcW = image.width
+        var srcH = image.height
+        let horizontal = coefficients(inSize: image.width, outSize: width)
+        var vertical = coefficients(inSize: image.height, outSize: height)
+        let needH = width != image.width, needV = height != image.height
+        let half = 1 << (precisionBits - 1)
+        if needH {
+            // Only the rows the vertical pass reads; its bounds move with them.
+            var first = 0, last = image.height
+            if needV {
+                first = vertical.bounds[0].0
+                last = vertical.bounds[height - 1].0 + vertical.bounds[height - 1].1
+                vertical.bounds = vertical.bounds.map { ($0.0 - first, $0.1) }
+            }
+            let rows = last - first
+            var out = [UInt8](repeating: 0, count: width * rows * 3)
+            src.withUnsafeBufferPointer { s in
+                horizontal.weights.withUnsafeBufferPointer { kk in
+                    for y in 0..<rows {
+                        let row = (y + first) * srcW * 3
+                        for xx in 0..<width {
+                            let (xmin, n) = horizontal.bounds[xx]
+                            let k = xx * horizontal.ksize
+                            var s0 = half, s1 = half, s2 = half
+                            for x in 0..<n {
+                                let p = row + (x + xmin) * 3, w = Int(kk[k + x])
+                                s0 += Int(s[p]) * w; s1 += Int(s[p + 1]) * w; s2 += Int(s[p + 2]) * w
+                            }
+                            let o = (y * width + xx) * 3
+                            out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2)
+                        }
+                    }
+                }
+            }
+            src = out; srcW = width; srcH = rows
+        }
+        if needV {
+            var out = [UInt8](repeating: 0, count: srcW * height * 3)
+            src.withUnsafeBufferPointer { s in
+                vertical.weights.withUnsafeBufferPointer { kk in
+                    for yy in 0..<height {
+                        let (ymin, n) = vertical.bounds[yy]
+                        let k = yy * vertical.ksize
+                        for xx in 0..<srcW {
+                            var s0 = half, s1 = half, s2 = half
+                            for y in 0..<n {
+                                let p = ((y + ymin) * srcW + xx) * 3, w = Int(kk[k + y])
+                                s0 += Int(s[p]) * w; s1 += Int(s[p + 1]) * w; s2 += Int(s[p + 2]) * w
+                            }
+                            let o = (yy * srcW + xx) * 3
+                            out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2)
+                        }
+                    }
+                }
+            }
+            src = out; srcH = height
+        }
+        return RGBImage(width: srcW, height: srcH, pixels: src)
+    }
+}
