@@ -1,0 +1,57 @@
+import Foundation
+import XCTest
+@testable import MambaIO
+
+/// Decoding as PIL's convert("RGB") does, and the eval transform as torchvision does on PIL.
+final class ImageTests: XCTestCase {
+    static let resources = Bundle.module.bundleURL.appendingPathComponent("Resources")
+    func resource(_ name: String) -> String { Self.resources.appendingPathComponent(name).path }
+
+    func testEveryColourTypeDecodesLikePIL() throws {
+        let expected = try SafeTensors.read(resource("decoded.safetensors"))
+        for name in ["grey.png", "rgba.png", "palette.png", "grey-alpha.png", "rgb.png", "grey.jpg", "rgb.jpg"] {
+            let image = try ImageDecoder.decode(resource(name))
+            let ref = try XCTUnwrap(expected[name], name)
+            XCTAssertEqual([image.height, image.width, 3], ref.shape, name)
+            XCTAssertEqual(image.pixels, Array(ref.rawBytes), "\(name) differs from PIL")
+        }
+    }
+
+    func testEvalTransformIsBitExactWithTorchvisionOnPIL() throws {
+        let pre = try SafeTensors.read(resource("rgb-eval64.safetensors"))["pre"]!
+        let out = EvalTransform.apply(try ImageDecoder.decode(resource("rgb.jpg")), imgSize: 64)
+        XCTAssertEqual(out.count, 3 * 64 * 64)
+        XCTAssertEqual(out, pre.floats())
+    }
+
+    func testCenterCropRoundsHalfToEven() {
+        // (5 − 2) / 2 = 1.5 rounds to 2; (7 − 2) / 2 = 2.5 rounds to 2 (Python's round).
+        let image = RGBImage(width: 7, height: 5, pixels: (0..<105).map { UInt8($0) })
+        let crop = EvalTransform.centerCrop(image, size: 2)
+        XCTAssertEqual(Array(crop.pixels.prefix(3)), Array(image.pixels[((2 * 7) + 2) * 3..<((2 * 7) + 2) * 3 + 3]))
+    }
+
+    func testBadImagesGiveOneLineErrorsNamingThePath() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vm-img-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let jpeg = [UInt8](try Data(contentsOf: URL(fileURLWithPath: resource("rgb.jpg"))))
+        let png = [UInt8](try Data(contentsOf: URL(fileURLWithPath: resource("rgb.png"))))
+        let cases: [(String, [UInt8])] = [
+            ("cut.jpg", Array(jpeg.prefix(jpeg.count / 3))), ("cut.png", Array(png.prefix(60))),
+            ("noise.jpg", [0xFF, 0xD8, 0xFF] + (0..<200).map { UInt8($0 * 37 & 0xFF) }),
+            ("empty.png", []), ("text.png", Array("hello".utf8)),
+        ]
+        for (name, bytes) in cases {
+            let path = dir.appendingPathComponent(name).path
+            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            XCTAssertThrowsError(try ImageDecoder.decode(path), name) { error in
+                XCTAssertTrue("\(error)".contains(name), "\(error)")
+                XCTAssertFalse("\(error)".contains("\n"))
+            }
+        }
+        XCTAssertThrowsError(try ImageDecoder.decode(dir.appendingPathComponent("missing.png").path)) { error in
+            XCTAssertTrue("\(error)".contains("no such file"))
+        }
+    }
+}
