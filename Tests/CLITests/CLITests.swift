@@ -145,6 +145,67 @@ final class CLITests: XCTestCase {
         for name in b.names { XCTAssertEqual(a[name]!.floats(), b[name]!.floats(), name) }
     }
 
+    func testForeignPickleGlobalIsRefused() throws {
+        let evil = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../MambaIOTests/Resources/evil.pth").standardized.path
+        try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", evil,
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["evil.pth", "posix.system"])
+    }
+
+    func testPredictPrintsTopClassesAsJSON() throws {
+        let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../MambaIOTests/Resources/rgb.jpg").standardized.path
+        let labels = tmp.appendingPathComponent("labels.txt").path
+        try (0..<10).map { "label \($0)" }.joined(separator: "\n").write(toFile: labels, atomically: true, encoding: .utf8)
+        let r = try run(["predict", image, image, "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.pth"),
+                         "--labels", labels, "--json", "--threads", "1"])
+        XCTAssertEqual(r.code, 0, r.err)
+        let lines = r.out.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        let obj = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        let top = obj["top"] as! [[String: Any]]
+        XCTAssertEqual(top.count, 5)
+        let probs = top.map { $0["probability"] as! Double }
+        XCTAssertEqual(probs, probs.sorted(by: >))
+        XCTAssertLessThanOrEqual(probs.reduce(0, +), 1.0001)
+        XCTAssertEqual(top[0]["label"] as? String, "label \(top[0]["class"] as! Int)")
+        // A label file of the wrong length is an error naming it.
+        try "a\nb".write(toFile: labels, atomically: true, encoding: .utf8)
+        try assertFails(["predict", image, "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.pth"), "--labels", labels],
+                        mentioning: ["labels.txt", "2 labels", "10 classes"])
+    }
+
+    /// `forward --model vim-tiny --image` writes the preprocessed input and the official logits.
+    func testForwardOnAnImageWithAZooModel() throws {
+        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/fixtures").standardized
+        let root = ProcessInfo.processInfo.environment["VISION_MAMBA_FIXTURES"].map { URL(fileURLWithPath: $0) } ?? shared
+        let weights = root.appendingPathComponent("vim/vim-tiny-224.pth").path
+        guard FileManager.default.fileExists(atPath: weights) else { throw XCTSkip("vim-tiny-224 fixture not found under \(root.path)") }
+        let out = tmp.appendingPathComponent("coffee.safetensors").path
+        let r = try run(["forward", "--model", "vim-tiny", "--weights", weights,
+                         "--image", root.appendingPathComponent("predict/coffee.png").path, "--output", out])
+        XCTAssertEqual(r.code, 0, r.err)
+        let got = try SafeTensors.read(out), want = try SafeTensors.read(root.appendingPathComponent("predict/expected.safetensors").path)
+        XCTAssertEqual(got["input"]!.shape, [1, 3, 224, 224])
+        XCTAssertEqual(got["input"]!.floats(), want["pre.coffee"]!.floats())
+        let a = got["logits"]!.floats(), b = want["logits.coffee"]!.floats()
+        let err = zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot() / b.map { Double($0 * $0) }.reduce(0, +).squareRoot()
+        XCTAssertLessThan(err, 1e-5)
+        XCTAssertNotNil(got["block.23.out"])
+    }
+
+    func testBenchJSONLine() throws {
+        let r = try run(["bench", "--model", "vim-tiny", "--batch", "1", "--iterations", "1", "--warmup", "0", "--json", "--threads", "1"])
+        XCTAssertEqual(r.code, 0, r.err)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        for key in ["images_per_second", "batch", "threads", "model", "img_size", "peak_rss_mib"] { XCTAssertNotNil(obj[key], key) }
+        XCTAssertEqual(obj["batch"] as? Int, 1)
+        XCTAssertEqual(obj["threads"] as? Int, 1)
+        XCTAssertEqual(obj["img_size"] as? Int, 224)
+        XCTAssertGreaterThan(obj["images_per_second"] as! Double, 0)
+    }
+
     func testModelsListsTheZooWithParameterCounts() throws {
         let r = try run(["models"])
         XCTAssertEqual(r.code, 0)
