@@ -14,6 +14,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed passes.") var iterations: Int = 3
     @Flag(help: "Print one JSON line.") var json = false
     @Flag(help: "Print a per-op time breakdown.") var profile = false
+    @Flag(help: "Also measure OpenBLAS sgemm GFLOP/s and report speed as a fraction of that floor.") var floor = false
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -43,6 +44,8 @@ struct Bench: ParsableCommand {
         Profiler.isEnabled = false
         let ips = Double(batch * iterations) / seconds
         let rss = peakResidentMiB()
+        let gflop = config.forwardFLOPs.total / 1e9
+        let sgemm = floor ? measureSgemmGFLOPs() : nil
 
         if json {
             let fields: [String] = [
@@ -51,11 +54,17 @@ struct Bench: ParsableCommand {
                 "\"images_per_second\":\(String(format: "%.3f", ips))",
                 "\"seconds_per_batch\":\(String(format: "%.4f", seconds / Double(iterations)))",
                 "\"peak_rss_mib\":\(String(format: "%.1f", rss))",
-            ]
+                "\"gflop_per_image\":\(String(format: "%.3f", gflop))",
+            ] + (sgemm.map { ["\"sgemm_gflops\":\(String(format: "%.1f", $0))",
+                              "\"fraction_of_blas_floor\":\(String(format: "%.3f", ips * gflop / $0))"] } ?? [])
             print("{" + fields.joined(separator: ",") + "}")
         } else {
             print("\(config.name): \(config.imgSize) px, \(config.tokens) tokens, batch \(batch), \(Parallel.threads) threads")
-            print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB", ips, 1000 * seconds / Double(iterations), rss))
+            print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB, %.2f GFLOP per image (%.1f GFLOP/s)",
+                         ips, 1000 * seconds / Double(iterations), rss, gflop, ips * gflop))
+            if let sgemm {
+                print(String(format: "  sgemm %.1f GFLOP/s on %d threads: %.3f of the BLAS floor", sgemm, Parallel.threads, ips * gflop / sgemm))
+            }
         }
         if profile {
             let total = Profiler.report.reduce(0) { $0 + $1.seconds }
@@ -66,4 +75,17 @@ struct Bench: ParsableCommand {
             print(String(format: "    %-20@ %9.2f  %5.1f%%", "other" as NSString, 1000 * (seconds - total) / Double(iterations), 100 * (seconds - total) / max(seconds, 1e-12)))
         }
     }
+}
+
+/// OpenBLAS sgemm throughput on 1024×1024 matrices (best of five), the floor speed is judged by.
+func measureSgemmGFLOPs() -> Double {
+    let n = 1024
+    let a = Tensor(shape: [n, n], repeating: 0.5), b = Tensor(shape: [n, n], repeating: 0.25), c = Tensor(zeros: [n, n])
+    var best = Double.infinity
+    for _ in 0..<5 {
+        let start = DispatchTime.now().uptimeNanoseconds
+        gemm(transA: false, transB: false, m: n, n: n, k: n, a.data, lda: n, b.data, ldb: n, c.data, ldc: n)
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+    }
+    return 2 * Double(n * n * n) / best / 1e9
 }
