@@ -56,3 +56,46 @@ public func causalConv1dSiLUForward(
         }
     }
 }
+
+/// Backward of `causalConv1dSiLUForward`. The pre-activation a is recomputed (as the official
+/// backward does), then with da = outGrad·SiLU'(a), SiLU'(a) = s·(1 + a·(1 − s)), s = sigmoid(a):
+///   xGrad[src] += w[e, k]·da[t],  weightGrad[e, k] += Σ da[t]·x[src],  biasGrad[e] += Σ da[t]
+/// xGrad has row stride `ldx` like x. Tasks own whole channels (batch inside), so no two threads
+/// touch one weight.
+public func causalConv1dSiLUBackward(
+    xGrad: UnsafeMutablePointer<Float>, weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>,
+    outGrad: UnsafePointer<Float>, x: UnsafePointer<Float>, ldx: Int,
+    weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    batch: Int, length: Int, channels: Int, kernel: Int, reverse: Bool
+) {
+    let E = channels, K = kernel, L = length
+    parallelFor(E, grain: 8) { range in
+        var da = [Double](repeating: 0, count: L)
+        for e in range {
+            var wg = [Double](repeating: 0, count: K), bg = 0.0
+            for b in 0..<batch {
+                let xb = x + b * L * ldx + e, gb = xGrad + b * L * ldx + e
+                for t in 0..<L {
+                    var a = Double(bias[e])
+                    for k in 0..<K {
+                        let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
+                        if src >= 0 && src < L { a += Double(weight[e * K + k]) * Double(xb[src * ldx]) }
+                    }
+                    let s = 1 / (1 + Foundation.exp(-a))
+                    da[t] = Double(outGrad[(b * L + t) * E + e]) * s * (1 + a * (1 - s))
+                    bg += da[t]
+                }
+                for t in 0..<L {
+                    for k in 0..<K {
+                        let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
+                        if src < 0 || src >= L { continue }
+                        gb[src * ldx] += Float(Double(weight[e * K + k]) * da[t])
+                        wg[k] += da[t] * Double(xb[src * ldx])
+                    }
+                }
+            }
+            for k in 0..<K { weightGrad[e * K + k] += Float(wg[k]) }
+            biasGrad[e] += Float(bg)
+        }
+    }
+}

@@ -37,3 +37,22 @@ public func linearForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
     matmulTransposedB(y, ldc: outFeatures, x, lda: inFeatures, weight, ldb: inFeatures,
                       m: rows, n: outFeatures, k: inFeatures, accumulate: bias != nil)
 }
+
+/// Backward of `linearForward`: xGrad += yGrad·weight, weightGrad += yGradᵀ·x, biasGrad += Σ_rows yGrad.
+public func linearBackward(
+    xGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?,
+    yGrad: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    rows: Int, inFeatures: Int, outFeatures: Int
+) {
+    if let xGrad {
+        gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,
+             yGrad, lda: outFeatures, weight, ldb: inFeatures, beta: 1, xGrad, ldc: inFeatures)
+    }
+    if let weightGrad {
+        gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
+             yGrad, lda: outFeatures, x, ldb: inFeatures, beta: 1, weightGrad, ldc: inFeatures)
+    }
+    if let biasGrad {
+        for r in 0..<rows { for o in 0..<outFeatures { biasGrad[o] += yGrad[r * outFeatures + o] } }
+    }
+}

@@ -5,6 +5,10 @@ public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
     public let data: UnsafeMutablePointer<Float>
+    /// d(loss)/d(self), filled by `Tape.backward` for tensors that reach the loss.
+    public var grad: Tensor?
+    /// Whether backward steps should fill `grad` (parameters and activations; not input images).
+    public var requiresGrad = true
 
     /// An uninitialised tensor: every kernel that creates one writes all of it.
     public init(uninitializedShape shape: [Int]) {

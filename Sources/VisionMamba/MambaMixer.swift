@@ -62,39 +62,105 @@ public final class MambaMixer: Module {
         outProj.weight.fillUniform(1 / Double(inner).squareRoot() / Double(depth).squareRoot(), using: &rng)
     }
 
-    /// out [B, T, D] for u [B, T, D] (the normalised tokens).
-    public func callAsFunction(_ u: Tensor) -> Tensor {
+    /// The two directions' parameters, in the order the loops visit them.
+    private func branch(_ reverse: Bool) -> (conv: DepthwiseConv1d, xProj: Linear, dtProj: Linear, aLog: Tensor, skip: Tensor) {
+        reverse ? (conv1dB, xProjB, dtProjB, A_b_log, D_b) : (conv1d, xProj, dtProj, A_log, D)
+    }
+
+    /// A = −exp(A_log) [E, N].
+    private func negativeExp(_ aLog: Tensor) -> Tensor {
+        let A = Tensor(uninitializedShape: aLog.shape)
+        for i in 0..<A.count { A.data[i] = -Foundation.exp(aLog.data[i]) }
+        return A
+    }
+
+    /// out [B, T, D] for u [B, T, D] (the normalised tokens). With a tape, the backward keeps
+    /// u, xz, both x_proj outputs and the combined scan output; the conv outputs and Δ are
+    /// recomputed, as the official `mamba_inner_fn` does.
+    public func callAsFunction(_ u: Tensor, tape: Tape? = nil) -> Tensor {
         let batch = u.shape[0], L = u.shape[1]
         let rows = batch * L, E = inner, N = states, R = rank, P = R + 2 * N
         let xz = Profiler.measure("in_proj") { inProj(u) }              // [B, T, 2E]: x | z
         let xc = Tensor(uninitializedShape: [rows, E])                  // conv + SiLU output
-        let xdbl = Tensor(uninitializedShape: [rows, P])                // dt_low | B | C
         let dt = Tensor(uninitializedShape: [rows, E])                  // dt_proj output, bias not added
         let y = Tensor(uninitializedShape: [batch, L, E])               // gated, combined scan output
-        let A = Tensor(uninitializedShape: [E, N])
         let scale: Float = divideOut ? 0.5 : 1
+        var xdbls: [Tensor] = []                                        // dt_low | B | C per direction
 
         for reverse in [false, true] {
-            let conv = reverse ? conv1dB : conv1d, xp = reverse ? xProjB : xProj
-            let dtp = reverse ? dtProjB : dtProj, aLog = reverse ? A_b_log : A_log, skip = reverse ? D_b : D
+            let p = branch(reverse)
+            let xdbl = Tensor(uninitializedShape: [rows, P])
+            xdbls.append(xdbl)
             Profiler.measure("causal_conv1d_silu") {
-                causalConv1dSiLUForward(out: xc.data, x: xz.data, ldx: 2 * E, weight: conv.weight.data,
-                                        bias: conv.bias.data, batch: batch, length: L, channels: E,
-                                        kernel: conv.kernel, reverse: reverse)
+                causalConv1dSiLUForward(out: xc.data, x: xz.data, ldx: 2 * E, weight: p.conv.weight.data,
+                                        bias: p.conv.bias.data, batch: batch, length: L, channels: E,
+                                        kernel: p.conv.kernel, reverse: reverse)
             }
             Profiler.measure("x_proj+dt_proj") {
-                linearForward(xdbl.data, xc.data, weight: xp.weight.data, bias: nil, rows: rows, inFeatures: E, outFeatures: P)
-                matmulTransposedB(dt.data, ldc: E, xdbl.data, lda: P, dtp.weight.data, ldb: R, m: rows, n: E, k: R)
+                linearForward(xdbl.data, xc.data, weight: p.xProj.weight.data, bias: nil, rows: rows, inFeatures: E, outFeatures: P)
+                matmulTransposedB(dt.data, ldc: E, xdbl.data, lda: P, p.dtProj.weight.data, ldb: R, m: rows, n: E, k: R)
             }
-            for i in 0..<(E * N) { A.data[i] = -Foundation.exp(aLog.data[i]) }
+            let A = negativeExp(p.aLog)
             Profiler.measure("selective_scan") {
                 selectiveScanForward(out: y.data, scale: scale, accumulate: reverse, u: xc.data, delta: dt.data,
-                                     deltaBias: dtp.bias!.data, A: A.data, B: xdbl.data + R, C: xdbl.data + R + N,
-                                     ldBC: P, D: skip.data, z: xz.data + E, ldz: 2 * E,
+                                     deltaBias: p.dtProj.bias!.data, A: A.data, B: xdbl.data + R, C: xdbl.data + R + N,
+                                     ldBC: P, D: p.skip.data, z: xz.data + E, ldz: 2 * E,
                                      batch: batch, length: L, channels: E, states: N, reverse: reverse)
             }
         }
-        return Profiler.measure("out_proj") { outProj(y) }
+        let out = Profiler.measure("out_proj") { outProj(y) }
+        tape?.record { [self] in
+            guard let outGrad = out.grad else { return }
+            backward(outGrad: outGrad, u: u, xz: xz, xdbls: xdbls, y: y, batch: batch, length: L)
+        }
+        return out
+    }
+
+    /// Gradients of every mixer parameter and of u, from d(loss)/d(out).
+    private func backward(outGrad: Tensor, u: Tensor, xz: Tensor, xdbls: [Tensor], y: Tensor, batch: Int, length L: Int) {
+        let rows = batch * L, E = inner, N = states, R = rank, P = R + 2 * N, D = dim
+        let scale: Float = divideOut ? 0.5 : 1
+        // out = y · out_projᵀ
+        let yGrad = Tensor(zeros: [rows, E])
+        linearBackward(xGrad: yGrad.data, weightGrad: outProj.weight.gradBuffer().data, biasGrad: nil,
+                       yGrad: outGrad.data, x: y.data, weight: outProj.weight.data, rows: rows, inFeatures: E, outFeatures: D)
+        let xzGrad = Tensor(zeros: [rows, 2 * E])
+        let xc = Tensor(uninitializedShape: [rows, E]), dt = Tensor(uninitializedShape: [rows, E])
+        for (i, reverse) in [false, true].enumerated() {
+            let p = branch(reverse), xdbl = xdbls[i]
+            // Recompute the conv output and Δ.
+            causalConv1dSiLUForward(out: xc.data, x: xz.data, ldx: 2 * E, weight: p.conv.weight.data, bias: p.conv.bias.data,
+                                    batch: batch, length: L, channels: E, kernel: p.conv.kernel, reverse: reverse)
+            matmulTransposedB(dt.data, ldc: E, xdbl.data, lda: P, p.dtProj.weight.data, ldb: R, m: rows, n: E, k: R)
+            let A = negativeExp(p.aLog)
+            let xcGrad = Tensor(zeros: [rows, E]), dtGrad = Tensor(uninitializedShape: [rows, E])
+            let xdblGrad = Tensor(zeros: [rows, P]), AGrad = Tensor(zeros: [E, N])
+            selectiveScanBackward(uGrad: xcGrad.data, deltaGrad: dtGrad.data, deltaBiasGrad: p.dtProj.bias!.gradBuffer().data,
+                                  AGrad: AGrad.data, BGrad: xdblGrad.data + R, CGrad: xdblGrad.data + R + N,
+                                  DGrad: p.skip.gradBuffer().data, zGrad: xzGrad.data + E, outGrad: yGrad.data, scale: scale,
+                                  u: xc.data, delta: dt.data, deltaBias: p.dtProj.bias!.data, A: A.data,
+                                  B: xdbl.data + R, C: xdbl.data + R + N, ldBC: P, D: p.skip.data, z: xz.data + E, ldz: 2 * E,
+                                  batch: batch, length: L, channels: E, states: N, reverse: reverse)
+            // dt = dt_low · dt_projᵀ with dt_low the first R columns of xdbl.
+            gemm(transA: false, transB: false, m: rows, n: R, k: E, dtGrad.data, lda: E, p.dtProj.weight.data, ldb: R,
+                 beta: 1, xdblGrad.data, ldc: P)
+            gemm(transA: true, transB: false, m: E, n: R, k: rows, dtGrad.data, lda: E, xdbl.data, ldb: P,
+                 beta: 1, p.dtProj.weight.gradBuffer().data, ldc: R)
+            // xdbl = xc · x_projᵀ
+            linearBackward(xGrad: xcGrad.data, weightGrad: p.xProj.weight.gradBuffer().data, biasGrad: nil,
+                           yGrad: xdblGrad.data, x: xc.data, weight: p.xProj.weight.data, rows: rows, inFeatures: E, outFeatures: P)
+            causalConv1dSiLUBackward(xGrad: xzGrad.data, weightGrad: p.conv.weight.gradBuffer().data,
+                                     biasGrad: p.conv.bias.gradBuffer().data, outGrad: xcGrad.data, x: xz.data, ldx: 2 * E,
+                                     weight: p.conv.weight.data, bias: p.conv.bias.data, batch: batch, length: L,
+                                     channels: E, kernel: p.conv.kernel, reverse: reverse)
+            // A = −exp(A_log): dA_log = dA · A.
+            let aLogGrad = p.aLog.gradBuffer()
+            for j in 0..<(E * N) { aLogGrad.data[j] += AGrad.data[j] * A.data[j] }
+        }
+        // xz = u · in_projᵀ
+        linearBackward(xGrad: u.requiresGrad ? u.gradBuffer().data : nil, weightGrad: inProj.weight.gradBuffer().data,
+                       biasGrad: nil, yGrad: xzGrad.data, x: u.data, weight: inProj.weight.data,
+                       rows: rows, inFeatures: D, outFeatures: 2 * E)
     }
 }
 

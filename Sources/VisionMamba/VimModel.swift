@@ -65,11 +65,12 @@ public final class VimModel: Module {
     }
 
     /// Tokens [B, T, D]: patch tokens with the class token inserted at `clsIndex`, plus pos_embed.
-    func embed(_ images: Tensor) -> Tensor {
+    func embed(_ images: Tensor, tape: Tape?) -> Tensor {
         let c = config
         precondition(images.rank == 4 && images.shape[1] == c.inChannels && images.shape[2] == c.imgSize
                      && images.shape[3] == c.imgSize, "input \(describe(shape: images.shape)) does not match img_size \(c.imgSize)")
-        let patches = patchEmbed.proj.tokens(images)                  // [B, M, D]
+        let proj = patchEmbed.proj
+        let patches = proj.tokens(images)                             // [B, M, D]
         let batch = images.shape[0], M = c.numPatches, T = c.tokens, D = c.embedDim, ci = c.clsIndex
         let h = Tensor(uninitializedShape: [batch, T, D])
         for b in 0..<batch {
@@ -79,46 +80,56 @@ public final class VimModel: Module {
             (dst + (ci + 1) * D).update(from: src + ci * D, count: (M - ci) * D)
             for i in 0..<(T * D) { dst[i] += posEmbed.data[i] }
         }
+        tape?.record { [self] in
+            guard let g = h.grad else { return }
+            let patchGrad = Tensor(uninitializedShape: [batch * M, D])
+            let clsGrad = clsToken.gradBuffer(), posGrad = posEmbed.gradBuffer()
+            for b in 0..<batch {
+                let gb = g.data + b * T * D
+                for i in 0..<(T * D) { posGrad.data[i] += gb[i] }
+                for d in 0..<D { clsGrad.data[d] += gb[ci * D + d] }
+                (patchGrad.data + b * M * D).update(from: gb, count: ci * D)
+                (patchGrad.data + (b * M + ci) * D).update(from: gb + (ci + 1) * D, count: (M - ci) * D)
+            }
+            // The conv as im2col · weightᵀ: recompute the columns for the weight gradient.
+            let K = c.inChannels * c.patchSize * c.patchSize, G = c.grid
+            let cols = Tensor(uninitializedShape: [batch * M, K])
+            im2col(cols.data, images.data, batch: batch, inChannels: c.inChannels, height: c.imgSize, width: c.imgSize,
+                   patch: c.patchSize, stride: c.stride, gridH: G, gridW: G)
+            linearBackward(xGrad: nil, weightGrad: proj.weight.gradBuffer().data, biasGrad: proj.bias.gradBuffer().data,
+                           yGrad: patchGrad.data, x: cols.data, weight: proj.weight.data, rows: batch * M, inFeatures: K, outFeatures: D)
+        }
         return h
     }
 
     /// Logits [B, C] for normalised images [B, 3, H, W]. `blockOutput(i, r)` receives, when given,
-    /// the residual stream after block i (residual + mixer output) as [B, T, D].
-    public func callAsFunction(_ images: Tensor, blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
-        let feature = forwardFeatures(images, blockOutput: blockOutput)
-        return head(feature)
+    /// the residual stream after block i (residual + mixer output) as [B, T, D]. With a tape,
+    /// every op records its backward.
+    public func callAsFunction(_ images: Tensor, tape: Tape? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+        let feature = forwardFeatures(images, tape: tape, blockOutput: blockOutput)
+        return linear(feature, weight: head.weight, bias: head.bias, tape: tape)
     }
 
     /// The class-token feature [B, D] after norm_f.
-    public func forwardFeatures(_ images: Tensor, blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
-        let batch = images.shape[0], T = config.tokens, D = config.embedDim
-        let residual = Profiler.measure("patch_embed") { embed(images) }  // block 0's residual
-        var h: Tensor? = nil                  // the previous mixer output
-        let u = Tensor(uninitializedShape: [batch, T, D])
+    public func forwardFeatures(_ images: Tensor, tape: Tape? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+        var h = Profiler.measure("patch_embed") { embed(images, tape: tape) }
+        var residual: Tensor? = nil           // block 0's residual is the embedded tokens themselves
         for (i, block) in layers.enumerated() {
-            Profiler.measure("add_rms_norm") {
-                addRMSNormForward(y: u.data, residual: residual.data, x: h?.data, weight: block.norm.weight.data,
-                                  rows: batch * T, dim: D, eps: block.norm.eps)
+            let (r, u) = Profiler.measure("add_rms_norm") {
+                addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: tape)
             }
-            let out = block.mixer(u)
-            h = out
+            residual = r
+            h = block.mixer(u, tape: tape)
             if let blockOutput {
-                let r = residual.copy()
-                for j in 0..<r.count { r.data[j] += out.data[j] }
-                blockOutput(i, r)
+                let out = r.copy()
+                for j in 0..<out.count { out.data[j] += h.data[j] }
+                blockOutput(i, out)
             }
         }
         // norm_f sees residual + last mixer output; only the class token row is read out.
         let ci = config.clsIndex
-        let cls = Tensor(uninitializedShape: [batch, D]), last = Tensor(uninitializedShape: [batch, D])
-        for b in 0..<batch {
-            (cls.data + b * D).update(from: residual.data + (b * T + ci) * D, count: D)
-            (last.data + b * D).update(from: h!.data + (b * T + ci) * D, count: D)
-        }
-        let feature = Tensor(uninitializedShape: [batch, D])
-        addRMSNormForward(y: feature.data, residual: cls.data, x: last.data, weight: normF.weight.data,
-                          rows: batch, dim: D, eps: normF.eps)
-        return feature
+        let cls = selectToken(residual!, index: ci, tape: tape), last = selectToken(h, index: ci, tape: tape)
+        return addRMSNorm(residual: cls, last, weight: normF.weight, eps: normF.eps, tape: tape).normed
     }
 }
 

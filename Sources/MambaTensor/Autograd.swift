@@ -1,0 +1,38 @@
+/// Reverse-mode differentiation by a tape of backward steps.
+///
+/// Each differentiable op, when given a tape, records one closure that reads its output's
+/// gradient and adds (`+=`) into its inputs' gradients, exactly as llm.c's backward kernels
+/// do. `backward(from:)` seeds the loss gradient and runs the closures in reverse order, so
+/// every consumer of a tensor has contributed to its gradient before its producer reads it.
+/// The ops are coarse (linear, add + RMSNorm, the whole Mamba mixer, ...), so a Vim-T step
+/// records a few hundred closures, and each keeps only what its backward needs.
+public final class Tape {
+    private var steps: [() -> Void] = []
+
+    public init() {}
+
+    public func record(_ step: @escaping () -> Void) { steps.append(step) }
+
+    public var count: Int { steps.count }
+
+    /// Seeds d(loss)/d(loss) = 1 and runs every recorded step in reverse. The tape is spent.
+    public func backward(from loss: Tensor) {
+        precondition(loss.count == 1, "backward needs a scalar loss, got \(describe(shape: loss.shape))")
+        loss.gradBuffer().data[0] += 1
+        for step in steps.reversed() { step() }
+        steps.removeAll()
+    }
+}
+
+extension Tensor {
+    /// The gradient buffer, created as zeros on first use.
+    public func gradBuffer() -> Tensor {
+        if let g = grad { return g }
+        let g = Tensor(zeros: shape)
+        grad = g
+        return g
+    }
+
+    /// Sets the gradient to zero (keeping the buffer), as `optimizer.zero_grad(set_to_none=False)`.
+    public func zeroGrad() { grad?.buffer.update(repeating: 0) }
+}

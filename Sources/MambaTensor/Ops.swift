@@ -1,0 +1,80 @@
+// Differentiable ops on whole tensors: each runs its forward kernel and, given a tape, records
+// its backward kernel. Shapes: rows = product of all dimensions but the last.
+
+/// y = x · weightᵀ + bias (torch.nn.functional.linear); x [..., in], weight [out, in].
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, tape: Tape?) -> Tensor {
+    let inF = weight.shape[1], outF = weight.shape[0], rows = x.count / inF
+    precondition(x.shape.last == inF, "linear: input \(describe(shape: x.shape)) does not end in \(inF)")
+    let y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outF])
+    linearForward(y.data, x.data, weight: weight.data, bias: bias?.data, rows: rows, inFeatures: inF, outFeatures: outF)
+    tape?.record {
+        guard let dy = y.grad else { return }
+        linearBackward(xGrad: x.requiresGrad ? x.gradBuffer().data : nil, weightGrad: weight.gradBuffer().data,
+                       biasGrad: bias?.gradBuffer().data, yGrad: dy.data, x: x.data, weight: weight.data,
+                       rows: rows, inFeatures: inF, outFeatures: outF)
+    }
+    return y
+}
+
+/// The fused residual add + RMSNorm of mamba_ssm: r = residual + x (r = x when there is no
+/// residual yet), y = RMSNorm(r)·weight. Returns (r, y); r is the new residual stream.
+public func addRMSNorm(residual: Tensor?, _ x: Tensor, weight: Tensor, eps: Float, tape: Tape?) -> (residual: Tensor, normed: Tensor) {
+    let dim = weight.count, rows = x.count / dim
+    let r = residual?.copy() ?? x.copy()
+    let y = Tensor(uninitializedShape: x.shape)
+    let rstd = Tensor(uninitializedShape: [rows])
+    addRMSNormForward(y: y.data, residual: r.data, x: residual == nil ? nil : x.data, weight: weight.data,
+                      rstd: rstd.data, rows: rows, dim: dim, eps: eps)
+    tape?.record {
+        guard y.grad != nil || r.grad != nil else { return }
+        let dr = Tensor(uninitializedShape: x.shape)
+        addRMSNormBackward(rowGrad: dr.data, yGrad: y.grad?.data, rGrad: r.grad?.data, r: r.data, rstd: rstd.data,
+                           weight: weight.data, weightGrad: weight.gradBuffer().data, rows: rows, dim: dim)
+        for input in [residual, x].compactMap({ $0 }) where input.requiresGrad {
+            let g = input.gradBuffer()
+            for i in 0..<g.count { g.data[i] += dr.data[i] }
+        }
+    }
+    return (r, y)
+}
+
+/// Rows `index` of every sequence: x [B, T, D] → [B, D] (the class-token readout).
+public func selectToken(_ x: Tensor, index: Int, tape: Tape?) -> Tensor {
+    let (B, T, D) = (x.shape[0], x.shape[1], x.shape[2])
+    let y = Tensor(uninitializedShape: [B, D])
+    for b in 0..<B { (y.data + b * D).update(from: x.data + (b * T + index) * D, count: D) }
+    tape?.record {
+        guard let dy = y.grad, x.requiresGrad else { return }
+        let g = x.gradBuffer()
+        for b in 0..<B { for d in 0..<D { g.data[(b * T + index) * D + d] += dy.data[b * D + d] } }
+    }
+    return y
+}
+
+/// Mean cross-entropy of logits [B, C] against integer labels: −mean_b log softmax(logits_b)[label_b].
+/// Returns a [1] tensor; its backward is (softmax − onehot) / B.
+public func crossEntropy(_ logits: Tensor, labels: [Int], tape: Tape?) -> Tensor {
+    let (B, C) = (logits.shape[0], logits.shape[1])
+    precondition(labels.count == B, "crossEntropy: \(labels.count) labels for a batch of \(B)")
+    var probs = [Double](repeating: 0, count: B * C), total = 0.0
+    for b in 0..<B {
+        let row = logits.data + b * C
+        var m = -Double.infinity
+        for c in 0..<C { m = max(m, Double(row[c])) }
+        var s = 0.0
+        for c in 0..<C { probs[b * C + c] = exp(Double(row[c]) - m); s += probs[b * C + c] }
+        for c in 0..<C { probs[b * C + c] /= s }
+        total += -(Double(row[labels[b]]) - m - log(s))
+    }
+    let loss = Tensor(shape: [1], values: [Float(total / Double(B))])
+    tape?.record {
+        guard let dl = loss.grad, logits.requiresGrad else { return }
+        let g = logits.gradBuffer(), scale = Double(dl.data[0]) / Double(B)
+        for b in 0..<B {
+            for c in 0..<C { g.data[b * C + c] += Float((probs[b * C + c] - (c == labels[b] ? 1 : 0)) * scale) }
+        }
+    }
+    return loss
+}
+
+import Foundation
