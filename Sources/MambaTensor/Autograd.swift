@@ -18,7 +18,14 @@ public final class Tape {
     /// Seeds d(loss)/d(loss) = 1 and runs every recorded step in reverse. The tape is spent.
     public func backward(from loss: Tensor) {
         precondition(loss.count == 1, "backward needs a scalar loss, got \(describe(shape: loss.shape))")
-        loss.gradBuffer().data[0] += 1
+        backward(from: loss, seed: [1])
+    }
+
+    /// Runs the steps in reverse with d(·)/d(output) = `seed` (a vector-Jacobian product).
+    public func backward(from output: Tensor, seed: [Float]) {
+        precondition(seed.count == output.count, "seed of \(seed.count) values for \(describe(shape: output.shape))")
+        let g = output.gradBuffer()
+        for i in 0..<seed.count { g.data[i] += seed[i] }
         for step in steps.reversed() { step() }
         steps.removeAll()
     }

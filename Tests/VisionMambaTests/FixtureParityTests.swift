@@ -54,3 +54,34 @@ final class FixtureParityTests: XCTestCase {
         try check(case: "vim-tiny-224", weights: "pth", directory: dir, tolerance: 1e-4)
     }
 }
+
+/// Loss and the gradient of every parameter against the official float64 autograd: relative L2 1e-4.
+final class GradientParityTests: XCTestCase {
+    override func setUp() { Parallel.threads = 2 }
+
+    func check(case name: String, weights ext: String) throws {
+        let dir = FixtureParityTests.resources
+        let model = VimModel(config: try VimConfig.load(json: dir.appendingPathComponent("\(name).json").path))
+        try model.load(weights: dir.appendingPathComponent("\(name).\(ext)").path)
+        let io = try SafeTensors.read(dir.appendingPathComponent("\(name).io.safetensors").path)
+        let input = try XCTUnwrap(io["input"])
+        let images = Tensor(shape: input.shape, values: input.floats())
+        images.requiresGrad = false
+        let labels = try XCTUnwrap(io["labels"]).int64s().map(Int.init)
+        let tape = Tape()
+        let loss = crossEntropy(model(images, tape: tape), labels: labels, tape: tape)
+        tape.backward(from: loss)
+        XCTAssertEqual(Double(loss.data[0]), Double(try XCTUnwrap(io["loss"]).floats()[0]), accuracy: 1e-5)
+        var worst = (0.0, "")
+        for (param, t) in model.namedParameters() {
+            let ref = try XCTUnwrap(io["grad.\(param)"], "grad.\(param)")
+            let err = relativeL2(try XCTUnwrap(t.grad, param).array, ref.floats())
+            XCTAssertLessThan(err, 1e-4, "grad.\(param)")
+            if err > worst.0 { worst = (err, param) }
+        }
+        print("\(name) gradients: worst rel L2 \(worst.0) (\(worst.1)), \(model.namedParameters().count) tensors")
+    }
+
+    func testVimMicroGradients() throws { try check(case: "vim-micro", weights: "pth") }
+    func testVimMicroOverlapGradients() throws { try check(case: "vim-micro-overlap", weights: "safetensors") }
+}

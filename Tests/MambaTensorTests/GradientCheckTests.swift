@@ -1,0 +1,136 @@
+import Foundation
+import XCTest
+@testable import MambaTensor
+
+/// Every backward against central finite differences of its forward: L = Σ seed·output, each
+/// input element nudged by ±ε, compared as relative L2 over all elements checked.
+final class GradientCheckTests: XCTestCase {
+    var rng = SeededGenerator(seed: 11)
+    override func setUp() { Parallel.threads = 2 }
+
+    func random(_ n: Int, scale: Double = 1) -> [Float] { (0..<n).map { _ in Float(rng.normal() * scale) } }
+
+    func weightedSum(_ out: [Float], _ seed: [Float]) -> Double { zip(out, seed).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+
+    /// Finite-difference gradient of `loss` with respect to `values` (every element), ε relative to scale.
+    func numericGradient(_ values: inout [Float], eps: Float = 1e-2, _ loss: ([Float]) -> Double) -> [Float] {
+        var g = [Float](repeating: 0, count: values.count)
+        for i in values.indices {
+            let v = values[i]
+            values[i] = v + eps; let up = loss(values)
+            values[i] = v - eps; let down = loss(values)
+            values[i] = v
+            g[i] = Float((up - down) / Double(2 * eps))
+        }
+        return g
+    }
+
+    func assertClose(_ analytic: [Float], _ numeric: [Float], _ what: String, tolerance: Double = 5e-3,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        let err = relativeL2(analytic, numeric)
+        XCTAssertLessThan(err, tolerance, "\(what): rel L2 \(err)", file: file, line: line)
+    }
+
+    func testSelectiveScanBackward() {
+        let (batch, L, E, N, P) = (2, 5, 6, 3, 1 + 2 * 3)
+        var u = random(batch * L * E), delta = random(batch * L * E), bias = random(E, scale: 0.5)
+        var A = random(E * N).map { -abs($0) - 0.2 }, D = random(E), xdbl = random(batch * L * P), z = random(batch * L * 2 * E)
+        let seed = random(batch * L * E)
+        for reverse in [false, true] {
+            func forward(_ u: [Float], _ delta: [Float], _ bias: [Float], _ A: [Float], _ xdbl: [Float], _ D: [Float], _ z: [Float]) -> Double {
+                var out = [Float](repeating: 0, count: batch * L * E)
+                xdbl.withUnsafeBufferPointer { x in z.withUnsafeBufferPointer { zp in
+                    selectiveScanReference(out: &out, scale: 0.5, accumulate: false, u: u, delta: delta, deltaBias: bias, A: A,
+                                           B: x.baseAddress! + 1, C: x.baseAddress! + 1 + N, ldBC: P, D: D,
+                                           z: zp.baseAddress! + E, ldz: 2 * E, batch: batch, length: L, channels: 0..<E,
+                                           width: E, states: N, reverse: reverse)
+                } }
+                return weightedSum(out, seed)
+            }
+            var uG = [Float](repeating: 0, count: u.count), dG = [Float](repeating: 0, count: delta.count)
+            var bG = [Float](repeating: 0, count: E), aG = [Float](repeating: 0, count: E * N)
+            var xG = [Float](repeating: 0, count: xdbl.count), DG = [Float](repeating: 0, count: E), zG = [Float](repeating: 0, count: z.count)
+            xG.withUnsafeMutableBufferPointer { xg in zG.withUnsafeMutableBufferPointer { zg in
+                xdbl.withUnsafeBufferPointer { x in z.withUnsafeBufferPointer { zp in
+                    selectiveScanBackward(uGrad: &uG, deltaGrad: &dG, deltaBiasGrad: &bG, AGrad: &aG,
+                                          BGrad: xg.baseAddress! + 1, CGrad: xg.baseAddress! + 1 + N, DGrad: &DG,
+                                          zGrad: zg.baseAddress! + E, outGrad: seed, scale: 0.5, u: u, delta: delta,
+                                          deltaBias: bias, A: A, B: x.baseAddress! + 1, C: x.baseAddress! + 1 + N, ldBC: P,
+                                          D: D, z: zp.baseAddress! + E, ldz: 2 * E, batch: batch, length: L, channels: E,
+                                          states: N, reverse: reverse)
+                } }
+            } }
+            let tag = reverse ? "reverse" : "forward"
+            assertClose(uG, numericGradient(&u) { forward($0, delta, bias, A, xdbl, D, z) }, "u \(tag)")
+            assertClose(dG, numericGradient(&delta) { forward(u, $0, bias, A, xdbl, D, z) }, "delta \(tag)")
+            assertClose(bG, numericGradient(&bias) { forward(u, delta, $0, A, xdbl, D, z) }, "delta_bias \(tag)")
+            assertClose(aG, numericGradient(&A) { forward(u, delta, bias, $0, xdbl, D, z) }, "A \(tag)")
+            assertClose(DG, numericGradient(&D) { forward(u, delta, bias, A, xdbl, $0, z) }, "D \(tag)")
+            let xN = numericGradient(&xdbl) { forward(u, delta, bias, A, $0, D, z) }
+            // Column 0 of each row is not read by the scan (dt_low): both gradients are zero there.
+            assertClose(xG, xN, "B and C \(tag)")
+            let zN = numericGradient(&z) { forward(u, delta, bias, A, xdbl, D, $0) }
+            assertClose(zG, zN, "z \(tag)")
+        }
+    }
+
+    func testCausalConvBackward() {
+        let (batch, L, E, K) = (2, 6, 5, 4)
+        var x = random(batch * L * 2 * E), w = random(E * K), b = random(E)
+        let seed = random(batch * L * E)
+        for reverse in [false, true] {
+            func forward(_ x: [Float], _ w: [Float], _ b: [Float]) -> Double {
+                var out = [Float](repeating: 0, count: batch * L * E)
+                causalConv1dSiLUForward(out: &out, x: x, ldx: 2 * E, weight: w, bias: b, batch: batch, length: L,
+                                        channels: E, kernel: K, reverse: reverse)
+                return weightedSum(out, seed)
+            }
+            var xG = [Float](repeating: 0, count: x.count), wG = [Float](repeating: 0, count: w.count), bG = [Float](repeating: 0, count: E)
+            causalConv1dSiLUBackward(xGrad: &xG, weightGrad: &wG, biasGrad: &bG, outGrad: seed, x: x, ldx: 2 * E, weight: w, bias: b,
+                                     batch: batch, length: L, channels: E, kernel: K, reverse: reverse)
+            assertClose(xG, numericGradient(&x) { forward($0, w, b) }, "x reverse=\(reverse)")
+            assertClose(wG, numericGradient(&w) { forward(x, $0, b) }, "weight reverse=\(reverse)")
+            assertClose(bG, numericGradient(&b) { forward(x, w, $0) }, "bias reverse=\(reverse)")
+        }
+    }
+
+    func testAddRMSNormBackwardThroughBothOutputs() {
+        let (rows, D) = (3, 7)
+        var res = random(rows * D), x = random(rows * D), w = random(D)
+        let seedY = random(rows * D), seedR = random(rows * D)
+        func run(_ res: [Float], _ x: [Float], _ w: [Float], tape: Tape?) -> (Tensor, Tensor, Tensor, Tensor, Tensor) {
+            let rt = Tensor(shape: [rows, D], values: res), xt = Tensor(shape: [rows, D], values: x), wt = Tensor(shape: [D], values: w)
+            let (r, y) = addRMSNorm(residual: rt, xt, weight: wt, eps: 1e-5, tape: tape)
+            return (rt, xt, wt, r, y)
+        }
+        func loss(_ res: [Float], _ x: [Float], _ w: [Float]) -> Double {
+            let (_, _, _, r, y) = run(res, x, w, tape: nil)
+            return weightedSum(y.array, seedY) + weightedSum(r.array, seedR)
+        }
+        let tape = Tape()
+        let (rt, xt, wt, r, y) = run(res, x, w, tape: tape)
+        r.gradBuffer().buffer.update(from: seedR)  // what later consumers of r would send back
+        tape.backward(from: y, seed: seedY)
+        assertClose(rt.grad!.array, numericGradient(&res) { loss($0, x, w) }, "residual")
+        assertClose(xt.grad!.array, numericGradient(&x) { loss(res, $0, w) }, "x")
+        assertClose(wt.grad!.array, numericGradient(&w) { loss(res, x, $0) }, "weight")
+    }
+
+    func testLinearSelectTokenAndCrossEntropy() {
+        let (B, T, Din, C) = (3, 4, 5, 6)
+        var x = random(B * T * Din), w = random(C * Din), b = random(C)
+        let labels = [1, 5, 0]
+        func loss(_ x: [Float], _ w: [Float], _ b: [Float], tape: Tape? = nil) -> (Tensor, Tensor, Tensor, Tensor) {
+            let xt = Tensor(shape: [B, T, Din], values: x), wt = Tensor(shape: [C, Din], values: w), bt = Tensor(shape: [C], values: b)
+            let token = selectToken(xt, index: 2, tape: tape)
+            let l = crossEntropy(linear(token, weight: wt, bias: bt, tape: tape), labels: labels, tape: tape)
+            return (xt, wt, bt, l)
+        }
+        let tape = Tape()
+        let (xt, wt, bt, l) = loss(x, w, b, tape: tape)
+        tape.backward(from: l)
+        assertClose(xt.grad!.array, numericGradient(&x) { Double(loss($0, w, b).3.array[0]) }, "x")
+        assertClose(wt.grad!.array, numericGradient(&w) { Double(loss(x, $0, b).3.array[0]) }, "weight")
+        assertClose(bt.grad!.array, numericGradient(&b) { Double(loss(x, w, $0).3.array[0]) }, "bias")
+    }
+}
