@@ -78,3 +78,42 @@ public func crossEntropy(_ logits: Tensor, labels: [Int], tape: Tape?) -> Tensor
 }
 
 import Foundation
+
+/// Cross-entropy against soft targets [B, C] (timm's SoftTargetCrossEntropy):
+/// mean_b Σ_c −target_bc · log softmax(logits_b)_c. Label smoothing and mixup build the targets.
+public func softTargetCrossEntropy(_ logits: Tensor, targets: [Float], tape: Tape?) -> Tensor {
+    let (B, C) = (logits.shape[0], logits.shape[1])
+    precondition(targets.count == B * C, "softTargetCrossEntropy: \(targets.count) targets for \(describe(shape: logits.shape))")
+    var probs = [Double](repeating: 0, count: B * C), total = 0.0
+    for b in 0..<B {
+        let row = logits.data + b * C
+        var m = -Double.infinity
+        for c in 0..<C { m = max(m, Double(row[c])) }
+        var s = 0.0
+        for c in 0..<C { probs[b * C + c] = exp(Double(row[c]) - m); s += probs[b * C + c] }
+        let logS = log(s)
+        for c in 0..<C {
+            probs[b * C + c] /= s
+            total -= Double(targets[b * C + c]) * (Double(row[c]) - m - logS)
+        }
+    }
+    let loss = Tensor(shape: [1], values: [Float(total / Double(B))])
+    tape?.record {
+        guard let dl = loss.grad, logits.requiresGrad else { return }
+        let g = logits.gradBuffer(), scale = Double(dl.data[0]) / Double(B)
+        for b in 0..<B {
+            var tsum = 0.0
+            for c in 0..<C { tsum += Double(targets[b * C + c]) }
+            // d/dz of −Σ t·log softmax(z) = softmax(z)·Σt − t
+            for c in 0..<C { g.data[b * C + c] += Float((probs[b * C + c] * tsum - Double(targets[b * C + c])) * scale) }
+        }
+    }
+    return loss
+}
+
+/// One-hot targets with label smoothing: 1 − s + s/C on the label, s/C elsewhere.
+public func smoothedTargets(_ labels: [Int], classes: Int, smoothing: Float) -> [Float] {
+    var t = [Float](repeating: smoothing / Float(classes), count: labels.count * classes)
+    for (b, y) in labels.enumerated() { t[b * classes + y] += 1 - smoothing }
+    return t
+}

@@ -1,0 +1,99 @@
+import MambaTensor
+
+/// torch.optim.AdamW (amsgrad off) over named parameters with timm's two groups: no weight decay
+/// for 1-D tensors, `.bias` names and the model's `no_weight_decay()` names; `weightDecay` for the
+/// rest (spec/vim.md §4.3, so A_log and A_b_log, being 2-D, are decayed). Per step, for each
+/// parameter with gradient g:
+///   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
+///   p ← p − lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + ε)
+public final class AdamW {
+    public struct Group {
+        public var names: [String]
+        public var weightDecay: Float
+    }
+
+    public let parameters: [(String, Tensor)]
+    public let groups: [Group]
+    public var lr: Float
+    public let beta1: Float, beta2: Float, eps: Float
+    public private(set) var step = 0
+    /// exp_avg and exp_avg_sq per parameter name.
+    public private(set) var m: [String: Tensor] = [:]
+    public private(set) var v: [String: Tensor] = [:]
+    private let decayOf: [String: Float]
+
+    public init(parameters: [(String, Tensor)], lr: Float, weightDecay: Float, noWeightDecay: Set<String> = [],
+                betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8) {
+        self.parameters = parameters
+        self.lr = lr
+        (beta1, beta2) = betas
+        self.eps = eps
+        var decay = Group(names: [], weightDecay: weightDecay), noDecay = Group(names: [], weightDecay: 0)
+        for (name, t) in parameters {
+            if Self.skipsWeightDecay(name: name, shape: t.shape, noWeightDecay: noWeightDecay) { noDecay.names.append(name) }
+            else { decay.names.append(name) }
+        }
+        groups = [noDecay, decay]   // timm's order: group 0 no decay, group 1 decay
+        var d: [String: Float] = [:]
+        for g in groups { for n in g.names { d[n] = g.weightDecay } }
+        decayOf = d
+        for (name, t) in parameters {
+            m[name] = Tensor(zeros: t.shape)
+            v[name] = Tensor(zeros: t.shape)
+        }
+    }
+
+    /// timm 0.4.12 `add_weight_decay`: 1-D tensors, names ending in ".bias", and the model's
+    /// no-weight-decay names skip decay.
+    public static func skipsWeightDecay(name: String, shape: [Int], noWeightDecay: Set<String>) -> Bool {
+        shape.count <= 1 || name.hasSuffix(".bias") || noWeightDecay.contains(name)
+    }
+
+    /// One update of every parameter that has a gradient.
+    public func update() {
+        step += 1
+        let bc1 = 1 - Float(Double(beta1).power(step)), bc2 = 1 - Float(Double(beta2).power(step))
+        let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        for (name, p) in parameters {
+            guard let g = p.grad else { continue }
+            let mt = m[name]!, vt = v[name]!, wd = decayOf[name] ?? 0
+            let decay = 1 - lr * wd
+            let (b1, b2, e) = (beta1, beta2, eps)
+            let pp = p.data, gp = g.data, mp = mt.data, vp = vt.data
+            parallelFor(p.count, grain: 16384) { range in
+                for i in range {
+                    let gi = gp[i]
+                    pp[i] *= decay
+                    mp[i] = b1 * mp[i] + (1 - b1) * gi
+                    vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
+                    pp[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + e)
+                }
+            }
+        }
+    }
+
+    /// Restores the moment estimates and step count (from a checkpoint).
+    public func restore(step: Int, m: [String: [Float]], v: [String: [Float]]) throws {
+        for (name, p) in parameters {
+            guard let mv = m[name], let vv = v[name], mv.count == p.count, vv.count == p.count else {
+                throw OptimizerStateError("optimizer state for '\(name)' is missing or has the wrong size")
+            }
+            self.m[name]!.buffer.update(from: mv)
+            self.v[name]!.buffer.update(from: vv)
+        }
+        self.step = step
+    }
+}
+
+public struct OptimizerStateError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+extension Double {
+    func power(_ n: Int) -> Double {
+        var r = 1.0
+        for _ in 0..<n { r *= self }
+        return r
+    }
+}

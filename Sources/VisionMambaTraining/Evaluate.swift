@@ -1,0 +1,32 @@
+import MambaTensor
+import VisionMamba
+import VisionMambaData
+
+/// Mean loss and top-1 / top-5 accuracy (percent) over a dataset.
+public struct Evaluation: Sendable {
+    public var loss: Double
+    public var top1: Double
+    public var top5: Double
+    public var count: Int
+}
+
+/// Evaluates `model` on every sample of `loader` (no augmentation), cross-entropy without smoothing.
+public func evaluate(_ model: VimModel, loader: DataLoader) throws -> Evaluation {
+    var lossSum = 0.0, correct1 = 0, correct5 = 0, seen = 0
+    try loader.forEachBatch(epoch: 0) { _, batch in
+        let logits = model(batch.images)
+        let B = batch.labels.count, C = logits.shape[1]
+        lossSum += Double(crossEntropy(logits, labels: batch.labels, tape: nil).array[0]) * Double(B)
+        for b in 0..<B {
+            let row = Array(logits.buffer[(b * C)..<((b + 1) * C)])
+            let target = row[batch.labels[b]]
+            // Rank of the true class: how many logits beat it (ties count for the label, as topk does).
+            let better = row.filter { $0 > target }.count
+            if better < 1 { correct1 += 1 }
+            if better < 5 { correct5 += 1 }
+        }
+        seen += B
+    }
+    let n = Double(max(seen, 1))
+    return Evaluation(loss: lossSum / n, top1: 100 * Double(correct1) / n, top5: 100 * Double(correct5) / n, count: seen)
+}

@@ -1,0 +1,31 @@
+import VisionMamba
+
+/// Everything that decides a training run, named as in timm's train.py / the official main.py.
+/// Stored in every checkpoint so `--resume` continues the same run.
+public struct TrainOptions: Codable, Equatable, Sendable {
+    public var model: VimConfig
+    public var dataset: String = "digits"
+    public var dataPath: String? = nil
+    public var epochs: Int = 30
+    public var batchSize: Int = 64
+    /// Base learning rate; the run uses lr · batch / 512 unless `unscaleLR` (DeiT's rule).
+    public var lr: Double = 5e-4
+    public var unscaleLR: Bool = false
+    public var minLR: Double = 1e-5
+    public var warmupLR: Double = 1e-6
+    public var warmupEpochs: Int = 5
+    public var weightDecay: Double = 0.05
+    public var smoothing: Double = 0.1
+    public var clipGrad: Double? = nil
+    public var modelEMA: Bool = false
+    public var modelEMADecay: Double = 0.99996
+    public var seed: UInt64 = 0
+    /// Random translation (RandomCrop with this padding) for small images; 0 turns it off.
+    public var cropPadding: Int = 1
+    public var horizontalFlip: Bool = false
+
+    public init(model: VimConfig) { self.model = model }
+
+    /// The learning rate the optimizer starts from after the batch-size rule.
+    public var effectiveLR: Double { unscaleLR ? lr : lr * Double(batchSize) / 512 }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import MambaIO
+import MambaNN
+import MambaTensor
+import VisionMamba
+import VisionMambaData
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// The datasets `train --data-set` knows.
+public func makeDataset(_ name: String, path: String?, train: Bool) throws -> any ImageDataset {
+    switch name {
+    case "digits": return try DigitsDataset(split: train ? .train : .val)
+    default: throw TrainingError("unknown dataset '\(name)'; available: digits")
+    }
+}
+
+/// The DeiT/Vim training loop: AdamW with timm's groups, per-epoch warm-up + cosine, label
+/// smoothing, optional gradient clipping and EMA, evaluation after every epoch, an atomic
+/// checkpoint per epoch holding everything `--resume` needs to continue bit for bit.
+public final class Trainer {
+    public let options: TrainOptions
+    public let outputDir: String
+    public let model: VimModel
+    let optimizer: AdamW
+    var ema: [String: Tensor]?
+    public private(set) var state: TrainingState
+    let trainLoader: DataLoader
+    let valLoader: DataLoader
+    let schedule: CosineSchedule
+    let log: (String) -> Void
+    let progress: ProgressReporter
+
+    public init(options: TrainOptions, outputDir: String, resume: String? = nil, initialWeights: String? = nil,
+                log: @escaping (String) -> Void = { print($0) }) throws {
+        var options = options
+        var resumed: (file: TensorFile, state: TrainingState)? = nil
+        if let resume {
+            resumed = try Checkpoint.load(Checkpoint.resolve(resume))
+            options = resumed!.state.options        // a resumed run continues with its own settings
+        }
+        self.options = options
+        self.outputDir = outputDir
+        self.log = log
+        try options.model.validate()
+        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+
+        model = VimModel(config: options.model)
+        model.resetParameters(seed: options.seed)
+        if let initialWeights { try model.load(weights: initialWeights) }
+        optimizer = AdamW(parameters: model.namedParameters(), lr: Float(options.effectiveLR),
+                          weightDecay: Float(options.weightDecay), noWeightDecay: ["pos_embed", "cls_token"])
+        schedule = CosineSchedule(lr: options.effectiveLR, minLR: options.minLR, warmupLR: options.warmupLR,
+                                  warmupEpochs: options.warmupEpochs, epochs: options.epochs)
+
+        let train = try makeDataset(options.dataset, path: options.dataPath, train: true)
+        let val = try makeDataset(options.dataset, path: options.dataPath, train: false)
+        guard train.numClasses == options.model.numClasses else {
+            throw TrainingError("dataset \(options.dataset) has \(train.numClasses) classes; the model has \(options.model.numClasses)")
+        }
+        guard train.imageShape == [options.model.inChannels, options.model.imgSize, options.model.imgSize] else {
+            throw TrainingError("dataset \(options.dataset) has images of \(train.imageShape); the model expects \(options.model.imgSize) px")
+        }
+        var transforms: [any SampleTransform] = []
+        if options.cropPadding > 0 { transforms.append(RandomCropWithPadding(padding: options.cropPadding)) }
+        if options.horizontalFlip { transforms.append(RandomHorizontalFlip()) }
+        trainLoader = DataLoader(dataset: train, batchSize: options.batchSize, shuffle: true, dropLast: true,
+                                 transforms: transforms, seed: options.seed)
+        valLoader = DataLoader(dataset: val, batchSize: max(options.batchSize, 64), shuffle: false, dropLast: false)
+        guard trainLoader.batchCount() > 0 else {
+            throw TrainingError("batch size \(options.batchSize) is larger than the \(train.count) training images")
+        }
+
+        state = TrainingState(options: options, epochsDone: 0, optimizerStep: 0, bestTop1: 0, history: [])
+        if options.modelEMA {
+            var e: [String: Tensor] = [:]
+            for (name, p) in model.namedParameters() { e[name] = p.copy() }
+            ema = e
+        }
+        if let (file, saved) = resumed {
+            try model.load(stateDict: file.tensors.filter { !$0.key.hasPrefix("optimizer.") && !$0.key.hasPrefix("model_ema.") },
+                           source: resume!)
+            var m: [String: [Float]] = [:], v: [String: [Float]] = [:]
+            for (name, _) in model.namedParameters() {
+                m[name] = file["optimizer.exp_avg.\(name)"]?.floats()
+                v[name] = file["optimizer.exp_avg_sq.\(name)"]?.floats()
+                if var e = ema, let stored = file["model_ema.\(name)"] {
+                    e[name]!.buffer.update(from: stored.floats()); ema = e
+                }
+            }
+            try optimizer.restore(step: saved.optimizerStep, m: m, v: v)
+            state = saved
+        }
+        progress = ProgressReporter(total: trainLoader.batchCount())
+    }
+
+    /// Trains from the current epoch to `options.epochs`, evaluating and checkpointing each epoch.
+    @discardableResult
+    public func run() throws -> [EpochMetrics] {
+        let params = model.namedParameters()
+        while state.epochsDone < options.epochs {
+            let epoch = state.epochsDone
+            let lr = schedule.lr(forEpoch: epoch)
+            optimizer.lr = Float(lr)
+            let start = DispatchTime.now().uptimeNanoseconds
+            var lossSum = 0.0, seen = 0
+            progress.begin(epoch: epoch, epochs: options.epochs)
+            try trainLoader.forEachBatch(epoch: epoch) { step, batch in
+                let tape = Tape()
+                let logits = model(batch.images, tape: tape)
+                let targets = smoothedTargets(batch.labels, classes: options.model.numClasses, smoothing: Float(options.smoothing))
+                let loss = softTargetCrossEntropy(logits, targets: targets, tape: tape)
+                let value = Double(loss.array[0])
+                guard value.isFinite else {
+                    throw TrainingError("loss is \(value) at epoch \(epoch + 1), step \(step + 1); stopping. The last good checkpoint (\(outputDir)/\(Checkpoint.fileName), after epoch \(epoch)) is untouched")
+                }
+                for (_, p) in params { p.zeroGrad() }
+                tape.backward(from: loss)
+                if let clip = options.clipGrad { clipGradNorm(params.map(\.1), maxNorm: clip) }
+                optimizer.update()
+                if let ema { updateEMA(ema, params: params, decay: options.modelEMADecay) }
+                lossSum += value * Double(batch.labels.count)
+                seen += batch.labels.count
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+                progress.update(step: step + 1, loss: lossSum / Double(seen), lr: lr, imagesPerSecond: Double(seen) / elapsed)
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+            let eval = try evaluate(model, loader: valLoader)
+            let metrics = EpochMetrics(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), valLoss: eval.loss,
+                                       top1: eval.top1, top5: eval.top5, lr: lr, imagesPerSecond: Double(seen) / seconds,
+                                       epochSeconds: seconds, peakRSSMiB: peakResidentMiB())
+            progress.end(metrics)
+            state.history.append(metrics)
+            state.epochsDone = epoch + 1
+            state.optimizerStep = optimizer.step
+            let improved = eval.top1 > state.bestTop1
+            state.bestTop1 = max(state.bestTop1, eval.top1)
+            try Checkpoint.save(model: model, optimizer: optimizer, ema: ema, state: state, to: outputDir + "/" + Checkpoint.fileName)
+            if improved {
+                try Checkpoint.save(model: model, optimizer: optimizer, ema: ema, state: state, to: outputDir + "/best-checkpoint.safetensors")
+            }
+            try MetricsWriter.write(state.history, to: outputDir)
+        }
+        return state.history
+    }
+}
+
+/// Scales all gradients so their global L2 norm is at most `maxNorm` (torch.nn.utils.clip_grad_norm_).
+func clipGradNorm(_ params: [Tensor], maxNorm: Double) {
+    var total = 0.0
+    for p in params { if let g = p.grad { for i in 0..<g.count { total += Double(g.data[i]) * Double(g.data[i]) } } }
+    let norm = total.squareRoot(), coef = maxNorm / (norm + 1e-6)
+    guard coef < 1 else { return }
+    for p in params { if let g = p.grad { for i in 0..<g.count { g.data[i] *= Float(coef) } } }
+}
+
+/// timm ModelEma: ema ← decay·ema + (1 − decay)·model after every optimizer step.
+func updateEMA(_ ema: [String: Tensor], params: [(String, Tensor)], decay: Double) {
+    let d = Float(decay)
+    for (name, p) in params {
+        let e = ema[name]!
+        for i in 0..<p.count { e.data[i] = d * e.data[i] + (1 - d) * p.data[i] }
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import MambaTensor
+import VisionMamba
+import VisionMambaTraining
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a Vim model (the DeiT/Vim recipe); checkpoints, metrics.jsonl and a learning-curve SVG go to --output-dir.")
+
+    @Option(help: "Model: a zoo name, `vim-digits` (the small model for the bundled digits), or a fixture-format JSON file.")
+    var model: String = "vim-digits"
+    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled).") var dataSet: String = "digits"
+    @Option(name: .customLong("data-path"), help: "Folder of the dataset (not needed for digits).") var dataPath: String?
+    @Option(name: .customLong("num-classes"), help: "Classes of the head (default: the dataset's).") var numClasses: Int?
+    @Option var epochs: Int = 30
+    @Option(name: .customLong("batch-size")) var batchSize: Int = 64
+    @Option(help: "Base learning rate, scaled by batch-size / 512 unless --unscale-lr.") var lr: Double = 5e-4
+    @Flag(name: .customLong("unscale-lr")) var unscaleLR = false
+    @Option(name: .customLong("min-lr")) var minLR: Double = 1e-5
+    @Option(name: .customLong("warmup-lr")) var warmupLR: Double = 1e-6
+    @Option(name: .customLong("warmup-epochs")) var warmupEpochs: Int = 5
+    @Option(name: .customLong("weight-decay")) var weightDecay: Double = 0.05
+    @Option(help: "Label smoothing.") var smoothing: Double = 0.1
+    @Option(name: .customLong("clip-grad"), help: "Clip the global gradient norm to this value.") var clipGrad: Double?
+    @Flag(name: .customLong("model-ema"), help: "Keep an exponential moving average of the weights.") var modelEMA = false
+    @Option(name: .customLong("model-ema-decay")) var modelEMADecay: Double = 0.99996
+    @Option var seed: UInt64 = 0
+    @Option(name: .customLong("output-dir")) var outputDir: String = "runs/digits"
+    @Option(help: "A checkpoint, or an output directory meaning its latest checkpoint, to continue from.") var resume: String?
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func validate() throws {
+        if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if lr <= 0 { throw ValidationError("--lr must be positive") }
+        if smoothing < 0 || smoothing >= 1 { throw ValidationError("--smoothing must be in [0, 1)") }
+    }
+
+    func run() throws {
+        threadOptions.apply()
+        var config: VimConfig
+        if model == "vim-digits" {
+            config = VimConfig(name: "vim-digits", imgSize: 8, patchSize: 2, stride: 2, embedDim: 64, depth: 4, numClasses: 10)
+        } else if model.hasSuffix(".json") {
+            config = try VimConfig.load(json: model)
+        } else {
+            config = try ModelZoo.config(named: model)
+        }
+        if let numClasses { config.numClasses = numClasses } else if dataSet == "digits" { config.numClasses = 10 }
+        var options = TrainOptions(model: config)
+        options.dataset = dataSet
+        options.dataPath = dataPath
+        options.epochs = epochs
+        options.batchSize = batchSize
+        options.lr = lr
+        options.unscaleLR = unscaleLR
+        options.minLR = minLR
+        options.warmupLR = warmupLR
+        options.warmupEpochs = warmupEpochs
+        options.weightDecay = weightDecay
+        options.smoothing = smoothing
+        options.clipGrad = clipGrad
+        options.modelEMA = modelEMA
+        options.modelEMADecay = modelEMADecay
+        options.seed = seed
+        let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume)
+        print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(Parallel.threads) threads")
+        let history = try trainer.run()
+        if let last = history.last {
+            print(String(format: "done: top-1 %.2f%% (best %.2f%%)", last.top1, trainer.state.bestTop1))
+        }
+        print("checkpoint: \(outputDir)/checkpoint.safetensors (best: \(outputDir)/best-checkpoint.safetensors)")
+        print("metrics: \(outputDir)/metrics.jsonl, plot: \(outputDir)/learning-curve.svg")
+    }
+}
