@@ -97,11 +97,12 @@ public final class Trainer {
         progress = ProgressReporter(total: trainLoader.batchCount())
     }
 
-    /// Trains from the current epoch to `options.epochs`, evaluating and checkpointing each epoch.
+    /// Trains from the current epoch to `options.epochs` (or to `stopAfter` epochs), evaluating
+    /// and checkpointing each epoch.
     @discardableResult
-    public func run() throws -> [EpochMetrics] {
+    public func run(stopAfter: Int? = nil) throws -> [EpochMetrics] {
         let params = model.namedParameters()
-        while state.epochsDone < options.epochs {
+        while state.epochsDone < min(options.epochs, stopAfter ?? .max) {
             let epoch = state.epochsDone
             let lr = schedule.lr(forEpoch: epoch)
             optimizer.lr = Float(lr)

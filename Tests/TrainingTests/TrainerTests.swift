@@ -1,0 +1,66 @@
+import Foundation
+import MambaIO
+import MambaTensor
+import XCTest
+@testable import VisionMamba
+@testable import VisionMambaTraining
+
+final class TrainerTests: XCTestCase {
+    var tmp: URL!
+    override func setUpWithError() throws {
+        Parallel.threads = 2
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("vm-train-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    static func smallOptions(epochs: Int) -> TrainOptions {
+        var o = TrainOptions(model: VimConfig(name: "vim-digits-small", imgSize: 8, patchSize: 2, stride: 2, embedDim: 32, depth: 2, numClasses: 10))
+        o.epochs = epochs
+        o.batchSize = 32
+        o.lr = 4e-2
+        o.warmupEpochs = 1
+        return o
+    }
+
+    /// A small Vim learns the bundled digits: at least 90% validation top-1.
+    func testLearnsDigits() throws {
+        let trainer = try Trainer(options: Self.smallOptions(epochs: 20), outputDir: tmp.path, log: { _ in })
+        let history = try trainer.run()
+        XCTAssertEqual(history.count, 20)
+        XCTAssertGreaterThanOrEqual(history.last!.top1, 90, "final top-1 \(history.last!.top1)")
+        XCTAssertLessThan(history.last!.trainLoss, history.first!.trainLoss)
+        let lines = try String(contentsOf: tmp.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 20)
+        XCTAssertTrue(lines[0].contains("\"top5\""))
+        let svg = try String(contentsOf: tmp.appendingPathComponent("learning-curve.svg"), encoding: .utf8)
+        XCTAssertTrue(svg.hasPrefix("<svg") && svg.contains("<path"))
+    }
+
+    /// Resuming from an epoch's checkpoint gives the same numbers as never stopping.
+    func testResumeContinuesExactly() throws {
+        let whole = tmp.appendingPathComponent("whole").path, split = tmp.appendingPathComponent("split").path
+        let a = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: whole, log: { _ in }).run()
+        _ = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: split, log: { _ in }).run(stopAfter: 1)
+        let b = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: split, resume: split, log: { _ in }).run()
+        XCTAssertEqual(a.map(\.trainLoss), b.map(\.trainLoss))
+        XCTAssertEqual(a.map(\.valLoss), b.map(\.valLoss))
+        XCTAssertEqual(a.map(\.top1), b.map(\.top1))
+    }
+
+    /// A non-finite loss stops the run with a clear message and leaves the last checkpoint as it was.
+    func testNaNStopsAndKeepsTheCheckpoint() throws {
+        let trainer = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: tmp.path, log: { _ in })
+        try trainer.run(stopAfter: 1)
+        let path = tmp.appendingPathComponent("checkpoint.safetensors").path
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        trainer.model.head.bias!.data[0] = .nan
+        XCTAssertThrowsError(try trainer.run()) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("nan") && text.contains("epoch 2") && text.contains("untouched"), text)
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
+        let (_, state) = try Checkpoint.load(path)
+        XCTAssertEqual(state.epochsDone, 1)
+    }
+}
