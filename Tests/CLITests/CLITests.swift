@@ -206,6 +206,46 @@ final class CLITests: XCTestCase {
         XCTAssertGreaterThan(obj["images_per_second"] as! Double, 0)
     }
 
+    /// `train` killed with SIGKILL in the middle of an epoch, then resumed from its directory,
+    /// ends with the same metrics as a run that was never interrupted.
+    func testTrainingKilledMidEpochResumesToTheSameMetrics() throws {
+        let config = tmp.appendingPathComponent("small.json").path
+        try #"{"name": "small", "img_size": 8, "patch_size": 2, "stride": 2, "embed_dim": 32, "depth": 2, "num_classes": 10}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let whole = tmp.appendingPathComponent("whole").path, killed = tmp.appendingPathComponent("killed").path
+        let common = ["train", "--model", config, "--epochs", "4", "--batch-size", "32", "--lr", "4e-2", "--warmup-epochs", "1", "--threads", "2"]
+        XCTAssertEqual(try run(common + ["--output-dir", whole]).code, 0)
+
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = common + ["--output-dir", killed]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Wait for the first epoch's checkpoint, then kill during the second epoch.
+        let state = killed + "/checkpoint.json"
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: state) && Date() < deadline { usleep(5_000) }
+        usleep(120_000)
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+        let done = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state))) as! [String: Any]
+        XCTAssertLessThan(done["epochsDone"] as! Int, 4, "the run finished before it could be killed")
+
+        let r = try run(["train", "--resume", killed, "--output-dir", killed, "--threads", "2"])
+        XCTAssertEqual(r.code, 0, r.err)
+        func metrics(_ dir: String) throws -> [[String: Double]] {
+            try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+                let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                return ["train_loss", "val_loss", "top1", "top5", "lr", "epoch"].reduce(into: [:]) { $0[$1] = (o[$1] as! NSNumber).doubleValue }
+            }
+        }
+        let a = try metrics(whole), b = try metrics(killed)
+        XCTAssertEqual(a.count, 4)
+        XCTAssertEqual(a, b)
+    }
+
     func testModelsListsTheZooWithParameterCounts() throws {
         let r = try run(["models"])
         XCTAssertEqual(r.code, 0)
