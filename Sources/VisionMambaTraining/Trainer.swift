@@ -34,7 +34,11 @@ public final class Trainer {
     let log: (String) -> Void
     let progress: ProgressReporter
 
-    public init(options: TrainOptions, outputDir: String, resume: String? = nil, initialWeights: String? = nil,
+    /// `finetune`: weights to start from (an official .pth or any weights file), loaded as the
+    /// official main.py `--finetune` does: a head of another class count is replaced and pos_embed
+    /// interpolated to the new grid (`interpolation`).
+    public init(options: TrainOptions, outputDir: String, resume: String? = nil, finetune: String? = nil,
+                interpolation: PositionEmbeddingInterpolation = .official,
                 log: @escaping (String) -> Void = { print($0) }) throws {
         var options = options
         var resumed: (file: TensorFile, state: TrainingState)? = nil
@@ -50,7 +54,10 @@ public final class Trainer {
 
         model = VimModel(config: options.model)
         model.resetParameters(seed: options.seed)
-        if let initialWeights { try model.load(weights: initialWeights) }
+        if let finetune, resume == nil {
+            let fresh = try model.loadForFineTuning(weights: finetune, interpolation: interpolation)
+            if !fresh.isEmpty { log("fine-tuning from \(finetune); newly initialised: \(fresh.joined(separator: ", "))") }
+        }
         optimizer = AdamW(parameters: model.namedParameters(), lr: Float(options.effectiveLR),
                           weightDecay: Float(options.weightDecay), noWeightDecay: ["pos_embed", "cls_token"])
         schedule = CosineSchedule(lr: options.effectiveLR, minLR: options.minLR, warmupLR: options.warmupLR,

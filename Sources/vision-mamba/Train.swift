@@ -28,6 +28,11 @@ struct Train: ParsableCommand {
     @Option var seed: UInt64 = 0
     @Option(name: .customLong("output-dir")) var outputDir: String = "runs/digits"
     @Option(help: "A checkpoint, or an output directory meaning its latest checkpoint, to continue from.") var resume: String?
+    @Option(help: "Weights to fine-tune from (e.g. an official .pth): the head is replaced when the class count differs and pos_embed is interpolated to the new grid.")
+    var finetune: String?
+    @Option(name: .customLong("pos-embed-interp"), help: "pos_embed interpolation for --finetune: official (row 0 as class row, as main.py) or cls-aware.")
+    var posEmbedInterp: PositionEmbeddingInterpolation = .official
+    @Option(name: .customLong("input-size"), help: "Image size (default: the model's).") var inputSize: Int?
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -48,6 +53,7 @@ struct Train: ParsableCommand {
             config = try ModelZoo.config(named: model)
         }
         if let numClasses { config.numClasses = numClasses } else if dataSet == "digits" { config.numClasses = 10 }
+        if let inputSize { config.imgSize = inputSize }
         var options = TrainOptions(model: config)
         options.dataset = dataSet
         options.dataPath = dataPath
@@ -64,7 +70,8 @@ struct Train: ParsableCommand {
         options.modelEMA = modelEMA
         options.modelEMADecay = modelEMADecay
         options.seed = seed
-        let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume)
+        let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
+                                  interpolation: posEmbedInterp)
         print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(Parallel.threads) threads")
         let history = try trainer.run()
         if let last = history.last {

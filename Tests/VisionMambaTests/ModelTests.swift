@@ -100,3 +100,27 @@ final class ModelTests: XCTestCase {
         XCTAssertTrue(logits.array.allSatisfy(\.isFinite))
     }
 }
+
+final class FineTuneLoadTests: XCTestCase {
+    /// --finetune semantics: a head of another class count stays fresh, pos_embed is interpolated
+    /// to the new grid (official: row 0 as class row), every other tensor is the checkpoint's.
+    func testFineTuneLoadReplacesHeadAndInterpolatesPositions() throws {
+        let dir = FixtureParityTests.resources
+        let source = try VimConfig.load(json: dir.appendingPathComponent("vim-micro.json").path)  // 32 px, patch 8: 4×4 grid
+        var target = source
+        target.imgSize = 48                                                                      // 6×6 grid
+        target.numClasses = 7
+        let model = VimModel(config: target)
+        model.resetParameters(seed: 1)
+        let freshHead = model.head.weight.array
+        let fresh = try model.loadForFineTuning(weights: dir.appendingPathComponent("vim-micro.pth").path, interpolation: .official)
+        XCTAssertEqual(fresh, ["head.weight", "head.bias"])
+        XCTAssertEqual(model.head.weight.array, freshHead)
+        let file = try CheckpointFile.readStateDict(dir.appendingPathComponent("vim-micro.pth").path)
+        XCTAssertEqual(model.namedParameters().first { $0.0 == "layers.1.mixer.A_log" }!.1.array, file["layers.1.mixer.A_log"]!.floats())
+        let expected = interpolatePositionEmbedding(file["pos_embed"]!.floats(), config: source, newGrid: 6, mode: .official)
+        XCTAssertEqual(model.posEmbed.shape, [1, 37, 32])
+        XCTAssertEqual(model.posEmbed.array, expected)
+        XCTAssertEqual(Array(model.posEmbed.array[0..<32]), Array(file["pos_embed"]!.floats()[0..<32]))  // row 0 kept as is
+    }
+}

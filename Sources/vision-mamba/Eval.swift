@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import MambaIO
+import MambaTensor
+import VisionMamba
+import VisionMambaData
+import VisionMambaTraining
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Top-1, top-5 and loss of a model on a dataset's validation split.")
+
+    @Option(help: "Weights: a training checkpoint of this package, a .pth or a .safetensors file.") var weights: String
+    @Option(help: "Model name or alias (default: the one stored in a training checkpoint).") var model: String?
+    @Option(help: "A fixture-format JSON model description (instead of --model).") var config: String?
+    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled).") var dataSet: String = "digits"
+    @Option(name: .customLong("data-path"), help: "Folder of the dataset.") var data: String?
+    @Option(name: .customLong("batch-size")) var batchSize: Int = 64
+    @Flag(help: "Evaluate the EMA weights of a training checkpoint.") var ema = false
+    @OptionGroup var threadOptions: ThreadOptions
+
+    func run() throws {
+        threadOptions.apply()
+        let cfg: VimConfig
+        if let config { cfg = try VimConfig.load(json: config) }
+        else if let model { cfg = try ModelZoo.config(named: model) }
+        else {
+            let file = try SafeTensors.read(weights)
+            guard let json = file.metadata["training_state"],
+                  let state = try? JSONDecoder().decode(TrainingState.self, from: Data(json.utf8)) else {
+                throw ValidationError("give --model or --config: \(weights) is not a training checkpoint of this package")
+            }
+            cfg = state.options.model
+        }
+        let net = VimModel(config: cfg)
+        try net.load(stateDict: try VimModel.modelTensors(weights, ema: ema), source: weights)
+        let dataset = try makeDataset(dataSet, path: data, train: false)
+        let result = try evaluate(net, loader: DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false))
+        print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",
+                     cfg.name, dataSet, result.count, result.top1, result.top5, result.loss))
+    }
+}
