@@ -117,3 +117,21 @@ public func smoothedTargets(_ labels: [Int], classes: Int, smoothing: Float) -> 
     for (b, y) in labels.enumerated() { t[b * classes + y] += 1 - smoothing }
     return t
 }
+
+/// Stochastic depth as timm's `drop_path`: each sample's whole residual branch is kept with
+/// probability 1 − rate and then scaled by 1 / (1 − rate) (mask keep = floor(1 − rate + U[0,1))).
+/// The identity at rate 0. The per-sample mask is all the backward needs.
+public func dropPath(_ x: Tensor, rate: Double, rng: inout SeededGenerator, tape: Tape?) -> Tensor {
+    guard rate > 0 else { return x }
+    let batch = x.shape[0], per = x.count / batch
+    let keep = 1 - rate
+    let scales: [Float] = (0..<batch).map { _ in (keep + rng.uniform()).rounded(.down) / keep }.map(Float.init)
+    let y = Tensor(uninitializedShape: x.shape)
+    for b in 0..<batch { for i in 0..<per { y.data[b * per + i] = x.data[b * per + i] * scales[b] } }
+    tape?.record {
+        guard let dy = y.grad, x.requiresGrad else { return }
+        let g = x.gradBuffer()
+        for b in 0..<batch { for i in 0..<per { g.data[b * per + i] += dy.data[b * per + i] * scales[b] } }
+    }
+    return y
+}

@@ -40,3 +40,28 @@ extension Tensor {
         }
     }
 }
+
+extension SeededGenerator {
+    /// Gamma(shape, 1) by Marsaglia and Tsang (boosted for shape < 1).
+    public mutating func gamma(_ shape: Double) -> Double {
+        if shape < 1 { return gamma(shape + 1) * Foundation.pow(max(uniform(), 1e-300), 1 / shape) }
+        let d = shape - 1.0 / 3, c = 1 / (9 * d).squareRoot()
+        while true {
+            var x: Double, v: Double
+            repeat { x = normal(); v = 1 + c * x } while v <= 0
+            v = v * v * v
+            let u = uniform()
+            if u < 1 - 0.0331 * x * x * x * x { return d * v }
+            if Foundation.log(max(u, 1e-300)) < 0.5 * x * x + d * (1 - v + Foundation.log(v)) { return d * v }
+        }
+    }
+
+    /// Beta(a, b) as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b).
+    public mutating func beta(_ a: Double, _ b: Double) -> Double {
+        let x = gamma(a), y = gamma(b)
+        return x / (x + y)
+    }
+
+    /// Uniform integer in 0..<n.
+    public mutating func int(below n: Int) -> Int { n <= 1 ? 0 : Int(next() % UInt64(n)) }
+}

@@ -104,17 +104,25 @@ public final class VimModel: Module {
 
     /// Logits [B, C] for normalised images [B, 3, H, W]. `blockOutput(i, r)` receives, when given,
     /// the residual stream after block i (residual + mixer output) as [B, T, D]. With a tape,
-    /// every op records its backward.
-    public func callAsFunction(_ images: Tensor, tape: Tape? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
-        let feature = forwardFeatures(images, tape: tape, blockOutput: blockOutput)
+    /// every op records its backward. `dropPath` turns on stochastic depth (training only).
+    public func callAsFunction(_ images: Tensor, tape: Tape? = nil, dropPath: DropPathDraw? = nil,
+                               blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+        let feature = forwardFeatures(images, tape: tape, dropPath: dropPath, blockOutput: blockOutput)
         return linear(feature, weight: head.weight, bias: head.bias, tape: tape)
     }
 
     /// The class-token feature [B, D] after norm_f.
-    public func forwardFeatures(_ images: Tensor, tape: Tape? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+    public func forwardFeatures(_ images: Tensor, tape: Tape? = nil, dropPath draw: DropPathDraw? = nil,
+                                blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
         var h = Profiler.measure("patch_embed") { embed(images, tape: tape) }
         var residual: Tensor? = nil           // block 0's residual is the embedded tokens themselves
+        var rng = SeededGenerator(seed: draw?.seed ?? 0)
         for (i, block) in layers.enumerated() {
+            // Block i drops the previous block's mixer output with rate dpr[i − 1]
+            // (dpr = linspace(0, rate, depth)); block 0 has nothing to drop.
+            if let draw, i > 0 {
+                h = MambaTensor.dropPath(h, rate: draw.rate(forBlock: i, depth: layers.count), rng: &rng, tape: tape)
+            }
             let (r, u) = Profiler.measure("add_rms_norm") {
                 addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: tape)
             }
@@ -128,7 +136,11 @@ public final class VimModel: Module {
         }
         // norm_f sees residual + last mixer output; only the class token row is read out.
         let ci = config.clsIndex
-        let cls = selectToken(residual!, index: ci, tape: tape), last = selectToken(h, index: ci, tape: tape)
+        let cls = selectToken(residual!, index: ci, tape: tape)
+        var last = selectToken(h, index: ci, tape: tape)
+        // The model-level drop path (full rate) on the last mixer output; per sample, so applying
+        // it to the class row alone is the same.
+        if let draw { last = MambaTensor.dropPath(last, rate: draw.rate, rng: &rng, tape: tape) }
         return addRMSNorm(residual: cls, last, weight: normF.weight, eps: normF.eps, tape: tape).normed
     }
 }
@@ -149,5 +161,18 @@ extension VimModel {
         guard shape.count == 4, shape[0] >= 1, shape[1] == c.inChannels, shape[2] == c.imgSize, shape[3] == c.imgSize else {
             throw ConfigError("input has shape \(describe(shape: shape)); \(c.name) expects [B, \(c.inChannels), \(c.imgSize), \(c.imgSize)]")
         }
+    }
+}
+
+/// Stochastic depth for one training step: the model's drop-path rate and the seed of that
+/// step's masks.
+public struct DropPathDraw: Sendable {
+    public var rate: Double
+    public var seed: UInt64
+    public init(rate: Double, seed: UInt64) { self.rate = rate; self.seed = seed }
+
+    /// The rate block i applies (to block i − 1's output): linspace(0, rate, depth)[i − 1].
+    public func rate(forBlock i: Int, depth: Int) -> Double {
+        depth > 1 ? rate * Double(i - 1) / Double(depth - 1) : 0
     }
 }

@@ -20,34 +20,50 @@ public struct DataLoader: Sendable {
     public let shuffle: Bool
     public let dropLast: Bool
     public let transforms: [any SampleTransform]
+    /// Transforms applied after normalisation (random erasing).
+    public let postTransforms: [any SampleTransform]
     public let seed: UInt64
+    /// Repeated augmentation (the official RASampler): each sample `repeats` times per epoch.
+    public let repeats: Int
 
     public init(dataset: any ImageDataset, batchSize: Int, shuffle: Bool, dropLast: Bool,
-                transforms: [any SampleTransform] = [], seed: UInt64 = 0) {
+                transforms: [any SampleTransform] = [], postTransforms: [any SampleTransform] = [],
+                seed: UInt64 = 0, repeats: Int = 1) {
         self.dataset = dataset
         self.batchSize = batchSize
         self.shuffle = shuffle
         self.dropLast = dropLast
         self.transforms = transforms
+        self.postTransforms = postTransforms
         self.seed = seed
+        self.repeats = max(1, repeats)
     }
 
-    /// The sample order of an epoch (a Fisher-Yates permutation seeded by seed and epoch).
+    /// The sample order of an epoch: a Fisher-Yates permutation seeded by seed and epoch. With
+    /// repeated augmentation, as RASampler: every index repeated consecutively, then the epoch cut to
+    /// the dataset size rounded down to a multiple of 256 (the whole size when that is 0), so an
+    /// epoch shows about a third of the distinct images, three times each, differently augmented.
     public func order(epoch: Int) -> [Int] {
         var order = Array(0..<dataset.count)
         guard shuffle else { return order }
         var rng = SeededGenerator(seed: seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(epoch) &+ 1)
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        return order
+        guard repeats > 1 else { return order }
+        let repeated = order.flatMap { [Int](repeating: $0, count: repeats) }
+        let kept = dataset.count / 256 * 256
+        return Array(repeated.prefix(kept > 0 ? kept : dataset.count))
     }
 
     public func batchCount(epoch: Int = 0) -> Int {
-        dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
+        let n = order(epoch: epoch).count
+        return dropLast ? n / batchSize : (n + batchSize - 1) / batchSize
     }
 
-    /// Batch `b` of `epoch`.
+    /// Batch `b` of `epoch`. A sample's augmentation draws depend on (seed, epoch, its position
+    /// in the epoch's order), so repeated copies of an image are augmented differently.
     public func batch(_ b: Int, epoch: Int, order: [Int]) throws -> Batch {
-        let indices = Array(order[(b * batchSize)..<min(order.count, (b + 1) * batchSize)])
+        let first = b * batchSize
+        let indices = Array(order[first..<min(order.count, (b + 1) * batchSize)])
         let shape = dataset.imageShape, per = shape.reduce(1, *)
         let images = Tensor(uninitializedShape: [indices.count] + shape)
         images.requiresGrad = false
@@ -55,9 +71,10 @@ public struct DataLoader: Sendable {
         let (mean, std) = dataset.normalization
         for (i, index) in indices.enumerated() {
             var (image, label) = try dataset.sample(index)
-            var rng = sampleGenerator(seed: seed, epoch: epoch, index: index)
+            var rng = sampleGenerator(seed: seed, epoch: epoch, index: first + i)
             for t in transforms { t.apply(&image, shape: shape, rng: &rng) }
             normalize(&image, shape: shape, mean: mean, std: std)
+            for t in postTransforms { t.apply(&image, shape: shape, rng: &rng) }
             image.withUnsafeBufferPointer { (images.data + i * per).update(from: $0.baseAddress!, count: per) }
             labels.append(label)
         }
@@ -67,7 +84,8 @@ public struct DataLoader: Sendable {
     /// Calls `body` with every batch of `epoch` from `start` on, preparing batch b+1 on a
     /// background queue while `body` works on batch b.
     public func forEachBatch(epoch: Int, from start: Int = 0, _ body: (Int, Batch) throws -> Void) throws {
-        let order = order(epoch: epoch), n = batchCount(epoch: epoch)
+        let order = order(epoch: epoch)
+        let n = dropLast ? order.count / batchSize : (order.count + batchSize - 1) / batchSize
         guard start < n else { return }
         let queue = DispatchQueue(label: "vision-mamba.loader")
         var next: Result<Batch, Error> = Result { try batch(start, epoch: epoch, order: order) }

@@ -19,7 +19,7 @@ public struct DatasetError: Error, CustomStringConvertible {
 }
 
 /// The random generator for one sample's augmentation: a function of the run's seed, the epoch
-/// and the sample's index only, so results do not depend on threads, batch order or resumes.
+/// and the sample's position in the epoch only, so results do not depend on threads or resumes.
 public func sampleGenerator(seed: UInt64, epoch: Int, index: Int) -> SeededGenerator {
     var g = SeededGenerator(seed: seed ^ 0x5DEE_CE66_D1CE_4E5B)
     let a = g.next() &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15

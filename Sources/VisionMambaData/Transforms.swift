@@ -1,3 +1,4 @@
+import Foundation
 import MambaTensor
 
 /// A per-sample augmentation on a CHW float image, drawing from the sample's own generator.
@@ -44,4 +45,29 @@ public struct RandomHorizontalFlip: SampleTransform {
 public func normalize(_ image: inout [Float], shape: [Int], mean: [Float], std: [Float]) {
     let plane = shape[1] * shape[2]
     for c in 0..<shape[0] { for i in 0..<plane { image[c * plane + i] = (image[c * plane + i] - mean[c]) / std[c] } }
+}
+
+/// timm's RandomErasing(probability, mode="pixel", max_count=1), applied after normalisation:
+/// up to 10 tries to place a box of area U(0.02, 1/3)·HW and log-uniform aspect in [0.3, 1/0.3];
+/// the first that fits is filled with per-pixel, per-channel N(0, 1) values.
+public struct RandomErasing: SampleTransform {
+    public let probability: Double
+    public init(probability: Double) { self.probability = probability }
+
+    public func apply(_ image: inout [Float], shape: [Int], rng: inout SeededGenerator) {
+        guard rng.uniform() < probability else { return }
+        let (C, H, W) = (shape[0], shape[1], shape[2])
+        for _ in 0..<10 {
+            let area = Double(H * W) * (0.02 + rng.uniform() * (1.0 / 3 - 0.02))
+            let logRatio = log(0.3) + rng.uniform() * (log(1 / 0.3) - log(0.3))
+            let aspect = exp(logRatio)
+            let h = Int((area * aspect).squareRoot().rounded()), w = Int((area / aspect).squareRoot().rounded())
+            guard w < W && h < H else { continue }
+            let top = rng.int(below: H - h + 1), left = rng.int(below: W - w + 1)
+            for c in 0..<C { for y in top..<(top + h) { for x in left..<(left + w) {
+                image[(c * H + y) * W + x] = Float(rng.normal())
+            } } }
+            return
+        }
+    }
 }

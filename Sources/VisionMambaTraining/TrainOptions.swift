@@ -23,6 +23,18 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     /// Random translation (RandomCrop with this padding) for small images; 0 turns it off.
     public var cropPadding: Int = 1
     public var horizontalFlip: Bool = false
+    /// Stochastic depth rate (timm drop_path; linear over depth).
+    public var dropPath: Double = 0
+    /// Mixup / CutMix Beta parameters (0 turns each off), probability of mixing a batch, and of
+    /// choosing CutMix when both are on.
+    public var mixup: Double = 0
+    public var cutmix: Double = 0
+    public var mixupProb: Double = 1
+    public var mixupSwitchProb: Double = 0.5
+    /// Random erasing probability (timm --reprob, pixel mode).
+    public var reprob: Double = 0
+    /// Repeated augmentation copies per sample (1 = off; the official recipe uses 3).
+    public var repeatedAug: Int = 1
 
     public init(model: VimConfig) { self.model = model }
 

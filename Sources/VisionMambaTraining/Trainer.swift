@@ -31,6 +31,7 @@ public final class Trainer {
     let trainLoader: DataLoader
     let valLoader: DataLoader
     let schedule: CosineSchedule
+    let mixup: Mixup
     let log: (String) -> Void
     let progress: ProgressReporter
 
@@ -75,7 +76,14 @@ public final class Trainer {
         if options.cropPadding > 0 { transforms.append(RandomCropWithPadding(padding: options.cropPadding)) }
         if options.horizontalFlip { transforms.append(RandomHorizontalFlip()) }
         trainLoader = DataLoader(dataset: train, batchSize: options.batchSize, shuffle: true, dropLast: true,
-                                 transforms: transforms, seed: options.seed)
+                                 transforms: transforms,
+                                 postTransforms: options.reprob > 0 ? [RandomErasing(probability: options.reprob)] : [],
+                                 seed: options.seed, repeats: options.repeatedAug)
+        mixup = Mixup(mixupAlpha: options.mixup, cutmixAlpha: options.cutmix, prob: options.mixupProb,
+                      switchProb: options.mixupSwitchProb, smoothing: options.smoothing, classes: options.model.numClasses)
+        if mixup.isActive && options.batchSize % 2 != 0 {
+            throw TrainingError("mixup and cutmix need an even batch size (got \(options.batchSize))")
+        }
         valLoader = DataLoader(dataset: val, batchSize: max(options.batchSize, 64), shuffle: false, dropLast: false)
         guard trainLoader.batchCount() > 0 else {
             throw TrainingError("batch size \(options.batchSize) is larger than the \(train.count) training images")
@@ -118,8 +126,13 @@ public final class Trainer {
             progress.begin(epoch: epoch, epochs: options.epochs)
             try trainLoader.forEachBatch(epoch: epoch) { step, batch in
                 let tape = Tape()
-                let logits = model(batch.images, tape: tape)
-                let targets = smoothedTargets(batch.labels, classes: options.model.numClasses, smoothing: Float(options.smoothing))
+                // Batch-level draws (mixup, drop path) depend on seed, epoch and step only.
+                var rng = SeededGenerator(seed: options.seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(epoch) << 32 ^ UInt64(step))
+                let targets = mixup.isActive
+                    ? mixup.apply(batch.images, labels: batch.labels, rng: &rng).targets
+                    : smoothedTargets(batch.labels, classes: options.model.numClasses, smoothing: Float(options.smoothing))
+                let drop = options.dropPath > 0 ? DropPathDraw(rate: options.dropPath, seed: rng.next()) : nil
+                let logits = model(batch.images, tape: tape, dropPath: drop)
                 let loss = softTargetCrossEntropy(logits, targets: targets, tape: tape)
                 let value = Double(loss.array[0])
                 guard value.isFinite else {

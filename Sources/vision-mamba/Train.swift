@@ -25,6 +25,16 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("clip-grad"), help: "Clip the global gradient norm to this value.") var clipGrad: Double?
     @Flag(name: .customLong("model-ema"), help: "Keep an exponential moving average of the weights.") var modelEMA = false
     @Option(name: .customLong("model-ema-decay")) var modelEMADecay: Double = 0.99996
+    @Option(name: .customLong("drop-path"), help: "Stochastic depth rate (linear over depth).") var dropPath: Double = 0
+    @Option(help: "Mixup alpha (0: off).") var mixup: Double = 0
+    @Option(help: "CutMix alpha (0: off).") var cutmix: Double = 0
+    @Option(name: .customLong("mixup-prob")) var mixupProb: Double = 1
+    @Option(name: .customLong("mixup-switch-prob")) var mixupSwitchProb: Double = 0.5
+    @Option(help: "Random erasing probability (pixel mode).") var reprob: Double = 0
+    @Option(name: .customLong("repeated-aug"), help: "Repeated augmentation copies per image (1: off; the official recipe: 3).")
+    var repeatedAug: Int = 1
+    @Option(help: "Random translation by up to this many pixels (RandomCrop padding; 0: off).") var padding: Int = 1
+    @Flag(name: .customLong("hflip"), help: "Random horizontal flips (off for digits).") var hflip = false
     @Option var seed: UInt64 = 0
     @Option(name: .customLong("output-dir")) var outputDir: String = "runs/digits"
     @Option(help: "A checkpoint, or an output directory meaning its latest checkpoint, to continue from.") var resume: String?
@@ -40,6 +50,10 @@ struct Train: ParsableCommand {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if lr <= 0 { throw ValidationError("--lr must be positive") }
         if smoothing < 0 || smoothing >= 1 { throw ValidationError("--smoothing must be in [0, 1)") }
+        if dropPath < 0 || dropPath >= 1 { throw ValidationError("--drop-path must be in [0, 1)") }
+        if reprob < 0 || reprob > 1 { throw ValidationError("--reprob must be in [0, 1]") }
+        if mixup < 0 || cutmix < 0 { throw ValidationError("--mixup and --cutmix must not be negative") }
+        if repeatedAug < 1 { throw ValidationError("--repeated-aug must be at least 1") }
     }
 
     func run() throws {
@@ -70,6 +84,15 @@ struct Train: ParsableCommand {
         options.modelEMA = modelEMA
         options.modelEMADecay = modelEMADecay
         options.seed = seed
+        options.dropPath = dropPath
+        options.mixup = mixup
+        options.cutmix = cutmix
+        options.mixupProb = mixupProb
+        options.mixupSwitchProb = mixupSwitchProb
+        options.reprob = reprob
+        options.repeatedAug = repeatedAug
+        options.cropPadding = padding
+        options.horizontalFlip = hflip
         let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
                                   interpolation: posEmbedInterp)
         print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(Parallel.threads) threads")
