@@ -1,0 +1,90 @@
+import MambaTensor
+import XCTest
+@testable import VisionMambaData
+
+final class AugmentationTests: XCTestCase {
+    func batch(_ B: Int, _ C: Int, _ H: Int, _ W: Int) -> Tensor {
+        // Sample b is filled with b + 1 plus a tiny per-pixel ramp: every pixel says whose it is.
+        Tensor(shape: [B, C, H, W], values: (0..<(B * C * H * W)).map { Float($0 / (C * H * W) + 1) + Float($0 % (C * H * W)) * 1e-4 })
+    }
+
+    func testMixupBlendsWithTheReversedBatch() {
+        let x = batch(4, 2, 3, 3), original = x.copy()
+        let mix = Mixup(mixupAlpha: 0.8, cutmixAlpha: 0, smoothing: 0, classes: 5)
+        var rng = SeededGenerator(seed: 3)
+        let (targets, lambda) = mix.apply(x, labels: [0, 1, 2, 3], rng: &rng)
+        XCTAssertGreaterThan(lambda, 0); XCTAssertLessThan(lambda, 1)
+        let per = 18
+        for b in 0..<4 { for i in 0..<per {
+            let want = Float(lambda) * original.data[b * per + i] + Float(1 - lambda) * original.data[(3 - b) * per + i]
+            XCTAssertEqual(x.data[b * per + i], want, accuracy: 1e-5)
+        } }
+        XCTAssertEqual(Double(targets[0 * 5 + 0]), lambda, accuracy: 1e-6)      // own label
+        XCTAssertEqual(Double(targets[0 * 5 + 3]), 1 - lambda, accuracy: 1e-6)  // partner's label
+        for b in 0..<4 { XCTAssertEqual(targets[(b * 5)..<(b * 5 + 5)].reduce(0, +), 1, accuracy: 1e-6) }
+    }
+
+    func testCutMixPastesABoxAndCorrectsLambdaToItsArea() {
+        var sawBox = false
+        for seed in 0..<20 {
+            let x = batch(2, 1, 16, 16)
+            let mix = Mixup(mixupAlpha: 0, cutmixAlpha: 1.0, smoothing: 0.1, classes: 3)
+            var rng = SeededGenerator(seed: UInt64(seed))
+            let (targets, lambda) = mix.apply(x, labels: [0, 2], rng: &rng)
+            // Sample 0 keeps exactly a fraction λ of its own pixels.
+            let own = (0..<256).filter { x.data[$0] < 1.5 }.count
+            XCTAssertEqual(Double(own) / 256, lambda, accuracy: 1e-9)
+            if own < 256 { sawBox = true }
+            // Smoothed: on = 0.9 + 0.1/3, off = 0.1/3.
+            let on = 1 - 0.1 + 0.1 / 3, off = 0.1 / 3
+            XCTAssertEqual(Double(targets[0]), lambda * on + (1 - lambda) * off, accuracy: 1e-6)
+            XCTAssertEqual(Double(targets[2]), lambda * off + (1 - lambda) * on, accuracy: 1e-6)
+        }
+        XCTAssertTrue(sawBox)
+    }
+
+    func testDropPathScalesWholeSamplesAndIsDifferentiable() {
+        var rng = SeededGenerator(seed: 9)
+        let x = Tensor(shape: [400, 3], repeating: 1)
+        let tape = Tape()
+        let y = dropPath(x, rate: 0.25, rng: &rng, tape: tape)
+        var kept = 0
+        for b in 0..<400 {
+            let v = y.data[b * 3]
+            XCTAssertTrue(v == 0 || abs(v - 1 / 0.75) < 1e-6)
+            XCTAssertEqual(y.data[b * 3 + 1], v); XCTAssertEqual(y.data[b * 3 + 2], v)
+            if v != 0 { kept += 1 }
+        }
+        XCTAssertEqual(Double(kept) / 400, 0.75, accuracy: 0.06)
+        tape.backward(from: y, seed: [Float](repeating: 1, count: 1200))
+        XCTAssertEqual(x.grad!.array, y.array)   // d(sum y)/dx = the per-sample scale
+        var r2 = SeededGenerator(seed: 1)
+        XCTAssertTrue(dropPath(x, rate: 0, rng: &r2, tape: nil) === x)
+    }
+
+    func testRandomErasingFillsOneBox() {
+        var rng = SeededGenerator(seed: 4)
+        var image = [Float](repeating: 100, count: 3 * 32 * 32)
+        RandomErasing(probability: 1).apply(&image, shape: [3, 32, 32], rng: &rng)
+        let erased = image.filter { $0 != 100 }.count / 3
+        XCTAssertGreaterThanOrEqual(Double(erased), 0.02 * 1024 - 40)
+        XCTAssertLessThanOrEqual(Double(erased), 1024.0 / 3 + 40)
+    }
+
+    func testRepeatedAugmentationOrderAndDeterminism() throws {
+        let train = try DigitsDataset(split: .train)
+        let loader = DataLoader(dataset: train, batchSize: 64, shuffle: true, dropLast: true,
+                                transforms: [RandomCropWithPadding(padding: 1)], seed: 7, repeats: 3)
+        let order = loader.order(epoch: 2)
+        XCTAssertEqual(order.count, 1280)                         // 1,437 // 256 · 256
+        for i in stride(from: 0, to: 1278, by: 3) { XCTAssertTrue(order[i] == order[i + 1] && order[i] == order[i + 2]) }
+        XCTAssertNotEqual(order, loader.order(epoch: 3))
+        let a = try loader.batch(0, epoch: 2, order: order), b = try loader.batch(0, epoch: 2, order: order)
+        XCTAssertEqual(a.images.array, b.images.array)
+        // The three copies of an image are augmented independently.
+        let per = 3 * 8 * 8
+        let copies = (0..<3).map { Array(a.images.array[($0 * per)..<(($0 + 1) * per)]) }
+        XCTAssertEqual(Set(a.indices[0..<3]).count, 1)
+        XCTAssertTrue(copies[0] != copies[1] || copies[1] != copies[2])
+    }
+}
