@@ -1,3 +1,5 @@
+import Foundation
+
 /// A value built by the restricted unpickler. Containers are classes because pickle mutates
 /// them after they are memoized (EMPTY_DICT, BINPUT, then SETITEMS on the same object).
 public indirect enum PickleValue: CustomStringConvertible {
@@ -61,6 +63,29 @@ public final class PickleObject {
     public let type: String
     public var attributes: [String: PickleValue] = [:]
     init(type: String) { self.type = type }
+    var asValue: PickleValue { .object(self) }
+}
+
+/// Reads a plain pickle file (not a torch archive) whose arrays were written by numpy, e.g.
+/// the CIFAR python batches. Only inert data and numpy's array records are accepted.
+public func readNumpyPickle(_ path: String) throws -> PickleValue {
+    guard let data = FileManager.default.contents(atPath: path) else { throw IOFailure(path, "no such file or unreadable") }
+    return try data.withUnsafeBytes { raw in
+        var u = Unpickler(path: path, bytes: raw)
+        u.allowsNumpy = true
+        return try u.load()
+    }
+}
+
+extension PickleObject {
+    /// The raw bytes and shape of a numpy uint8 array record.
+    public func uint8Array() -> (shape: [Int], bytes: [UInt8])? {
+        guard type == "numpy.ndarray", case .tuple(let s)? = attributes["__state__"], s.count >= 5,
+              case .tuple(let dims) = s[1], case .bytes(let bytes) = s[4] else { return nil }
+        let shape = dims.compactMap { if case .int(let i) = $0 { i } else { nil } }
+        guard shape.count == dims.count, shape.reduce(1, *) == bytes.count else { return nil }
+        return (shape, bytes)
+    }
 }
 
 public struct PickleStorage {
@@ -90,8 +115,14 @@ struct Unpickler {
         "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor",
         "torch._utils._rebuild_parameter", "argparse.Namespace", "_codecs.encode",
     ]
+    /// What numpy pickles an array with; allowed only when reading datasets (CIFAR's python
+    /// batches), and even then built as inert records, never called.
+    static let numpyGlobals: Set<String> = [
+        "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
+    ]
 
     let path: String
+    var allowsNumpy = false
     let bytes: UnsafeRawBufferPointer
     var pos = 0
     var stack: [PickleValue] = []
@@ -138,7 +169,7 @@ struct Unpickler {
 
     func global(_ module: String, _ name: String) throws -> PickleValue {
         let full = "\(module).\(name)"
-        guard Self.storageTypes[full] != nil || Self.callables.contains(full) else {
+        guard Self.storageTypes[full] != nil || Self.callables.contains(full) || (allowsNumpy && Self.numpyGlobals.contains(full)) else {
             throw fail("refusing pickle global '\(full)': only the globals torch.save writes for tensors and checkpoints are allowed")
         }
         return .global(full)
@@ -175,9 +206,12 @@ struct Unpickler {
                 var v: UInt64 = 0
                 for i in 0..<8 { v = v << 8 | UInt64(b[i]) }
                 try push(.float(Double(bitPattern: v)))
-            case 0x58, 0x8C, 0x8D, 0x55, 0x54:                          // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8, SHORT_BINSTRING, BINSTRING
-                let n = op == 0x8C || op == 0x55 ? try byte() : try uint(op == 0x8D ? 8 : 4)
+            case 0x58, 0x8C, 0x8D:                                      // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
+                let n = op == 0x8C ? try byte() : try uint(op == 0x8D ? 8 : 4)
                 try push(.string(String(decoding: try take(n), as: UTF8.self)))
+            case 0x55, 0x54:                                            // SHORT_BINSTRING, BINSTRING: Python 2 str, read as bytes
+                let n = op == 0x55 ? try byte() : try uint(4)
+                try push(.bytes(Array(try take(n))))
             case 0x43, 0x42, 0x8E:                                      // SHORT_BINBYTES, BINBYTES, BINBYTES8
                 let n = op == 0x43 ? try byte() : try uint(op == 0x8E ? 8 : 4)
                 try push(.bytes(Array(try take(n))))
@@ -233,8 +267,12 @@ struct Unpickler {
                 try push(try call(cls, args))
             case 0x62:                                                  // BUILD
                 let state = try pop()
-                if case .object(let o)? = stack.last, case .dict(let d) = state {
-                    for (k, v) in zip(d.keys, d.values) { if let name = k.stringValue { o.attributes[name] = v } }
+                if case .object(let o)? = stack.last {
+                    if case .dict(let d) = state {
+                        for (k, v) in zip(d.keys, d.values) { if let name = k.stringValue { o.attributes[name] = v } }
+                    } else {
+                        o.attributes["__state__"] = state       // ndarray / dtype state tuples
+                    }
                 }
                 // Other targets (an OrderedDict's `_metadata`, a tensor's hooks) keep no state we use.
             case 0x51:                                                  // BINPERSID
@@ -253,6 +291,12 @@ struct Unpickler {
         switch name {
         case "collections.OrderedDict":
             return .dict(PickleDict())
+        case "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct":
+            return .object(PickleObject(type: "numpy.ndarray"))
+        case "numpy.dtype":
+            let o = PickleObject(type: "numpy.dtype")
+            o.attributes["__args__"] = args
+            return o.asValue
         case "argparse.Namespace":
             return .object(PickleObject(type: name))
         case "_codecs.encode":

@@ -12,9 +12,15 @@ public struct TrainingError: Error, CustomStringConvertible {
 
 /// The datasets `train --data-set` knows.
 public func makeDataset(_ name: String, path: String?, train: Bool) throws -> any ImageDataset {
-    switch name {
+    func folder() throws -> String {
+        guard let path else { throw TrainingError("--data-set \(name) needs --data-path") }
+        return path
+    }
+    switch name.lowercased() {
     case "digits": return try DigitsDataset(split: train ? .train : .val)
-    default: throw TrainingError("unknown dataset '\(name)'; available: digits")
+    case "cifar10", "cifar-10": return try CIFARDataset(path: folder(), classes: 10, train: train)
+    case "cifar100", "cifar-100", "cifar": return try CIFARDataset(path: folder(), classes: 100, train: train)   // the official CIFAR means CIFAR-100
+    default: throw TrainingError("unknown dataset '\(name)'; available: digits, cifar10, cifar100")
     }
 }
 
