@@ -34,7 +34,7 @@ let package = Package(
                 swiftSettings: fast),
         .executableTarget(
             name: "vision-mamba",
-            dependencies: ["VisionMamba", "VisionMambaData", "VisionMambaTraining", "MambaIO", "MambaTensor",
+            dependencies: ["VisionMamba", "VisionMambaData", "VisionMambaTraining", "MambaIO", "MambaNN", "MambaTensor",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast),
         .testTarget(name: "MambaTensorTests", dependencies: ["MambaTensor"]),

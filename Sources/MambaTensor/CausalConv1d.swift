@@ -60,8 +60,8 @@ public func causalConv1dSiLUForward(
 /// Backward of `causalConv1dSiLUForward`. The pre-activation a is recomputed (as the official
 /// backward does), then with da = outGrad·SiLU'(a), SiLU'(a) = s·(1 + a·(1 − s)), s = sigmoid(a):
 ///   xGrad[src] += w[e, k]·da[t],  weightGrad[e, k] += Σ da[t]·x[src],  biasGrad[e] += Σ da[t]
-/// xGrad has row stride `ldx` like x. Tasks own whole channels (batch inside), so no two threads
-/// touch one weight.
+/// xGrad has row stride `ldx` like x. A task owns 16 channels for the whole batch, so no two
+/// threads touch one weight; channels past the last multiple of 16 take the plain loop.
 public func causalConv1dSiLUBackward(
     xGrad: UnsafeMutablePointer<Float>, weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>,
     outGrad: UnsafePointer<Float>, x: UnsafePointer<Float>, ldx: Int,
@@ -69,33 +69,76 @@ public func causalConv1dSiLUBackward(
     batch: Int, length: Int, channels: Int, kernel: Int, reverse: Bool
 ) {
     let E = channels, K = kernel, L = length
-    parallelFor(E, grain: 8) { range in
-        var da = [Double](repeating: 0, count: L)
-        for e in range {
-            var wg = [Double](repeating: 0, count: K), bg = 0.0
+    let wT = UnsafeMutablePointer<Float>.allocate(capacity: K * E)   // [K, E]
+    defer { wT.deallocate() }
+    for e in 0..<E { for k in 0..<K { wT[k * E + e] = weight[e * K + k] } }
+    let blocks = E / 16
+    parallelFor(blocks) { range in
+        let wg = UnsafeMutablePointer<Float8>.allocate(capacity: 2 * K)
+        defer { wg.deallocate() }
+        for block in range {
+            let e = block * 16
+            wg.initialize(repeating: Float8(), count: 2 * K)
+            var bg0 = Float8(), bg1 = Float8()
+            let bias0 = load8(bias + e), bias1 = load8(bias + e + 8)
             for b in 0..<batch {
-                let xb = x + b * L * ldx + e, gb = xGrad + b * L * ldx + e
+                let xb = x + b * L * ldx + e, gb = xGrad + b * L * ldx + e, ob = outGrad + b * L * E + e
                 for t in 0..<L {
-                    var a = Double(bias[e])
-                    for k in 0..<K {
-                        let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
-                        if src >= 0 && src < L { a += Double(weight[e * K + k]) * Double(xb[src * ldx]) }
-                    }
-                    let s = 1 / (1 + Foundation.exp(-a))
-                    da[t] = Double(outGrad[(b * L + t) * E + e]) * s * (1 + a * (1 - s))
-                    bg += da[t]
-                }
-                for t in 0..<L {
+                    var a0 = bias0, a1 = bias1
                     for k in 0..<K {
                         let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
                         if src < 0 || src >= L { continue }
-                        gb[src * ldx] += Float(Double(weight[e * K + k]) * da[t])
-                        wg[k] += da[t] * Double(xb[src * ldx])
+                        a0 = a0.addingProduct(load8(wT + k * E + e), load8(xb + src * ldx))
+                        a1 = a1.addingProduct(load8(wT + k * E + e + 8), load8(xb + src * ldx + 8))
+                    }
+                    let s0 = sigmoid8(a0), s1 = sigmoid8(a1)
+                    let d0 = load8(ob + t * E) * s0 * (1 + a0 * (1 - s0))
+                    let d1 = load8(ob + t * E + 8) * s1 * (1 + a1 * (1 - s1))
+                    bg0 += d0; bg1 += d1
+                    for k in 0..<K {
+                        let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
+                        if src < 0 || src >= L { continue }
+                        let xs = xb + src * ldx, gs = gb + src * ldx
+                        store8(gs, load8(gs).addingProduct(load8(wT + k * E + e), d0))
+                        store8(gs + 8, load8(gs + 8).addingProduct(load8(wT + k * E + e + 8), d1))
+                        wg[2 * k] = wg[2 * k].addingProduct(d0, load8(xs))
+                        wg[2 * k + 1] = wg[2 * k + 1].addingProduct(d1, load8(xs + 8))
                     }
                 }
             }
-            for k in 0..<K { weightGrad[e * K + k] += Float(wg[k]) }
-            biasGrad[e] += Float(bg)
+            for k in 0..<K {
+                for lane in 0..<8 {
+                    weightGrad[(e + lane) * K + k] += wg[2 * k][lane]
+                    weightGrad[(e + 8 + lane) * K + k] += wg[2 * k + 1][lane]
+                }
+            }
+            store8(biasGrad + e, load8(biasGrad + e) + bg0)
+            store8(biasGrad + e + 8, load8(biasGrad + e + 8) + bg1)
         }
+    }
+    // Channels past the last multiple of 16, in double precision.
+    for e in (blocks * 16)..<E {
+        var wgs = [Double](repeating: 0, count: K), bgs = 0.0
+        for b in 0..<batch {
+            let xb = x + b * L * ldx + e, gb = xGrad + b * L * ldx + e
+            for t in 0..<L {
+                var a = Double(bias[e])
+                for k in 0..<K {
+                    let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
+                    if src >= 0 && src < L { a += Double(weight[e * K + k]) * Double(xb[src * ldx]) }
+                }
+                let s = 1 / (1 + Foundation.exp(-a))
+                let da = Double(outGrad[(b * L + t) * E + e]) * s * (1 + a * (1 - s))
+                bgs += da
+                for k in 0..<K {
+                    let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
+                    if src < 0 || src >= L { continue }
+                    gb[src * ldx] += Float(Double(weight[e * K + k]) * da)
+                    wgs[k] += da * Double(xb[src * ldx])
+                }
+            }
+        }
+        for k in 0..<K { weightGrad[e * K + k] += Float(wgs[k]) }
+        biasGrad[e] += Float(bgs)
     }
 }

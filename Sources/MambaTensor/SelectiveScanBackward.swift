@@ -121,9 +121,11 @@ public func selectiveScanBackward(
     let AT = UnsafeMutablePointer<Float>.allocate(capacity: N * E)   // [N, E]
     defer { AT.deallocate() }
     for e in 0..<E { for n in 0..<N { AT[n * E + e] = A[e * N + n] } }
-    // B and C gradients are sums over channels: each task adds into its own [rows][B | C] slice.
-    let partial = UnsafeMutablePointer<Float>.allocate(capacity: max(blocks, 1) * rows * 2 * N)
-    partial.initialize(repeating: 0, count: max(blocks, 1) * rows * 2 * N)
+    // B and C gradients are sums over channels: each task adds its 8 lanes into its own
+    // [rows][B | C] slice of vectors; lanes and tasks are summed once at the end, which keeps
+    // horizontal sums out of the token loop.
+    let partial = UnsafeMutablePointer<Float8>.allocate(capacity: max(blocks, 1) * rows * 2 * N)
+    partial.initialize(repeating: Float8(), count: max(blocks, 1) * rows * 2 * N)
     defer { partial.deallocate() }
 
     parallelFor(blocks) { range in
@@ -183,8 +185,8 @@ public func selectiveScanBackward(
                         let gn0 = g[2 * n].addingProduct(dy0, cn), gn1 = g[2 * n + 1].addingProduct(dy1, cn)
                         let hp0 = step > 0 ? h[2 * n - 2 * N] : Float8(), hp1 = step > 0 ? h[2 * n + 1 - 2 * N] : Float8()
                         let dA0 = exp8(dt0 * a0), dA1 = exp8(dt1 * a1)
-                        pr[N + n] += (dy0 * h[2 * n]).addingProduct(dy1, h[2 * n + 1]).sum()
-                        pr[n] += (gn0 * dtu0).addingProduct(gn1, dtu1).sum()
+                        pr[N + n] = pr[N + n].addingProduct(dy0, h[2 * n]).addingProduct(dy1, h[2 * n + 1])
+                        pr[n] = pr[n].addingProduct(gn0, dtu0).addingProduct(gn1, dtu1)
                         let adh0 = a0 * dA0 * hp0, adh1 = a1 * dA1 * hp1
                         ddt0 = ddt0.addingProduct(gn0, adh0.addingProduct(u0, bn))
                         ddt1 = ddt1.addingProduct(gn1, adh1.addingProduct(u1, bn))
@@ -214,15 +216,17 @@ public func selectiveScanBackward(
             store8(deltaBiasGrad + e + 8, load8(deltaBiasGrad + e + 8) + dBias1)
         }
     }
-    for row in 0..<rows {
-        for n in 0..<N {
-            var sb: Float = 0, sc: Float = 0
-            for block in 0..<blocks {
-                sb += partial[(block * rows + row) * 2 * N + n]
-                sc += partial[(block * rows + row) * 2 * N + N + n]
+    parallelFor(rows, grain: 64) { range in
+        for row in range {
+            for n in 0..<N {
+                var sb = Float8(), sc = Float8()
+                for block in 0..<blocks {
+                    sb += partial[(block * rows + row) * 2 * N + n]
+                    sc += partial[(block * rows + row) * 2 * N + N + n]
+                }
+                BGrad[row * ldBC + n] += sb.sum()
+                CGrad[row * ldBC + n] += sc.sum()
             }
-            BGrad[row * ldBC + n] += sb
-            CGrad[row * ldBC + n] += sc
         }
     }
     if blocks * 16 < E {

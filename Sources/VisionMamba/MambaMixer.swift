@@ -135,12 +135,12 @@ public final class MambaMixer: Module {
             let A = negativeExp(p.aLog)
             let xcGrad = Tensor(zeros: [rows, E]), dtGrad = Tensor(uninitializedShape: [rows, E])
             let xdblGrad = Tensor(zeros: [rows, P]), AGrad = Tensor(zeros: [E, N])
-            selectiveScanBackward(uGrad: xcGrad.data, deltaGrad: dtGrad.data, deltaBiasGrad: p.dtProj.bias!.gradBuffer().data,
+            Profiler.measure("scan_backward") { selectiveScanBackward(uGrad: xcGrad.data, deltaGrad: dtGrad.data, deltaBiasGrad: p.dtProj.bias!.gradBuffer().data,
                                   AGrad: AGrad.data, BGrad: xdblGrad.data + R, CGrad: xdblGrad.data + R + N,
                                   DGrad: p.skip.gradBuffer().data, zGrad: xzGrad.data + E, outGrad: yGrad.data, scale: scale,
                                   u: xc.data, delta: dt.data, deltaBias: p.dtProj.bias!.data, A: A.data,
                                   B: xdbl.data + R, C: xdbl.data + R + N, ldBC: P, D: p.skip.data, z: xz.data + E, ldz: 2 * E,
-                                  batch: batch, length: L, channels: E, states: N, reverse: reverse)
+                                  batch: batch, length: L, channels: E, states: N, reverse: reverse) }
             // dt = dt_low · dt_projᵀ with dt_low the first R columns of xdbl.
             gemm(transA: false, transB: false, m: rows, n: R, k: E, dtGrad.data, lda: E, p.dtProj.weight.data, ldb: R,
                  beta: 1, xdblGrad.data, ldc: P)
@@ -149,10 +149,10 @@ public final class MambaMixer: Module {
             // xdbl = xc · x_projᵀ
             linearBackward(xGrad: xcGrad.data, weightGrad: p.xProj.weight.gradBuffer().data, biasGrad: nil,
                            yGrad: xdblGrad.data, x: xc.data, weight: p.xProj.weight.data, rows: rows, inFeatures: E, outFeatures: P)
-            causalConv1dSiLUBackward(xGrad: xzGrad.data, weightGrad: p.conv.weight.gradBuffer().data,
+            Profiler.measure("conv_backward") { causalConv1dSiLUBackward(xGrad: xzGrad.data, weightGrad: p.conv.weight.gradBuffer().data,
                                      biasGrad: p.conv.bias.gradBuffer().data, outGrad: xcGrad.data, x: xz.data, ldx: 2 * E,
                                      weight: p.conv.weight.data, bias: p.conv.bias.data, batch: batch, length: L,
-                                     channels: E, kernel: p.conv.kernel, reverse: reverse)
+                                     channels: E, kernel: p.conv.kernel, reverse: reverse) }
             // A = −exp(A_log): dA_log = dA · A.
             let aLogGrad = p.aLog.gradBuffer()
             for j in 0..<(E * N) { aLogGrad.data[j] += AGrad.data[j] * A.data[j] }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MambaNN
 import MambaTensor
 import VisionMamba
 
@@ -15,6 +16,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON line.") var json = false
     @Flag(help: "Print a per-op time breakdown.") var profile = false
     @Flag(help: "Also measure OpenBLAS sgemm GFLOP/s and report speed as a fraction of that floor.") var floor = false
+    @Flag(help: "Time training steps (forward, backward, AdamW) instead of forward passes.") var train = false
+    @Option(name: .customLong("patch-size"), help: "Override the patch size (and stride), e.g. 4 for a CIFAR-shaped Vim at 32 px.") var patchSize: Int?
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -26,9 +29,11 @@ struct Bench: ParsableCommand {
     func run() throws {
         threadOptions.apply()
         var config = try ModelZoo.config(named: model)
+        if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
+        if let imgSize, patchSize != nil { config.imgSize = imgSize }
         let net = VimModel(config: config)
         net.resetParameters(seed: 0)
-        if let imgSize {
+        if let imgSize, patchSize == nil {
             try net.setImageSize(imgSize, interpolation: .classTokenAware)
             config = net.config
         }
@@ -36,20 +41,31 @@ struct Bench: ParsableCommand {
         let input = Tensor(uninitializedShape: [batch, config.inChannels, config.imgSize, config.imgSize])
         for i in 0..<input.count { input.data[i] = Float(rng.normal()) }
 
-        for _ in 0..<warmup { _ = net(input) }
+        input.requiresGrad = false
+        let labels = (0..<batch).map { $0 % config.numClasses }
+        let optimizer = train ? AdamW(parameters: net.namedParameters(), lr: 1e-4, weightDecay: 0.05) : nil
+        func pass() {
+            guard let optimizer else { _ = net(input); return }
+            let tape = Tape()
+            let loss = crossEntropy(net(input, tape: tape), labels: labels, tape: tape)
+            for (_, p) in optimizer.parameters { p.zeroGrad() }
+            Profiler.measure("backward") { tape.backward(from: loss) }
+            Profiler.measure("adamw") { optimizer.update() }
+        }
+        for _ in 0..<warmup { pass() }
         Profiler.isEnabled = profile
         let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<iterations { _ = net(input) }
+        for _ in 0..<iterations { pass() }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
         Profiler.isEnabled = false
         let ips = Double(batch * iterations) / seconds
         let rss = peakResidentMiB()
-        let gflop = config.forwardFLOPs.total / 1e9
+        let gflop = config.forwardFLOPs.total / 1e9 * (train ? 3 : 1)
         let sgemm = floor ? measureSgemmGFLOPs() : nil
 
         if json {
             let fields: [String] = [
-                "\"model\":\"\(config.name)\"", "\"batch\":\(batch)", "\"img_size\":\(config.imgSize)",
+                "\"model\":\"\(config.name)\"", "\"mode\":\"\(train ? "train" : "forward")\"", "\"batch\":\(batch)", "\"img_size\":\(config.imgSize)",
                 "\"tokens\":\(config.tokens)", "\"threads\":\(Parallel.threads)",
                 "\"images_per_second\":\(String(format: "%.3f", ips))",
                 "\"seconds_per_batch\":\(String(format: "%.4f", seconds / Double(iterations)))",
