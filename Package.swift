@@ -38,7 +38,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast),
         .testTarget(name: "MambaTensorTests", dependencies: ["MambaTensor"]),
-        .testTarget(name: "TrainingTests", dependencies: ["VisionMambaTraining", "VisionMambaData", "VisionMamba", "MambaNN", "MambaTensor"],
+        .testTarget(name: "TrainingTests", dependencies: ["VisionMambaTraining", "VisionMambaData", "VisionMamba", "MambaNN", "MambaTensor", "MambaIO"],
                     exclude: ["make_cifar.py"], resources: [.copy("Resources")]),
         .testTarget(name: "MambaIOTests", dependencies: ["MambaIO"], exclude: ["make_fixtures.py"], resources: [.copy("Resources")]),
         .testTarget(name: "CLITests", dependencies: ["vision-mamba", "MambaIO"]),

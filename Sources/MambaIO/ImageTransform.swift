@@ -58,7 +58,7 @@ public enum EvalTransform {
 /// vertical pass needs, support widened by the downscale factor (antialiasing), a = −0.5, weights
 /// normalised per output pixel then rounded to 22-bit fixed point, each pass rounded and clipped
 /// to uint8.
-enum PILResample {
+public enum PILResample {
     static let precisionBits = 32 - 8 - 2
 
     static func cubic(_ x: Double) -> Double {
@@ -105,7 +105,7 @@ enum PILResample {
         return UInt8(v >> precisionBits)
     }
 
-    static func bicubic(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+    public static func bicubic(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
         var src = image.pixels
         var srcW = image.width
         var srcH = image.height

@@ -70,8 +70,8 @@ public struct DataLoader: Sendable {
         var labels = [Int]()
         let (mean, std) = dataset.normalization
         for (i, index) in indices.enumerated() {
-            var (image, label) = try dataset.sample(index)
             var rng = sampleGenerator(seed: seed, epoch: epoch, index: first + i)
+            var (image, label) = try dataset.sample(index, rng: &rng)
             for t in transforms { t.apply(&image, shape: shape, rng: &rng) }
             normalize(&image, shape: shape, mean: mean, std: std)
             for t in postTransforms { t.apply(&image, shape: shape, rng: &rng) }

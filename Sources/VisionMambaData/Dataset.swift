@@ -10,6 +10,12 @@ public protocol ImageDataset: Sendable {
     /// Per-channel mean and std used to normalise this data.
     var normalization: (mean: [Float], std: [Float]) { get }
     func sample(_ index: Int) throws -> (image: [Float], label: Int)
+    /// The same with random draws for datasets that crop while decoding (ImageFolder).
+    func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int)
+}
+
+extension ImageDataset {
+    public func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int) { try sample(index) }
 }
 
 /// A dataset that cannot be read: one line naming the path and what was expected.

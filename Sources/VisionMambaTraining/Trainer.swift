@@ -11,7 +11,7 @@ public struct TrainingError: Error, CustomStringConvertible {
 }
 
 /// The datasets `train --data-set` knows.
-public func makeDataset(_ name: String, path: String?, train: Bool) throws -> any ImageDataset {
+public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: Int = 224) throws -> any ImageDataset {
     func folder() throws -> String {
         guard let path else { throw TrainingError("--data-set \(name) needs --data-path") }
         return path
@@ -20,7 +20,9 @@ public func makeDataset(_ name: String, path: String?, train: Bool) throws -> an
     case "digits": return try DigitsDataset(split: train ? .train : .val)
     case "cifar10", "cifar-10": return try CIFARDataset(path: folder(), classes: 10, train: train)
     case "cifar100", "cifar-100", "cifar": return try CIFARDataset(path: folder(), classes: 100, train: train)   // the official CIFAR means CIFAR-100
-    default: throw TrainingError("unknown dataset '\(name)'; available: digits, cifar10, cifar100")
+    case "imagefolder", "imnet":
+        return try ImageFolderDataset(root: folder(), split: train ? "train" : "val", size: imageSize, train: train)
+    default: throw TrainingError("unknown dataset '\(name)'; available: digits, cifar10, cifar100, imagefolder")
     }
 }
 
@@ -70,8 +72,8 @@ public final class Trainer {
         schedule = CosineSchedule(lr: options.effectiveLR, minLR: options.minLR, warmupLR: options.warmupLR,
                                   warmupEpochs: options.warmupEpochs, epochs: options.epochs)
 
-        let train = try makeDataset(options.dataset, path: options.dataPath, train: true)
-        let val = try makeDataset(options.dataset, path: options.dataPath, train: false)
+        let train = try makeDataset(options.dataset, path: options.dataPath, train: true, imageSize: options.model.imgSize)
+        let val = try makeDataset(options.dataset, path: options.dataPath, train: false, imageSize: options.model.imgSize)
         guard train.numClasses == options.model.numClasses else {
             throw TrainingError("dataset \(options.dataset) has \(train.numClasses) classes; the model has \(options.model.numClasses)")
         }

@@ -1,5 +1,7 @@
 import Foundation
 import XCTest
+import MambaIO
+import MambaTensor
 @testable import VisionMambaData
 @testable import VisionMambaTraining
 
@@ -38,6 +40,39 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(try CIFARDataset(path: Self.cifar, classes: 10, train: false).count, 4)
     }
 
+    /// ImageFolder: classes from sorted folder names; evaluation = the official eval transform,
+    /// training = random resized crops of the requested size.
+    func testImageFolder() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vm-folder-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let images = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../MambaIOTests/Resources")
+        for (split, cls, file) in [("train", "cat", "rgb.jpg"), ("train", "ant", "rgb.png"), ("train", "ant", "grey.png"),
+                                   ("val", "cat", "rgb.jpg"), ("val", "ant", "palette.png")] {
+            let dir = root.appendingPathComponent("\(split)/\(cls)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: images.appendingPathComponent(file), to: dir.appendingPathComponent(file))
+        }
+        let val = try ImageFolderDataset(root: root.path, split: "val", size: 16, train: false)
+        XCTAssertEqual(val.classNames, ["ant", "cat"])
+        XCTAssertEqual(val.count, 2)
+        let (image, label) = try val.sample(1)
+        XCTAssertEqual(label, 1)
+        XCTAssertEqual(image.count, 3 * 16 * 16)
+        let decoded = try ImageDecoder.decode(images.appendingPathComponent("rgb.jpg").path)
+        let expected = EvalTransform.centerCrop(EvalTransform.resizeShorterSide(decoded, to: 18), size: 16)
+        XCTAssertEqual(image, (0..<768).map { Float(expected.pixels[($0 % 256) * 3 + $0 / 256]) / 255 })
+        let train = try ImageFolderDataset(root: root.path, split: "train", size: 16, train: true)
+        XCTAssertEqual(train.count, 3)
+        var r1 = SeededGenerator(seed: 1), r2 = SeededGenerator(seed: 2), r1b = SeededGenerator(seed: 1)
+        let a = try train.sample(2, rng: &r1).image, b = try train.sample(2, rng: &r2).image, c = try train.sample(2, rng: &r1b).image
+        XCTAssertEqual(a.count, 768)
+        XCTAssertEqual(a, c)
+        XCTAssertNotEqual(a, b)
+        XCTAssertThrowsError(try ImageFolderDataset(root: root.path, split: "test", size: 16, train: false)) { error in
+            XCTAssertTrue("\(error)".contains("test") && "\(error)".contains("<class>"))
+        }
+    }
+
     func testMissingDatasetNamesThePathAndWhatWasExpected() {
         XCTAssertThrowsError(try CIFARDataset(path: "/nonexistent/cifar", classes: 10, train: true)) { error in
             let text = "\(error)"
@@ -47,7 +82,7 @@ final class DatasetTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("--data-path"))
         }
         XCTAssertThrowsError(try makeDataset("mnist", path: nil, train: true)) { error in
-            XCTAssertTrue("\(error)".contains("digits, cifar10, cifar100"))
+            XCTAssertTrue("\(error)".contains("digits, cifar10, cifar100, imagefolder"))
         }
     }
 }
