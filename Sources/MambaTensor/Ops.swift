@@ -51,30 +51,11 @@ public func selectToken(_ x: Tensor, index: Int, tape: Tape?) -> Tensor {
     return y
 }
 
-/// Mean cross-entropy of logits [B, C] against integer labels: −mean_b log softmax(logits_b)[label_b].
-/// Returns a [1] tensor; its backward is (softmax − onehot) / B.
+/// Mean cross-entropy of logits [B, C] against integer labels: −mean_b log softmax(logits_b)[label_b]
+/// (soft-target cross-entropy with one-hot targets). Returns a [1] tensor.
 public func crossEntropy(_ logits: Tensor, labels: [Int], tape: Tape?) -> Tensor {
-    let (B, C) = (logits.shape[0], logits.shape[1])
-    precondition(labels.count == B, "crossEntropy: \(labels.count) labels for a batch of \(B)")
-    var probs = [Double](repeating: 0, count: B * C), total = 0.0
-    for b in 0..<B {
-        let row = logits.data + b * C
-        var m = -Double.infinity
-        for c in 0..<C { m = max(m, Double(row[c])) }
-        var s = 0.0
-        for c in 0..<C { probs[b * C + c] = exp(Double(row[c]) - m); s += probs[b * C + c] }
-        for c in 0..<C { probs[b * C + c] /= s }
-        total += -(Double(row[labels[b]]) - m - log(s))
-    }
-    let loss = Tensor(shape: [1], values: [Float(total / Double(B))])
-    tape?.record {
-        guard let dl = loss.grad, logits.requiresGrad else { return }
-        let g = logits.gradBuffer(), scale = Double(dl.data[0]) / Double(B)
-        for b in 0..<B {
-            for c in 0..<C { g.data[b * C + c] += Float((probs[b * C + c] - (c == labels[b] ? 1 : 0)) * scale) }
-        }
-    }
-    return loss
+    precondition(labels.count == logits.shape[0], "crossEntropy: \(labels.count) labels for a batch of \(logits.shape[0])")
+    return softTargetCrossEntropy(logits, targets: smoothedTargets(labels, classes: logits.shape[1], smoothing: 0), tape: tape)
 }
 
 import Foundation
