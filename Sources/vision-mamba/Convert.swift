@@ -3,14 +3,24 @@ import MambaIO
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a PyTorch .pth checkpoint's state dict to .safetensors (dtypes kept).")
+        abstract: "Convert weights between PyTorch .pth and .safetensors (dtypes kept); the output's extension decides its format.")
 
-    @Argument(help: "A .pth file (torch.save zip archive) or a .safetensors file.") var input: String
-    @Argument(help: "The .safetensors file to write.") var output: String
+    @Argument(help: "A .pth file (torch.save zip archive), a .safetensors file or a training checkpoint.") var input: String
+    @Argument(help: "The file to write: .safetensors, or .pth (torch.save({\"model\": state_dict}) layout).") var output: String
 
     func run() throws {
-        let stateDict = try CheckpointFile.readStateDict(input)
-        try SafeTensors.write(stateDict, to: output)
+        var stateDict = try CheckpointFile.readStateDict(input)
+        // A training checkpoint keeps only the model's tensors.
+        if stateDict.metadata["training_state"] != nil {
+            stateDict.names = stateDict.names.filter { !$0.hasPrefix("optimizer.") && !$0.hasPrefix("model_ema.") }
+            stateDict.tensors = stateDict.tensors.filter { stateDict.names.contains($0.key) }
+            stateDict.metadata = [:]
+        }
+        if output.hasSuffix(".pth") || output.hasSuffix(".pt") {
+            try TorchCheckpointWriter.write(stateDict, to: output)
+        } else {
+            try SafeTensors.write(stateDict, to: output)
+        }
         let elements = stateDict.tensors.values.reduce(0) { $0 + $1.elementCount }
         print("wrote \(stateDict.names.count) tensors (\(elements) values) to \(output)")
     }
