@@ -35,6 +35,8 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var reprob: Double = 0
     /// Repeated augmentation copies per sample (1 = off; the official recipe uses 3).
     public var repeatedAug: Int = 1
+    /// RandAugment config in timm's syntax (the official recipe: rand-m9-mstd0.5-inc1); nil = off.
+    public var aa: String? = nil
 
     public init(model: VimConfig) { self.model = model }
 

@@ -83,6 +83,7 @@ public final class Trainer {
         var transforms: [any SampleTransform] = []
         if options.cropPadding > 0 { transforms.append(RandomCropWithPadding(padding: options.cropPadding)) }
         if options.horizontalFlip { transforms.append(RandomHorizontalFlip()) }
+        if let aa = options.aa, aa != "none" { transforms.append(try RandAugment(config: aa)) }
         trainLoader = DataLoader(dataset: train, batchSize: options.batchSize, shuffle: true, dropLast: true,
                                  transforms: transforms,
                                  postTransforms: options.reprob > 0 ? [RandomErasing(probability: options.reprob)] : [],

@@ -35,6 +35,7 @@ struct Train: ParsableCommand {
     var repeatedAug: Int = 1
     @Option(help: "Random translation by up to this many pixels (RandomCrop padding; 0: off).") var padding: Int = 1
     @Flag(name: .customLong("hflip"), help: "Random horizontal flips (off for digits).") var hflip = false
+    @Option(help: "RandAugment in timm's syntax, e.g. rand-m9-mstd0.5-inc1 (the official recipe); default off.") var aa: String?
     @Option var seed: UInt64 = 0
     @Option(name: .customLong("output-dir")) var outputDir: String = "runs/digits"
     @Option(help: "A checkpoint, or an output directory meaning its latest checkpoint, to continue from.") var resume: String?
@@ -93,6 +94,7 @@ struct Train: ParsableCommand {
         options.repeatedAug = repeatedAug
         options.cropPadding = padding
         options.horizontalFlip = hflip
+        options.aa = aa
         let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
                                   interpolation: posEmbedInterp)
         print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(Parallel.threads) threads")

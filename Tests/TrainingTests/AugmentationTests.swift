@@ -88,3 +88,56 @@ final class AugmentationTests: XCTestCase {
         XCTAssertTrue(copies[0] != copies[1] || copies[1] != copies[2])
     }
 }
+
+final class RandAugmentTests: XCTestCase {
+    func testConfigParsing() throws {
+        let ra = try RandAugment(config: "rand-m9-mstd0.5-inc1")
+        XCTAssertEqual(ra.layers, 2); XCTAssertEqual(ra.magnitude, 9); XCTAssertEqual(ra.magnitudeStd, 0.5); XCTAssertTrue(ra.increasing)
+        XCTAssertEqual(try RandAugment(config: "rand-n3-m5").layers, 3)
+        XCTAssertThrowsError(try RandAugment(config: "auto-m9"))
+        XCTAssertThrowsError(try RandAugment(config: "rand-q4")) { XCTAssertTrue("\($0)".contains("q4")) }
+    }
+
+    func testPixelOps() throws {
+        let ra = try RandAugment(config: "rand-m10-inc1")
+        var rng = SeededGenerator(seed: 0)
+        let (H, W) = (2, 4)
+        let px: [UInt8] = (0..<24).map { UInt8($0 * 10) }
+        XCTAssertEqual(ra.apply(.invert, px, H: H, W: W, m: 10, rng: &rng), px.map { 255 - $0 })
+        // Increasing posterize at m = 10 keeps 4 − 4 = 0 bits: all zero; at m = 0, 4 bits.
+        XCTAssertEqual(ra.apply(.posterize, px, H: H, W: W, m: 10, rng: &rng), [UInt8](repeating: 0, count: 24))
+        XCTAssertEqual(ra.apply(.posterize, px, H: H, W: W, m: 0, rng: &rng), px.map { $0 & 0xF0 })
+        // Increasing solarize at m = 5: threshold 128.
+        XCTAssertEqual(ra.apply(.solarize, px, H: H, W: W, m: 5, rng: &rng), px.map { $0 >= 128 ? 255 - $0 : $0 })
+        // Autocontrast stretches each channel to 0…255.
+        let ac = ra.apply(.autoContrast, px, H: H, W: W, m: 0, rng: &rng)
+        XCTAssertEqual(ac[0], 0); XCTAssertEqual(ac[7], 255); XCTAssertEqual(ac[8], 0); XCTAssertEqual(ac[15], 255)
+        // Brightness factor 1 ± 0.9·level is a pure scale of the pixels.
+        let b = ra.apply(.brightness, px, H: H, W: W, m: 0, rng: &rng)
+        XCTAssertEqual(b, px)
+    }
+
+    func testTranslationByWholePixelsShiftsAndFills() throws {
+        let ra = try RandAugment(config: "rand-m9")
+        let (H, W) = (3, 5)
+        let px: [UInt8] = (0..<45).map { UInt8($0) }
+        let out = ra.affine(px, H: H, W: W, translate: (2, 0))        // output x reads input x + 2
+        for c in 0..<3 { for y in 0..<H { for x in 0..<W {
+            let want: UInt8 = x + 2 < W ? px[c * 15 + y * 5 + x + 2] : [124, 116, 104][c]
+            XCTAssertEqual(out[c * 15 + y * 5 + x], want)
+        } } }
+        XCTAssertEqual(ra.affine(px, H: H, W: W, rotate: 0), px)
+    }
+
+    func testAppliesDeterministicallyPerGenerator() throws {
+        let ra = try RandAugment(config: "rand-m9-mstd0.5-inc1")
+        var base = [Float](repeating: 0, count: 3 * 8 * 8)
+        for i in base.indices { base[i] = Float((i * 37) % 256) / 255 }
+        var a = base, b = base, c = base
+        var r1 = SeededGenerator(seed: 3), r2 = SeededGenerator(seed: 3), r3 = SeededGenerator(seed: 4)
+        ra.apply(&a, shape: [3, 8, 8], rng: &r1); ra.apply(&b, shape: [3, 8, 8], rng: &r2); ra.apply(&c, shape: [3, 8, 8], rng: &r3)
+        XCTAssertEqual(a, b)
+        XCTAssertTrue(a.allSatisfy { $0 >= 0 && $0 <= 1 })
+        XCTAssertTrue(a != base || c != base)
+    }
+}
