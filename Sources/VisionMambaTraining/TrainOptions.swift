@@ -40,6 +40,39 @@ public struct TrainOptions: Codable, Equatable, Sendable {
 
     public init(model: VimConfig) { self.model = model }
 
+    enum CodingKeys: String, CodingKey { case model, dataset, dataPath, epochs, batchSize, lr, unscaleLR, minLR, warmupLR, warmupEpochs, weightDecay, smoothing, clipGrad, modelEMA, modelEMADecay, seed, cropPadding, horizontalFlip, dropPath, mixup, cutmix, mixupProb, mixupSwitchProb, reprob, repeatedAug, aa }
+
+    /// Missing keys take their defaults, so checkpoints written before an option existed still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(VimConfig.self, forKey: .model)
+        if let v = try c.decodeIfPresent(String.self, forKey: .dataset) { dataset = v }
+        if let v = try c.decodeIfPresent(String.self, forKey: .dataPath) { dataPath = v }
+        if let v = try c.decodeIfPresent(Int.self, forKey: .epochs) { epochs = v }
+        if let v = try c.decodeIfPresent(Int.self, forKey: .batchSize) { batchSize = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .lr) { lr = v }
+        if let v = try c.decodeIfPresent(Bool.self, forKey: .unscaleLR) { unscaleLR = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .minLR) { minLR = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .warmupLR) { warmupLR = v }
+        if let v = try c.decodeIfPresent(Int.self, forKey: .warmupEpochs) { warmupEpochs = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .weightDecay) { weightDecay = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .smoothing) { smoothing = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .clipGrad) { clipGrad = v }
+        if let v = try c.decodeIfPresent(Bool.self, forKey: .modelEMA) { modelEMA = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .modelEMADecay) { modelEMADecay = v }
+        if let v = try c.decodeIfPresent(UInt64.self, forKey: .seed) { seed = v }
+        if let v = try c.decodeIfPresent(Int.self, forKey: .cropPadding) { cropPadding = v }
+        if let v = try c.decodeIfPresent(Bool.self, forKey: .horizontalFlip) { horizontalFlip = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .dropPath) { dropPath = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .mixup) { mixup = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .cutmix) { cutmix = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .mixupProb) { mixupProb = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .mixupSwitchProb) { mixupSwitchProb = v }
+        if let v = try c.decodeIfPresent(Double.self, forKey: .reprob) { reprob = v }
+        if let v = try c.decodeIfPresent(Int.self, forKey: .repeatedAug) { repeatedAug = v }
+        if let v = try c.decodeIfPresent(String.self, forKey: .aa) { aa = v }
+    }
+
     /// The learning rate the optimizer starts from after the batch-size rule.
     public var effectiveLR: Double { unscaleLR ? lr : lr * Double(batchSize) / 512 }
 }

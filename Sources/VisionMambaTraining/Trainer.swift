@@ -17,6 +17,18 @@ public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: I
         return path
     }
     switch name.lowercased() {
+    case "auto":
+        // Recognise a folder by its contents: CIFAR batches of either format, else ImageFolder.
+        let root = try folder(), fm = FileManager.default
+        func has(_ names: [String]) -> Bool {
+            [root, root + "/cifar-10-batches-bin", root + "/cifar-10-batches-py", root + "/cifar-100-binary", root + "/cifar-100-python"]
+                .contains { dir in names.contains { fm.fileExists(atPath: dir + "/" + $0) } }
+        }
+        if has(["data_batch_1", "data_batch_1.bin"]) { return try makeDataset("cifar10", path: root, train: train, imageSize: imageSize) }
+        if has(["train.bin", "train"]) && !fm.fileExists(atPath: root + "/train/") {
+            return try makeDataset("cifar100", path: root, train: train, imageSize: imageSize)
+        }
+        return try makeDataset("imagefolder", path: root, train: train, imageSize: imageSize)
     case "digits": return try DigitsDataset(split: train ? .train : .val)
     case "cifar10", "cifar-10": return try CIFARDataset(path: folder(), classes: 10, train: train)
     case "cifar100", "cifar-100", "cifar": return try CIFARDataset(path: folder(), classes: 100, train: train)   // the official CIFAR means CIFAR-100

@@ -12,8 +12,10 @@ struct Eval: ParsableCommand {
     @Option(help: "Weights: a training checkpoint of this package, a .pth or a .safetensors file.") var weights: String
     @Option(help: "Model name or alias (default: the one stored in a training checkpoint).") var model: String?
     @Option(help: "A fixture-format JSON model description (instead of --model).") var config: String?
-    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled).") var dataSet: String = "digits"
-    @Option(name: .customLong("data-path"), help: "Folder of the dataset.") var data: String?
+    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled), cifar10, cifar100, imagefolder (default: digits, or recognised from --data).")
+    var dataSet: String?
+    @Option(name: [.customLong("data"), .customLong("data-path")], help: "Folder of the dataset (CIFAR batches, or an ImageFolder with val/<class>/).")
+    var data: String?
     @Option(name: .customLong("batch-size")) var batchSize: Int = 64
     @Flag(help: "Evaluate the EMA weights of a training checkpoint.") var ema = false
     @OptionGroup var threadOptions: ThreadOptions
@@ -33,7 +35,8 @@ struct Eval: ParsableCommand {
         }
         let net = VimModel(config: cfg)
         try net.load(stateDict: try VimModel.modelTensors(weights, ema: ema), source: weights)
-        let dataset = try makeDataset(dataSet, path: data, train: false)
+        let dataSet = self.dataSet ?? (data == nil ? "digits" : "auto")
+        let dataset = try makeDataset(dataSet, path: data, train: false, imageSize: cfg.imgSize)
         let result = try evaluate(net, loader: DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false))
         print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",
                      cfg.name, dataSet, result.count, result.top1, result.top5, result.loss))

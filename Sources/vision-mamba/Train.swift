@@ -10,8 +10,9 @@ struct Train: ParsableCommand {
 
     @Option(help: "Model: a zoo name, `vim-digits` (the small model for the bundled digits), or a fixture-format JSON file.")
     var model: String = "vim-digits"
-    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled).") var dataSet: String = "digits"
-    @Option(name: .customLong("data-path"), help: "Folder of the dataset (not needed for digits).") var dataPath: String?
+    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled), cifar10, cifar100, imagefolder, or auto (recognised from --data-path).")
+    var dataSet: String = "digits"
+    @Option(name: [.customLong("data-path"), .customLong("data")], help: "Folder of the dataset (not needed for digits).") var dataPath: String?
     @Option(name: .customLong("num-classes"), help: "Classes of the head (default: the dataset's).") var numClasses: Int?
     @Option var epochs: Int = 30
     @Option(name: .customLong("batch-size")) var batchSize: Int = 64
