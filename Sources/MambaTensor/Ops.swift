@@ -38,15 +38,20 @@ public func addRMSNorm(residual: Tensor?, _ x: Tensor, weight: Tensor, eps: Floa
     return (r, y)
 }
 
-/// Rows `index` of every sequence: x [B, T, D] → [B, D] (the class-token readout).
+/// Row `index` of every sequence: x [B, T, D] → [B, D] (the class-token readout).
 public func selectToken(_ x: Tensor, index: Int, tape: Tape?) -> Tensor {
+    selectToken(x, indices: [Int](repeating: index, count: x.shape[0]), tape: tape)
+}
+
+/// Row `indices[b]` of sequence b (the class token after fusions moved it per sample).
+public func selectToken(_ x: Tensor, indices: [Int], tape: Tape?) -> Tensor {
     let (B, T, D) = (x.shape[0], x.shape[1], x.shape[2])
     let y = Tensor(uninitializedShape: [B, D])
-    for b in 0..<B { (y.data + b * D).update(from: x.data + (b * T + index) * D, count: D) }
+    for b in 0..<B { (y.data + b * D).update(from: x.data + (b * T + indices[b]) * D, count: D) }
     tape?.record {
         guard let dy = y.grad, x.requiresGrad else { return }
         let g = x.gradBuffer()
-        for b in 0..<B { for d in 0..<D { g.data[(b * T + index) * D + d] += dy.data[b * D + d] } }
+        for b in 0..<B { for d in 0..<D { g.data[(b * T + indices[b]) * D + d] += dy.data[b * D + d] } }
     }
     return y
 }

@@ -27,6 +27,8 @@ public struct VimConfig: Codable, Equatable, Sendable {
     /// `if_divide_out`: (forward + backward) / 2 before out_proj.
     public var divideOut: Bool = true
     public var normEps: Float = 1e-5
+    /// Famba-V token fusion, when on.
+    public var fusion: TokenFusion? = nil
 
     public init(name: String, imgSize: Int, patchSize: Int, stride: Int, embedDim: Int, depth: Int,
                 numClasses: Int, dState: Int = 16, dConv: Int = 4, expand: Int = 2,
@@ -96,11 +98,21 @@ extension VimConfig {
             position = parsed
         }
         let name = (object["name"] as? String) ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        let config = VimConfig(
+        var config = VimConfig(
             name: name, imgSize: try int("img_size"), patchSize: try int("patch_size"),
             stride: try int("stride", try int("patch_size")), embedDim: try int("embed_dim"),
             depth: try int("depth"), numClasses: try int("num_classes"), dState: try int("d_state", 16),
             dConv: try int("d_conv", 4), expand: try int("expand", 2), clsPosition: position)
+        if let f = object["fusion"] as? [String: Any] {
+            // The fixture format: {strategy, layer, tokens} under the released code's per-block rule.
+            guard let strategy = f["strategy"] as? String, let tokens = f["tokens"] as? Int else {
+                throw ConfigError("\(path): fusion needs \"strategy\" and \"tokens\"")
+            }
+            let rule = (f["rule_name"] as? String).flatMap(TokenFusion.Rule.init(rawValue:)) ?? .official
+            let blocks = try (f["blocks"] as? [Int])
+                ?? TokenFusion.blocks(strategy: strategy, layer: f["layer"] as? Int ?? 0, depth: config.depth, rule: rule)
+            config.fusion = TokenFusion(blocks: blocks, tokens: tokens, preserveOrder: (f["order"] as? String) == "preserve")
+        }
         try config.validate()
         return config
     }

@@ -23,6 +23,8 @@ public final class VimModel: Module {
     public let layers: [VimBlock]
     public let normF: RMSNorm            // norm_f
     public let head: Linear              // head [C, D] + bias
+    /// Tokens each block's mixer saw in the last forward pass.
+    public private(set) var lastTokenSchedule: [Int] = []
 
     public init(config: VimConfig) {
         self.config = config
@@ -117,15 +119,29 @@ public final class VimModel: Module {
         var h = Profiler.measure("patch_embed") { embed(images, tape: tape) }
         var residual: Tensor? = nil           // block 0's residual is the embedded tokens themselves
         var rng = SeededGenerator(seed: draw?.seed ?? 0)
+        // The class token's index per sample: fusions may move it (not when it sits first).
+        var cls = [Int](repeating: config.clsIndex, count: images.shape[0])
+        var seen: [Int] = []
         for (i, block) in layers.enumerated() {
             // Block i drops the previous block's mixer output with rate dpr[i − 1]
             // (dpr = linspace(0, rate, depth)); block 0 has nothing to drop.
             if let draw, i > 0 {
                 h = MambaTensor.dropPath(h, rate: draw.rate(forBlock: i, depth: layers.count), rng: &rng, tape: tape)
             }
-            let (r, u) = Profiler.measure("add_rms_norm") {
+            var (r, u) = Profiler.measure("add_rms_norm") {
                 addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: tape)
             }
+            // Famba-V: fuse after the add + norm, before the mixer, with the normalised tokens as
+            // the metric and the same plan on the residual stream.
+            if let fusion = config.fusion, fusion.tokens > 0, fusion.blocks.contains(i) {
+                let plan = Profiler.measure("token_fusion") {
+                    bipartiteSoftMatching(u, r: fusion.tokens, protected: cls, preserveOrder: fusion.preserveOrder)
+                }
+                u = mergeTokens(u, plan: plan, tape: tape)
+                r = mergeTokens(r, plan: plan, tape: tape)
+                cls = plan.protectedIndex!
+            }
+            seen.append(u.shape[1])
             residual = r
             h = block.mixer(u, tape: tape)
             if let blockOutput {
@@ -135,13 +151,13 @@ public final class VimModel: Module {
             }
         }
         // norm_f sees residual + last mixer output; only the class token row is read out.
-        let ci = config.clsIndex
-        let cls = selectToken(residual!, index: ci, tape: tape)
-        var last = selectToken(h, index: ci, tape: tape)
+        lastTokenSchedule = seen
+        let clsRow = selectToken(residual!, indices: cls, tape: tape)
+        var last = selectToken(h, indices: cls, tape: tape)
         // The model-level drop path (full rate) on the last mixer output; per sample, so applying
         // it to the class row alone is the same.
         if let draw { last = MambaTensor.dropPath(last, rate: draw.rate, rng: &rng, tape: tape) }
-        return addRMSNorm(residual: cls, last, weight: normF.weight, eps: normF.eps, tape: tape).normed
+        return addRMSNorm(residual: clsRow, last, weight: normF.weight, eps: normF.eps, tape: tape).normed
     }
 }
 

@@ -43,6 +43,9 @@ struct Forward: ParsableCommand {
         let logits = model(images) { i, r in blocks.append((i, r)) }
         out.append("logits", StoredTensor(shape: logits.shape, floats: logits.array))
         for (i, r) in blocks { out.append("block.\(i).out", StoredTensor(shape: r.shape, floats: r.array)) }
+        if model.config.fusion != nil {
+            out.append("tokens", StoredTensor(shape: [model.config.depth], int64s: model.lastTokenSchedule.map(Int64.init)))
+        }
         try SafeTensors.write(out, to: output)
     }
 }

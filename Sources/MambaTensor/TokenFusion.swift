@@ -1,0 +1,107 @@
+// Famba-V's cross-layer token fusion: ToMe's bipartite soft matching (spec/famba-v.md §2).
+//
+// For each sample, tokens at even positions (set A) each propose one edge to their most
+// cosine-similar token at an odd position (set B); the r A tokens with the strongest edges are
+// merged into their B partners by an unweighted mean that includes the destination (no size
+// tracking). The output is [surviving A tokens, in order] ++ [all B tokens, in order], or, with
+// `preserveOrder`, the surviving tokens in their original sequence order. The same plan is
+// applied to every tensor laid out like the metric (normalised hidden states and residual).
+// A protected token (the class token) is never merged: at an even position it is never a
+// source, at an odd one never a destination, so its value passes through unchanged.
+
+/// Where every output token of one fusion comes from, per sample.
+public struct FusionPlan: Sendable {
+    public let batch: Int
+    public let tokensIn: Int
+    public let tokensOut: Int
+    /// [batch][tokensOut]: the input position each output token starts from.
+    public let source: [[Int]]
+    /// [batch][tokensIn]: the output index each input token is averaged into.
+    public let destination: [[Int]]
+    /// [batch][tokensOut]: how many input tokens each output token averages.
+    public let count: [[Int]]
+    /// [batch]: the protected token's new index, when one was protected.
+    public let protectedIndex: [Int]?
+}
+
+/// The fusion plan for metric [B, T, C] removing min(r, (T − p)/2) tokens per sample, where p = 1
+/// when a token is protected (ToMe's cap). `protected` is the class token's index per sample.
+public func bipartiteSoftMatching(_ metric: Tensor, r: Int, protected: [Int]?, preserveOrder: Bool = false) -> FusionPlan {
+    let (B, T, C) = (metric.shape[0], metric.shape[1], metric.shape[2])
+    let reserved = protected == nil ? 0 : 1
+    let rEff = max(0, min(r, (T - reserved) / 2))
+    let nA = (T + 1) / 2, nB = T / 2
+    var sources: [[Int]] = [], destinations: [[Int]] = [], counts: [[Int]] = [], newProtected: [Int] = []
+    for b in 0..<B {
+        // Cosine similarity of every A token to every B token (no epsilon, as ToMe).
+        var unit = [Double](repeating: 0, count: T * C)
+        for t in 0..<T {
+            let row = metric.data + (b * T + t) * C
+            var norm = 0.0
+            for c in 0..<C { norm += Double(row[c]) * Double(row[c]) }
+            norm = norm.squareRoot()
+            for c in 0..<C { unit[t * C + c] = Double(row[c]) / norm }
+        }
+        let p = protected?[b]
+        var bestScore = [Double](repeating: -.infinity, count: nA), bestB = [Int](repeating: 0, count: nA)
+        for a in 0..<nA {
+            if let p, p % 2 == 0, a == p / 2 { continue }          // protected source row stays −inf
+            for j in 0..<nB {
+                if let p, p % 2 == 1, j == (p - 1) / 2 { continue } // protected destination column
+                var s = 0.0
+                for c in 0..<C { s += unit[(2 * a) * C + c] * unit[(2 * j + 1) * C + c] }
+                if s > bestScore[a] { bestScore[a] = s; bestB[a] = j }
+            }
+        }
+        // Strongest edges first; ties keep the lower index (torch's argsort gives no guarantee).
+        let order = (0..<nA).sorted { bestScore[$0] > bestScore[$1] || (bestScore[$0] == bestScore[$1] && $0 < $1) }
+        let merged = Set(order.prefix(rEff)), survivors = order.dropFirst(rEff).sorted()
+        // Output slots: surviving A tokens then B tokens, or everything in sequence order.
+        var slotOfInput = [Int](repeating: -1, count: T), source = [Int]()
+        if preserveOrder {
+            for t in 0..<T where t % 2 == 1 || !merged.contains(t / 2) { slotOfInput[t] = source.count; source.append(t) }
+        } else {
+            for a in survivors { slotOfInput[2 * a] = source.count; source.append(2 * a) }
+            for j in 0..<nB { slotOfInput[2 * j + 1] = source.count; source.append(2 * j + 1) }
+        }
+        var destination = slotOfInput, count = [Int](repeating: 1, count: source.count)
+        for a in merged {
+            let slot = slotOfInput[2 * bestB[a] + 1]
+            destination[2 * a] = slot
+            count[slot] += 1
+        }
+        sources.append(source); destinations.append(destination); counts.append(count)
+        if let p { newProtected.append(slotOfInput[p]) }
+    }
+    return FusionPlan(batch: B, tokensIn: T, tokensOut: T - rEff, source: sources, destination: destinations,
+                      count: counts, protectedIndex: protected == nil ? nil : newProtected)
+}
+
+/// Applies a plan to x [B, T, D]: each output token is the mean of the inputs sent to it.
+/// Backward: every contributor receives 1/n of its output token's gradient.
+public func mergeTokens(_ x: Tensor, plan: FusionPlan, tape: Tape?) -> Tensor {
+    let (B, T, D) = (x.shape[0], x.shape[1], x.shape[2])
+    precondition(B == plan.batch && T == plan.tokensIn, "mergeTokens: \(describe(shape: x.shape)) does not fit the plan")
+    let To = plan.tokensOut
+    if To == T && plan.source.allSatisfy({ $0 == Array(0..<T) }) { return x }
+    let y = Tensor(zeros: [B, To, D])
+    for b in 0..<B {
+        for t in 0..<T {
+            let o = plan.destination[b][t], w = 1 / Float(plan.count[b][o])
+            let src = x.data + (b * T + t) * D, dst = y.data + (b * To + o) * D
+            for d in 0..<D { dst[d] += src[d] * w }
+        }
+    }
+    tape?.record {
+        guard let dy = y.grad, x.requiresGrad else { return }
+        let g = x.gradBuffer()
+        for b in 0..<B {
+            for t in 0..<T {
+                let o = plan.destination[b][t], w = 1 / Float(plan.count[b][o])
+                let src = dy.data + (b * To + o) * D, dst = g.data + (b * T + t) * D
+                for d in 0..<D { dst[d] += src[d] * w }
+            }
+        }
+    }
+    return y
+}
