@@ -31,6 +31,11 @@ public func bipartiteSoftMatching(_ metric: Tensor, r: Int, protected: [Int]?, p
     let reserved = protected == nil ? 0 : 1
     let rEff = max(0, min(r, (T - reserved) / 2))
     let nA = (T + 1) / 2, nB = T / 2
+    if rEff == 0 {   // nothing to merge: the identity, in the original order (as ToMe's do_nothing)
+        return FusionPlan(batch: B, tokensIn: T, tokensOut: T, source: Array(repeating: Array(0..<T), count: B),
+                          destination: Array(repeating: Array(0..<T), count: B), count: Array(repeating: Array(repeating: 1, count: T), count: B),
+                          protectedIndex: protected)
+    }
     var sources: [[Int]] = [], destinations: [[Int]] = [], counts: [[Int]] = [], newProtected: [Int] = []
     for b in 0..<B {
         // Cosine similarity of every A token to every B token (no epsilon, as ToMe).

@@ -85,3 +85,63 @@ final class GradientParityTests: XCTestCase {
     func testVimMicroGradients() throws { try check(case: "vim-micro", weights: "pth") }
     func testVimMicroOverlapGradients() throws { try check(case: "vim-micro-overlap", weights: "safetensors") }
 }
+
+/// Famba-V against the official code (class token first, the released per-block rule):
+/// logits within relative L2 1e-5 and the tokens each block's mixer sees, exactly.
+final class FusionParityTests: XCTestCase {
+    func check(_ name: String) throws {
+        let dir = FixtureParityTests.resources
+        let config = try VimConfig.load(json: dir.appendingPathComponent("\(name).json").path)
+        let model = VimModel(config: config)
+        try model.load(weights: dir.appendingPathComponent("\(name).pth").path)
+        let io = try SafeTensors.read(dir.appendingPathComponent("\(name).io.safetensors").path)
+        let input = try XCTUnwrap(io["input"])
+        let logits = model(Tensor(shape: input.shape, values: input.floats()))
+        XCTAssertLessThan(relativeL2(logits.array, try XCTUnwrap(io["logits"]).floats()), 1e-5)
+        XCTAssertEqual(model.lastTokenSchedule.map(Int64.init), try XCTUnwrap(io["tokens"]).int64s())
+        XCTAssertEqual(model.lastTokenSchedule, config.fusion!.schedule(tokens: config.tokens, depth: config.depth))
+    }
+
+    func testAll() throws { try check("famba-micro-all") }
+    func testUpper() throws { try check("famba-micro-upper") }
+
+    func testStrategyRules() throws {
+        // spec/famba-v.md §10.12: under the official rule upper L18 = {0…17}, lower L5 = {6…23}.
+        XCTAssertEqual(try TokenFusion.blocks(strategy: "upper", layer: 18, depth: 24, rule: .official), Array(0...17))
+        XCTAssertEqual(try TokenFusion.blocks(strategy: "lower", layer: 5, depth: 24, rule: .official), Array(6...23))
+        // The paper's meaning is the reverse: lower-layer fusion fuses the first blocks.
+        XCTAssertEqual(try TokenFusion.blocks(strategy: "lower", layer: 5, depth: 24, rule: .paper), Array(0...4))
+        XCTAssertEqual(try TokenFusion.blocks(strategy: "interleave", layer: 0, depth: 6, rule: .paper), [1, 3, 5])
+        XCTAssertThrowsError(try TokenFusion.blocks(strategy: "uper", layer: 0, depth: 6, rule: .paper))
+        // §10.1: the presets' token schedules.
+        let all = TokenFusion(blocks: Array(0..<24), tokens: 7).schedule(tokens: 197, depth: 24)
+        XCTAssertEqual(all.first, 190); XCTAssertEqual(all.last, 29)
+        let alt = TokenFusion(blocks: Array(stride(from: 1, to: 24, by: 2)), tokens: 14).schedule(tokens: 197, depth: 24)
+        XCTAssertEqual(alt.last, 29)
+        XCTAssertEqual(TokenFusion(blocks: Array(0...17), tokens: 9).schedule(tokens: 197, depth: 24).reduce(0, +), 2217)
+    }
+
+    /// A middle class token (the released Vim checkpoints) is protected and read out wherever
+    /// fusion moves it; gradients reach blocks before and after the fusing ones.
+    func testMiddleClassTokenFusionTrains() throws {
+        var config = VimConfig(name: "t", imgSize: 16, patchSize: 4, stride: 4, embedDim: 16, depth: 3, numClasses: 5)
+        config.fusion = TokenFusion(blocks: [1], tokens: 4)
+        let model = VimModel(config: config)
+        model.resetParameters(seed: 4)
+        var rng = SeededGenerator(seed: 1)
+        let images = Tensor(shape: [2, 3, 16, 16], values: (0..<1536).map { _ in Float(rng.normal()) })
+        images.requiresGrad = false
+        let tape = Tape()
+        let loss = crossEntropy(model(images, tape: tape), labels: [1, 3], tape: tape)
+        tape.backward(from: loss)
+        XCTAssertEqual(model.lastTokenSchedule, [17, 13, 13])
+        for name in ["layers.0.mixer.in_proj.weight", "layers.2.mixer.out_proj.weight", "cls_token"] {
+            let g = try XCTUnwrap(model.namedParameters().first { $0.0 == name }?.1.grad)
+            XCTAssertGreaterThan(g.array.map { abs($0) }.max()!, 0, name)
+        }
+        // The class token's own value reaches the head unchanged by the fusion: changing it moves the logits.
+        let before = model(images).array
+        model.clsToken.data[0] += 1
+        XCTAssertNotEqual(model(images).array, before)
+    }
+}
