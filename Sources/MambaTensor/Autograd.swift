@@ -26,19 +26,15 @@ public final class Tape {
         precondition(seed.count == output.count, "seed of \(seed.count) values for \(describe(shape: output.shape))")
         let g = output.gradBuffer()
         for i in 0..<seed.count { g.data[i] += seed[i] }
-        for step in steps.reversed() { step() }
-        steps.removeAll()
+        // Each step is dropped once it has run, so the activations it saved, and the gradients of
+        // tensors no later step reads, are freed during the pass instead of all at its end.
+        while let step = steps.popLast() { step() }
     }
 }
 
 extension Tensor {
     /// The gradient buffer, created as zeros on first use.
-    public func gradBuffer() -> Tensor {
-        if let g = grad { return g }
-        let g = Tensor(zeros: shape)
-        grad = g
-        return g
-    }
+    public func gradBuffer() -> Tensor { slot.buffer() }
 
     /// Sets the gradient to zero (keeping the buffer), as `optimizer.zero_grad(set_to_none=False)`.
     public func zeroGrad() { grad?.buffer.update(repeating: 0) }

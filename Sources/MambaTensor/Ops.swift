@@ -7,8 +7,9 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, tape: Tape?) -> T
     precondition(x.shape.last == inF, "linear: input \(describe(shape: x.shape)) does not end in \(inF)")
     let y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outF])
     linearForward(y.data, x.data, weight: weight.data, bias: bias?.data, rows: rows, inFeatures: inF, outFeatures: outF)
+    let ySlot = y.slot
     tape?.record {
-        guard let dy = y.grad else { return }
+        guard let dy = ySlot.grad else { return }
         linearBackward(xGrad: x.requiresGrad ? x.gradBuffer().data : nil, weightGrad: weight.gradBuffer().data,
                        biasGrad: bias?.gradBuffer().data, yGrad: dy.data, x: x.data, weight: weight.data,
                        rows: rows, inFeatures: inF, outFeatures: outF)
@@ -25,13 +26,15 @@ public func addRMSNorm(residual: Tensor?, _ x: Tensor, weight: Tensor, eps: Floa
     let rstd = Tensor(uninitializedShape: [rows])
     addRMSNormForward(y: y.data, residual: r.data, x: residual == nil ? nil : x.data, weight: weight.data,
                       rstd: rstd.data, rows: rows, dim: dim, eps: eps)
+    // The backward reads r's values; of y and the inputs only the gradients.
+    let ySlot = y.slot, inputs = [residual, x].compactMap { $0?.slot }
     tape?.record {
-        guard y.grad != nil || r.grad != nil else { return }
-        let dr = Tensor(uninitializedShape: x.shape)
-        addRMSNormBackward(rowGrad: dr.data, yGrad: y.grad?.data, rGrad: r.grad?.data, r: r.data, rstd: rstd.data,
+        guard ySlot.grad != nil || r.grad != nil else { return }
+        let dr = Tensor(uninitializedShape: r.shape)
+        addRMSNormBackward(rowGrad: dr.data, yGrad: ySlot.grad?.data, rGrad: r.grad?.data, r: r.data, rstd: rstd.data,
                            weight: weight.data, weightGrad: weight.gradBuffer().data, rows: rows, dim: dim)
-        for input in [residual, x].compactMap({ $0 }) where input.requiresGrad {
-            let g = input.gradBuffer()
+        for input in inputs where input.requiresGrad {
+            let g = input.buffer()
             for i in 0..<g.count { g.data[i] += dr.data[i] }
         }
     }
@@ -48,9 +51,10 @@ public func selectToken(_ x: Tensor, indices: [Int], tape: Tape?) -> Tensor {
     let (B, T, D) = (x.shape[0], x.shape[1], x.shape[2])
     let y = Tensor(uninitializedShape: [B, D])
     for b in 0..<B { (y.data + b * D).update(from: x.data + (b * T + indices[b]) * D, count: D) }
+    let xSlot = x.slot, ySlot = y.slot
     tape?.record {
-        guard let dy = y.grad, x.requiresGrad else { return }
-        let g = x.gradBuffer()
+        guard let dy = ySlot.grad, xSlot.requiresGrad else { return }
+        let g = xSlot.buffer()
         for b in 0..<B { for d in 0..<D { g.data[(b * T + indices[b]) * D + d] += dy.data[b * D + d] } }
     }
     return y
@@ -114,9 +118,10 @@ public func dropPath(_ x: Tensor, rate: Double, rng: inout SeededGenerator, tape
     let scales: [Float] = (0..<batch).map { _ in (keep + rng.uniform()).rounded(.down) / keep }.map(Float.init)
     let y = Tensor(uninitializedShape: x.shape)
     for b in 0..<batch { for i in 0..<per { y.data[b * per + i] = x.data[b * per + i] * scales[b] } }
+    let xSlot = x.slot, ySlot = y.slot
     tape?.record {
-        guard let dy = y.grad, x.requiresGrad else { return }
-        let g = x.gradBuffer()
+        guard let dy = ySlot.grad, xSlot.requiresGrad else { return }
+        let g = xSlot.buffer()
         for b in 0..<batch { for i in 0..<per { g.data[b * per + i] += dy.data[b * per + i] * scales[b] } }
     }
     return y

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A float32 tensor: a shape and a contiguous, row-major, 64-byte-aligned buffer it owns.
 ///
 /// Kernels take `data` pointers directly; model code works with whole tensors.
@@ -5,10 +7,20 @@ public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
     public let data: UnsafeMutablePointer<Float>
+    /// Where d(loss)/d(self) accumulates. Backward steps that need only this tensor's gradient,
+    /// not its values, keep the slot alone, so the values are freed as soon as the forward pass
+    /// is done with them.
+    public let slot: GradientSlot
     /// d(loss)/d(self), filled by `Tape.backward` for tensors that reach the loss.
-    public var grad: Tensor?
+    public var grad: Tensor? {
+        get { slot.grad }
+        set { slot.grad = newValue }
+    }
     /// Whether backward steps should fill `grad` (parameters and activations; not input images).
-    public var requiresGrad = true
+    public var requiresGrad: Bool {
+        get { slot.requiresGrad }
+        set { slot.requiresGrad = newValue }
+    }
 
     /// An uninitialised tensor: every kernel that creates one writes all of it.
     public init(uninitializedShape shape: [Int]) {
@@ -18,6 +30,8 @@ public final class Tensor: @unchecked Sendable {
         self.count = shape.reduce(1, *)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
         self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.slot = GradientSlot(shape: shape)
+        TensorMemory.allocated(count * 4)
     }
 
     public convenience init(zeros shape: [Int]) {
@@ -36,7 +50,10 @@ public final class Tensor: @unchecked Sendable {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
-    deinit { UnsafeMutableRawPointer(data).deallocate() }
+    deinit {
+        UnsafeMutableRawPointer(data).deallocate()
+        TensorMemory.freed(count * 4)
+    }
 
     /// glibc serves blocks over 128 KiB-32 MiB with fresh mmap'd pages and returns them on free,
     /// so every activation buffer of a forward pass paid its page faults again (a third of the
@@ -95,3 +112,38 @@ public func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
 // glibc's mallopt (malloc.h is not part of the Glibc module).
 @_silgen_name("mallopt") private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
 #endif
+
+/// The gradient of one tensor, apart from its values.
+public final class GradientSlot: @unchecked Sendable {
+    public let shape: [Int]
+    public var grad: Tensor?
+    public var requiresGrad = true
+
+    init(shape: [Int]) { self.shape = shape }
+
+    /// The gradient buffer, created as zeros on first use.
+    public func buffer() -> Tensor {
+        if let grad { return grad }
+        let g = Tensor(zeros: shape)
+        grad = g
+        return g
+    }
+}
+
+/// Bytes held by live tensors now and at most since the last reset (what PyTorch reports as
+/// `max_memory_allocated`): the model's own memory, apart from the process's other allocations.
+public enum TensorMemory {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var live = 0
+    nonisolated(unsafe) private static var peak = 0
+
+    static func allocated(_ bytes: Int) {
+        lock.lock(); live += bytes; peak = max(peak, live); lock.unlock()
+    }
+    static func freed(_ bytes: Int) { lock.lock(); live -= bytes; lock.unlock() }
+
+    public static var liveBytes: Int { lock.lock(); defer { lock.unlock() }; return live }
+    public static var peakBytes: Int { lock.lock(); defer { lock.unlock() }; return peak }
+    /// Starts a new peak from the current live bytes.
+    public static func resetPeak() { lock.lock(); peak = live; lock.unlock() }
+}

@@ -97,9 +97,10 @@ public func mergeTokens(_ x: Tensor, plan: FusionPlan, tape: Tape?) -> Tensor {
             for d in 0..<D { dst[d] += src[d] * w }
         }
     }
+    let xSlot = x.slot, ySlot = y.slot        // the scatter needs no values
     tape?.record {
-        guard let dy = y.grad, x.requiresGrad else { return }
-        let g = x.gradBuffer()
+        guard let dy = ySlot.grad, xSlot.requiresGrad else { return }
+        let g = xSlot.buffer()
         for b in 0..<B {
             for t in 0..<T {
                 let o = plan.destination[b][t], w = 1 / Float(plan.count[b][o])

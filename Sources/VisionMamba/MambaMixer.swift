@@ -109,8 +109,9 @@ public final class MambaMixer: Module {
             }
         }
         let out = Profiler.measure("out_proj") { outProj(y) }
+        let outSlot = out.slot
         tape?.record { [self] in
-            guard let outGrad = out.grad else { return }
+            guard let outGrad = outSlot.grad else { return }
             backward(outGrad: outGrad, u: u, xz: xz, xdbls: xdbls, y: y, batch: batch, length: L)
         }
         return out

@@ -82,8 +82,9 @@ public final class VimModel: Module {
             (dst + (ci + 1) * D).update(from: src + ci * D, count: (M - ci) * D)
             for i in 0..<(T * D) { dst[i] += posEmbed.data[i] }
         }
+        let hSlot = h.slot
         tape?.record { [self] in
-            guard let g = h.grad else { return }
+            guard let g = hSlot.grad else { return }
             let patchGrad = Tensor(uninitializedShape: [batch * M, D])
             let clsGrad = clsToken.gradBuffer(), posGrad = posEmbed.gradBuffer()
             for b in 0..<batch {
