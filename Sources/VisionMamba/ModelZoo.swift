@@ -39,4 +39,14 @@ public enum ModelZoo {
     }
 
     public static func config(named name: String) throws -> VimConfig { try entry(named: name).config }
+
+    /// The small model the bundled digits train (8 px, patch 2, 4 blocks of width 64).
+    public static let digits = VimConfig(name: "vim-digits", imgSize: 8, patchSize: 2, stride: 2, embedDim: 64, depth: 4, numClasses: 10)
+
+    /// What a `--model` argument names: `vim-digits`, a fixture-format JSON file, or a zoo name.
+    public static func resolve(_ model: String) throws -> VimConfig {
+        if model == digits.name { return digits }
+        if model.hasSuffix(".json") { return try VimConfig.load(json: model) }
+        return try config(named: model)
+    }
 }

@@ -143,6 +143,7 @@ public final class Trainer {
             let lr = schedule.lr(forEpoch: epoch)
             optimizer.lr = Float(lr)
             let start = DispatchTime.now().uptimeNanoseconds
+            TensorMemory.resetPeak()
             var lossSum = 0.0, seen = 0
             progress.begin(epoch: epoch, epochs: options.epochs)
             try trainLoader.forEachBatch(epoch: epoch) { step, batch in
@@ -173,7 +174,9 @@ public final class Trainer {
             let eval = try evaluate(model, loader: valLoader)
             let metrics = EpochMetrics(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), valLoss: eval.loss,
                                        top1: eval.top1, top5: eval.top5, lr: lr, imagesPerSecond: Double(seen) / seconds,
-                                       epochSeconds: seconds, peakRSSMiB: peakResidentMiB())
+                                       epochSeconds: seconds, peakRSSMiB: peakResidentMiB(),
+                                       peakTensorMiB: Double(TensorMemory.peakBytes) / 1_048_576,
+                                       tokens: options.model.fusion == nil ? nil : options.model.tokenSchedule)
             progress.end(metrics)
             state.history.append(metrics)
             state.epochsDone = epoch + 1

@@ -18,6 +18,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also measure OpenBLAS sgemm GFLOP/s and report speed as a fraction of that floor.") var floor = false
     @Flag(help: "Time training steps (forward, backward, AdamW) instead of forward passes.") var train = false
     @Option(name: .customLong("patch-size"), help: "Override the patch size (and stride), e.g. 4 for a CIFAR-shaped Vim at 32 px.") var patchSize: Int?
+    @OptionGroup var fusionOptions: FusionOptions
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -28,9 +29,10 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
-        var config = try ModelZoo.config(named: model)
+        var config = try ModelZoo.resolve(model)
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
         if let imgSize, patchSize != nil { config.imgSize = imgSize }
+        config.fusion = try fusionOptions.make(depth: config.depth)
         let net = VimModel(config: config)
         net.resetParameters(seed: 0)
         if let imgSize, patchSize == nil {
@@ -53,6 +55,7 @@ struct Bench: ParsableCommand {
             Profiler.measure("adamw") { optimizer.update() }
         }
         for _ in 0..<warmup { pass() }
+        TensorMemory.resetPeak()
         Profiler.isEnabled = profile
         let start = DispatchTime.now().uptimeNanoseconds
         for _ in 0..<iterations { pass() }
@@ -71,6 +74,8 @@ struct Bench: ParsableCommand {
                 "\"seconds_per_batch\":\(String(format: "%.4f", seconds / Double(iterations)))",
                 "\"peak_rss_mib\":\(String(format: "%.1f", rss))",
                 "\"gflop_per_image\":\(String(format: "%.3f", gflop))",
+                "\"peak_tensor_mib\":\(String(format: "%.1f", Double(TensorMemory.peakBytes) / 1_048_576))",
+                "\"token_schedule\":[\(net.config.tokenSchedule.map(String.init).joined(separator: ","))]",
             ] + (sgemm.map { ["\"sgemm_gflops\":\(String(format: "%.1f", $0))",
                               "\"fraction_of_blas_floor\":\(String(format: "%.3f", ips * gflop / $0))"] } ?? [])
             print("{" + fields.joined(separator: ",") + "}")
@@ -78,6 +83,10 @@ struct Bench: ParsableCommand {
             print("\(config.name): \(config.imgSize) px, \(config.tokens) tokens, batch \(batch), \(Parallel.threads) threads")
             print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB, %.2f GFLOP per image (%.1f GFLOP/s)",
                          ips, 1000 * seconds / Double(iterations), rss, gflop, ips * gflop))
+            if net.config.fusion != nil {
+                print("  tokens per block: \(net.config.tokenSchedule.map(String.init).joined(separator: " ")) (Σ \(net.config.tokenLayers) of \(net.config.tokens * net.config.depth))")
+            }
+            print(String(format: "  peak live tensors %.1f MiB", Double(TensorMemory.peakBytes) / 1_048_576))
             if let sgemm {
                 print(String(format: "  sgemm %.1f GFLOP/s on %d threads: %.3f of the BLAS floor", sgemm, Parallel.threads, ips * gflop / sgemm))
             }

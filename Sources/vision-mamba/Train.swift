@@ -45,6 +45,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("pos-embed-interp"), help: "pos_embed interpolation for --finetune: official (row 0 as class row, as main.py) or cls-aware.")
     var posEmbedInterp: PositionEmbeddingInterpolation = .official
     @Option(name: .customLong("input-size"), help: "Image size (default: the model's).") var inputSize: Int?
+    @OptionGroup var fusionOptions: FusionOptions
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -60,16 +61,10 @@ struct Train: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
-        var config: VimConfig
-        if model == "vim-digits" {
-            config = VimConfig(name: "vim-digits", imgSize: 8, patchSize: 2, stride: 2, embedDim: 64, depth: 4, numClasses: 10)
-        } else if model.hasSuffix(".json") {
-            config = try VimConfig.load(json: model)
-        } else {
-            config = try ModelZoo.config(named: model)
-        }
+        var config = try ModelZoo.resolve(model)
         if let numClasses { config.numClasses = numClasses } else if dataSet == "digits" { config.numClasses = 10 }
         if let inputSize { config.imgSize = inputSize }
+        if let fusion = try fusionOptions.make(depth: config.depth) { config.fusion = fusion }
         var options = TrainOptions(model: config)
         options.dataset = dataSet
         options.dataPath = dataPath

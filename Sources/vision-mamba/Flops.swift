@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import VisionMamba
+
+struct Flops: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Analytic forward FLOPs per image and the token schedule of a model.")
+
+    @Option(help: "Model name or alias, or a fixture-format JSON file.") var model: String = "vim-tiny"
+    @Option(name: .customLong("img-size")) var imgSize: Int?
+    @Option(name: .customLong("patch-size"), help: "Override patch size and stride.") var patchSize: Int?
+    @Option(name: .customLong("num-classes")) var numClasses: Int?
+    @OptionGroup var fusionOptions: FusionOptions
+    @Flag(help: "One JSON line.") var json = false
+
+    func run() throws {
+        var config = try ModelZoo.resolve(model)
+        if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
+        if let imgSize { config.imgSize = imgSize }
+        if let numClasses { config.numClasses = numClasses }
+        if let fusion = try fusionOptions.make(depth: config.depth) { config.fusion = fusion }
+        try config.validate()
+        let f = config.forwardFLOPs, schedule = config.tokenSchedule
+        if json {
+            print("{\"model\":\"\(config.name)\",\"img_size\":\(config.imgSize),\"gflop\":\(String(format: "%.4f", f.total / 1e9)),\"matmul_gflop\":\(String(format: "%.4f", f.matmul / 1e9)),\"tokens\":[\(schedule.map(String.init).joined(separator: ","))],\"token_layers\":\(config.tokenLayers),\"fused_blocks\":[\((config.fusion?.blocks ?? []).map(String.init).joined(separator: ","))]}")
+        } else {
+            print("\(config.name) at \(config.imgSize) px: \(String(format: "%.3f", f.total / 1e9)) GFLOP per image (matrix products \(String(format: "%.3f", f.matmul / 1e9)), scan \(String(format: "%.3f", f.scan / 1e9)), conv \(String(format: "%.3f", f.conv / 1e9)))")
+            print("tokens per block: \(schedule.map(String.init).joined(separator: " ")); Σ token·layers \(config.tokenLayers) of \(config.tokens * config.depth)")
+        }
+    }
+}
