@@ -10,8 +10,9 @@ public struct TrainingError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
-/// The datasets `train --data-set` knows.
-public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: Int = 224) throws -> any ImageDataset {
+/// The datasets `train --data-set` knows, at `imageSize` px (fixed-size datasets are resized;
+/// nil keeps their own size, ImageFolder crops to 224).
+public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: Int? = nil) throws -> any ImageDataset {
     func folder() throws -> String {
         guard let path else { throw TrainingError("--data-set \(name) needs --data-path") }
         return path
@@ -29,13 +30,20 @@ public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: I
             return try makeDataset("cifar100", path: root, train: train, imageSize: imageSize)
         }
         return try makeDataset("imagefolder", path: root, train: train, imageSize: imageSize)
-    case "digits": return try DigitsDataset(split: train ? .train : .val)
-    case "cifar10", "cifar-10": return try CIFARDataset(path: folder(), classes: 10, train: train)
-    case "cifar100", "cifar-100", "cifar": return try CIFARDataset(path: folder(), classes: 100, train: train)   // the official CIFAR means CIFAR-100
+    case "digits": return resized(try DigitsDataset(split: train ? .train : .val), to: imageSize)
+    case "cifar10", "cifar-10": return resized(try CIFARDataset(path: folder(), classes: 10, train: train), to: imageSize)
+    case "cifar100", "cifar-100", "cifar":   // the official CIFAR means CIFAR-100
+        return resized(try CIFARDataset(path: folder(), classes: 100, train: train), to: imageSize)
     case "imagefolder", "imnet":
-        return try ImageFolderDataset(root: folder(), split: train ? "train" : "val", size: imageSize, train: train)
+        return try ImageFolderDataset(root: folder(), split: train ? "train" : "val", size: imageSize ?? 224, train: train)
     default: throw TrainingError("unknown dataset '\(name)'; available: digits, cifar10, cifar100, imagefolder")
     }
+}
+
+/// Fixed-size images upsampled (or downsampled) bicubically to the model's resolution.
+func resized(_ dataset: any ImageDataset, to size: Int?) -> any ImageDataset {
+    guard let size else { return dataset }
+    return dataset.imageShape[1] == size && dataset.imageShape[2] == size ? dataset : ResizedDataset(dataset, size: size)
 }
 
 /// The DeiT/Vim training loop: AdamW with timm's groups, per-epoch warm-up + cosine, label

@@ -8,89 +8,19 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a Vim model (the DeiT/Vim recipe); checkpoints, metrics.jsonl and a learning-curve SVG go to --output-dir.")
 
-    @Option(help: "Model: a zoo name, `vim-digits` (the small model for the bundled digits), or a fixture-format JSON file.")
-    var model: String = "vim-digits"
-    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled), cifar10, cifar100, imagefolder, or auto (recognised from --data-path).")
-    var dataSet: String = "digits"
-    @Option(name: [.customLong("data-path"), .customLong("data")], help: "Folder of the dataset (not needed for digits).") var dataPath: String?
-    @Option(name: .customLong("num-classes"), help: "Classes of the head (default: the dataset's).") var numClasses: Int?
-    @Option var epochs: Int = 30
-    @Option(name: .customLong("batch-size")) var batchSize: Int = 64
-    @Option(help: "Base learning rate, scaled by batch-size / 512 unless --unscale-lr.") var lr: Double = 5e-4
-    @Flag(name: .customLong("unscale-lr")) var unscaleLR = false
-    @Option(name: .customLong("min-lr")) var minLR: Double = 1e-5
-    @Option(name: .customLong("warmup-lr")) var warmupLR: Double = 1e-6
-    @Option(name: .customLong("warmup-epochs")) var warmupEpochs: Int = 5
-    @Option(name: .customLong("weight-decay")) var weightDecay: Double = 0.05
-    @Option(help: "Label smoothing.") var smoothing: Double = 0.1
-    @Option(name: .customLong("clip-grad"), help: "Clip the global gradient norm to this value.") var clipGrad: Double?
-    @Flag(name: .customLong("model-ema"), help: "Keep an exponential moving average of the weights.") var modelEMA = false
-    @Option(name: .customLong("model-ema-decay")) var modelEMADecay: Double = 0.99996
-    @Option(name: .customLong("drop-path"), help: "Stochastic depth rate (linear over depth).") var dropPath: Double = 0
-    @Option(help: "Mixup alpha (0: off).") var mixup: Double = 0
-    @Option(help: "CutMix alpha (0: off).") var cutmix: Double = 0
-    @Option(name: .customLong("mixup-prob")) var mixupProb: Double = 1
-    @Option(name: .customLong("mixup-switch-prob")) var mixupSwitchProb: Double = 0.5
-    @Option(help: "Random erasing probability (pixel mode).") var reprob: Double = 0
-    @Option(name: .customLong("repeated-aug"), help: "Repeated augmentation copies per image (1: off; the official recipe: 3).")
-    var repeatedAug: Int = 1
-    @Option(help: "Random translation by up to this many pixels (RandomCrop padding; 0: off).") var padding: Int = 1
-    @Flag(name: .customLong("hflip"), help: "Random horizontal flips (off for digits).") var hflip = false
-    @Option(help: "RandAugment in timm's syntax, e.g. rand-m9-mstd0.5-inc1 (the official recipe); default off.") var aa: String?
-    @Option var seed: UInt64 = 0
+    @OptionGroup var recipe: RecipeOptions
     @Option(name: .customLong("output-dir")) var outputDir: String = "runs/digits"
     @Option(help: "A checkpoint, or an output directory meaning its latest checkpoint, to continue from.") var resume: String?
     @Option(help: "Weights to fine-tune from (e.g. an official .pth): the head is replaced when the class count differs and pos_embed is interpolated to the new grid.")
     var finetune: String?
     @Option(name: .customLong("pos-embed-interp"), help: "pos_embed interpolation for --finetune: official (row 0 as class row, as main.py) or cls-aware.")
     var posEmbedInterp: PositionEmbeddingInterpolation = .official
-    @Option(name: .customLong("input-size"), help: "Image size (default: the model's).") var inputSize: Int?
     @OptionGroup var fusionOptions: FusionOptions
     @OptionGroup var threadOptions: ThreadOptions
 
-    func validate() throws {
-        if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if lr <= 0 { throw ValidationError("--lr must be positive") }
-        if smoothing < 0 || smoothing >= 1 { throw ValidationError("--smoothing must be in [0, 1)") }
-        if dropPath < 0 || dropPath >= 1 { throw ValidationError("--drop-path must be in [0, 1)") }
-        if reprob < 0 || reprob > 1 { throw ValidationError("--reprob must be in [0, 1]") }
-        if mixup < 0 || cutmix < 0 { throw ValidationError("--mixup and --cutmix must not be negative") }
-        if repeatedAug < 1 { throw ValidationError("--repeated-aug must be at least 1") }
-    }
-
     func run() throws {
         threadOptions.apply()
-        var config = try ModelZoo.resolve(model)
-        if let numClasses { config.numClasses = numClasses } else if dataSet == "digits" { config.numClasses = 10 }
-        if let inputSize { config.imgSize = inputSize }
-        if let fusion = try fusionOptions.make(depth: config.depth) { config.fusion = fusion }
-        var options = TrainOptions(model: config)
-        options.dataset = dataSet
-        options.dataPath = dataPath
-        options.epochs = epochs
-        options.batchSize = batchSize
-        options.lr = lr
-        options.unscaleLR = unscaleLR
-        options.minLR = minLR
-        options.warmupLR = warmupLR
-        options.warmupEpochs = warmupEpochs
-        options.weightDecay = weightDecay
-        options.smoothing = smoothing
-        options.clipGrad = clipGrad
-        options.modelEMA = modelEMA
-        options.modelEMADecay = modelEMADecay
-        options.seed = seed
-        options.dropPath = dropPath
-        options.mixup = mixup
-        options.cutmix = cutmix
-        options.mixupProb = mixupProb
-        options.mixupSwitchProb = mixupSwitchProb
-        options.reprob = reprob
-        options.repeatedAug = repeatedAug
-        options.cropPadding = padding
-        options.horizontalFlip = hflip
-        options.aa = aa
+        let options = try recipe.makeOptions(fusion: fusionOptions.make(depth:))
         let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
                                   interpolation: posEmbedInterp)
         print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(Parallel.threads) threads")

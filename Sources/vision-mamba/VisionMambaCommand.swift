@@ -7,7 +7,7 @@ struct VisionMambaCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vision-mamba",
         abstract: "Run, benchmark and convert Vision Mamba (Vim) models.",
-        subcommands: [Forward.self, Gradients.self, Train.self, Eval.self, Bench.self, Predict.self, Convert.self, Models.self])
+        subcommands: [Forward.self, Gradients.self, Train.self, Eval.self, Bench.self, Flops.self, Study.self, Predict.self, Convert.self, Models.self])
 
     /// One place turns failures into the contract: usage errors keep argument-parser's own
     /// message and code; anything else is one line on stderr and exit code 1.

@@ -1,0 +1,122 @@
+import Foundation
+import MambaIO
+import VisionMamba
+
+/// Trains the same model and data under no fusion and the four Famba-V strategies at a matched
+/// token budget (about the same r × fusing blocks, as the official scripts: all r, interleave 2r,
+/// and lower/upper over three quarters of the blocks with r·4/3), then writes a markdown table
+/// and an SVG of validation top-1 against training time.
+public struct FusionStudy {
+    public struct Row: Sendable {
+        public var strategy: String
+        public var fusion: TokenFusion?
+        public var schedule: [Int]
+        public var secondsPerEpoch: Double
+        public var peakTensorMiB: Double
+        public var top1: Double
+        public var history: [EpochMetrics]
+    }
+
+    public let base: TrainOptions
+    public let tokens: Int
+    public let preserveOrder: Bool
+    public let outputDir: String
+
+    public init(base: TrainOptions, tokens: Int, preserveOrder: Bool = false, outputDir: String) {
+        self.base = base
+        self.tokens = tokens
+        self.preserveOrder = preserveOrder
+        self.outputDir = outputDir
+    }
+
+    /// (name, fusion) for each arm of the study, with the paper's meaning of lower and upper.
+    public func arms() -> [(String, TokenFusion?)] {
+        let depth = base.model.depth, quarter = depth / 4
+        let r34 = Int((Double(tokens) * Double(depth) / Double(depth - quarter)).rounded())
+        func fusion(_ blocks: [Int], _ r: Int) -> TokenFusion { TokenFusion(blocks: blocks, tokens: r, preserveOrder: preserveOrder) }
+        return [
+            ("none", nil),
+            ("all", fusion(Array(0..<depth), tokens)),
+            ("interleave", fusion((0..<depth).filter { $0 % 2 == 1 }, 2 * tokens)),
+            ("lower", fusion(Array(0..<(depth - quarter)), r34)),
+            ("upper", fusion(Array(quarter..<depth), r34)),
+        ]
+    }
+
+    public func run(log: @escaping (String) -> Void = { print($0) }) throws -> [Row] {
+        var rows: [Row] = []
+        for (name, fusion) in arms() {
+            var options = base
+            options.model.fusion = fusion
+            let dir = outputDir + "/" + name
+            try? FileManager.default.removeItem(atPath: dir)
+            log("== \(name): fused blocks \(fusion?.blocks.map(String.init).joined(separator: ",") ?? "none"), r = \(fusion?.tokens ?? 0)")
+            let history = try Trainer(options: options, outputDir: dir, log: log).run()
+            rows.append(Row(strategy: name, fusion: fusion, schedule: options.model.tokenSchedule,
+                            secondsPerEpoch: median(history.map(\.epochSeconds)),
+                            peakTensorMiB: history.compactMap(\.peakTensorMiB).max() ?? 0,
+                            top1: history.last?.top1 ?? 0, history: history))
+        }
+        try writeAtomically(Data(markdown(rows).utf8), to: outputDir + "/fusion-study.md")
+        try writeAtomically(Data(svg(rows).utf8), to: outputDir + "/fusion-study.svg")
+        return rows
+    }
+
+    /// The median epoch time: the first epoch of an arm also pays for warming caches and pages.
+    func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    public func markdown(_ rows: [Row]) -> String {
+        let baseRow = rows.first { $0.strategy == "none" }
+        var s = "| strategy | fused blocks | r | tokens per block | Σ token·layers | s / epoch | Δ time | peak tensor MiB | Δ memory | final top-1 |\n"
+        s += "|---|---|---|---|---|---|---|---|---|---|\n"
+        for r in rows {
+            let blocks = r.fusion.map { $0.blocks.isEmpty ? "none" : compact($0.blocks) } ?? "none"
+            let dt = baseRow.map { String(format: "%+.1f%%", 100 * (r.secondsPerEpoch / $0.secondsPerEpoch - 1)) } ?? "-"
+            let dm = baseRow.map { String(format: "%+.1f%%", 100 * (r.peakTensorMiB / $0.peakTensorMiB - 1)) } ?? "-"
+            s += "| \(r.strategy) | \(blocks) | \(r.fusion?.tokens ?? 0) | \(r.schedule.map(String.init).joined(separator: " ")) | \(r.schedule.reduce(0, +)) | "
+            s += String(format: "%.2f | %@ | %.1f | %@ | %.2f%% |\n", r.secondsPerEpoch, dt, r.peakTensorMiB, dm, r.top1)
+        }
+        return s
+    }
+
+    func compact(_ blocks: [Int]) -> String {
+        var parts: [String] = [], i = 0
+        while i < blocks.count {
+            var j = i
+            while j + 1 < blocks.count && blocks[j + 1] == blocks[j] + 1 { j += 1 }
+            parts.append(j > i + 1 ? "\(blocks[i])–\(blocks[j])" : (i...j).map { String(blocks[$0]) }.joined(separator: ","))
+            i = j + 1
+        }
+        return parts.joined(separator: ",")
+    }
+
+    /// Validation top-1 against cumulative training time, one line per strategy.
+    public func svg(_ rows: [Row]) -> String {
+        let (w, h, left, right, top, bottom) = (640.0, 400.0, 60.0, 120.0, 30.0, 50.0)
+        let pw = w - left - right, ph = h - top - bottom
+        let maxT = max(rows.map { $0.history.map(\.epochSeconds).reduce(0, +) }.max() ?? 1, 1e-3)
+        let colors = ["#333333", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/><rect x=\"\(left)\" y=\"\(top)\" width=\"\(pw)\" height=\"\(ph)\" fill=\"none\" stroke=\"#888\"/>\n"
+        for i in 0...4 {
+            let f = Double(i) / 4
+            s += "<text x=\"\(left - 6)\" y=\"\(top + ph * (1 - f) + 4)\" text-anchor=\"end\">\(Int(100 * f))%</text>\n"
+            s += "<text x=\"\(left + pw * f)\" y=\"\(top + ph + 16)\" text-anchor=\"middle\">\(String(format: "%.0f", maxT * f))</text>\n"
+        }
+        s += "<text x=\"\(left + pw / 2)\" y=\"\(h - 12)\" text-anchor=\"middle\">training time (s)</text>\n"
+        for (k, r) in rows.enumerated() {
+            var t = 0.0
+            let points = r.history.map { m -> String in
+                t += m.epochSeconds
+                return String(format: "%.1f,%.1f", left + pw * t / maxT, top + ph * (1 - m.top1 / 100))
+            }
+            let color = colors[k % colors.count]
+            s += "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
+            s += "<text x=\"\(left + pw + 10)\" y=\"\(top + 16 + 18 * Double(k))\" fill=\"\(color)\">\(r.strategy)</text>\n"
+        }
+        return s + "</svg>\n"
+    }
+}
