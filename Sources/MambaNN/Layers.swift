@@ -49,6 +49,39 @@ public final class RMSNorm: Module {
     public var ownParameters: [(String, Tensor)] { [("weight", weight)] }
 }
 
+/// y = (x − mean) / sqrt(var + eps) · weight + bias over the last dimension (biased variance, as
+/// torch.nn.LayerNorm); weight starts at 1, bias at 0.
+public final class LayerNorm: Module {
+    public let weight: Tensor
+    public let bias: Tensor
+    public let eps: Float
+
+    public init(_ dim: Int, eps: Float = 1e-5) {
+        weight = Tensor(shape: [dim], repeating: 1)
+        bias = Tensor(zeros: [dim])
+        self.eps = eps
+    }
+
+    public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+
+    /// y [..., D] for x [..., D]; row statistics accumulated in double precision.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let D = weight.count, rows = x.count / D
+        let y = Tensor(uninitializedShape: x.shape)
+        for r in 0..<rows {
+            let src = x.data + r * D, dst = y.data + r * D
+            var mean = 0.0
+            for d in 0..<D { mean += Double(src[d]) }
+            mean /= Double(D)
+            var variance = 0.0
+            for d in 0..<D { let c = Double(src[d]) - mean; variance += c * c }
+            let rstd = 1 / (variance / Double(D) + Double(eps)).squareRoot()
+            for d in 0..<D { dst[d] = Float((Double(src[d]) - mean) * rstd) * weight.data[d] + bias.data[d] }
+        }
+        return y
+    }
+}
+
 /// Depthwise Conv1d(E, E, K, groups=E, padding=K−1) as the Mamba mixer holds it: weight [E, 1, K], bias [E].
 public final class DepthwiseConv1d: Module {
     public let weight: Tensor

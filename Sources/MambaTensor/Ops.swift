@@ -126,3 +126,58 @@ public func dropPath(_ x: Tensor, rate: Double, rng: inout SeededGenerator, tape
     }
     return y
 }
+
+/// Rows of each sequence picked by index: y[b, j] = x[b, index[b][j]] for x [B, T, D] (every
+/// sequence the same number of picks). The backward scatters (+=) back; an index may repeat.
+public func gatherRows(_ x: Tensor, index: [[Int]], tape: Tape?) -> Tensor {
+    let (B, T, D) = (x.shape[0], x.shape[1], x.count / (x.shape[0] * x.shape[1]))
+    let To = index.first?.count ?? 0
+    precondition(index.count == B && index.allSatisfy { $0.count == To && $0.allSatisfy { $0 >= 0 && $0 < T } },
+                 "gatherRows: index does not fit \(describe(shape: x.shape))")
+    let y = Tensor(uninitializedShape: [B, To] + x.shape.dropFirst(2))
+    for b in 0..<B {
+        for (j, t) in index[b].enumerated() { (y.data + (b * To + j) * D).update(from: x.data + (b * T + t) * D, count: D) }
+    }
+    let xSlot = x.slot, ySlot = y.slot
+    tape?.record {
+        guard let dy = ySlot.grad, xSlot.requiresGrad else { return }
+        let g = xSlot.buffer()
+        for b in 0..<B {
+            for (j, t) in index[b].enumerated() {
+                let src = dy.data + (b * To + j) * D, dst = g.data + (b * T + t) * D
+                for d in 0..<D { dst[d] += src[d] }
+            }
+        }
+    }
+    return y
+}
+
+/// a + b, elementwise (same shapes).
+public func add(_ a: Tensor, _ b: Tensor, tape: Tape?) -> Tensor {
+    precondition(a.shape == b.shape, "add: \(describe(shape: a.shape)) and \(describe(shape: b.shape))")
+    let y = Tensor(uninitializedShape: a.shape)
+    for i in 0..<y.count { y.data[i] = a.data[i] + b.data[i] }
+    let aSlot = a.slot, bSlot = b.slot, ySlot = y.slot
+    tape?.record {
+        guard let dy = ySlot.grad else { return }
+        for s in [aSlot, bSlot] where s.requiresGrad {
+            let g = s.buffer()
+            for i in 0..<g.count { g.data[i] += dy.data[i] }
+        }
+    }
+    return y
+}
+
+/// a ⊙ b, elementwise (same shapes).
+public func multiply(_ a: Tensor, _ b: Tensor, tape: Tape?) -> Tensor {
+    precondition(a.shape == b.shape, "multiply: \(describe(shape: a.shape)) and \(describe(shape: b.shape))")
+    let y = Tensor(uninitializedShape: a.shape)
+    for i in 0..<y.count { y.data[i] = a.data[i] * b.data[i] }
+    let ySlot = y.slot
+    tape?.record {
+        guard let dy = ySlot.grad else { return }
+        if a.requiresGrad { let g = a.gradBuffer(); for i in 0..<g.count { g.data[i] += dy.data[i] * b.data[i] } }
+        if b.requiresGrad { let g = b.gradBuffer(); for i in 0..<g.count { g.data[i] += dy.data[i] * a.data[i] } }
+    }
+    return y
+}

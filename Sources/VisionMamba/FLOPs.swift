@@ -8,24 +8,61 @@ public struct FLOPCount: Sendable {
 }
 
 extension VimConfig {
-    /// Tokens each block's mixer sees (all of them without fusion).
-    public var tokenSchedule: [Int] { fusion?.schedule(tokens: tokens, depth: depth) ?? Array(repeating: tokens, count: depth) }
+    /// Tokens each block's mixer sees: all of them, fewer after Famba-V fusions or DyVM stages.
+    public var tokenSchedule: [Int] {
+        if let fusion { return fusion.schedule(tokens: tokens, depth: depth) }
+        if let dyvm { return dyvm.schedule(numPatches: numPatches, depth: depth).tokens }
+        return Array(repeating: tokens, count: depth)
+    }
 
     /// Σ over blocks of the tokens each mixer sees.
     public var tokenLayers: Int { tokenSchedule.reduce(0, +) }
 
-    public var forwardFLOPs: FLOPCount {
+    /// What this engine computes per image, both scan directions. `directionRate` is the fraction
+    /// of (block, direction) pairs a DyVM's gates leave on (1: all).
+    public func forwardFLOPs(directionRate: Double = 1) -> FLOPCount {
         let M = Double(numPatches), D = Double(embedDim), E = Double(dInner)
         let R = Double(dtRank), N = Double(dState), K = Double(dConv)
         let patch = 2 * M * Double(inChannels * patchSize * patchSize) * D
         var matmul = patch + 2 * D * Double(numClasses), scan = 0.0, conv = 0.0
+        let rate = dyvm == nil ? 1 : directionRate
         for t in tokenSchedule.map(Double.init) {
-            matmul += 2 * t * D * 2 * E                            // in_proj
-                + 2 * (2 * t * E * (R + 2 * N) + 2 * t * R * E)   // x_proj, dt_proj, both directions
-                + 2 * t * E * D                                    // out_proj
-            scan += 2 * t * E * N * 6
-            conv += 2 * t * E * K * 2
+            matmul += 2 * t * D * 2 * E                                  // in_proj
+                + rate * 2 * (2 * t * E * (R + 2 * N) + 2 * t * R * E)  // x_proj, dt_proj, both directions
+                + 2 * t * E * D                                          // out_proj
+            scan += rate * 2 * t * E * N * 6
+            conv += rate * 2 * t * E * K * 2
+            if dyvm != nil { matmul += 2 * 2 * E * 2 }                   // the direction head at the class token
+        }
+        for n in predictorTokens.map(Double.init) {                      // DyVM's token scorers
+            matmul += 2 * n * (D * D + D * (D / 2).rounded(.down) + (D / 2).rounded(.down) * (D / 4).rounded(.down) + (D / 4).rounded(.down) * 2)
         }
         return FLOPCount(matmul: matmul, scan: scan, conv: conv)
+    }
+
+    public var forwardFLOPs: FLOPCount { forwardFLOPs() }
+
+    /// Tokens each DyVM predictor scores: the non-class tokens entering its stage.
+    var predictorTokens: [Int] {
+        guard let dyvm else { return [] }
+        let keep = dyvm.keepTokens(numPatches: numPatches)
+        return [numPatches] + keep.dropLast()
+    }
+
+    /// Multiply-accumulates as the official DyVM `calc_flops.py` counts them (spec/dyvm.md §8.2):
+    /// the patch conv, every Linear outside the mixers (predictors, head), and per mixer a closed
+    /// formula over one scan direction only, whose conv, x_proj, dt_proj and scan terms are scaled
+    /// by `blockKeepRatio` (the measured mean gate rate). Norms and the gate heads are not counted.
+    public func officialMACs(blockKeepRatio: Double = 1) -> Double {
+        let D = Double(embedDim), Di = Double(dInner), R = Double(dtRank), N = Double(dState), K = Double(dConv)
+        var macs = D * Double(patchSize * patchSize * inChannels) * Double(numPatches) + D * Double(numClasses)
+        let bkr = dyvm == nil ? 1 : blockKeepRatio
+        for l in tokenSchedule.map(Double.init) {
+            macs += l * D * 2 * Di + l * Di * D                                          // in_proj, out_proj
+            macs += bkr * ((l + K - 1) * Di * K + l * Di * (R + 2 * N) + l * R * Di + 9 * l * Di * N + 2 * l * Di)
+        }
+        let (d2, d4) = (Double(embedDim / 2), Double(embedDim / 4))
+        for n in predictorTokens.map(Double.init) { macs += n * (D * D + D * d2 + d2 * d4 + d4 * 2) }
+        return macs
     }
 }

@@ -14,6 +14,8 @@ public final class MambaMixer: Module {
     public let A_log: Tensor, A_b_log: Tensor                     // [E, N]
     public let D: Tensor, D_b: Tensor                             // [E]
     public let outProj: Linear        // out_proj  [D, E], no bias
+    /// DyVM's direction head [2, 2E] + bias: [forward, backward] logits from xz at the class token.
+    public let blockHead: Linear?
     public let divideOut: Bool
 
     public let dim: Int, inner: Int, states: Int, rank: Int
@@ -31,6 +33,7 @@ public final class MambaMixer: Module {
         A_log = Tensor(zeros: [inner, states]); A_b_log = Tensor(zeros: [inner, states])
         D = Tensor(shape: [inner], repeating: 1); D_b = Tensor(shape: [inner], repeating: 1)
         outProj = Linear(inner, dim, bias: false)
+        blockHead = c.dyvm == nil ? nil : Linear(2 * inner, 2)
     }
 
     // state_dict order of mamba_simple.py (spec/vim.md §1.5).
@@ -38,6 +41,7 @@ public final class MambaMixer: Module {
     public var children: [(String, Module)] {
         [("in_proj", inProj), ("conv1d", conv1d), ("x_proj", xProj), ("dt_proj", dtProj),
          ("conv1d_b", conv1dB), ("x_proj_b", xProjB), ("dt_proj_b", dtProjB), ("out_proj", outProj)]
+            + (blockHead.map { [("block_head", $0 as Module)] } ?? [])
     }
 
     /// The official initialisation (spec/vim.md §4.2), except that the values come from our generator.
@@ -60,6 +64,9 @@ public final class MambaMixer: Module {
         D.buffer.update(repeating: 1); D_b.buffer.update(repeating: 1)
         // out_proj re-drawn and rescaled by 1/√depth (`_init_weights`, rescale_prenorm_residual).
         outProj.weight.fillUniform(1 / Double(inner).squareRoot() / Double(depth).squareRoot(), using: &rng)
+        // DyVM starts every gate open: weight 0, bias 5 (sigmoid(5) ≈ 0.993; spec/dyvm.md §2.3).
+        blockHead?.weight.buffer.update(repeating: 0)
+        blockHead?.bias!.buffer.update(repeating: 5)
     }
 
     /// The two directions' parameters, in the order the loops visit them.
@@ -78,6 +85,22 @@ public final class MambaMixer: Module {
     /// u, xz, both x_proj outputs and the combined scan output; the conv outputs and Δ are
     /// recomputed, as the official `mamba_inner_fn` does.
     public func callAsFunction(_ u: Tensor, tape: Tape? = nil) -> Tensor {
+        forward(u, tape: tape, mask: nil, gating: nil).out
+    }
+
+    /// DyVM's training mixer (spec/dyvm.md §5.3, §5.5): `mask` [B, T] (1 = kept token) zeroes x
+    /// before the conv and the conv output; the direction head on xz at each image's class index
+    /// gives logits, a hard Gumbel-sigmoid with the given logistic `noise` [B·2] turns them into
+    /// gates [B, 2] (straight-through), and each direction's output is multiplied by its gate
+    /// before the halved sum. Both directions are computed for every image.
+    public func dynamicForward(_ u: Tensor, tape: Tape?, mask: Tensor, cls: [Int], noise: [Float], tau: Float)
+        -> (out: Tensor, gates: Tensor, logits: [Float]) {
+        let r = forward(u, tape: tape, mask: mask, gating: (cls, noise, tau))
+        return (r.out, r.gates!, r.logits)
+    }
+
+    private func forward(_ u: Tensor, tape: Tape?, mask: Tensor?, gating: (cls: [Int], noise: [Float], tau: Float)?)
+        -> (out: Tensor, gates: Tensor?, logits: [Float]) {
         let batch = u.shape[0], L = u.shape[1]
         let rows = batch * L, E = inner, N = states, R = rank, P = R + 2 * N
         let xz = Profiler.measure("in_proj") { inProj(u) }              // [B, T, 2E]: x | z
@@ -86,39 +109,140 @@ public final class MambaMixer: Module {
         let y = Tensor(uninitializedShape: [batch, L, E])               // gated, combined scan output
         let scale: Float = divideOut ? 0.5 : 1
         var xdbls: [Tensor] = []                                        // dt_low | B | C per direction
+        var logits: [Float] = [], soft: [Float] = [], gates: Tensor? = nil
+        if let gating {
+            logits = headLogits(xz, cls: gating.cls, length: L)
+            let g = gumbelSigmoid(logits, noise: gating.noise, tau: gating.tau)
+            soft = g.soft
+            gates = Tensor(shape: [batch, 2], values: g.gates)
+        }
+        // With a mask the conv reads x ⊙ mask (row stride E) instead of x inside xz (stride 2E).
+        let xMasked = mask.map { maskedX(xz, mask: $0) }
+        var directionOutputs: [Tensor] = []                             // scale · y_dir, when gated
+        if gates != nil { y.buffer.update(repeating: 0) }
 
         for reverse in [false, true] {
             let p = branch(reverse)
             let xdbl = Tensor(uninitializedShape: [rows, P])
             xdbls.append(xdbl)
             Profiler.measure("causal_conv1d_silu") {
-                causalConv1dSiLUForward(out: xc.data, x: xz.data, ldx: 2 * E, weight: p.conv.weight.data,
-                                        bias: p.conv.bias.data, batch: batch, length: L, channels: E,
-                                        kernel: p.conv.kernel, reverse: reverse)
+                causalConv1dSiLUForward(out: xc.data, x: xMasked?.data ?? xz.data, ldx: xMasked == nil ? 2 * E : E,
+                                        weight: p.conv.weight.data, bias: p.conv.bias.data, batch: batch, length: L,
+                                        channels: E, kernel: p.conv.kernel, reverse: reverse)
             }
+            if let mask { scaleRows(xc, by: mask) }
             Profiler.measure("x_proj+dt_proj") {
                 linearForward(xdbl.data, xc.data, weight: p.xProj.weight.data, bias: nil, rows: rows, inFeatures: E, outFeatures: P)
                 matmulTransposedB(dt.data, ldc: E, xdbl.data, lda: P, p.dtProj.weight.data, ldb: R, m: rows, n: E, k: R)
             }
             let A = negativeExp(p.aLog)
+            let target = gates == nil ? y : Tensor(uninitializedShape: [batch, L, E])
             Profiler.measure("selective_scan") {
-                selectiveScanForward(out: y.data, scale: scale, accumulate: reverse, u: xc.data, delta: dt.data,
+                selectiveScanForward(out: target.data, scale: scale, accumulate: gates == nil && reverse, u: xc.data, delta: dt.data,
                                      deltaBias: p.dtProj.bias!.data, A: A.data, B: xdbl.data + R, C: xdbl.data + R + N,
                                      ldBC: P, D: p.skip.data, z: xz.data + E, ldz: 2 * E,
                                      batch: batch, length: L, channels: E, states: N, reverse: reverse)
             }
+            if let gates {
+                directionOutputs.append(target)
+                let j = reverse ? 1 : 0
+                for b in 0..<batch where gates.data[2 * b + j] != 0 {
+                    let src = target.data + b * L * E, dst = y.data + b * L * E
+                    let g = gates.data[2 * b + j]
+                    for i in 0..<(L * E) { dst[i] += g * src[i] }
+                }
+            }
         }
         let out = Profiler.measure("out_proj") { outProj(y) }
-        let outSlot = out.slot
+        let outSlot = out.slot, gateSlot = gates?.slot
         tape?.record { [self] in
-            guard let outGrad = outSlot.grad else { return }
-            backward(outGrad: outGrad, u: u, xz: xz, xdbls: xdbls, y: y, batch: batch, length: L)
+            guard outSlot.grad != nil || gateSlot?.grad != nil else { return }
+            backward(outGrad: outSlot.grad ?? Tensor(zeros: out.shape), u: u, xz: xz, xdbls: xdbls, y: y, batch: batch, length: L,
+                     mask: mask, gating: gating.map { (cls: $0.cls, tau: $0.tau, gates: gates!, soft: soft, outputs: directionOutputs) })
         }
-        return out
+        return (out, gates, logits)
     }
 
-    /// Gradients of every mixer parameter and of u, from d(loss)/d(out).
-    private func backward(outGrad: Tensor, u: Tensor, xz: Tensor, xdbls: [Tensor], y: Tensor, batch: Int, length L: Int) {
+    /// Direction-head logits [B·2] ([forward, backward] per image) from xz at each class index.
+    private func headLogits(_ xz: Tensor, cls: [Int], length L: Int) -> [Float] {
+        guard let blockHead else { preconditionFailure("direction gates need a DyVM mixer") }
+        let E2 = 2 * inner, batch = cls.count
+        var logits = [Float](repeating: 0, count: 2 * batch)
+        for b in 0..<batch {
+            let row = xz.data + (b * L + cls[b]) * E2
+            for j in 0..<2 {
+                var g = blockHead.bias!.data[j]
+                for k in 0..<E2 { g += blockHead.weight.data[j * E2 + k] * row[k] }
+                logits[2 * b + j] = g
+            }
+        }
+        return logits
+    }
+
+    /// x ⊙ mask as [rows, E], x being the first half of every xz row.
+    private func maskedX(_ xz: Tensor, mask: Tensor) -> Tensor {
+        let E = inner, rows = mask.count
+        let x = Tensor(uninitializedShape: [rows, E])
+        for r in 0..<rows {
+            let m = mask.data[r], src = xz.data + r * 2 * E, dst = x.data + r * E
+            for e in 0..<E { dst[e] = src[e] * m }
+        }
+        return x
+    }
+
+    /// Multiplies row r of t [rows, E] by m[r].
+    private func scaleRows(_ t: Tensor, by m: Tensor) {
+        let E = t.count / m.count
+        for r in 0..<m.count { let v = m.data[r], row = t.data + r * E; for e in 0..<E { row[e] *= v } }
+    }
+
+    /// DyVM's inference mixer (spec/dyvm.md §3.2): the direction head reads xz at each image's
+    /// class index; a direction whose gate is off (sigmoid(logit) ≤ 0.5) is not computed for that
+    /// image and counts as zero, and the sum is still halved. Returns the output [B, T, D], the
+    /// head logits and the decisions, [B, 2] each as [forward, backward].
+    public func gatedForward(_ u: Tensor, cls: [Int]) -> (out: Tensor, logits: [Float], on: [Bool]) {
+        guard let blockHead else { preconditionFailure("gatedForward needs a DyVM mixer") }
+        let batch = u.shape[0], L = u.shape[1]
+        let E = inner, N = states, R = rank, P = R + 2 * N
+        let xz = Profiler.measure("in_proj") { inProj(u) }              // [B, T, 2E]: x | z
+        var logits = [Float](repeating: 0, count: 2 * batch), on = [Bool](repeating: false, count: 2 * batch)
+        for b in 0..<batch {
+            let row = xz.data + (b * L + cls[b]) * 2 * E
+            for j in 0..<2 {
+                var g = blockHead.bias!.data[j]
+                for k in 0..<(2 * E) { g += blockHead.weight.data[j * 2 * E + k] * row[k] }
+                logits[2 * b + j] = g
+                on[2 * b + j] = 1 / (1 + Foundation.exp(-g)) > 0.5
+            }
+        }
+        let y = Tensor(zeros: [batch, L, E])
+        let xc = Tensor(uninitializedShape: [L, E]), dt = Tensor(uninitializedShape: [L, E])
+        let xdbl = Tensor(uninitializedShape: [L, P])
+        let scale: Float = divideOut ? 0.5 : 1
+        for (j, reverse) in [false, true].enumerated() {
+            let p = branch(reverse)
+            let A = negativeExp(p.aLog)
+            // Image by image: an image whose gate is off skips the whole direction.
+            for b in 0..<batch where on[2 * b + j] {
+                let x = xz.data + b * L * 2 * E
+                causalConv1dSiLUForward(out: xc.data, x: x, ldx: 2 * E, weight: p.conv.weight.data, bias: p.conv.bias.data,
+                                        batch: 1, length: L, channels: E, kernel: p.conv.kernel, reverse: reverse)
+                linearForward(xdbl.data, xc.data, weight: p.xProj.weight.data, bias: nil, rows: L, inFeatures: E, outFeatures: P)
+                matmulTransposedB(dt.data, ldc: E, xdbl.data, lda: P, p.dtProj.weight.data, ldb: R, m: L, n: E, k: R)
+                selectiveScanForward(out: y.data + b * L * E, scale: scale, accumulate: true, u: xc.data, delta: dt.data,
+                                     deltaBias: p.dtProj.bias!.data, A: A.data, B: xdbl.data + R, C: xdbl.data + R + N,
+                                     ldBC: P, D: p.skip.data, z: x + E, ldz: 2 * E,
+                                     batch: 1, length: L, channels: E, states: N, reverse: reverse)
+            }
+        }
+        return (outProj(y), logits, on)
+    }
+
+    /// Gradients of every mixer parameter and of u, from d(loss)/d(out); with DyVM's mask and
+    /// gates, also of the mask and (through the gates' straight-through soft values) of the
+    /// direction head and the xz rows it read.
+    private func backward(outGrad: Tensor, u: Tensor, xz: Tensor, xdbls: [Tensor], y: Tensor, batch: Int, length L: Int,
+                          mask: Tensor?, gating: (cls: [Int], tau: Float, gates: Tensor, soft: [Float], outputs: [Tensor])?) {
         let rows = batch * L, E = inner, N = states, R = rank, P = R + 2 * N, D = dim
         let scale: Float = divideOut ? 0.5 : 1
         // out = y · out_projᵀ
@@ -127,18 +251,40 @@ public final class MambaMixer: Module {
                        yGrad: outGrad.data, x: y.data, weight: outProj.weight.data, rows: rows, inFeatures: E, outFeatures: D)
         let xzGrad = Tensor(zeros: [rows, 2 * E])
         let xc = Tensor(uninitializedShape: [rows, E]), dt = Tensor(uninitializedShape: [rows, E])
+        let xMasked = mask.map { maskedX(xz, mask: $0) }
+        let xMaskedGrad = mask.map { _ in Tensor(zeros: [rows, E]) }
+        var maskGrad = [Double](repeating: 0, count: mask == nil ? 0 : rows)
+        var gateGrad = [Float](repeating: 0, count: 2 * batch)
         for (i, reverse) in [false, true].enumerated() {
             let p = branch(reverse), xdbl = xdbls[i]
             // Recompute the conv output and Δ.
-            causalConv1dSiLUForward(out: xc.data, x: xz.data, ldx: 2 * E, weight: p.conv.weight.data, bias: p.conv.bias.data,
+            causalConv1dSiLUForward(out: xc.data, x: xMasked?.data ?? xz.data, ldx: xMasked == nil ? 2 * E : E,
+                                    weight: p.conv.weight.data, bias: p.conv.bias.data,
                                     batch: batch, length: L, channels: E, kernel: p.conv.kernel, reverse: reverse)
+            let xcRaw = mask == nil ? nil : xc.copy()
+            if let mask { scaleRows(xc, by: mask) }
             matmulTransposedB(dt.data, ldc: E, xdbl.data, lda: P, p.dtProj.weight.data, ldb: R, m: rows, n: E, k: R)
             let A = negativeExp(p.aLog)
+            // A gated direction: its output was gate · (scale · y_dir).
+            var directionGrad = yGrad
+            if let gating {
+                directionGrad = Tensor(uninitializedShape: [rows, E])
+                let out = gating.outputs[i]
+                for b in 0..<batch {
+                    let g = gating.gates.data[2 * b + i], off = b * L * E
+                    var acc = 0.0
+                    for k in 0..<(L * E) {
+                        directionGrad.data[off + k] = yGrad.data[off + k] * g
+                        acc += Double(yGrad.data[off + k]) * Double(out.data[off + k])
+                    }
+                    gateGrad[2 * b + i] += Float(acc)
+                }
+            }
             let xcGrad = Tensor(zeros: [rows, E]), dtGrad = Tensor(uninitializedShape: [rows, E])
             let xdblGrad = Tensor(zeros: [rows, P]), AGrad = Tensor(zeros: [E, N])
             Profiler.measure("scan_backward") { selectiveScanBackward(uGrad: xcGrad.data, deltaGrad: dtGrad.data, deltaBiasGrad: p.dtProj.bias!.gradBuffer().data,
                                   AGrad: AGrad.data, BGrad: xdblGrad.data + R, CGrad: xdblGrad.data + R + N,
-                                  DGrad: p.skip.gradBuffer().data, zGrad: xzGrad.data + E, outGrad: yGrad.data, scale: scale,
+                                  DGrad: p.skip.gradBuffer().data, zGrad: xzGrad.data + E, outGrad: directionGrad.data, scale: scale,
                                   u: xc.data, delta: dt.data, deltaBias: p.dtProj.bias!.data, A: A.data,
                                   B: xdbl.data + R, C: xdbl.data + R + N, ldBC: P, D: p.skip.data, z: xz.data + E, ldz: 2 * E,
                                   batch: batch, length: L, channels: E, states: N, reverse: reverse) }
@@ -150,13 +296,56 @@ public final class MambaMixer: Module {
             // xdbl = xc · x_projᵀ
             linearBackward(xGrad: xcGrad.data, weightGrad: p.xProj.weight.gradBuffer().data, biasGrad: nil,
                            yGrad: xdblGrad.data, x: xc.data, weight: p.xProj.weight.data, rows: rows, inFeatures: E, outFeatures: P)
-            Profiler.measure("conv_backward") { causalConv1dSiLUBackward(xGrad: xzGrad.data, weightGrad: p.conv.weight.gradBuffer().data,
-                                     biasGrad: p.conv.bias.gradBuffer().data, outGrad: xcGrad.data, x: xz.data, ldx: 2 * E,
+            // xc_masked = xc ⊙ mask
+            if let mask, let xcRaw {
+                for r in 0..<rows {
+                    var acc = 0.0
+                    let g = xcGrad.data + r * E, v = xcRaw.data + r * E
+                    for e in 0..<E { acc += Double(g[e]) * Double(v[e]) }
+                    maskGrad[r] += acc
+                }
+                scaleRows(xcGrad, by: mask)
+            }
+            Profiler.measure("conv_backward") { causalConv1dSiLUBackward(xGrad: xMaskedGrad?.data ?? xzGrad.data, weightGrad: p.conv.weight.gradBuffer().data,
+                                     biasGrad: p.conv.bias.gradBuffer().data, outGrad: xcGrad.data, x: xMasked?.data ?? xz.data,
+                                     ldx: xMasked == nil ? 2 * E : E,
                                      weight: p.conv.weight.data, bias: p.conv.bias.data, batch: batch, length: L,
                                      channels: E, kernel: p.conv.kernel, reverse: reverse) }
             // A = −exp(A_log): dA_log = dA · A.
             let aLogGrad = p.aLog.gradBuffer()
             for j in 0..<(E * N) { aLogGrad.data[j] += AGrad.data[j] * A.data[j] }
+        }
+        // x_masked = x ⊙ mask
+        if let mask, let xMaskedGrad {
+            for r in 0..<rows {
+                var acc = 0.0
+                let g = xMaskedGrad.data + r * E, x = xz.data + r * 2 * E, dst = xzGrad.data + r * 2 * E
+                for e in 0..<E { acc += Double(g[e]) * Double(x[e]); dst[e] += g[e] * mask.data[r] }
+                maskGrad[r] += acc
+            }
+            if mask.requiresGrad {
+                let g = mask.gradBuffer()
+                for r in 0..<rows { g.data[r] += Float(maskGrad[r]) }
+            }
+        }
+        // gates: d logit = (d gate) · soft · (1 − soft) / τ, the head read xz at the class index.
+        if let gating, let blockHead {
+            let E2 = 2 * E
+            let external = gating.gates.grad
+            let wg = blockHead.weight.gradBuffer(), bg = blockHead.bias!.gradBuffer()
+            for b in 0..<batch {
+                let row = (b * L + gating.cls[b]) * E2
+                for j in 0..<2 {
+                    let s = gating.soft[2 * b + j]
+                    let dGate = gateGrad[2 * b + j] + (external?.data[2 * b + j] ?? 0)
+                    let dLogit = dGate * s * (1 - s) / gating.tau
+                    bg.data[j] += dLogit
+                    for k in 0..<E2 {
+                        wg.data[j * E2 + k] += dLogit * xz.data[row + k]
+                        xzGrad.data[row + k] += dLogit * blockHead.weight.data[j * E2 + k]
+                    }
+                }
+            }
         }
         // xz = u · in_projᵀ
         linearBackward(xGrad: u.requiresGrad ? u.gradBuffer().data : nil, weightGrad: inProj.weight.gradBuffer().data,

@@ -16,6 +16,14 @@ public enum ModelZoo {
               weights: weights)
     }
 
+    /// DyVM on a Vim backbone (NUS-HPC-AI-Lab/DyVM `DyVMTiny`/`DyVMSmall`/`DyVMBase`): stages
+    /// before blocks 6, 12, 18 and the released scripts' keep ratios.
+    private static func dyvm(_ name: String, _ aliases: [String], dim: Int, tokenKeep: Double, blockKeep: Double) -> Entry {
+        var c = VimConfig(name: name, imgSize: 224, patchSize: 16, stride: 16, embedDim: dim, depth: 24, numClasses: 1000)
+        c.dyvm = DyVMConfig(pruningLoc: [6, 12, 18], tokenKeepRatio: tokenKeep, blockKeepRatio: blockKeep)
+        return Entry(name: name, aliases: aliases, config: c, weights: nil)
+    }
+
     public static let entries: [Entry] = [
         vim("vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
             ["vim-tiny", "vim-t"], dim: 192, stride: 16, weights: "vim_t_midclstok_76p1acc.pth"),
@@ -29,6 +37,9 @@ public enum ModelZoo {
         // misspelt in the official code and only the constructor default keeps it on.
         vim("vim_base_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_middle_cls_token_div2",
             ["vim-base", "vim-b"], dim: 768, stride: 16, weights: "vim_b_midclstok_81p9acc.pth"),
+        dyvm("DyVMTiny", ["dyvm-tiny", "dyvm-t"], dim: 192, tokenKeep: 0.9, blockKeep: 0.8),
+        dyvm("DyVMSmall", ["dyvm-small", "dyvm-s"], dim: 384, tokenKeep: 0.7, blockKeep: 0.8),
+        dyvm("DyVMBase", ["dyvm-base", "dyvm-b"], dim: 768, tokenKeep: 0.7, blockKeep: 0.7),
     ]
 
     /// The entry for an official name or alias (case-insensitive for aliases).

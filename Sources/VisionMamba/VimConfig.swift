@@ -29,6 +29,8 @@ public struct VimConfig: Codable, Equatable, Sendable {
     public var normEps: Float = 1e-5
     /// Famba-V token fusion, when on.
     public var fusion: TokenFusion? = nil
+    /// DyVM token pruning and direction selection, when on.
+    public var dyvm: DyVMConfig? = nil
 
     public init(name: String, imgSize: Int, patchSize: Int, stride: Int, embedDim: Int, depth: Int,
                 numClasses: Int, dState: Int = 16, dConv: Int = 4, expand: Int = 2,
@@ -67,6 +69,11 @@ public struct VimConfig: Codable, Equatable, Sendable {
         try check(embedDim > 0 && depth > 0 && numClasses >= 0, "embed_dim, depth must be positive and num_classes non-negative")
         try check(dState > 0 && dState <= 256, "d_state must be in 1...256 (got \(dState))")
         try check(dConv > 0 && expand > 0, "d_conv and expand must be positive")
+        if let dyvm {
+            try check(fusion == nil, "DyVM pruning and Famba-V fusion cannot be combined")
+            try check(clsPosition == .middle, "DyVM needs the class token in the middle, as the released Vim models")
+            try dyvm.validate(depth: depth, numPatches: numPatches, name: name)
+        }
     }
 }
 
@@ -112,6 +119,21 @@ extension VimConfig {
             let blocks = try (f["blocks"] as? [Int])
                 ?? TokenFusion.blocks(strategy: strategy, layer: f["layer"] as? Int ?? 0, depth: config.depth, rule: rule)
             config.fusion = TokenFusion(blocks: blocks, tokens: tokens, preserveOrder: (f["order"] as? String) == "preserve")
+        }
+        if let d = object["dyvm"] as? [String: Any] {
+            guard let loc = d["pruning_loc"] as? [Int], let r = (d["token_keep_ratio"] as? NSNumber)?.doubleValue else {
+                throw ConfigError("\(path): dyvm needs \"pruning_loc\" and \"token_keep_ratio\"")
+            }
+            var dyvm = DyVMConfig(pruningLoc: loc, tokenKeepRatio: r,
+                                  blockKeepRatio: (d["block_keep_ratio"] as? NSNumber)?.doubleValue ?? 0.8)
+            if let loss = d["loss"] as? [String: Any] {
+                if let w = (loss["token_pruning_weight"] as? NSNumber)?.doubleValue { dyvm.tokenPruningWeight = w }
+                if let w = (loss["block_pruning_weight"] as? NSNumber)?.doubleValue { dyvm.blockPruningWeight = w }
+                if let w = (loss["distill_weight"] as? NSNumber)?.doubleValue { dyvm.distillWeight = w }
+                if let w = (loss["token_ratio_divisor"] as? NSNumber)?.doubleValue { dyvm.tokenRatioDivisor = w }
+            }
+            if let tau = ((d["block_selection"] as? [String: Any])?["tau"] as? NSNumber)?.floatValue { dyvm.gateTemperature = tau }
+            config.dyvm = dyvm
         }
         try config.validate()
         return config

@@ -23,6 +23,8 @@ public final class VimModel: Module {
     public let layers: [VimBlock]
     public let normF: RMSNorm            // norm_f
     public let head: Linear              // head [C, D] + bias
+    /// DyVM's token scorers, one per pruning stage (`score_predictors.<s>`); empty for a plain Vim.
+    public let scorePredictors: [TokenPredictor]
     /// Tokens each block's mixer saw in the last forward pass.
     public private(set) var lastTokenSchedule: [Int] = []
 
@@ -34,6 +36,7 @@ public final class VimModel: Module {
         layers = (0..<config.depth).map { _ in VimBlock(config: config) }
         normF = RMSNorm(config.embedDim, eps: config.normEps)
         head = Linear(config.embedDim, config.numClasses)
+        scorePredictors = (config.dyvm?.pruningLoc ?? []).map { _ in TokenPredictor(dim: config.embedDim) }
     }
 
     // state_dict order of the official model (spec/vim.md §1.5).
@@ -42,6 +45,7 @@ public final class VimModel: Module {
         [("patch_embed", patchEmbed), ("head", head)]
             + layers.enumerated().map { ("layers.\($0.offset)", $0.element as Module) }
             + [("norm_f", normF)]
+            + scorePredictors.enumerated().map { ("score_predictors.\($0.offset)", $0.element as Module) }
     }
 
     /// The official initialisation's distributions (spec/vim.md §4), from a seeded generator.
@@ -59,6 +63,7 @@ public final class VimModel: Module {
             block.mixer.resetParameters(depth: config.depth, using: &rng)
         }
         normF.weight.buffer.update(repeating: 1)
+        for p in scorePredictors { p.resetParameters(using: &rng) }
     }
 
     func replacePositionEmbedding(_ rows: Tensor, config: VimConfig) {
@@ -108,22 +113,30 @@ public final class VimModel: Module {
     /// Logits [B, C] for normalised images [B, 3, H, W]. `blockOutput(i, r)` receives, when given,
     /// the residual stream after block i (residual + mixer output) as [B, T, D]. With a tape,
     /// every op records its backward. `dropPath` turns on stochastic depth (training only).
-    public func callAsFunction(_ images: Tensor, tape: Tape? = nil, dropPath: DropPathDraw? = nil,
+    public func callAsFunction(_ images: Tensor, tape: Tape? = nil, dropPath: DropPathDraw? = nil, trace: ForwardTrace? = nil,
                                blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
-        let feature = forwardFeatures(images, tape: tape, dropPath: dropPath, blockOutput: blockOutput)
+        let feature = forwardFeatures(images, tape: tape, dropPath: dropPath, trace: trace, blockOutput: blockOutput)
         return linear(feature, weight: head.weight, bias: head.bias, tape: tape)
     }
 
     /// The class-token feature [B, D] after norm_f.
     public func forwardFeatures(_ images: Tensor, tape: Tape? = nil, dropPath draw: DropPathDraw? = nil,
-                                blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+                                trace: ForwardTrace? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
+        precondition(config.dyvm == nil || tape == nil, "the DyVM forward here is the inference path")
         var h = Profiler.measure("patch_embed") { embed(images, tape: tape) }
         var residual: Tensor? = nil           // block 0's residual is the embedded tokens themselves
         var rng = SeededGenerator(seed: draw?.seed ?? 0)
         // The class token's index per sample: fusions may move it (not when it sits first).
         var cls = [Int](repeating: config.clsIndex, count: images.shape[0])
-        var seen: [Int] = []
+        var seen: [Int] = [], seenCls: [Int] = []
+        var patches = [[Int]](repeating: Array(0..<config.numPatches), count: images.shape[0])
+        var directions: [Int] = []
         for (i, block) in layers.enumerated() {
+            if let dyvm = config.dyvm, let s = dyvm.pruningLoc.firstIndex(of: i), let r = residual {
+                let keep = dyvm.keepTokens(numPatches: config.numPatches)[s]
+                let pruned = prune(PrunedStream(h: h, residual: r, cls: cls, patches: patches), stage: s, keep: keep, trace: trace)
+                (h, residual, cls, patches) = (pruned.h, pruned.residual, pruned.cls, pruned.patches)
+            }
             // Block i drops the previous block's mixer output with rate dpr[i − 1]
             // (dpr = linspace(0, rate, depth)); block 0 has nothing to drop.
             if let draw, i > 0 {
@@ -143,8 +156,16 @@ public final class VimModel: Module {
                 cls = plan.protectedIndex!
             }
             seen.append(u.shape[1])
+            seenCls.append(cls[0])
             residual = r
-            h = block.mixer(u, tape: tape)
+            if config.dyvm != nil {
+                let gated = block.mixer.gatedForward(u, cls: cls)
+                h = gated.out
+                directions += gated.on.map { $0 ? 1 : 0 }
+                trace?.record("block.\(i).head_logits", shape: [u.shape[0], 2], floats: gated.logits)
+            } else {
+                h = block.mixer(u, tape: tape)
+            }
             if let blockOutput {
                 let out = r.copy()
                 for j in 0..<out.count { out.data[j] += h.data[j] }
@@ -153,6 +174,11 @@ public final class VimModel: Module {
         }
         // norm_f sees residual + last mixer output; only the class token row is read out.
         lastTokenSchedule = seen
+        if config.fusion != nil || config.dyvm != nil { trace?.record("tokens", shape: [seen.count], ints: seen) }
+        if config.dyvm != nil {
+            trace?.record("cls_position", shape: [seen.count], ints: seenCls)
+            trace?.record("directions", shape: [seen.count, images.shape[0], 2], ints: directions)
+        }
         let clsRow = selectToken(residual!, indices: cls, tape: tape)
         var last = selectToken(h, indices: cls, tape: tape)
         // The model-level drop path (full rate) on the last mixer output; per sample, so applying
@@ -167,7 +193,11 @@ extension VimModel {
     public static func parameterCount(_ c: VimConfig) -> Int {
         let D = c.embedDim, E = c.dInner, R = c.dtRank, N = c.dState, K = c.dConv, p = c.patchSize
         let block = 3 * E * D + 2 * E * (K + 2 * R + 3 * N + 3) + D
-        return c.depth * block + (c.inChannels * p * p * D + D) + D + c.tokens * D + D + (D * c.numClasses + c.numClasses)
+        let vim = c.depth * block + (c.inChannels * p * p * D + D) + D + c.tokens * D + D + (D * c.numClasses + c.numClasses)
+        guard let dyvm = c.dyvm else { return vim }
+        // Per stage a PredictorLG (LayerNorm, D→D, D→D/2, D/2→D/4, D/4→2); per block a [2, 2E] head.
+        let predictor = 2 * D + (D * D + D) + (D * (D / 2) + D / 2) + ((D / 2) * (D / 4) + D / 4) + (2 * (D / 4) + 2)
+        return vim + dyvm.pruningLoc.count * predictor + c.depth * (2 * 2 * E + 2)
     }
 }
 

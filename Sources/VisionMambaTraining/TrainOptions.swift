@@ -37,10 +37,13 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var repeatedAug: Int = 1
     /// RandAugment config in timm's syntax (the official recipe: rand-m9-mstd0.5-inc1); nil = off.
     public var aa: String? = nil
+    /// The weights the run started from (`--finetune`); a DyVM run's frozen teacher is rebuilt
+    /// from them when it resumes.
+    public var finetune: String? = nil
 
     public init(model: VimConfig) { self.model = model }
 
-    enum CodingKeys: String, CodingKey { case model, dataset, dataPath, epochs, batchSize, lr, unscaleLR, minLR, warmupLR, warmupEpochs, weightDecay, smoothing, clipGrad, modelEMA, modelEMADecay, seed, cropPadding, horizontalFlip, dropPath, mixup, cutmix, mixupProb, mixupSwitchProb, reprob, repeatedAug, aa }
+    enum CodingKeys: String, CodingKey { case model, dataset, dataPath, epochs, batchSize, lr, unscaleLR, minLR, warmupLR, warmupEpochs, weightDecay, smoothing, clipGrad, modelEMA, modelEMADecay, seed, cropPadding, horizontalFlip, dropPath, mixup, cutmix, mixupProb, mixupSwitchProb, reprob, repeatedAug, aa, finetune }
 
     /// Missing keys take their defaults, so checkpoints written before an option existed still load.
     public init(from decoder: Decoder) throws {
@@ -71,6 +74,7 @@ public struct TrainOptions: Codable, Equatable, Sendable {
         if let v = try c.decodeIfPresent(Double.self, forKey: .reprob) { reprob = v }
         if let v = try c.decodeIfPresent(Int.self, forKey: .repeatedAug) { repeatedAug = v }
         if let v = try c.decodeIfPresent(String.self, forKey: .aa) { aa = v }
+        if let v = try c.decodeIfPresent(String.self, forKey: .finetune) { finetune = v }
     }
 
     /// The learning rate the optimizer starts from after the batch-size rule.

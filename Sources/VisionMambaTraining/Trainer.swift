@@ -62,6 +62,8 @@ public final class Trainer {
     let mixup: Mixup
     let log: (String) -> Void
     let progress: ProgressReporter
+    /// DyVM's frozen dense teacher.
+    let teacher: VimModel?
 
     /// `finetune`: weights to start from (an official .pth or any weights file), loaded as the
     /// official main.py `--finetune` does: a head of another class count is replaced and pos_embed
@@ -74,19 +76,27 @@ public final class Trainer {
         if let resume {
             resumed = try Checkpoint.load(Checkpoint.resolve(resume))
             options = resumed!.state.options        // a resumed run continues with its own settings
+        } else if let finetune {
+            options.finetune = finetune
         }
         self.options = options
         self.outputDir = outputDir
         self.log = log
         try options.model.validate()
+        if options.model.dyvm != nil && options.dropPath > 0 {
+            throw TrainingError("DyVM training runs without drop path (the official scripts pass 0)")
+        }
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
 
         model = VimModel(config: options.model)
         model.resetParameters(seed: options.seed)
-        if let finetune, resume == nil {
-            let fresh = try model.loadForFineTuning(weights: finetune, interpolation: interpolation)
-            if !fresh.isEmpty { log("fine-tuning from \(finetune); newly initialised: \(fresh.joined(separator: ", "))") }
+        // A resumed DyVM run reloads its starting weights too: the teacher is rebuilt from them.
+        if let start = options.finetune, resume == nil || options.model.dyvm != nil {
+            let fresh = try model.loadForFineTuning(weights: start, interpolation: interpolation)
+            if resume == nil && !fresh.isEmpty { log("fine-tuning from \(start); newly initialised: \(fresh.joined(separator: ", "))") }
         }
+        // DyVM distils from the dense model it started as, frozen.
+        teacher = options.model.dyvm == nil ? nil : model.denseCopy()
         optimizer = AdamW(parameters: model.namedParameters(), lr: Float(options.effectiveLR),
                           weightDecay: Float(options.weightDecay), noWeightDecay: ["pos_embed", "cls_token"])
         schedule = CosineSchedule(lr: options.effectiveLR, minLR: options.minLR, warmupLR: options.warmupLR,
@@ -161,9 +171,15 @@ public final class Trainer {
                 let targets = mixup.isActive
                     ? mixup.apply(batch.images, labels: batch.labels, rng: &rng).targets
                     : smoothedTargets(batch.labels, classes: options.model.numClasses, smoothing: Float(options.smoothing))
-                let drop = options.dropPath > 0 ? DropPathDraw(rate: options.dropPath, seed: rng.next()) : nil
-                let logits = model(batch.images, tape: tape, dropPath: drop)
-                let loss = softTargetCrossEntropy(logits, targets: targets, tape: tape)
+                let loss: Tensor
+                if let teacher, let dyvm = options.model.dyvm {
+                    let noise = DyVMNoise.draw(batch: batch.labels.count, numPatches: options.model.numPatches,
+                                               stages: dyvm.pruningLoc.count, depth: options.model.depth, rng: &rng)
+                    loss = model.dyvmTrainingStep(batch.images, targets: targets, teacher: teacher, noise: noise, tape: tape).loss
+                } else {
+                    let drop = options.dropPath > 0 ? DropPathDraw(rate: options.dropPath, seed: rng.next()) : nil
+                    loss = softTargetCrossEntropy(model(batch.images, tape: tape, dropPath: drop), targets: targets, tape: tape)
+                }
                 let value = Double(loss.array[0])
                 guard value.isFinite else {
                     throw TrainingError("loss is \(value) at epoch \(epoch + 1), step \(step + 1); stopping. The last good checkpoint (\(outputDir)/\(Checkpoint.fileName), after epoch \(epoch)) is untouched")

@@ -19,6 +19,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Time training steps (forward, backward, AdamW) instead of forward passes.") var train = false
     @Option(name: .customLong("patch-size"), help: "Override the patch size (and stride), e.g. 4 for a CIFAR-shaped Vim at 32 px.") var patchSize: Int?
     @OptionGroup var fusionOptions: FusionOptions
+    @OptionGroup var dyvmOptions: DyVMOptions
+    @Option(name: .customLong("gate-rate"), help: "DyVM without trained weights: switch off this fraction's complement of the (block, direction) pairs, spread evenly, to time a given gate rate.")
+    var gateRate: Double?
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -33,8 +36,18 @@ struct Bench: ParsableCommand {
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
         if let imgSize, patchSize != nil { config.imgSize = imgSize }
         config.fusion = try fusionOptions.make(depth: config.depth)
+        config = try dyvmOptions.apply(to: config)
+        if train && config.dyvm != nil { throw ValidationError("bench --train times plain Vim and Famba-V steps; DyVM is timed in inference") }
         let net = VimModel(config: config)
         net.resetParameters(seed: 0)
+        if let gateRate {
+            guard config.dyvm != nil, (0...1).contains(gateRate) else { throw ValidationError("--gate-rate is a fraction in [0, 1] for a DyVM model") }
+            // Pair k of the 2·depth (block, direction) pairs is off when ⌊(k+1)·(1−rate)⌋ steps up.
+            let pairs = 2 * config.depth, off = 1 - gateRate
+            for k in 0..<pairs where Int(Double(k + 1) * off) > Int(Double(k) * off) {
+                net.layers[k / 2].mixer.blockHead!.bias!.data[k % 2] = -5
+            }
+        }
         if let imgSize, patchSize == nil {
             try net.setImageSize(imgSize, interpolation: .classTokenAware)
             config = net.config

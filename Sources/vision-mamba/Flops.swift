@@ -10,6 +10,9 @@ struct Flops: ParsableCommand {
     @Option(name: .customLong("patch-size"), help: "Override patch size and stride.") var patchSize: Int?
     @Option(name: .customLong("num-classes")) var numClasses: Int?
     @OptionGroup var fusionOptions: FusionOptions
+    @OptionGroup var dyvmOptions: DyVMOptions
+    @Option(name: .customLong("gate-rate"), help: "DyVM: fraction of scan directions the gates leave on (the official counter's block_keep_ratio; default 1).")
+    var gateRate: Double = 1
     @Flag(help: "One JSON line.") var json = false
 
     func run() throws {
@@ -18,12 +21,15 @@ struct Flops: ParsableCommand {
         if let imgSize { config.imgSize = imgSize }
         if let numClasses { config.numClasses = numClasses }
         if let fusion = try fusionOptions.make(depth: config.depth) { config.fusion = fusion }
+        config = try dyvmOptions.apply(to: config)
         try config.validate()
-        let f = config.forwardFLOPs, schedule = config.tokenSchedule
+        let f = config.forwardFLOPs(directionRate: gateRate), schedule = config.tokenSchedule
+        let official = config.officialMACs(blockKeepRatio: gateRate)
         if json {
-            print("{\"model\":\"\(config.name)\",\"img_size\":\(config.imgSize),\"gflop\":\(String(format: "%.4f", f.total / 1e9)),\"matmul_gflop\":\(String(format: "%.4f", f.matmul / 1e9)),\"tokens\":[\(schedule.map(String.init).joined(separator: ","))],\"token_layers\":\(config.tokenLayers),\"fused_blocks\":[\((config.fusion?.blocks ?? []).map(String.init).joined(separator: ","))]}")
+            print("{\"model\":\"\(config.name)\",\"img_size\":\(config.imgSize),\"gflop\":\(String(format: "%.4f", f.total / 1e9)),\"matmul_gflop\":\(String(format: "%.4f", f.matmul / 1e9)),\"official_macs\":\(Int(official)),\"tokens\":[\(schedule.map(String.init).joined(separator: ","))],\"token_layers\":\(config.tokenLayers),\"fused_blocks\":[\((config.fusion?.blocks ?? []).map(String.init).joined(separator: ","))]}")
         } else {
-            print("\(config.name) at \(config.imgSize) px: \(String(format: "%.3f", f.total / 1e9)) GFLOP per image (matrix products \(String(format: "%.3f", f.matmul / 1e9)), scan \(String(format: "%.3f", f.scan / 1e9)), conv \(String(format: "%.3f", f.conv / 1e9)))")
+            print("\(config.name) at \(config.imgSize) px: \(String(format: "%.3f", f.total / 1e9)) GFLOP per image as computed here, both scan directions (matrix products \(String(format: "%.3f", f.matmul / 1e9)), scan \(String(format: "%.3f", f.scan / 1e9)), conv \(String(format: "%.3f", f.conv / 1e9)))")
+            print("official counter (calc_flops.py: multiply-accumulates, one scan direction): \(String(format: "%.4f", official / 1e9))G (\(Int(official)))")
             print("tokens per block: \(schedule.map(String.init).joined(separator: " ")); Σ token·layers \(config.tokenLayers) of \(config.tokens * config.depth)")
         }
     }

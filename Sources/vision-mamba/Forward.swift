@@ -40,12 +40,11 @@ struct Forward: ParsableCommand {
         }
         try model.checkInput(shape: images.shape)
         var blocks: [(Int, Tensor)] = []
-        let logits = model(images) { i, r in blocks.append((i, r)) }
+        let trace = ForwardTrace()
+        let logits = model(images, trace: trace) { i, r in blocks.append((i, r)) }
         out.append("logits", StoredTensor(shape: logits.shape, floats: logits.array))
         for (i, r) in blocks { out.append("block.\(i).out", StoredTensor(shape: r.shape, floats: r.array)) }
-        if model.config.fusion != nil {
-            out.append("tokens", StoredTensor(shape: [model.config.depth], int64s: model.lastTokenSchedule.map(Int64.init)))
-        }
+        out.append(trace)
         try SafeTensors.write(out, to: output)
     }
 }
@@ -59,4 +58,16 @@ func loadImageBatch(_ paths: [String], imgSize: Int) throws -> Tensor {
         pixels.withUnsafeBufferPointer { (batch.data + i * per).update(from: $0.baseAddress!, count: per) }
     }
     return batch
+}
+
+extension TensorFile {
+    /// Every tensor a forward pass traced: floats as float32, indices and decisions as int64.
+    mutating func append(_ trace: ForwardTrace) {
+        for entry in trace.entries {
+            switch entry.values {
+            case .floats(let v): append(entry.name, StoredTensor(shape: entry.shape, floats: v))
+            case .ints(let v): append(entry.name, StoredTensor(shape: entry.shape, int64s: v.map(Int64.init)))
+            }
+        }
+    }
 }

@@ -6,7 +6,10 @@ import VisionMamba
 
 struct Gradients: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Mean cross-entropy of a model on `input` against `labels`, and its gradient for every parameter.")
+        abstract: "Mean cross-entropy of a model on `input` against `labels`, and its gradient for every parameter.",
+        discussion: """
+        For a DyVM model this is the training path: the Gumbel noise comes from `noise.token.<s>` and         `noise.block.<i>` in the input file (drawn from --seed when absent), soft targets from `targets`         (else one-hot `labels`); it writes the five weighted loss parts, `loss`, the decisions, orders,         masks and gates, the student's and the teacher's outputs, and `grad.<name>`.
+        """)
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -15,6 +18,8 @@ struct Gradients: ParsableCommand {
 
     @Option(help: "Where to write `loss` and `grad.<parameter name>` (safetensors).")
     var output: String
+
+    @Option(help: "DyVM: seed of the noise when the input file holds none.") var seed: UInt64 = 0
 
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -27,6 +32,7 @@ struct Gradients: ParsableCommand {
         let images = Tensor(shape: stored.shape, values: stored.floats())
         images.requiresGrad = false
         try model.checkInput(shape: images.shape)
+        if model.config.dyvm != nil { return try runDyVM(model, images: images, file: file) }
         let labels = storedLabels.int64s().map(Int.init)
         guard labels.count == images.shape[0], labels.allSatisfy({ $0 >= 0 && $0 < model.config.numClasses }) else {
             throw IOFailure(input, "labels must be \(images.shape[0]) class indices in 0..<\(model.config.numClasses)")
@@ -36,6 +42,53 @@ struct Gradients: ParsableCommand {
         tape.backward(from: loss)
         var out = TensorFile()
         out.append("loss", StoredTensor(shape: [1], floats: loss.array))
+        for (name, p) in model.namedParameters() {
+            out.append("grad.\(name)", StoredTensor(shape: p.shape, floats: (p.grad ?? Tensor(zeros: p.shape)).array))
+        }
+        try SafeTensors.write(out, to: output)
+    }
+
+    /// The DyVM training step with the file's noise and targets.
+    func runDyVM(_ model: VimModel, images: Tensor, file: TensorFile) throws {
+        let c = model.config, dyvm = c.dyvm!, B = images.shape[0], M = c.numPatches
+        var rng = SeededGenerator(seed: seed)
+        var noise = DyVMNoise.draw(batch: B, numPatches: M, stages: dyvm.pruningLoc.count, depth: c.depth, rng: &rng)
+        for s in 0..<dyvm.pruningLoc.count {
+            if let t = file["noise.token.\(s)"] {
+                guard t.elementCount == B * M * 2 else { throw IOFailure(input, "noise.token.\(s) has shape \(t.shape); expected [\(B), \(M), 2]") }
+                noise.token[s] = t.floats()
+            }
+        }
+        for i in 0..<c.depth {
+            if let t = file["noise.block.\(i)"] {
+                guard t.elementCount == B * 2 else { throw IOFailure(input, "noise.block.\(i) has shape \(t.shape); expected [\(B), 2]") }
+                noise.block[i] = t.floats()
+            }
+        }
+        let targets: [Float]
+        if let t = file["targets"] {
+            guard t.shape == [B, c.numClasses] else { throw IOFailure(input, "targets has shape \(t.shape); expected [\(B), \(c.numClasses)]") }
+            targets = t.floats()
+        } else if let l = file["labels"] {
+            let labels = l.int64s().map(Int.init)
+            guard labels.count == B, labels.allSatisfy({ $0 >= 0 && $0 < c.numClasses }) else {
+                throw IOFailure(input, "labels must be \(B) class indices in 0..<\(c.numClasses)")
+            }
+            targets = smoothedTargets(labels, classes: c.numClasses, smoothing: 0)
+        } else {
+            throw IOFailure(input, "no tensor named 'targets' or 'labels'")
+        }
+        let teacher = model.denseCopy()
+        let trace = ForwardTrace(), tape = Tape()
+        var blocks: [(Int, Tensor)] = []
+        let (loss, parts) = model.dyvmTrainingStep(images, targets: targets, teacher: teacher, noise: noise, tape: tape,
+                                                   trace: trace) { i, r in blocks.append((i, r)) }
+        tape.backward(from: loss)
+        var out = TensorFile()
+        out.append("loss", StoredTensor(shape: [1], floats: loss.array))
+        for (name, v) in parts.named { out.append(name, StoredTensor(shape: [1], floats: [Float(v)])) }
+        for (i, r) in blocks { out.append("block.\(i).out", StoredTensor(shape: r.shape, floats: r.array)) }
+        out.append(trace)
         for (name, p) in model.namedParameters() {
             out.append("grad.\(name)", StoredTensor(shape: p.shape, floats: (p.grad ?? Tensor(zeros: p.shape)).array))
         }

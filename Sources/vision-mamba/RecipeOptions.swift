@@ -49,13 +49,13 @@ struct RecipeOptions: ParsableArguments {
         if repeatedAug < 1 { throw ValidationError("--repeated-aug must be at least 1") }
     }
 
-    /// The training options these flags describe; `fusion` picks the token fusion for a depth.
-    func makeOptions(fusion: (Int) throws -> TokenFusion? = { _ in nil }) throws -> TrainOptions {
+    /// The training options these flags describe; `adjust` changes the model (fusion, DyVM).
+    func makeOptions(adjust: (inout VimConfig) throws -> Void = { _ in }) throws -> TrainOptions {
         var config = try ModelZoo.resolve(model)
         if let numClasses { config.numClasses = numClasses } else if dataSet == "digits" { config.numClasses = 10 }
         if let inputSize { config.imgSize = inputSize }
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
-        if let fusion = try fusion(config.depth) { config.fusion = fusion }
+        try adjust(&config)
         var options = TrainOptions(model: config)
         options.dataset = dataSet
         options.dataPath = dataPath

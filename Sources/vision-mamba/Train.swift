@@ -16,11 +16,15 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("pos-embed-interp"), help: "pos_embed interpolation for --finetune: official (row 0 as class row, as main.py) or cls-aware.")
     var posEmbedInterp: PositionEmbeddingInterpolation = .official
     @OptionGroup var fusionOptions: FusionOptions
+    @OptionGroup var dyvmOptions: DyVMOptions
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
         threadOptions.apply()
-        let options = try recipe.makeOptions(fusion: fusionOptions.make(depth:))
+        let options = try recipe.makeOptions { config in
+            if let fusion = try fusionOptions.make(depth: config.depth) { config.fusion = fusion }
+            config = try dyvmOptions.apply(to: config)
+        }
         let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
                                   interpolation: posEmbedInterp)
         print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(Parallel.threads) threads")

@@ -133,6 +133,32 @@ final class GradientCheckTests: XCTestCase {
         assertClose(wt.grad!.array, numericGradient(&w) { Double(loss(x, $0, b).3.array[0]) }, "weight")
         assertClose(bt.grad!.array, numericGradient(&b) { Double(loss(x, w, $0).3.array[0]) }, "bias")
     }
+
+    /// DyVM's token bookkeeping ops: gather (with repeats), add, multiply.
+    func testGatherAddMultiply() {
+        let (B, T, D) = (2, 5, 3)
+        var x = random(B * T * D), y = random(B * T * D), p = random(B * T)
+        let index = [[4, 0, 0, 2], [1, 3, 2, 4]]
+        let seed = random(B * 4 * D), seedP = random(B * 4)
+        func run(_ x: [Float], _ y: [Float], _ p: [Float], tape: Tape?) -> (Tensor, Tensor, Tensor, Tensor, Tensor) {
+            let xt = Tensor(shape: [B, T, D], values: x), yt = Tensor(shape: [B, T, D], values: y), pt = Tensor(shape: [B, T], values: p)
+            let s = gatherRows(add(xt, yt, tape: tape), index: index, tape: tape)
+            let q = gatherRows(multiply(pt, pt, tape: tape), index: index, tape: tape)
+            return (xt, yt, pt, s, q)
+        }
+        func loss(_ x: [Float], _ y: [Float], _ p: [Float]) -> Double {
+            let r = run(x, y, p, tape: nil)
+            return weightedSum(r.3.array, seed) + weightedSum(r.4.array, seedP)
+        }
+        let tape = Tape()
+        let (xt, yt, pt, s, q) = run(x, y, p, tape: tape)
+        s.gradBuffer().buffer.update(from: seed)
+        q.gradBuffer().buffer.update(from: seedP)
+        tape.backward(from: Tensor(shape: [1], values: [0]))
+        assertClose(xt.grad!.array, numericGradient(&x) { loss($0, y, p) }, "gather(add) x")
+        assertClose(yt.grad!.array, numericGradient(&y) { loss(x, $0, p) }, "gather(add) y")
+        assertClose(pt.grad!.array, numericGradient(&p) { loss(x, y, $0) }, "gather(multiply)")
+    }
 }
 
 final class ScanBackwardKernelTests: XCTestCase {

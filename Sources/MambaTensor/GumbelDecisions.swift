@@ -1,0 +1,44 @@
+import Foundation
+
+// DyVM's hard random decisions with straight-through gradients (spec/dyvm.md §5.2, §5.5): the
+// forward value is exactly 0 or 1 (hard − soft + soft), the backward is the soft one's.
+
+/// Keep decisions of a hard Gumbel-softmax (τ = 1) over [keep, drop] log-probabilities:
+/// logp [B, N, 2] and its Gumbel noise [B·N·2] → keep [B, N] (1 ⇔ logp₀ + G₀ ≥ logp₁ + G₁).
+/// Straight-through: d logp_j = soft_j · (δ_j0 − soft_0) · d keep.
+public func gumbelSoftmaxKeep(_ logp: Tensor, noise: [Float], tape: Tape?) -> Tensor {
+    let rows = logp.count / 2
+    precondition(noise.count == 2 * rows, "gumbelSoftmaxKeep: \(noise.count) noise values for \(describe(shape: logp.shape))")
+    let keep = Tensor(uninitializedShape: Array(logp.shape.dropLast()))
+    var soft0 = [Float](repeating: 0, count: rows)
+    for r in 0..<rows {
+        let y0 = logp.data[2 * r] + noise[2 * r], y1 = logp.data[2 * r + 1] + noise[2 * r + 1]
+        let m = max(y0, y1), e0 = Foundation.exp(y0 - m), e1 = Foundation.exp(y1 - m)
+        soft0[r] = e0 / (e0 + e1)
+        keep.data[r] = y0 >= y1 ? 1 : 0          // argmax takes the first index on a tie
+    }
+    let logpSlot = logp.slot, keepSlot = keep.slot
+    tape?.record {
+        guard let dk = keepSlot.grad, logpSlot.requiresGrad else { return }
+        let g = logpSlot.buffer()
+        for r in 0..<rows {
+            let s0 = soft0[r], s1 = 1 - s0
+            g.data[2 * r] += s0 * (1 - s0) * dk.data[r]
+            g.data[2 * r + 1] += -s1 * s0 * dk.data[r]
+        }
+    }
+    return keep
+}
+
+/// Direction gates of a hard Gumbel-sigmoid: soft = sigmoid((logit + noise) / τ), on ⇔ soft > 0.5.
+/// `noise` is the logistic sample G₁ − G₂. Returns the 0/1 values and the soft values (for the
+/// straight-through gradient d logit = d gate · soft · (1 − soft) / τ).
+public func gumbelSigmoid(_ logits: [Float], noise: [Float], tau: Float) -> (gates: [Float], soft: [Float]) {
+    precondition(noise.count == logits.count, "gumbelSigmoid: \(noise.count) noise values for \(logits.count) logits")
+    var gates = [Float](repeating: 0, count: logits.count), soft = gates
+    for i in 0..<logits.count {
+        soft[i] = 1 / (1 + Foundation.exp(-(logits[i] + noise[i]) / tau))
+        gates[i] = soft[i] > 0.5 ? 1 : 0
+    }
+    return (gates, soft)
+}

@@ -1,0 +1,103 @@
+import Foundation
+import MambaTensor
+
+/// The five weighted parts of DyVM's training loss and their sum.
+public struct DyVMLossParts: Sendable {
+    public var cls = 0.0, tokenRatio = 0.0, blockRatio = 0.0, kl = 0.0, tokenDistill = 0.0
+    public var total: Double { cls + tokenRatio + blockRatio + kl + tokenDistill }
+    public var named: [(String, Double)] {
+        [("loss.cls", cls), ("loss.token_ratio", tokenRatio), ("loss.block_ratio", blockRatio),
+         ("loss.kl", kl), ("loss.token_distill", tokenDistill)]
+    }
+}
+
+/// The official `DyVMLoss_Token_Block` (spec/dyvm.md §6):
+///   soft-target CE(logits, targets)
+///   + w_t · Σ_s mean_b (mean_n keep_s − r^s)² / 3
+///   + w_b · (mean of all gates − b)²
+///   + 0.5 · KL(teacher ‖ student) (batchmean, τ = 1)
+///   + 0.5 · mean over kept (slot, channel) of (other − teacher's token at the same patch)².
+/// Returns the total as a [1] tensor whose backward reaches the logits, the final tokens, the
+/// keep decisions and the gates.
+public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Tensor, teacherOther: Tensor,
+                     config: DyVMConfig, tape: Tape?) -> (loss: Tensor, parts: DyVMLossParts) {
+    let (B, C) = (s.logits.shape[0], s.logits.shape[1])
+    let (M, D) = (s.other.shape[1], s.other.shape[2])
+    var parts = DyVMLossParts()
+    let ce = softTargetCrossEntropy(s.logits, targets: targets, tape: tape)
+    parts.cls = Double(ce.data[0])
+
+    // Token keep ratios: per image the cumulative kept fraction of the original patches.
+    let ratios = config.tokenRatios, wt = config.tokenPruningWeight / config.tokenRatioDivisor
+    var keepMeans: [[Double]] = []
+    for (stage, keep) in s.decisions.enumerated() {
+        let means = (0..<B).map { b in (0..<M).reduce(0.0) { $0 + Double(keep.data[b * M + $1]) } / Double(M) }
+        keepMeans.append(means)
+        parts.tokenRatio += wt * means.reduce(0.0) { $0 + ($1 - ratios[stage]) * ($1 - ratios[stage]) } / Double(B)
+    }
+    // Direction gates: one batch-level mean over every block, image and direction.
+    let gateCount = Double(s.gates.count * B * 2)
+    let gateMean = s.gates.reduce(0.0) { acc, g in acc + g.array.reduce(0.0) { $0 + Double($1) } } / gateCount
+    parts.blockRatio = config.blockPruningWeight * (gateMean - config.blockKeepRatio) * (gateMean - config.blockKeepRatio)
+
+    // KL(teacher ‖ student) over the batch, τ = 1.
+    var ps = [Double](repeating: 0, count: B * C), pt = ps
+    for b in 0..<B {
+        func softmax(_ x: UnsafeMutablePointer<Float>, into p: inout [Double]) -> Double {
+            let m = (0..<C).map { Double(x[$0]) }.max()!
+            var z = 0.0
+            for c in 0..<C { p[b * C + c] = exp(Double(x[c]) - m); z += p[b * C + c] }
+            for c in 0..<C { p[b * C + c] /= z }
+            return m + log(z)
+        }
+        let lseS = softmax(s.logits.data + b * C, into: &ps), lseT = softmax(teacherLogits.data + b * C, into: &pt)
+        for c in 0..<C where pt[b * C + c] > 0 {
+            let logPt = Double(teacherLogits.data[b * C + c]) - lseT, logPs = Double(s.logits.data[b * C + c]) - lseS
+            parts.kl += config.distillWeight * pt[b * C + c] * (logPt - logPs) / Double(B)
+        }
+    }
+    // Token distillation over the kept slots of the final policy.
+    var keptSlots: [(Int, Int)] = []
+    for b in 0..<B { for j in 0..<M where s.finalPolicy[b * M + j] > 0.5 { keptSlots.append((b, j)) } }
+    let distillCount = Double(keptSlots.count * D)
+    func teacherRow(_ b: Int, _ j: Int) -> UnsafeMutablePointer<Float> { teacherOther.data + (b * M + s.finalPatch[b][j]) * D }
+    if !keptSlots.isEmpty {
+        var sum = 0.0
+        for (b, j) in keptSlots {
+            let o = s.other.data + (b * M + j) * D, t = teacherRow(b, j)
+            for d in 0..<D { let e = Double(o[d]) - Double(t[d]); sum += e * e }
+        }
+        parts.tokenDistill = config.distillWeight * sum / distillCount
+    }
+
+    let rest = Tensor(shape: [1], values: [Float(parts.total - parts.cls)])
+    let restSlot = rest.slot
+    tape?.record {
+        guard let dl = restSlot.grad?.data[0] else { return }
+        let seed = Double(dl)
+        for (stage, keep) in s.decisions.enumerated() where keep.requiresGrad {
+            let g = keep.gradBuffer()
+            for b in 0..<B {
+                let d = seed * wt * 2 * (keepMeans[stage][b] - ratios[stage]) / Double(B * M)
+                for j in 0..<M { g.data[b * M + j] += Float(d) }
+            }
+        }
+        let dGate = Float(seed * config.blockPruningWeight * 2 * (gateMean - config.blockKeepRatio) / gateCount)
+        for gate in s.gates where gate.requiresGrad {
+            let g = gate.gradBuffer()
+            for k in 0..<g.count { g.data[k] += dGate }
+        }
+        if s.logits.requiresGrad {
+            let g = s.logits.gradBuffer()
+            for k in 0..<(B * C) { g.data[k] += Float(seed * config.distillWeight * (ps[k] - pt[k]) / Double(B)) }
+        }
+        if !keptSlots.isEmpty && s.other.requiresGrad {
+            let g = s.other.gradBuffer(), scale = seed * config.distillWeight * 2 / distillCount
+            for (b, j) in keptSlots {
+                let o = s.other.data + (b * M + j) * D, t = teacherRow(b, j), dst = g.data + (b * M + j) * D
+                for d in 0..<D { dst[d] += Float(scale * (Double(o[d]) - Double(t[d]))) }
+            }
+        }
+    }
+    return (add(ce, rest, tape: tape), parts)
+}

@@ -1,0 +1,177 @@
+import Foundation
+import MambaTensor
+
+/// The random draws of one DyVM training step: per stage the Gumbel noise of its keep decisions
+/// ([B, M, 2], stage input order), per block the logistic noise (G₁ − G₂) of its gates ([B, 2]).
+public struct DyVMNoise: Sendable {
+    public var token: [[Float]]
+    public var block: [[Float]]
+
+    public init(token: [[Float]], block: [[Float]]) {
+        self.token = token
+        self.block = block
+    }
+
+    /// Fresh draws: Gumbel −log(−log U) and logistic log U − log(1 − U).
+    public static func draw(batch: Int, numPatches M: Int, stages: Int, depth: Int, rng: inout SeededGenerator) -> DyVMNoise {
+        func open() -> Double { min(max(rng.uniform(), 1e-12), 1 - 1e-12) }
+        let token = (0..<stages).map { _ in (0..<(batch * M * 2)).map { _ in Float(-log(-log(open()))) } }
+        let block = (0..<depth).map { _ in (0..<(batch * 2)).map { _ in let u = open(); return Float(log(u) - log(1 - u)) } }
+        return DyVMNoise(token: token, block: block)
+    }
+}
+
+/// What the DyVM student gives the loss (spec/dyvm.md §5.6).
+public struct DyVMStudentOutput {
+    public let logits: Tensor          // [B, C]
+    public let other: Tensor           // [B, M, D] final normalised non-class tokens, rearranged order
+    public let decisions: [Tensor]     // keep [B, M] per stage, stage input order, × previous policy
+    public let gates: [Tensor]         // [B, 2] per block
+    public let finalPolicy: [Float]    // [B·M] the last policy (detached)
+    public let finalPatch: [[Int]]     // original patch index of every non-class slot
+}
+
+extension VimModel {
+    /// DyVM's training forward (spec/dyvm.md §5): full-length sequences; at each stage hard
+    /// Gumbel-softmax keep decisions (× the previous policy), the rearrangement that puts kept
+    /// tokens first (class token at kept // 2) and dropped ones after, and a mask the mixers apply;
+    /// Gumbel-sigmoid direction gates in every block. With a tape, straight-through gradients.
+    public func dyvmTrainingForward(_ images: Tensor, noise: DyVMNoise, tape: Tape?, trace: ForwardTrace? = nil,
+                                    blockOutput: ((Int, Tensor) -> Void)? = nil) -> DyVMStudentOutput {
+        guard let dyvm = config.dyvm else { preconditionFailure("dyvmTrainingForward needs a DyVM model") }
+        let B = images.shape[0], M = config.numPatches, T = M + 1
+        var h = embed(images, tape: tape)
+        var residual: Tensor? = nil
+        var cls = [Int](repeating: config.clsIndex, count: B)
+        var patch = [[Int]](repeating: Array(0..<M), count: B)
+        var policy = Tensor(shape: [B, M], repeating: 1)
+        policy.requiresGrad = false
+        var mask = Tensor(shape: [B, T], repeating: 1)
+        mask.requiresGrad = false
+        var decisions: [Tensor] = [], gates: [Tensor] = [], directions: [Int] = []
+        func others(_ cls: [Int]) -> [[Int]] { cls.map { c in (0..<T).filter { $0 != c } } }
+
+        for (i, block) in layers.enumerated() {
+            if let s = dyvm.pruningLoc.firstIndex(of: i), let r = residual {
+                let idx = others(cls)
+                let x = add(gatherRows(h, index: idx, tape: tape), gatherRows(r, index: idx, tape: tape), tape: tape)
+                let logp = scorePredictors[s](x, policy: policy, tape: tape)
+                let keep = multiply(gumbelSoftmaxKeep(logp, noise: noise.token[s], tape: tape), policy, tape: tape)
+                decisions.append(keep)
+                // Kept slots first, then dropped ones, each in their current order.
+                var order: [[Int]] = [], newCls: [Int] = [], sequence: [[Int]] = []
+                for b in 0..<B {
+                    let kept: [Int] = (0..<M).filter { keep.data[b * M + $0] > 0.5 }
+                    let dropped: [Int] = (0..<M).filter { keep.data[b * M + $0] <= 0.5 }
+                    let c = kept.count / 2
+                    order.append(kept + dropped)
+                    newCls.append(c)
+                    // New slot j holds the class row at c, else the others slot order[j'] (j' = j or j − 1).
+                    var seq: [Int] = []
+                    for j in 0..<T { seq.append(j == c ? cls[b] : idx[b][order[b][j < c ? j : j - 1]]) }
+                    sequence.append(seq)
+                }
+                h = gatherRows(h, index: sequence, tape: tape)
+                residual = gatherRows(r, index: sequence, tape: tape)
+                policy = gatherRows(keep, index: order, tape: tape)
+                patch = (0..<B).map { b in order[b].map { patch[b][$0] } }
+                mask = insertingClassOne(policy, at: newCls, tape: tape)
+                cls = newCls
+                trace?.record("prune.\(s).logp", shape: [B, M, 2], floats: logp.array)
+                trace?.record("prune.\(s).decision", shape: [B, M], ints: keep.array.map { Int($0) })
+                trace?.record("prune.\(s).order", shape: [B, M], ints: order.flatMap { $0 })
+                trace?.record("prune.\(s).patch", shape: [B, M], ints: patch.flatMap { $0 })
+                trace?.record("prune.\(s).cls_position", shape: [B], ints: cls)
+                trace?.record("prune.\(s).mask", shape: [B, T], ints: mask.array.map { Int($0) })
+            }
+            let (r, u) = addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: tape)
+            residual = r
+            let m = block.mixer.dynamicForward(u, tape: tape, mask: mask, cls: cls, noise: noise.block[i], tau: dyvm.gateTemperature)
+            h = m.out
+            gates.append(m.gates)
+            directions += m.gates.array.map { Int($0) }
+            trace?.record("block.\(i).head_logits", shape: [B, 2], floats: m.logits)
+            if let blockOutput {
+                let out = r.copy()
+                for j in 0..<out.count { out.data[j] += h.data[j] }
+                blockOutput(i, out)
+            }
+        }
+        trace?.record("directions", shape: [layers.count, B, 2], ints: directions)
+        let normed = addRMSNorm(residual: residual!, h, weight: normF.weight, eps: normF.eps, tape: tape).normed
+        let logits = linear(selectToken(normed, indices: cls, tape: tape), weight: head.weight, bias: head.bias, tape: tape)
+        let other = gatherRows(normed, index: others(cls), tape: tape)
+        trace?.record("final_policy", shape: [B, M], ints: policy.array.map { Int($0) })
+        trace?.record("final_patch", shape: [B, M], ints: patch.flatMap { $0 })
+        return DyVMStudentOutput(logits: logits, other: other, decisions: decisions, gates: gates,
+                                 finalPolicy: policy.array, finalPatch: patch)
+    }
+
+    /// The dense teacher's outputs (spec/dyvm.md §6): logits and the final normalised tokens
+    /// without the class row [B, M, D], in original patch order.
+    public func teacherOutputs(_ images: Tensor) -> (logits: Tensor, other: Tensor) {
+        precondition(config.dyvm == nil && config.fusion == nil, "the teacher is a plain Vim")
+        var h = embed(images, tape: nil)
+        var residual: Tensor? = nil
+        for block in layers {
+            let (r, u) = addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: nil)
+            residual = r
+            h = block.mixer(u)
+        }
+        let normed = addRMSNorm(residual: residual!, h, weight: normF.weight, eps: normF.eps, tape: nil).normed
+        let B = images.shape[0], c = config.clsIndex
+        let logits = linear(selectToken(normed, index: c, tape: nil), weight: head.weight, bias: head.bias, tape: nil)
+        let other = gatherRows(normed, index: [[Int]](repeating: (0..<config.tokens).filter { $0 != c }, count: B), tape: nil)
+        return (logits, other)
+    }
+}
+
+/// The mask the mixers get after a stage: the policy [B, M] with a 1 inserted for the class
+/// token at `cls[b]` → [B, M + 1]. The class slot's gradient goes nowhere.
+func insertingClassOne(_ policy: Tensor, at cls: [Int], tape: Tape?) -> Tensor {
+    let (B, M) = (policy.shape[0], policy.shape[1])
+    let mask = Tensor(uninitializedShape: [B, M + 1])
+    for b in 0..<B {
+        for j in 0...M { mask.data[b * (M + 1) + j] = j == cls[b] ? 1 : policy.data[b * M + (j < cls[b] ? j : j - 1)] }
+    }
+    let pSlot = policy.slot, mSlot = mask.slot
+    tape?.record {
+        guard let dm = mSlot.grad, pSlot.requiresGrad else { return }
+        let g = pSlot.buffer()
+        for b in 0..<B {
+            for j in 0...M where j != cls[b] { g.data[b * M + (j < cls[b] ? j : j - 1)] += dm.data[b * (M + 1) + j] }
+        }
+    }
+    return mask
+}
+
+extension VimModel {
+    /// A plain Vim with this model's backbone weights: DyVM's frozen teacher at the start of
+    /// training (the official code loads it from the same Vim checkpoint as the student).
+    public func denseCopy() -> VimModel {
+        var c = config
+        c.dyvm = nil
+        c.fusion = nil
+        let teacher = VimModel(config: c)
+        let mine = Dictionary(uniqueKeysWithValues: namedParameters())
+        for (name, p) in teacher.namedParameters() {
+            p.buffer.update(from: mine[name]!.buffer)
+            p.requiresGrad = false
+        }
+        return teacher
+    }
+
+    /// One DyVM training step's forward: the student, the frozen teacher on the same images, and
+    /// the official loss. The trace also gets `logits`, `features.other` and `teacher.*`.
+    public func dyvmTrainingStep(_ images: Tensor, targets: [Float], teacher: VimModel, noise: DyVMNoise, tape: Tape?,
+                                 trace: ForwardTrace? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil)
+        -> (loss: Tensor, parts: DyVMLossParts) {
+        let student = dyvmTrainingForward(images, noise: noise, tape: tape, trace: trace, blockOutput: blockOutput)
+        let t = teacher.teacherOutputs(images)
+        trace?.record("logits", shape: student.logits.shape, floats: student.logits.array)
+        trace?.record("features.other", shape: student.other.shape, floats: student.other.array)
+        trace?.record("teacher.logits", shape: t.logits.shape, floats: t.logits.array)
+        trace?.record("teacher.other", shape: t.other.shape, floats: t.other.array)
+        return dyvmLoss(student, targets: targets, teacherLogits: t.logits, teacherOther: t.other, config: config.dyvm!, tape: tape)
+    }
+}

@@ -1,0 +1,18 @@
+/// What a forward pass reports beside its logits for parity checks and inspection: named float
+/// and integer tensors in the layout of the official fixtures (`prune.0.logp`, `directions`, …).
+public final class ForwardTrace {
+    public enum Values { case floats([Float]), ints([Int]) }
+    public private(set) var entries: [(name: String, shape: [Int], values: Values)] = []
+
+    public init() {}
+
+    public func record(_ name: String, shape: [Int], floats: [Float]) {
+        precondition(shape.reduce(1, *) == floats.count, "\(name): shape \(shape) does not hold \(floats.count) values")
+        entries.append((name, shape, .floats(floats)))
+    }
+
+    public func record(_ name: String, shape: [Int], ints: [Int]) {
+        precondition(shape.reduce(1, *) == ints.count, "\(name): shape \(shape) does not hold \(ints.count) values")
+        entries.append((name, shape, .ints(ints)))
+    }
+}

@@ -1,0 +1,35 @@
+import ArgumentParser
+import VisionMamba
+
+/// DyVM flags, named as the official main.py's: turn a Vim into a DyVM or change a DyVM's stages.
+struct DyVMOptions: ParsableArguments {
+    @Flag(help: "Add DyVM token pruning and direction selection to a Vim model.") var dyvm = false
+    @Option(name: .customLong("pruning-loc"), help: "Blocks before which the pruning stages run (default 6,12,18).")
+    var pruningLoc: String?
+    @Option(name: .customLong("token-keep-ratio"), help: "r: stage s keeps int(r^s · M) patch tokens (default: the model's, else 0.7).")
+    var tokenKeepRatio: Double?
+    @Option(name: .customLong("block-keep-ratio"), help: "b: target mean of the direction gates (default: the model's, else 0.8).")
+    var blockKeepRatio: Double?
+
+    var isSet: Bool { dyvm || pruningLoc != nil || tokenKeepRatio != nil || blockKeepRatio != nil }
+
+    /// `config` with these settings applied (a DyVM when asked for or already one).
+    func apply(to config: VimConfig) throws -> VimConfig {
+        var c = config
+        guard isSet || c.dyvm != nil else { return c }
+        var d = c.dyvm ?? DyVMConfig(tokenKeepRatio: 0.7)
+        if let pruningLoc {
+            d.pruningLoc = try pruningLoc.split(separator: ",").map { part in
+                guard let i = Int(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--pruning-loc: '\(part)' is not a block index")
+                }
+                return i
+            }
+        }
+        if let tokenKeepRatio { d.tokenKeepRatio = tokenKeepRatio }
+        if let blockKeepRatio { d.blockKeepRatio = blockKeepRatio }
+        c.dyvm = d
+        try c.validate()
+        return c
+    }
+}
