@@ -8,13 +8,19 @@ public struct Evaluation: Sendable {
     public var top1: Double
     public var top5: Double
     public var count: Int
+    /// DyVM: the fraction of (image, block, direction) triples whose gate was on.
+    public var directionRate: Double? = nil
 }
 
 /// Evaluates `model` on every sample of `loader` (no augmentation), cross-entropy without smoothing.
 public func evaluate(_ model: VimModel, loader: DataLoader) throws -> Evaluation {
-    var lossSum = 0.0, correct1 = 0, correct5 = 0, seen = 0
+    var lossSum = 0.0, correct1 = 0, correct5 = 0, seen = 0, gatesOn = 0, gates = 0
     try loader.forEachBatch(epoch: 0) { _, batch in
-        let logits = model(batch.images)
+        let trace = model.config.dyvm == nil ? nil : ForwardTrace()
+        let logits = model(batch.images, trace: trace)
+        for entry in trace?.entries ?? [] where entry.name == "directions" {
+            if case .ints(let on) = entry.values { gatesOn += on.reduce(0, +); gates += on.count }
+        }
         let B = batch.labels.count, C = logits.shape[1]
         lossSum += Double(crossEntropy(logits, labels: batch.labels, tape: nil).array[0]) * Double(B)
         for b in 0..<B {
@@ -28,5 +34,6 @@ public func evaluate(_ model: VimModel, loader: DataLoader) throws -> Evaluation
         seen += B
     }
     let n = Double(max(seen, 1))
-    return Evaluation(loss: lossSum / n, top1: 100 * Double(correct1) / n, top5: 100 * Double(correct5) / n, count: seen)
+    return Evaluation(loss: lossSum / n, top1: 100 * Double(correct1) / n, top5: 100 * Double(correct5) / n, count: seen,
+                      directionRate: gates == 0 ? nil : Double(gatesOn) / Double(gates))
 }

@@ -16,12 +16,14 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var peakTensorMiB: Double? = nil
     /// Tokens each block's mixer saw (Famba-V fusion), when fusion is on.
     public var tokens: [Int]? = nil
+    /// DyVM: fraction of scan directions the gates left on in validation.
+    public var directionRate: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case epoch, lr, top1, top5
         case trainLoss = "train_loss", valLoss = "val_loss"
         case imagesPerSecond = "images_per_second", epochSeconds = "epoch_seconds", peakRSSMiB = "peak_rss_mib"
-        case peakTensorMiB = "peak_tensor_mib", tokens
+        case peakTensorMiB = "peak_tensor_mib", tokens, directionRate = "direction_rate"
     }
 }
 

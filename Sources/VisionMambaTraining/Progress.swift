@@ -35,7 +35,8 @@ final class ProgressReporter {
     func end(_ m: EpochMetrics) {
         if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         print(String(format: "epoch %d/%d  train loss %.4f  val loss %.4f  top-1 %.2f%%  top-5 %.2f%%  lr %.3g  %.1f img/s  %.1f s",
-                     m.epoch + 1, epochs, m.trainLoss, m.valLoss, m.top1, m.top5, m.lr, m.imagesPerSecond, m.epochSeconds))
+                     m.epoch + 1, epochs, m.trainLoss, m.valLoss, m.top1, m.top5, m.lr, m.imagesPerSecond, m.epochSeconds)
+              + (m.directionRate.map { String(format: "  directions on %.1f%%", 100 * $0) } ?? ""))
         fflush(stdout)
     }
 

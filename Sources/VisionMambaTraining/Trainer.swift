@@ -200,7 +200,8 @@ public final class Trainer {
                                        top1: eval.top1, top5: eval.top5, lr: lr, imagesPerSecond: Double(seen) / seconds,
                                        epochSeconds: seconds, peakRSSMiB: peakResidentMiB(),
                                        peakTensorMiB: Double(TensorMemory.peakBytes) / 1_048_576,
-                                       tokens: options.model.fusion == nil ? nil : options.model.tokenSchedule)
+                                       tokens: options.model.fusion == nil && options.model.dyvm == nil ? nil : options.model.tokenSchedule,
+                                       directionRate: eval.directionRate)
             progress.end(metrics)
             state.history.append(metrics)
             state.epochsDone = epoch + 1

@@ -76,7 +76,7 @@ struct Bench: ParsableCommand {
         Profiler.isEnabled = false
         let ips = Double(batch * iterations) / seconds
         let rss = peakResidentMiB()
-        let gflop = config.forwardFLOPs.total / 1e9 * (train ? 3 : 1)
+        let gflop = config.forwardFLOPs(directionRate: gateRate ?? 1).total / 1e9 * (train ? 3 : 1)
         let sgemm = floor ? measureSgemmGFLOPs() : nil
 
         if json {

@@ -24,7 +24,7 @@ struct Eval: ParsableCommand {
         threadOptions.apply()
         let cfg: VimConfig
         if let config { cfg = try VimConfig.load(json: config) }
-        else if let model { cfg = try ModelZoo.config(named: model) }
+        else if let model { cfg = try ModelZoo.resolve(model) }
         else {
             let file = try SafeTensors.read(weights)
             guard let json = file.metadata["training_state"],
@@ -39,6 +39,7 @@ struct Eval: ParsableCommand {
         let dataset = try makeDataset(dataSet, path: data, train: false, imageSize: cfg.imgSize)
         let result = try evaluate(net, loader: DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false))
         print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",
-                     cfg.name, dataSet, result.count, result.top1, result.top5, result.loss))
+                     cfg.name, dataSet, result.count, result.top1, result.top5, result.loss)
+              + (result.directionRate.map { String(format: "  directions on %.1f%%", 100 * $0) } ?? ""))
     }
 }

@@ -33,7 +33,7 @@ struct ModelOptions: ParsableArguments {
 
     func makeConfig() throws -> VimConfig {
         if let config { return try VimConfig.load(json: config) }
-        return try ModelZoo.config(named: model!)
+        return try ModelZoo.resolve(model!)
     }
 
     /// The model with its weights loaded, moved to --img-size if given.
