@@ -64,18 +64,24 @@ public final class LayerNorm: Module {
 
     public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
 
-    /// y [..., D] for x [..., D]; row statistics accumulated in double precision.
+    /// Mean and 1/sqrt(var + eps) of one row of D values, in double precision.
+    public func rowStatistics(_ row: UnsafePointer<Float>) -> (mean: Double, rstd: Double) {
+        let D = weight.count
+        var mean = 0.0
+        for d in 0..<D { mean += Double(row[d]) }
+        mean /= Double(D)
+        var variance = 0.0
+        for d in 0..<D { let c = Double(row[d]) - mean; variance += c * c }
+        return (mean, 1 / (variance / Double(D) + Double(eps)).squareRoot())
+    }
+
+    /// y [..., D] for x [..., D].
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let D = weight.count, rows = x.count / D
         let y = Tensor(uninitializedShape: x.shape)
         for r in 0..<rows {
             let src = x.data + r * D, dst = y.data + r * D
-            var mean = 0.0
-            for d in 0..<D { mean += Double(src[d]) }
-            mean /= Double(D)
-            var variance = 0.0
-            for d in 0..<D { let c = Double(src[d]) - mean; variance += c * c }
-            let rstd = 1 / (variance / Double(D) + Double(eps)).squareRoot()
+            let (mean, rstd) = rowStatistics(src)
             for d in 0..<D { dst[d] = Float((Double(src[d]) - mean) * rstd) * weight.data[d] + bias.data[d] }
         }
         return y

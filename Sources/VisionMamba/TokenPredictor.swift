@@ -89,8 +89,7 @@ public final class TokenPredictor: Module {
             let dcat = back(out0, dg2, cat)
             // cat = [g1 local ; glob]: glob = Σ_n g1·p / (Σ p + 1), so ∂glob/∂p_n = (g1_n − glob) / (Σ p + 1).
             let dg1 = dcat
-            let dPolicy = policySlot.map { _ in [Float](repeating: 0, count: rows) }
-            var dp = dPolicy
+            var dp = policySlot.map { _ in [Float](repeating: 0, count: rows) }
             for b in 0..<B {
                 var dglob = [Double](repeating: 0, count: G)
                 for n in 0..<N { let row = dcat.data + (b * N + n) * D; for c in 0..<G { dglob[c] += Double(row[half + c]) } }
@@ -135,12 +134,7 @@ func layerNormBackward(dx: Tensor?, dy: Tensor, x: Tensor, norm: LayerNorm) {
     let wg = norm.weight.gradBuffer(), bg = norm.bias.gradBuffer()
     for r in 0..<rows {
         let src = x.data + r * D, g = dy.data + r * D
-        var mean = 0.0
-        for d in 0..<D { mean += Double(src[d]) }
-        mean /= Double(D)
-        var variance = 0.0
-        for d in 0..<D { let c = Double(src[d]) - mean; variance += c * c }
-        let rstd = 1 / (variance / Double(D) + Double(norm.eps)).squareRoot()
+        let (mean, rstd) = norm.rowStatistics(src)
         var m1 = 0.0, m2 = 0.0
         for d in 0..<D {
             let xh = (Double(src[d]) - mean) * rstd, dxh = Double(g[d]) * Double(norm.weight.data[d])

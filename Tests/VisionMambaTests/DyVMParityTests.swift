@@ -4,6 +4,26 @@ import MambaTensor
 import XCTest
 @testable import VisionMamba
 
+/// Every traced tensor against the fixture's: floats within relative L2 1e-5, integers exactly.
+/// Returns the worst float error.
+func assertTraceMatches(_ trace: ForwardTrace, _ io: TensorFile, _ name: String,
+                        file: StaticString = #filePath, line: UInt = #line) throws -> Double {
+    var worst = 0.0
+    for entry in trace.entries {
+        let ref = try XCTUnwrap(io[entry.name], "fixture has no \(entry.name)", file: file, line: line)
+        XCTAssertEqual(entry.shape, ref.shape, entry.name, file: file, line: line)
+        switch entry.values {
+        case .floats(let v):
+            let err = relativeL2(v, ref.floats())
+            XCTAssertLessThan(err, 1e-5, "\(name) \(entry.name)", file: file, line: line)
+            worst = max(worst, err)
+        case .ints(let v):
+            XCTAssertEqual(v.map(Int64.init), ref.int64s(), "\(name) \(entry.name)", file: file, line: line)
+        }
+    }
+    return worst
+}
+
 /// DyVM's inference path against the official code (fixtures/dyvm): logits, block outputs and
 /// predictor outputs within relative L2 1e-5; kept indices, patch positions, token counts, class
 /// positions and direction decisions exactly.
@@ -27,22 +47,9 @@ final class DyVMParityTests: XCTestCase {
             XCTAssertLessThan(err, 1e-5, "\(name) block.\(i).out")
             worst = max(worst, err)
         }
-        var checked = 0
-        for entry in trace.entries {
-            let ref = try XCTUnwrap(io[entry.name], "fixture has no \(entry.name)")
-            XCTAssertEqual(entry.shape, ref.shape, entry.name)
-            switch entry.values {
-            case .floats(let v):
-                let err = relativeL2(v, ref.floats())
-                XCTAssertLessThan(err, 1e-5, "\(name) \(entry.name)")
-                worst = max(worst, err)
-            case .ints(let v):
-                XCTAssertEqual(v.map(Int64.init), ref.int64s(), "\(name) \(entry.name)")
-            }
-            checked += 1
-        }
+        worst = max(worst, try assertTraceMatches(trace, io, name))
         // Every stage's logp/index/patch, every block's head logits, tokens, cls_position, directions.
-        XCTAssertEqual(checked, 3 * config.dyvm!.pruningLoc.count + config.depth + 3)
+        XCTAssertEqual(trace.entries.count, 3 * config.dyvm!.pruningLoc.count + config.depth + 3)
         let schedule = config.dyvm!.schedule(numPatches: config.numPatches, depth: config.depth)
         XCTAssertEqual(model.lastTokenSchedule, schedule.tokens)
         print("\(name) (\(ext)): worst rel L2 \(worst)")
@@ -112,18 +119,7 @@ final class DyVMTrainingParityTests: XCTestCase {
             XCTAssertLessThan(err, 1e-5, "block.\(i).out")
             worst = max(worst, err)
         }
-        for entry in trace.entries {
-            let ref = try XCTUnwrap(io[entry.name], "fixture has no \(entry.name)")
-            XCTAssertEqual(entry.shape, ref.shape, entry.name)
-            switch entry.values {
-            case .floats(let v):
-                let err = relativeL2(v, ref.floats())
-                XCTAssertLessThan(err, 1e-5, entry.name)
-                worst = max(worst, err)
-            case .ints(let v):
-                XCTAssertEqual(v.map(Int64.init), ref.int64s(), entry.name)
-            }
-        }
+        worst = max(worst, try assertTraceMatches(trace, io, name))
         var worstGrad = (0.0, "")
         for (param, t) in model.namedParameters() {
             let ref = try XCTUnwrap(io["grad.\(param)"], "grad.\(param)").floats()
