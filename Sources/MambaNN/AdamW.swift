@@ -78,8 +78,8 @@ public final class AdamW {
             guard let mv = m[name], let vv = v[name], mv.count == p.count, vv.count == p.count else {
                 throw OptimizerStateError("optimizer state for '\(name)' is missing or has the wrong size")
             }
-            self.m[name]!.buffer.update(from: mv)
-            self.v[name]!.buffer.update(from: vv)
+            _ = self.m[name]!.buffer.update(from: mv)
+            _ = self.v[name]!.buffer.update(from: vv)
         }
         self.step = step
     }

@@ -155,7 +155,7 @@ extension VimModel {
         let teacher = VimModel(config: c)
         let mine = Dictionary(uniqueKeysWithValues: namedParameters())
         for (name, p) in teacher.namedParameters() {
-            p.buffer.update(from: mine[name]!.buffer)
+            _ = p.buffer.update(from: mine[name]!.buffer)
             p.requiresGrad = false
         }
         return teacher

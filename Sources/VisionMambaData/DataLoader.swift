@@ -92,13 +92,19 @@ public struct DataLoader: Sendable {
         for b in start..<n {
             let current = try next.get()
             let group = DispatchGroup()
-            var prepared: Result<Batch, Error>? = nil
+            let prepared = PreparedBatch()
             if b + 1 < n {
-                queue.async(group: group) { prepared = Result { try self.batch(b + 1, epoch: epoch, order: order) } }
+                queue.async(group: group) { prepared.value = Result { try self.batch(b + 1, epoch: epoch, order: order) } }
             }
             try body(b, current)
             group.wait()
-            if let prepared { next = prepared }
+            if let value = prepared.value { next = value }
         }
     }
+}
+
+/// The next batch, written on the loader's queue and read only after its group has been waited
+/// for, so the two never touch it at once.
+private final class PreparedBatch: @unchecked Sendable {
+    var value: Result<Batch, Error>?
 }

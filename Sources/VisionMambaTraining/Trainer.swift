@@ -141,8 +141,8 @@ public final class Trainer {
             for (name, _) in model.namedParameters() {
                 m[name] = file["optimizer.exp_avg.\(name)"]?.floats()
                 v[name] = file["optimizer.exp_avg_sq.\(name)"]?.floats()
-                if var e = ema, let stored = file["model_ema.\(name)"] {
-                    e[name]!.buffer.update(from: stored.floats()); ema = e
+                if let e = ema, let stored = file["model_ema.\(name)"] {
+                    _ = e[name]!.buffer.update(from: stored.floats())
                 }
             }
             try optimizer.restore(step: saved.optimizerStep, m: m, v: v)
