@@ -30,15 +30,15 @@ public func gumbelSoftmaxKeep(_ logp: Tensor, noise: [Float], tape: Tape?) -> Te
     return keep
 }
 
-/// Direction gates of a hard Gumbel-sigmoid: soft = sigmoid((logit + noise) / τ), on ⇔ soft > 0.5.
+/// Direction gates of a hard Gumbel-sigmoid: soft = sigmoid((logit + noise) / τ), on ⇔ soft > threshold.
 /// `noise` is the logistic sample G₁ − G₂. Returns the 0/1 values and the soft values (for the
 /// straight-through gradient d logit = d gate · soft · (1 − soft) / τ).
-public func gumbelSigmoid(_ logits: [Float], noise: [Float], tau: Float) -> (gates: [Float], soft: [Float]) {
+public func gumbelSigmoid(_ logits: [Float], noise: [Float], tau: Float, threshold: Float = 0.5) -> (gates: [Float], soft: [Float]) {
     precondition(noise.count == logits.count, "gumbelSigmoid: \(noise.count) noise values for \(logits.count) logits")
     var gates = [Float](repeating: 0, count: logits.count), soft = gates
     for i in 0..<logits.count {
         soft[i] = 1 / (1 + Foundation.exp(-(logits[i] + noise[i]) / tau))
-        gates[i] = soft[i] > 0.5 ? 1 : 0
+        gates[i] = soft[i] > threshold ? 1 : 0
     }
     return (gates, soft)
 }

@@ -17,6 +17,8 @@ public struct DyVMConfig: Codable, Equatable, Sendable {
     /// default `pruning_loc` has three entries); kept by default.
     public var tokenRatioDivisor: Double = 3
     public var gateTemperature: Float = 2
+    /// A direction is on when sigmoid(logit) (training: of logit + noise, over τ) exceeds this.
+    public var gateThreshold: Float = 0.5
 
     public init(pruningLoc: [Int] = [6, 12, 18], tokenKeepRatio: Double, blockKeepRatio: Double = 0.8) {
         self.pruningLoc = pruningLoc
@@ -53,6 +55,8 @@ public struct DyVMConfig: Codable, Equatable, Sendable {
                   "pruning locations must be in 1..<\(depth) (a stage before block 0 has no residual stream to score; got \(pruningLoc))")
         try check(tokenKeepRatio > 0 && tokenKeepRatio <= 1, "token keep ratio must be in (0, 1] (got \(tokenKeepRatio))")
         try check(blockKeepRatio >= 0 && blockKeepRatio <= 1, "block keep ratio must be in [0, 1] (got \(blockKeepRatio))")
+        try check(gateThreshold > 0 && gateThreshold < 1, "gate threshold must be in (0, 1) (got \(gateThreshold))")
+        try check(gateTemperature > 0 && tokenRatioDivisor > 0, "gate temperature and token-ratio divisor must be positive")
         try check(keepTokens(numPatches: M).allSatisfy { $0 >= 1 }, "the keep ratio \(tokenKeepRatio) leaves no patch token of \(M) at some stage")
     }
 }

@@ -86,7 +86,8 @@ extension VimModel {
             }
             let (r, u) = addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: tape)
             residual = r
-            let m = block.mixer.dynamicForward(u, tape: tape, mask: mask, cls: cls, noise: noise.block[i], tau: dyvm.gateTemperature)
+            let m = block.mixer.dynamicForward(u, tape: tape, mask: mask, cls: cls, noise: noise.block[i],
+                                                 tau: dyvm.gateTemperature, threshold: dyvm.gateThreshold)
             h = m.out
             gates.append(m.gates)
             directions += m.gates.array.map { Int($0) }

@@ -93,13 +93,13 @@ public final class MambaMixer: Module {
     /// gives logits, a hard Gumbel-sigmoid with the given logistic `noise` [B·2] turns them into
     /// gates [B, 2] (straight-through), and each direction's output is multiplied by its gate
     /// before the halved sum. Both directions are computed for every image.
-    public func dynamicForward(_ u: Tensor, tape: Tape?, mask: Tensor, cls: [Int], noise: [Float], tau: Float)
+    public func dynamicForward(_ u: Tensor, tape: Tape?, mask: Tensor, cls: [Int], noise: [Float], tau: Float, threshold: Float = 0.5)
         -> (out: Tensor, gates: Tensor, logits: [Float]) {
-        let r = forward(u, tape: tape, mask: mask, gating: (cls, noise, tau))
+        let r = forward(u, tape: tape, mask: mask, gating: (cls, noise, tau, threshold))
         return (r.out, r.gates!, r.logits)
     }
 
-    private func forward(_ u: Tensor, tape: Tape?, mask: Tensor?, gating: (cls: [Int], noise: [Float], tau: Float)?)
+    private func forward(_ u: Tensor, tape: Tape?, mask: Tensor?, gating: (cls: [Int], noise: [Float], tau: Float, threshold: Float)?)
         -> (out: Tensor, gates: Tensor?, logits: [Float]) {
         let batch = u.shape[0], L = u.shape[1]
         let rows = batch * L, E = inner, N = states, R = rank, P = R + 2 * N
@@ -112,7 +112,7 @@ public final class MambaMixer: Module {
         var logits: [Float] = [], soft: [Float] = [], gates: Tensor? = nil
         if let gating {
             logits = headLogits(xz, cls: gating.cls, length: L)
-            let g = gumbelSigmoid(logits, noise: gating.noise, tau: gating.tau)
+            let g = gumbelSigmoid(logits, noise: gating.noise, tau: gating.tau, threshold: gating.threshold)
             soft = g.soft
             gates = Tensor(shape: [batch, 2], values: g.gates)
         }
@@ -197,10 +197,10 @@ public final class MambaMixer: Module {
     }
 
     /// DyVM's inference mixer (spec/dyvm.md §3.2): the direction head reads xz at each image's
-    /// class index; a direction whose gate is off (sigmoid(logit) ≤ 0.5) is not computed for that
+    /// class index; a direction whose gate is off (sigmoid(logit) ≤ threshold) is not computed for that
     /// image and counts as zero, and the sum is still halved. Returns the output [B, T, D], the
     /// head logits and the decisions, [B, 2] each as [forward, backward].
-    public func gatedForward(_ u: Tensor, cls: [Int]) -> (out: Tensor, logits: [Float], on: [Bool]) {
+    public func gatedForward(_ u: Tensor, cls: [Int], threshold: Float = 0.5) -> (out: Tensor, logits: [Float], on: [Bool]) {
         guard let blockHead else { preconditionFailure("gatedForward needs a DyVM mixer") }
         let batch = u.shape[0], L = u.shape[1]
         let E = inner, N = states, R = rank, P = R + 2 * N
@@ -212,7 +212,7 @@ public final class MambaMixer: Module {
                 var g = blockHead.bias!.data[j]
                 for k in 0..<(2 * E) { g += blockHead.weight.data[j * 2 * E + k] * row[k] }
                 logits[2 * b + j] = g
-                on[2 * b + j] = 1 / (1 + Foundation.exp(-g)) > 0.5
+                on[2 * b + j] = 1 / (1 + Foundation.exp(-g)) > threshold
             }
         }
         let y = Tensor(zeros: [batch, L, E])

@@ -132,7 +132,9 @@ extension VimConfig {
                 if let w = (loss["distill_weight"] as? NSNumber)?.doubleValue { dyvm.distillWeight = w }
                 if let w = (loss["token_ratio_divisor"] as? NSNumber)?.doubleValue { dyvm.tokenRatioDivisor = w }
             }
-            if let tau = ((d["block_selection"] as? [String: Any])?["tau"] as? NSNumber)?.floatValue { dyvm.gateTemperature = tau }
+            let selection = d["block_selection"] as? [String: Any]
+            if let tau = (selection?["tau"] as? NSNumber)?.floatValue { dyvm.gateTemperature = tau }
+            if let threshold = (selection?["threshold"] as? NSNumber)?.floatValue { dyvm.gateThreshold = threshold }
             config.dyvm = dyvm
         }
         try config.validate()

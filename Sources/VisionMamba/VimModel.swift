@@ -159,7 +159,7 @@ public final class VimModel: Module {
             seenCls.append(cls[0])
             residual = r
             if config.dyvm != nil {
-                let gated = block.mixer.gatedForward(u, cls: cls)
+                let gated = block.mixer.gatedForward(u, cls: cls, threshold: config.dyvm!.gateThreshold)
                 h = gated.out
                 directions += gated.on.map { $0 ? 1 : 0 }
                 trace?.record("block.\(i).head_logits", shape: [u.shape[0], 2], floats: gated.logits)

@@ -10,8 +10,17 @@ struct DyVMOptions: ParsableArguments {
     var tokenKeepRatio: Double?
     @Option(name: .customLong("block-keep-ratio"), help: "b: target mean of the direction gates (default: the model's, else 0.8).")
     var blockKeepRatio: Double?
+    @Option(name: .customLong("token-pruning-weight"), help: "Weight of the token keep-ratio loss (official 10).") var tokenPruningWeight: Double?
+    @Option(name: .customLong("block-pruning-weight"), help: "Weight of the direction keep-ratio loss (official 10).") var blockPruningWeight: Double?
+    @Option(name: .customLong("distill-weight"), help: "Weight of the logit and token distillation (official 0.5).") var distillWeight: Double?
+    @Option(name: .customLong("gate-threshold"), help: "A direction runs when its gate's sigmoid exceeds this (official 0.5).") var gateThreshold: Float?
+    @Option(name: .customLong("token-ratio-divisor"), help: "The token-ratio loss is divided by 3 in the official code whatever the stage count; pass the stage count to deviate.")
+    var tokenRatioDivisor: Double?
 
-    var isSet: Bool { dyvm || pruningLoc != nil || tokenKeepRatio != nil || blockKeepRatio != nil }
+    var isSet: Bool {
+        dyvm || pruningLoc != nil || tokenKeepRatio != nil || blockKeepRatio != nil || tokenPruningWeight != nil
+            || blockPruningWeight != nil || distillWeight != nil || gateThreshold != nil || tokenRatioDivisor != nil
+    }
 
     /// `config` with these settings applied (a DyVM when asked for or already one).
     func apply(to config: VimConfig) throws -> VimConfig {
@@ -28,6 +37,11 @@ struct DyVMOptions: ParsableArguments {
         }
         if let tokenKeepRatio { d.tokenKeepRatio = tokenKeepRatio }
         if let blockKeepRatio { d.blockKeepRatio = blockKeepRatio }
+        if let tokenPruningWeight { d.tokenPruningWeight = tokenPruningWeight }
+        if let blockPruningWeight { d.blockPruningWeight = blockPruningWeight }
+        if let distillWeight { d.distillWeight = distillWeight }
+        if let gateThreshold { d.gateThreshold = gateThreshold }
+        if let tokenRatioDivisor { d.tokenRatioDivisor = tokenRatioDivisor }
         c.dyvm = d
         try c.validate()
         return c
