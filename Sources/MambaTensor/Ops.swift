@@ -113,9 +113,16 @@ public func smoothedTargets(_ labels: [Int], classes: Int, smoothing: Float) -> 
 /// The identity at rate 0. The per-sample mask is all the backward needs.
 public func dropPath(_ x: Tensor, rate: Double, rng: inout SeededGenerator, tape: Tape?) -> Tensor {
     guard rate > 0 else { return x }
+    return dropPath(x, rate: rate, uniforms: (0..<x.shape[0]).map { _ in rng.uniform() }, tape: tape)
+}
+
+/// The same with each sample's U[0, 1) draw given (`uniforms[b]`).
+public func dropPath(_ x: Tensor, rate: Double, uniforms: [Double], tape: Tape?) -> Tensor {
+    guard rate > 0 else { return x }
     let batch = x.shape[0], per = x.count / batch
+    precondition(uniforms.count == batch, "dropPath: \(uniforms.count) draws for a batch of \(batch)")
     let keep = 1 - rate
-    let scales: [Float] = (0..<batch).map { _ in (keep + rng.uniform()).rounded(.down) / keep }.map(Float.init)
+    let scales: [Float] = uniforms.map { (keep + $0).rounded(.down) / keep }.map(Float.init)
     let y = Tensor(uninitializedShape: x.shape)
     for b in 0..<batch { for i in 0..<per { y.data[b * per + i] = x.data[b * per + i] * scales[b] } }
     let xSlot = x.slot, ySlot = y.slot

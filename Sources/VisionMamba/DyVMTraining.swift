@@ -12,11 +12,18 @@ public struct DyVMNoise: Sendable {
         self.block = block
     }
 
-    /// Fresh draws: Gumbel −log(−log U) and logistic log U − log(1 − U).
-    public static func draw(batch: Int, numPatches M: Int, stages: Int, depth: Int, rng: inout SeededGenerator) -> DyVMNoise {
-        func open() -> Double { min(max(rng.uniform(), 1e-12), 1 - 1e-12) }
-        let token = (0..<stages).map { _ in (0..<(batch * M * 2)).map { _ in Float(-log(-log(open()))) } }
-        let block = (0..<depth).map { _ in (0..<(batch * 2)).map { _ in let u = open(); return Float(log(u) - log(1 - u)) } }
+    /// Fresh draws, Gumbel −log(−log U) and logistic log U − log(1 − U), each sample's from its
+    /// own seed (so a sample's draws do not depend on the batch it is in).
+    public static func draw(sampleSeeds: [UInt64], numPatches M: Int, stages: Int, depth: Int) -> DyVMNoise {
+        let B = sampleSeeds.count
+        var token = [[Float]](repeating: [Float](repeating: 0, count: B * M * 2), count: stages)
+        var block = [[Float]](repeating: [Float](repeating: 0, count: B * 2), count: depth)
+        for (b, seed) in sampleSeeds.enumerated() {
+            var rng = SeededGenerator(seed: seed ^ 0xD1B5_4A32_D192_ED03)
+            func open() -> Double { min(max(rng.uniform(), 1e-12), 1 - 1e-12) }
+            for s in 0..<stages { for k in 0..<(M * 2) { token[s][b * M * 2 + k] = Float(-log(-log(open()))) } }
+            for i in 0..<depth { for k in 0..<2 { let u = open(); block[i][b * 2 + k] = Float(log(u) - log(1 - u)) } }
+        }
         return DyVMNoise(token: token, block: block)
     }
 }

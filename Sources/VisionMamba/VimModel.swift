@@ -125,7 +125,6 @@ public final class VimModel: Module {
         precondition(config.dyvm == nil || tape == nil, "the DyVM forward here is the inference path")
         var h = Profiler.measure("patch_embed") { embed(images, tape: tape) }
         var residual: Tensor? = nil           // block 0's residual is the embedded tokens themselves
-        var rng = SeededGenerator(seed: draw?.seed ?? 0)
         // The class token's index per sample: fusions may move it (not when it sits first).
         var cls = [Int](repeating: config.clsIndex, count: images.shape[0])
         var seen: [Int] = [], seenCls: [Int] = []
@@ -140,7 +139,7 @@ public final class VimModel: Module {
             // Block i drops the previous block's mixer output with rate dpr[i − 1]
             // (dpr = linspace(0, rate, depth)); block 0 has nothing to drop.
             if let draw, i > 0 {
-                h = MambaTensor.dropPath(h, rate: draw.rate(forBlock: i, depth: layers.count), rng: &rng, tape: tape)
+                h = MambaTensor.dropPath(h, rate: draw.rate(forBlock: i, depth: layers.count), uniforms: draw.uniforms(forBlock: i), tape: tape)
             }
             var (r, u) = Profiler.measure("add_rms_norm") {
                 addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: tape)
@@ -183,7 +182,7 @@ public final class VimModel: Module {
         var last = selectToken(h, indices: cls, tape: tape)
         // The model-level drop path (full rate) on the last mixer output; per sample, so applying
         // it to the class row alone is the same.
-        if let draw { last = MambaTensor.dropPath(last, rate: draw.rate, rng: &rng, tape: tape) }
+        if let draw { last = MambaTensor.dropPath(last, rate: draw.rate, uniforms: draw.uniforms(forBlock: layers.count), tape: tape) }
         return addRMSNorm(residual: clsRow, last, weight: normF.weight, eps: normF.eps, tape: tape).normed
     }
 }
@@ -215,8 +214,18 @@ extension VimModel {
 /// step's masks.
 public struct DropPathDraw: Sendable {
     public var rate: Double
-    public var seed: UInt64
-    public init(rate: Double, seed: UInt64) { self.rate = rate; self.seed = seed }
+    /// One seed per sample of the batch: a sample's masks depend on it alone, not on the batch
+    /// it shares (so they are the same whatever the number of data-parallel ranks).
+    public var sampleSeeds: [UInt64]
+    public init(rate: Double, sampleSeeds: [UInt64]) { self.rate = rate; self.sampleSeeds = sampleSeeds }
+
+    /// Each sample's U[0, 1) draw for block i (i = depth: the model-level drop on the last output).
+    public func uniforms(forBlock i: Int) -> [Double] {
+        sampleSeeds.map { seed in
+            var g = SeededGenerator(seed: seed ^ (UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15))
+            return g.uniform()
+        }
+    }
 
     /// The rate block i applies (to block i − 1's output): linspace(0, rate, depth)[i − 1].
     public func rate(forBlock i: Int, depth: Int) -> Double {

@@ -8,6 +8,9 @@ public struct Batch: @unchecked Sendable {
     public let labels: [Int]
     /// Dataset indices of the samples, in batch order.
     public let indices: [Int]
+    /// Positions of the samples in the epoch's order (the same on every rank): what their
+    /// random draws are keyed by.
+    public let positions: [Int]
 }
 
 /// Batches of a dataset in an order fixed by (seed, epoch): shuffled for training, in order for
@@ -25,10 +28,17 @@ public struct DataLoader: Sendable {
     public let seed: UInt64
     /// Repeated augmentation (the official RASampler): each sample `repeats` times per epoch.
     public let repeats: Int
+    /// Data parallelism: global batch b is positions [b·B·W, (b+1)·B·W) of the epoch's order
+    /// (W = worldSize), and this rank takes its B-sized slice, so W ranks with batch B see what
+    /// one process with batch W·B sees, whatever W.
+    public let rank: Int
+    public let worldSize: Int
 
     public init(dataset: any ImageDataset, batchSize: Int, shuffle: Bool, dropLast: Bool,
                 transforms: [any SampleTransform] = [], postTransforms: [any SampleTransform] = [],
-                seed: UInt64 = 0, repeats: Int = 1) {
+                seed: UInt64 = 0, repeats: Int = 1, rank: Int = 0, worldSize: Int = 1) {
+        self.rank = rank
+        self.worldSize = max(1, worldSize)
         self.dataset = dataset
         self.batchSize = batchSize
         self.shuffle = shuffle
@@ -54,16 +64,17 @@ public struct DataLoader: Sendable {
         return Array(repeated.prefix(kept > 0 ? kept : dataset.count))
     }
 
+    /// Global batches per epoch.
     public func batchCount(epoch: Int = 0) -> Int {
-        let n = order(epoch: epoch).count
-        return dropLast ? n / batchSize : (n + batchSize - 1) / batchSize
+        let n = order(epoch: epoch).count, global = batchSize * worldSize
+        return dropLast ? n / global : (n + global - 1) / global
     }
 
     /// Batch `b` of `epoch`. A sample's augmentation draws depend on (seed, epoch, its position
     /// in the epoch's order), so repeated copies of an image are augmented differently.
     public func batch(_ b: Int, epoch: Int, order: [Int]) throws -> Batch {
-        let first = b * batchSize
-        let indices = Array(order[first..<min(order.count, (b + 1) * batchSize)])
+        let first = min(order.count, (b * worldSize + rank) * batchSize)
+        let indices = Array(order[first..<min(order.count, first + batchSize)])
         let shape = dataset.imageShape, per = shape.reduce(1, *)
         let images = Tensor(uninitializedShape: [indices.count] + shape)
         images.requiresGrad = false
@@ -78,14 +89,14 @@ public struct DataLoader: Sendable {
             image.withUnsafeBufferPointer { (images.data + i * per).update(from: $0.baseAddress!, count: per) }
             labels.append(label)
         }
-        return Batch(images: images, labels: labels, indices: indices)
+        return Batch(images: images, labels: labels, indices: indices, positions: Array(first..<(first + indices.count)))
     }
 
     /// Calls `body` with every batch of `epoch` from `start` on, preparing batch b+1 on a
     /// background queue while `body` works on batch b.
     public func forEachBatch(epoch: Int, from start: Int = 0, _ body: (Int, Batch) throws -> Void) throws {
         let order = order(epoch: epoch)
-        let n = dropLast ? order.count / batchSize : (order.count + batchSize - 1) / batchSize
+        let n = batchCount(epoch: epoch)
         guard start < n else { return }
         let queue = DispatchQueue(label: "vision-mamba.loader")
         var next: Result<Batch, Error> = Result { try batch(start, epoch: epoch, order: order) }
@@ -96,7 +107,8 @@ public struct DataLoader: Sendable {
             if b + 1 < n {
                 queue.async(group: group) { prepared.value = Result { try self.batch(b + 1, epoch: epoch, order: order) } }
             }
-            try body(b, current)
+            // The last global batch of an evaluation may leave this rank nothing.
+            if !current.labels.isEmpty { try body(b, current) }
             group.wait()
             if let value = prepared.value { next = value }
         }

@@ -13,7 +13,8 @@ public struct Evaluation: Sendable {
 }
 
 /// Evaluates `model` on every sample of `loader` (no augmentation), cross-entropy without smoothing.
-public func evaluate(_ model: VimModel, loader: DataLoader) throws -> Evaluation {
+/// In a data-parallel run each rank evaluates its share and the sums are reduced.
+public func evaluate(_ model: VimModel, loader: DataLoader, world: Distributed = .world) throws -> Evaluation {
     var lossSum = 0.0, correct1 = 0, correct5 = 0, seen = 0, gatesOn = 0, gates = 0
     try loader.forEachBatch(epoch: 0) { _, batch in
         let trace = model.config.dyvm == nil ? nil : ForwardTrace()
@@ -33,7 +34,8 @@ public func evaluate(_ model: VimModel, loader: DataLoader) throws -> Evaluation
         }
         seen += B
     }
-    let n = Double(max(seen, 1))
-    return Evaluation(loss: lossSum / n, top1: 100 * Double(correct1) / n, top5: 100 * Double(correct5) / n, count: seen,
-                      directionRate: gates == 0 ? nil : Double(gatesOn) / Double(gates))
+    let t = world.sum([lossSum, Double(correct1), Double(correct5), Double(seen), Double(gatesOn), Double(gates)])
+    let n = max(t[3], 1)
+    return Evaluation(loss: t[0] / n, top1: 100 * t[1] / n, top5: 100 * t[2] / n, count: Int(t[3]),
+                      directionRate: t[5] == 0 ? nil : t[4] / t[5])
 }

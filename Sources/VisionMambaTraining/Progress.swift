@@ -8,7 +8,13 @@ final class ProgressReporter {
     var lastPrint = 0.0
     let start = Date()
 
-    init(total: Int) { self.total = total }
+    /// Only the leading rank of a data-parallel run reports.
+    let enabled: Bool
+
+    init(total: Int, enabled: Bool = true) {
+        self.total = total
+        self.enabled = enabled
+    }
 
     func begin(epoch: Int, epochs: Int) {
         self.epoch = epoch
@@ -18,6 +24,7 @@ final class ProgressReporter {
     }
 
     func update(step: Int, loss: Double, lr: Double, imagesPerSecond: Double) {
+        guard enabled else { return }
         let now = Date().timeIntervalSince(start)
         let remaining = Double(total - step) * (now - epochStart) / Double(max(step, 1))
         let text = String(format: "epoch %d/%d %@ %d/%d loss %.4f lr %.3g %.1f img/s eta %@",
@@ -33,6 +40,7 @@ final class ProgressReporter {
     private var epochStart: Double = 0
 
     func end(_ m: EpochMetrics) {
+        guard enabled else { return }
         if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         print(String(format: "epoch %d/%d  train loss %.4f  val loss %.4f  top-1 %.2f%%  top-5 %.2f%%  lr %.3g  %.1f img/s  %.1f s",
                      m.epoch + 1, epochs, m.trainLoss, m.valLoss, m.top1, m.top5, m.lr, m.imagesPerSecond, m.epochSeconds)

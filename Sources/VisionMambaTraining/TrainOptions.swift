@@ -40,10 +40,12 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     /// The weights the run started from (`--finetune`); a DyVM run's frozen teacher is rebuilt
     /// from them when it resumes.
     public var finetune: String? = nil
+    /// Data-parallel processes: `batchSize` is per process, as DDP's per-GPU batch.
+    public var worldSize: Int = 1
 
     public init(model: VimConfig) { self.model = model }
 
-    enum CodingKeys: String, CodingKey { case model, dataset, dataPath, epochs, batchSize, lr, unscaleLR, minLR, warmupLR, warmupEpochs, weightDecay, smoothing, clipGrad, modelEMA, modelEMADecay, seed, cropPadding, horizontalFlip, dropPath, mixup, cutmix, mixupProb, mixupSwitchProb, reprob, repeatedAug, aa, finetune }
+    enum CodingKeys: String, CodingKey { case model, dataset, dataPath, epochs, batchSize, lr, unscaleLR, minLR, warmupLR, warmupEpochs, weightDecay, smoothing, clipGrad, modelEMA, modelEMADecay, seed, cropPadding, horizontalFlip, dropPath, mixup, cutmix, mixupProb, mixupSwitchProb, reprob, repeatedAug, aa, finetune, worldSize }
 
     /// Missing keys take their defaults, so checkpoints written before an option existed still load.
     public init(from decoder: Decoder) throws {
@@ -75,8 +77,10 @@ public struct TrainOptions: Codable, Equatable, Sendable {
         if let v = try c.decodeIfPresent(Int.self, forKey: .repeatedAug) { repeatedAug = v }
         if let v = try c.decodeIfPresent(String.self, forKey: .aa) { aa = v }
         if let v = try c.decodeIfPresent(String.self, forKey: .finetune) { finetune = v }
+        if let v = try c.decodeIfPresent(Int.self, forKey: .worldSize) { worldSize = v }
     }
 
-    /// The learning rate the optimizer starts from after the batch-size rule.
-    public var effectiveLR: Double { unscaleLR ? lr : lr * Double(batchSize) / 512 }
+    /// The learning rate the optimizer starts from after the batch-size rule (the global batch,
+    /// per-process batch × processes, as the official main.py).
+    public var effectiveLR: Double { unscaleLR ? lr : lr * Double(batchSize * worldSize) / 512 }
 }

@@ -64,12 +64,14 @@ public final class Trainer {
     let progress: ProgressReporter
     /// DyVM's frozen dense teacher.
     let teacher: VimModel?
+    /// The processes of a data-parallel run (one when not started by mpirun).
+    public let world: Distributed
 
     /// `finetune`: weights to start from (an official .pth or any weights file), loaded as the
     /// official main.py `--finetune` does: a head of another class count is replaced and pos_embed
     /// interpolated to the new grid (`interpolation`).
     public init(options: TrainOptions, outputDir: String, resume: String? = nil, finetune: String? = nil,
-                interpolation: PositionEmbeddingInterpolation = .official,
+                interpolation: PositionEmbeddingInterpolation = .official, world: Distributed = .world,
                 log: @escaping (String) -> Void = { print($0) }) throws {
         var options = options
         var resumed: (file: TensorFile, state: TrainingState)? = nil
@@ -79,9 +81,14 @@ public final class Trainer {
         } else if let finetune {
             options.finetune = finetune
         }
+        if resumed != nil && options.worldSize != world.size {
+            log("resuming a run of \(options.worldSize) process(es) on \(world.size): the global batch is now \(options.batchSize * world.size)")
+        }
+        options.worldSize = world.size
+        self.world = world
         self.options = options
         self.outputDir = outputDir
-        self.log = log
+        self.log = world.isLeader ? log : { _ in }
         try options.model.validate()
         if options.model.dyvm != nil && options.dropPath > 0 {
             throw TrainingError("DyVM training runs without drop path (the official scripts pass 0)")
@@ -117,15 +124,16 @@ public final class Trainer {
         trainLoader = DataLoader(dataset: train, batchSize: options.batchSize, shuffle: true, dropLast: true,
                                  transforms: transforms,
                                  postTransforms: options.reprob > 0 ? [RandomErasing(probability: options.reprob)] : [],
-                                 seed: options.seed, repeats: options.repeatedAug)
+                                 seed: options.seed, repeats: options.repeatedAug, rank: world.rank, worldSize: world.size)
         mixup = Mixup(mixupAlpha: options.mixup, cutmixAlpha: options.cutmix, prob: options.mixupProb,
                       switchProb: options.mixupSwitchProb, smoothing: options.smoothing, classes: options.model.numClasses)
         if mixup.isActive && options.batchSize % 2 != 0 {
             throw TrainingError("mixup and cutmix need an even batch size (got \(options.batchSize))")
         }
-        valLoader = DataLoader(dataset: val, batchSize: max(options.batchSize, 64), shuffle: false, dropLast: false)
+        valLoader = DataLoader(dataset: val, batchSize: max(options.batchSize, 64), shuffle: false, dropLast: false,
+                               rank: world.rank, worldSize: world.size)
         guard trainLoader.batchCount() > 0 else {
-            throw TrainingError("batch size \(options.batchSize) is larger than the \(train.count) training images")
+            throw TrainingError("batch size \(options.batchSize) × \(world.size) process(es) is larger than the \(train.count) training images")
         }
 
         state = TrainingState(options: options, epochsDone: 0, optimizerStep: 0, bestTop1: 0, history: [])
@@ -148,7 +156,10 @@ public final class Trainer {
             try optimizer.restore(step: saved.optimizerStep, m: m, v: v)
             state = saved
         }
-        progress = ProgressReporter(total: trainLoader.batchCount())
+        // Every rank starts from rank 0's parameters (and EMA), as DDP does.
+        for (_, p) in model.namedParameters() { world.broadcast(p.data, count: p.count) }
+        for (_, e) in (ema ?? [:]).sorted(by: { $0.key < $1.key }) { world.broadcast(e.data, count: e.count) }
+        progress = ProgressReporter(total: trainLoader.batchCount(), enabled: world.isLeader)
     }
 
     /// Trains from the current epoch to `options.epochs` (or to `stopAfter` epochs), evaluating
@@ -171,31 +182,39 @@ public final class Trainer {
                 let targets = mixup.isActive
                     ? mixup.apply(batch.images, labels: batch.labels, rng: &rng).targets
                     : smoothedTargets(batch.labels, classes: options.model.numClasses, smoothing: Float(options.smoothing))
+                // Per-sample draws (drop path, DyVM's noise) depend on the sample's position in the epoch.
+                let sampleSeeds = batch.positions.map { position -> UInt64 in
+                    var g = sampleGenerator(seed: options.seed ^ 0x5851_F42D_4C95_7F2D, epoch: epoch, index: position)
+                    return g.next()
+                }
                 let loss: Tensor
                 if let teacher, let dyvm = options.model.dyvm {
-                    let noise = DyVMNoise.draw(batch: batch.labels.count, numPatches: options.model.numPatches,
-                                               stages: dyvm.pruningLoc.count, depth: options.model.depth, rng: &rng)
+                    let noise = DyVMNoise.draw(sampleSeeds: sampleSeeds, numPatches: options.model.numPatches,
+                                               stages: dyvm.pruningLoc.count, depth: options.model.depth)
                     loss = model.dyvmTrainingStep(batch.images, targets: targets, teacher: teacher, noise: noise, tape: tape).loss
                 } else {
-                    let drop = options.dropPath > 0 ? DropPathDraw(rate: options.dropPath, seed: rng.next()) : nil
+                    let drop = options.dropPath > 0 ? DropPathDraw(rate: options.dropPath, sampleSeeds: sampleSeeds) : nil
                     loss = softTargetCrossEntropy(model(batch.images, tape: tape, dropPath: drop), targets: targets, tape: tape)
                 }
-                let value = Double(loss.array[0])
+                // The global batch's loss: every rank sees the same value, so all stop together on a NaN.
+                let total = world.sum([Double(loss.array[0]) * Double(batch.labels.count), Double(batch.labels.count)])
+                let value = total[0] / total[1]
                 guard value.isFinite else {
                     throw TrainingError("loss is \(value) at epoch \(epoch + 1), step \(step + 1); stopping. The last good checkpoint (\(outputDir)/\(Checkpoint.fileName), after epoch \(epoch)) is untouched")
                 }
                 for (_, p) in params { p.zeroGrad() }
                 tape.backward(from: loss)
+                world.averageGradients(params.map(\.1))
                 if let clip = options.clipGrad { clipGradNorm(params.map(\.1), maxNorm: clip) }
                 optimizer.update()
                 if let ema { updateEMA(ema, params: params, decay: options.modelEMADecay) }
-                lossSum += value * Double(batch.labels.count)
-                seen += batch.labels.count
+                lossSum += total[0]
+                seen += Int(total[1])
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
                 progress.update(step: step + 1, loss: lossSum / Double(seen), lr: lr, imagesPerSecond: Double(seen) / elapsed)
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-            let eval = try evaluate(model, loader: valLoader)
+            let eval = try evaluate(model, loader: valLoader, world: world)
             let metrics = EpochMetrics(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), valLoss: eval.loss,
                                        top1: eval.top1, top5: eval.top5, lr: lr, imagesPerSecond: Double(seen) / seconds,
                                        epochSeconds: seconds, peakRSSMiB: peakResidentMiB(),
@@ -208,6 +227,7 @@ public final class Trainer {
             state.optimizerStep = optimizer.step
             let improved = eval.top1 > state.bestTop1
             state.bestTop1 = max(state.bestTop1, eval.top1)
+            guard world.isLeader else { continue }
             try Checkpoint.save(model: model, optimizer: optimizer, ema: ema, state: state, to: outputDir + "/" + Checkpoint.fileName)
             if improved {
                 try Checkpoint.save(model: model, optimizer: optimizer, ema: ema, state: state, to: outputDir + "/best-checkpoint.safetensors")

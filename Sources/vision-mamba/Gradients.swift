@@ -51,8 +51,8 @@ struct Gradients: ParsableCommand {
     /// The DyVM training step with the file's noise and targets.
     func runDyVM(_ model: VimModel, images: Tensor, file: TensorFile) throws {
         let c = model.config, dyvm = c.dyvm!, B = images.shape[0], M = c.numPatches
-        var rng = SeededGenerator(seed: seed)
-        var noise = DyVMNoise.draw(batch: B, numPatches: M, stages: dyvm.pruningLoc.count, depth: c.depth, rng: &rng)
+        var noise = DyVMNoise.draw(sampleSeeds: (0..<B).map { seed &+ UInt64($0) }, numPatches: M,
+                                   stages: dyvm.pruningLoc.count, depth: c.depth)
         for s in 0..<dyvm.pruningLoc.count {
             if let t = file["noise.token.\(s)"] {
                 guard t.elementCount == B * M * 2 else { throw IOFailure(input, "noise.token.\(s) has shape \(t.shape); expected [\(B), \(M), 2]") }

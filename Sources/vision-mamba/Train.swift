@@ -25,14 +25,21 @@ struct Train: ParsableCommand {
             if let fusion = try fusionOptions.make(depth: config.depth) { config.fusion = fusion }
             config = try dyvmOptions.apply(to: config)
         }
+        let world = Distributed.world
         let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
-                                  interpolation: posEmbedInterp)
-        print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(Parallel.threads) threads")
-        let history = try trainer.run()
-        if let last = history.last {
-            print(String(format: "done: top-1 %.2f%% (best %.2f%%)", last.top1, trainer.state.bestTop1))
+                                  interpolation: posEmbedInterp, world: world)
+        let processes = world.size > 1 ? "\(world.size) processes × " : ""
+        if world.isLeader {
+            print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(processes)\(Parallel.threads) threads")
         }
-        print("checkpoint: \(outputDir)/checkpoint.safetensors (best: \(outputDir)/best-checkpoint.safetensors)")
-        print("metrics: \(outputDir)/metrics.jsonl, plot: \(outputDir)/learning-curve.svg")
+        let history = try trainer.run()
+        if world.isLeader {
+            if let last = history.last {
+                print(String(format: "done: top-1 %.2f%% (best %.2f%%)", last.top1, trainer.state.bestTop1))
+            }
+            print("checkpoint: \(outputDir)/checkpoint.safetensors (best: \(outputDir)/best-checkpoint.safetensors)")
+            print("metrics: \(outputDir)/metrics.jsonl, plot: \(outputDir)/learning-curve.svg")
+        }
+        world.finish()
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MambaTensor
+import VisionMambaTraining
 
 @main
 struct VisionMambaCommand: ParsableCommand {
@@ -18,6 +19,11 @@ struct VisionMambaCommand: ParsableCommand {
         } catch {
             if error is ExitCode || error is CleanExit || error is ValidationError || isParserError(error) {
                 exit(withError: error)
+            }
+            // In a data-parallel run the others may be waiting on this rank: stop them all.
+            if let world = Distributed.started, world.size > 1 {
+                FileHandle.standardError.write(Data("error: rank \(world.rank): \(error)\n".utf8))
+                world.abort(code: 1)
             }
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             Foundation.exit(1)
