@@ -3,6 +3,7 @@ import Foundation
 import MambaNN
 import MambaTensor
 import VisionMamba
+import VisionMambaTraining
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,22 +60,30 @@ struct Bench: ParsableCommand {
         input.requiresGrad = false
         let labels = (0..<batch).map { $0 % config.numClasses }
         let optimizer = train ? AdamW(parameters: net.namedParameters(), lr: 1e-4, weightDecay: 0.05) : nil
+        // Under mpirun a training step also averages the gradients over the ranks.
+        let world = train ? Distributed.world : nil
         func pass() {
             guard let optimizer else { _ = net(input); return }
             let tape = Tape()
             let loss = crossEntropy(net(input, tape: tape), labels: labels, tape: tape)
             for (_, p) in optimizer.parameters { p.zeroGrad() }
             Profiler.measure("backward") { tape.backward(from: loss) }
+            world?.averageGradients(optimizer.parameters.map(\.1))
             Profiler.measure("adamw") { optimizer.update() }
         }
         for _ in 0..<warmup { pass() }
+        world?.resetTimers()
         TensorMemory.resetPeak()
         Profiler.isEnabled = profile
         let start = DispatchTime.now().uptimeNanoseconds
         for _ in 0..<iterations { pass() }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
         Profiler.isEnabled = false
-        let ips = Double(batch * iterations) / seconds
+        let ranks = world?.size ?? 1
+        let ips = Double(batch * ranks * iterations) / seconds
+        let allreduce = (world?.allreduceSeconds ?? 0) / Double(iterations)
+        defer { world?.finish() }
+        guard world?.isLeader ?? true else { return }
         let rss = peakResidentMiB()
         let gflop = config.forwardFLOPs(directionRate: gateRate ?? 1).total / 1e9 * (train ? 3 : 1)
         let sgemm = floor ? measureSgemmGFLOPs() : nil
@@ -89,11 +98,13 @@ struct Bench: ParsableCommand {
                 "\"gflop_per_image\":\(String(format: "%.3f", gflop))",
                 "\"peak_tensor_mib\":\(String(format: "%.1f", Double(TensorMemory.peakBytes) / 1_048_576))",
                 "\"token_schedule\":[\(net.config.tokenSchedule.map(String.init).joined(separator: ","))]",
+                "\"ranks\":\(ranks)", "\"allreduce_seconds_per_step\":\(String(format: "%.5f", allreduce))",
             ] + (sgemm.map { ["\"sgemm_gflops\":\(String(format: "%.1f", $0))",
                               "\"fraction_of_blas_floor\":\(String(format: "%.3f", ips * gflop / $0))"] } ?? [])
             print("{" + fields.joined(separator: ",") + "}")
         } else {
-            print("\(config.name): \(config.imgSize) px, \(config.tokens) tokens, batch \(batch), \(Parallel.threads) threads")
+            print("\(config.name): \(config.imgSize) px, \(config.tokens) tokens, batch \(batch)\(ranks > 1 ? " per rank × \(ranks) ranks" : ""), \(Parallel.threads) threads")
+            if ranks > 1 { print(String(format: "  allreduce %.1f ms per step", 1000 * allreduce)) }
             print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB, %.2f GFLOP per image (%.1f GFLOP/s)",
                          ips, 1000 * seconds / Double(iterations), rss, gflop, ips * gflop))
             if net.config.fusion != nil {
