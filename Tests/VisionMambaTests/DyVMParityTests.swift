@@ -190,3 +190,28 @@ final class DyVMGradientCheckTests: XCTestCase {
         // (DyVMTrainingParityTests), whose masks and gates exercise every branch here.
     }
 }
+
+/// A DyVM built from a released-format Vim checkpoint (the vim-tiny-224 fixture, a full
+/// `torch.save` training checkpoint layout): the backbone loads, predictors and heads start fresh.
+final class DyVMFineTuneLoadTests: XCTestCase {
+    func testDyVMTinyFromAVimTinyCheckpoint() throws {
+        let root = ProcessInfo.processInfo.environment["VISION_MAMBA_FIXTURES"]
+            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/fixtures").standardized.path
+        let path = URL(fileURLWithPath: root).appendingPathComponent("vim/vim-tiny-224.pth").path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw XCTSkip("vim-tiny-224 fixture not found under \(root); set VISION_MAMBA_FIXTURES to the fixtures folder")
+        }
+        let student = VimModel(config: try ModelZoo.config(named: "dyvm-tiny"))
+        student.resetParameters(seed: 0)
+        let fresh = try student.loadForFineTuning(weights: path, interpolation: .official)
+        XCTAssertEqual(fresh.count, 3 * 10 + 24 * 2, "\(fresh)")
+        XCTAssertTrue(fresh.allSatisfy { $0.hasPrefix("score_predictors.") || $0.contains(".mixer.block_head.") })
+        // Direction heads start open: weight 0, bias 5.
+        XCTAssertEqual(student.layers[7].mixer.blockHead!.bias!.array, [5, 5])
+        XCTAssertEqual(student.layers[7].mixer.blockHead!.weight.array.reduce(0) { $0 + abs($1) }, 0)
+        // The teacher is the loaded dense backbone.
+        let dense = VimModel(config: try ModelZoo.config(named: "vim-tiny"))
+        try dense.load(weights: path)
+        XCTAssertEqual(student.denseCopy().layers[3].mixer.inProj.weight.array, dense.layers[3].mixer.inProj.weight.array)
+    }
+}
