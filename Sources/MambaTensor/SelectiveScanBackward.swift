@@ -121,21 +121,23 @@ public func selectiveScanBackward(
     let AT = UnsafeMutablePointer<Float>.allocate(capacity: N * E)   // [N, E]
     defer { AT.deallocate() }
     for e in 0..<E { for n in 0..<N { AT[n * E + e] = A[e * N + n] } }
-    // B and C gradients are sums over channels: each task adds its 8 lanes into its own
-    // [rows][B | C] slice of vectors; lanes and tasks are summed once at the end, which keeps
-    // horizontal sums out of the token loop.
-    let partial = UnsafeMutablePointer<Float8>.allocate(capacity: max(blocks, 1) * rows * 2 * N)
-    partial.initialize(repeating: Float8(), count: max(blocks, 1) * rows * 2 * N)
-    defer { partial.deallocate() }
+    // B and C gradients are sums over channels: each task adds its lanes into its own
+    // [rows][B | C] vectors across all its channel blocks (horizontal sums stay out of the token
+    // loop), sums the lanes once, and the tasks' sums are added in chunk order at the end. A
+    // buffer per task, not per block, keeps this a few MiB that the tasks clear themselves.
+    let lock = NSLock()
+    var taskSums: [(first: Int, sums: UnsafeMutablePointer<Float>)] = []
+    defer { for t in taskSums { t.sums.deallocate() } }
 
     parallelFor(blocks) { range in
         let hist = UnsafeMutablePointer<Float8>.allocate(capacity: L * N * 2)
         let g = UnsafeMutablePointer<Float8>.allocate(capacity: N * 2)
         let aGrad = UnsafeMutablePointer<Float8>.allocate(capacity: N * 2)
-        defer { hist.deallocate(); g.deallocate(); aGrad.deallocate() }
+        let pb = UnsafeMutablePointer<Float8>.allocate(capacity: rows * 2 * N)
+        pb.initialize(repeating: Float8(), count: rows * 2 * N)
+        defer { hist.deallocate(); g.deallocate(); aGrad.deallocate(); pb.deallocate() }
         for block in range {
             let e = block * 16
-            let pb = partial + block * rows * 2 * N
             let bias0 = load8(deltaBias + e), bias1 = load8(deltaBias + e + 8)
             let skip0 = load8(D + e), skip1 = load8(D + e + 8)
             var dSkip0 = Float8(), dSkip1 = Float8(), dBias0 = Float8(), dBias1 = Float8()
@@ -215,17 +217,18 @@ public func selectiveScanBackward(
             store8(deltaBiasGrad + e, load8(deltaBiasGrad + e) + dBias0)
             store8(deltaBiasGrad + e + 8, load8(deltaBiasGrad + e + 8) + dBias1)
         }
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: rows * 2 * N)
+        for i in 0..<(rows * 2 * N) { sums[i] = pb[i].sum() }
+        lock.lock(); taskSums.append((range.lowerBound, sums)); lock.unlock()
     }
+    taskSums.sort { $0.first < $1.first }
     parallelFor(rows, grain: 64) { range in
         for row in range {
             for n in 0..<N {
-                var sb = Float8(), sc = Float8()
-                for block in 0..<blocks {
-                    sb += partial[(block * rows + row) * 2 * N + n]
-                    sc += partial[(block * rows + row) * 2 * N + N + n]
-                }
-                BGrad[row * ldBC + n] += sb.sum()
-                CGrad[row * ldBC + n] += sc.sum()
+                var sb: Float = 0, sc: Float = 0
+                for t in taskSums { sb += t.sums[row * 2 * N + n]; sc += t.sums[row * 2 * N + N + n] }
+                BGrad[row * ldBC + n] += sb
+                CGrad[row * ldBC + n] += sc
             }
         }
     }
