@@ -96,6 +96,28 @@ public final class Distributed: @unchecked Sendable {
 
     public func resetTimers() { allreduceSeconds = 0 }
 
+    /// Waits for every rank.
+    public func barrier() {
+        if usesMPI && size > 1 { MPI_Barrier(vm_mpi_comm_world()) }
+    }
+
+    /// Seconds one allreduce of `count` floats takes with every rank already waiting (the
+    /// network's share, without the time a rank spends waiting for slower ones).
+    public func measureAllreduce(count: Int, repeats: Int = 5) -> Double {
+        guard usesMPI, size > 1 else { return 0 }
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1, count: count)
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            MPI_Allreduce(vm_mpi_in_place(), buffer, Int32(count), vm_mpi_float(), vm_mpi_sum(), vm_mpi_comm_world())
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        }
+        return best
+    }
+
     /// Ends MPI cleanly after a successful run.
     public func finish() {
         if usesMPI { MPI_Finalize() }

@@ -82,6 +82,8 @@ struct Bench: ParsableCommand {
         let ranks = world?.size ?? 1
         let ips = Double(batch * ranks * iterations) / seconds
         let allreduce = (world?.allreduceSeconds ?? 0) / Double(iterations)
+        let gradientCount = optimizer?.parameters.reduce(0) { $0 + $1.1.count } ?? 0
+        let pureAllreduce = ranks > 1 ? world!.measureAllreduce(count: gradientCount) : 0
         defer { world?.finish() }
         guard world?.isLeader ?? true else { return }
         let rss = peakResidentMiB()
@@ -99,12 +101,16 @@ struct Bench: ParsableCommand {
                 "\"peak_tensor_mib\":\(String(format: "%.1f", Double(TensorMemory.peakBytes) / 1_048_576))",
                 "\"token_schedule\":[\(net.config.tokenSchedule.map(String.init).joined(separator: ","))]",
                 "\"ranks\":\(ranks)", "\"allreduce_seconds_per_step\":\(String(format: "%.5f", allreduce))",
+                "\"allreduce_seconds_alone\":\(String(format: "%.5f", pureAllreduce))", "\"gradient_floats\":\(gradientCount)",
             ] + (sgemm.map { ["\"sgemm_gflops\":\(String(format: "%.1f", $0))",
                               "\"fraction_of_blas_floor\":\(String(format: "%.3f", ips * gflop / $0))"] } ?? [])
             print("{" + fields.joined(separator: ",") + "}")
         } else {
             print("\(config.name): \(config.imgSize) px, \(config.tokens) tokens, batch \(batch)\(ranks > 1 ? " per rank × \(ranks) ranks" : ""), \(Parallel.threads) threads")
-            if ranks > 1 { print(String(format: "  allreduce %.1f ms per step", 1000 * allreduce)) }
+            if ranks > 1 {
+                print(String(format: "  allreduce %.1f ms per step (waiting for other ranks included); %.1f ms for %d floats with all ranks ready",
+                             1000 * allreduce, 1000 * pureAllreduce, gradientCount))
+            }
             print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB, %.2f GFLOP per image (%.1f GFLOP/s)",
                          ips, 1000 * seconds / Double(iterations), rss, gflop, ips * gflop))
             if net.config.fusion != nil {
