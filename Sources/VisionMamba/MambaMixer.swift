@@ -154,10 +154,10 @@ public final class MambaMixer: Module {
             }
         }
         let out = Profiler.measure("out_proj") { outProj(y) }
-        let outSlot = out.slot, gateSlot = gates?.slot
+        let outSlot = out.slot, gateSlot = gates?.slot, outShape = out.shape   // not `out`: its values are not needed
         tape?.record { [self] in
             guard outSlot.grad != nil || gateSlot?.grad != nil else { return }
-            backward(outGrad: outSlot.grad ?? Tensor(zeros: out.shape), u: u, xz: xz, xdbls: xdbls, y: y, batch: batch, length: L,
+            backward(outGrad: outSlot.grad ?? Tensor(zeros: outShape), u: u, xz: xz, xdbls: xdbls, y: y, batch: batch, length: L,
                      mask: mask, gating: gating.map { (cls: $0.cls, tau: $0.tau, gates: gates!, soft: soft, outputs: directionOutputs) })
         }
         return (out, gates, logits)
