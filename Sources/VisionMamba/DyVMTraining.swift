@@ -99,11 +99,7 @@ extension VimModel {
             gates.append(m.gates)
             directions += m.gates.array.map { Int($0) }
             trace?.record("block.\(i).head_logits", shape: [B, 2], floats: m.logits)
-            if let blockOutput {
-                let out = r.copy()
-                for j in 0..<out.count { out.data[j] += h.data[j] }
-                blockOutput(i, out)
-            }
+            blockOutput?(i, streamAfterBlock(residual: r, mixerOutput: h))
         }
         trace?.record("directions", shape: [layers.count, B, 2], ints: directions)
         let normed = addRMSNorm(residual: residual!, h, weight: normF.weight, eps: normF.eps, tape: tape).normed

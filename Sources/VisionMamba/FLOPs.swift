@@ -34,13 +34,17 @@ extension VimConfig {
             conv += rate * 2 * t * E * K * 2
             if dyvm != nil { matmul += 2 * 2 * E * 2 }                   // the direction head at the class token
         }
-        for n in predictorTokens.map(Double.init) {                      // DyVM's token scorers
-            matmul += 2 * n * (D * D + D * (D / 2).rounded(.down) + (D / 2).rounded(.down) * (D / 4).rounded(.down) + (D / 4).rounded(.down) * 2)
-        }
+        for n in predictorTokens.map(Double.init) { matmul += 2 * n * predictorMACsPerToken }   // DyVM's token scorers
         return FLOPCount(matmul: matmul, scan: scan, conv: conv)
     }
 
     public var forwardFLOPs: FLOPCount { forwardFLOPs() }
+
+    /// Multiply-accumulates of one token through a DyVM predictor's four Linears.
+    var predictorMACsPerToken: Double {
+        let (d, d2, d4) = (embedDim, embedDim / 2, embedDim / 4)
+        return Double(d * d + d * d2 + d2 * d4 + d4 * 2)
+    }
 
     /// Tokens each DyVM predictor scores: the non-class tokens entering its stage.
     var predictorTokens: [Int] {
@@ -61,8 +65,7 @@ extension VimConfig {
             macs += l * D * 2 * Di + l * Di * D                                          // in_proj, out_proj
             macs += bkr * ((l + K - 1) * Di * K + l * Di * (R + 2 * N) + l * R * Di + 9 * l * Di * N + 2 * l * Di)
         }
-        let (d2, d4) = (Double(embedDim / 2), Double(embedDim / 4))
-        for n in predictorTokens.map(Double.init) { macs += n * (D * D + D * d2 + d2 * d4 + d4 * 2) }
+        for n in predictorTokens.map(Double.init) { macs += n * predictorMACsPerToken }
         return macs
     }
 }

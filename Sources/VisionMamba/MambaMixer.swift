@@ -201,20 +201,11 @@ public final class MambaMixer: Module {
     /// image and counts as zero, and the sum is still halved. Returns the output [B, T, D], the
     /// head logits and the decisions, [B, 2] each as [forward, backward].
     public func gatedForward(_ u: Tensor, cls: [Int], threshold: Float = 0.5) -> (out: Tensor, logits: [Float], on: [Bool]) {
-        guard let blockHead else { preconditionFailure("gatedForward needs a DyVM mixer") }
         let batch = u.shape[0], L = u.shape[1]
         let E = inner, N = states, R = rank, P = R + 2 * N
         let xz = Profiler.measure("in_proj") { inProj(u) }              // [B, T, 2E]: x | z
-        var logits = [Float](repeating: 0, count: 2 * batch), on = [Bool](repeating: false, count: 2 * batch)
-        for b in 0..<batch {
-            let row = xz.data + (b * L + cls[b]) * 2 * E
-            for j in 0..<2 {
-                var g = blockHead.bias!.data[j]
-                for k in 0..<(2 * E) { g += blockHead.weight.data[j * 2 * E + k] * row[k] }
-                logits[2 * b + j] = g
-                on[2 * b + j] = 1 / (1 + Foundation.exp(-g)) > threshold
-            }
-        }
+        let logits = headLogits(xz, cls: cls, length: L)
+        let on = logits.map { 1 / (1 + Foundation.exp(-$0)) > threshold }
         let y = Tensor(zeros: [batch, L, E])
         let xc = Tensor(uninitializedShape: [L, E]), dt = Tensor(uninitializedShape: [L, E])
         let xdbl = Tensor(uninitializedShape: [L, P])

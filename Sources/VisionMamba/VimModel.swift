@@ -165,11 +165,7 @@ public final class VimModel: Module {
             } else {
                 h = block.mixer(u, tape: tape)
             }
-            if let blockOutput {
-                let out = r.copy()
-                for j in 0..<out.count { out.data[j] += h.data[j] }
-                blockOutput(i, out)
-            }
+            blockOutput?(i, streamAfterBlock(residual: r, mixerOutput: h))
         }
         // norm_f sees residual + last mixer output; only the class token row is read out.
         lastTokenSchedule = seen
@@ -188,6 +184,13 @@ public final class VimModel: Module {
 }
 
 extension VimModel {
+    /// The residual stream after a block, residual + mixer output, as the fixtures' `block.<i>.out`.
+    func streamAfterBlock(residual r: Tensor, mixerOutput h: Tensor) -> Tensor {
+        let out = r.copy()
+        for j in 0..<out.count { out.data[j] += h.data[j] }
+        return out
+    }
+
     /// Parameter count of a config without allocating it (spec/vim.md §1.4).
     public static func parameterCount(_ c: VimConfig) -> Int {
         let D = c.embedDim, E = c.dInner, R = c.dtRank, N = c.dState, K = c.dConv, p = c.patchSize

@@ -31,11 +31,7 @@ final class DyVMParityTests: XCTestCase {
     override func setUp() { Parallel.threads = 2 }
 
     func check(_ name: String, weights ext: String) throws {
-        let dir = FixtureParityTests.resources
-        let config = try VimConfig.load(json: dir.appendingPathComponent("\(name).json").path)
-        let model = VimModel(config: config)
-        try model.load(weights: dir.appendingPathComponent("\(name).\(ext)").path)
-        let io = try SafeTensors.read(dir.appendingPathComponent("\(name).io.safetensors").path)
+        let (config, model, io) = try FixtureParityTests.loadCase(name, weights: ext)
         let input = try XCTUnwrap(io["input"])
         let trace = ForwardTrace()
         var blocks: [Int: [Float]] = [:]
@@ -93,11 +89,8 @@ final class DyVMTrainingParityTests: XCTestCase {
     override func setUp() { Parallel.threads = 2 }
 
     func testMicroTrain() throws {
-        let dir = FixtureParityTests.resources, name = "dyvm-micro-train"
-        let config = try VimConfig.load(json: dir.appendingPathComponent("\(name).json").path)
-        let model = VimModel(config: config)
-        try model.load(weights: dir.appendingPathComponent("\(name).pth").path)
-        let io = try SafeTensors.read(dir.appendingPathComponent("\(name).io.safetensors").path)
+        let name = "dyvm-micro-train"
+        let (config, model, io) = try FixtureParityTests.loadCase(name, weights: "pth")
         let input = try XCTUnwrap(io["input"])
         let images = Tensor(shape: input.shape, values: input.floats())
         images.requiresGrad = false

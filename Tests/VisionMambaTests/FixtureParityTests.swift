@@ -9,14 +9,20 @@ import XCTest
 final class FixtureParityTests: XCTestCase {
     static let resources = Bundle.module.bundleURL.appendingPathComponent("Resources")
 
+    /// A fixture case: its config, the model with the case's weights (`ext`: pth or safetensors)
+    /// and its io tensors.
+    static func loadCase(_ name: String, weights ext: String, directory: URL = resources) throws -> (VimConfig, VimModel, TensorFile) {
+        let config = try VimConfig.load(json: directory.appendingPathComponent("\(name).json").path)
+        let model = VimModel(config: config)
+        try model.load(weights: directory.appendingPathComponent("\(name).\(ext)").path)
+        return (config, model, try SafeTensors.read(directory.appendingPathComponent("\(name).io.safetensors").path))
+    }
+
     override func setUp() { Parallel.threads = 2 }
 
     func check(case name: String, weights ext: String, directory: URL = resources,
                tolerance: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
-        let config = try VimConfig.load(json: directory.appendingPathComponent("\(name).json").path)
-        let model = VimModel(config: config)
-        try model.load(weights: directory.appendingPathComponent("\(name).\(ext)").path)
-        let io = try SafeTensors.read(directory.appendingPathComponent("\(name).io.safetensors").path)
+        let (config, model, io) = try Self.loadCase(name, weights: ext, directory: directory)
         let input = try XCTUnwrap(io["input"])
         var blocks: [Int: [Float]] = [:]
         let logits = model(Tensor(shape: input.shape, values: input.floats())) { i, r in blocks[i] = r.array }
@@ -60,10 +66,7 @@ final class GradientParityTests: XCTestCase {
     override func setUp() { Parallel.threads = 2 }
 
     func check(case name: String, weights ext: String) throws {
-        let dir = FixtureParityTests.resources
-        let model = VimModel(config: try VimConfig.load(json: dir.appendingPathComponent("\(name).json").path))
-        try model.load(weights: dir.appendingPathComponent("\(name).\(ext)").path)
-        let io = try SafeTensors.read(dir.appendingPathComponent("\(name).io.safetensors").path)
+        let (_, model, io) = try FixtureParityTests.loadCase(name, weights: ext)
         let input = try XCTUnwrap(io["input"])
         let images = Tensor(shape: input.shape, values: input.floats())
         images.requiresGrad = false
@@ -90,11 +93,7 @@ final class GradientParityTests: XCTestCase {
 /// logits within relative L2 1e-5 and the tokens each block's mixer sees, exactly.
 final class FusionParityTests: XCTestCase {
     func check(_ name: String) throws {
-        let dir = FixtureParityTests.resources
-        let config = try VimConfig.load(json: dir.appendingPathComponent("\(name).json").path)
-        let model = VimModel(config: config)
-        try model.load(weights: dir.appendingPathComponent("\(name).pth").path)
-        let io = try SafeTensors.read(dir.appendingPathComponent("\(name).io.safetensors").path)
+        let (config, model, io) = try FixtureParityTests.loadCase(name, weights: "pth")
         let input = try XCTUnwrap(io["input"])
         let logits = model(Tensor(shape: input.shape, values: input.floats()))
         XCTAssertLessThan(relativeL2(logits.array, try XCTUnwrap(io["logits"]).floats()), 1e-5)
