@@ -10,6 +10,9 @@ import PackageDescription
 let targetCPU = Context.environment["VISION_MAMBA_TARGET_CPU"].flatMap { $0.isEmpty ? nil : $0 }
 let fast: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0], .when(configuration: .release))] } ?? []
 
+// BLAS is Accelerate on Apple platforms and OpenBLAS elsewhere.
+let openBLAS: [Platform] = [.linux, .android, .windows, .openbsd]
+
 let package = Package(
     name: "VisionMamba",
     platforms: [.macOS(.v14)],
@@ -20,34 +23,48 @@ let package = Package(
         .library(name: "VisionMamba", targets: ["VisionMamba"]),
         .library(name: "VisionMambaData", targets: ["VisionMambaData"]),
         .library(name: "VisionMambaTraining", targets: ["VisionMambaTraining"]),
+        .library(name: "VisionMambaDistributed", targets: ["VisionMambaDistributed"]),
         .executable(name: "vision-mamba", targets: ["vision-mamba"]),
+        .executable(name: "vision-mamba-mpi", targets: ["vision-mamba-mpi"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", providers: [.apt(["libturbojpeg0-dev"])]),
-        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
-        .systemLibrary(name: "CMPI", path: "Sources/CMPI", providers: [.apt(["libopenmpi-dev"])]),
-        .target(name: "MambaTensor", dependencies: ["CBLAS"], swiftSettings: fast),
+        // System libraries are found through pkg-config (Debian and Homebrew install the .pc files).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi",
+                       providers: [.apt(["libopenmpi-dev"]), .brew(["open-mpi"])]),
+        .target(name: "MambaTensor",
+                dependencies: [.target(name: "CBLAS", condition: .when(platforms: openBLAS))],
+                swiftSettings: fast,
+                linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS, .visionOS]))]),
         .target(name: "MambaNN", dependencies: ["MambaTensor"], swiftSettings: fast),
         .target(name: "MambaIO", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: fast),
         .target(name: "VisionMamba", dependencies: ["MambaNN", "MambaTensor", "MambaIO"], swiftSettings: fast),
         .target(name: "VisionMambaData", dependencies: ["MambaTensor", "MambaIO"],
                 resources: [.copy("Resources/digits.bin")], swiftSettings: fast),
-        .target(name: "VisionMambaTraining", dependencies: ["VisionMamba", "VisionMambaData", "MambaNN", "MambaTensor", "MambaIO", "CMPI"],
+        .target(name: "VisionMambaTraining", dependencies: ["VisionMamba", "VisionMambaData", "MambaNN", "MambaTensor", "MambaIO"],
                 swiftSettings: fast),
-        .executableTarget(
-            name: "vision-mamba",
+        // Data parallelism over MPI, apart so that nothing else links an MPI runtime.
+        .target(name: "VisionMambaDistributed", dependencies: ["VisionMambaTraining", "CMPI"], swiftSettings: fast),
+        .target(
+            name: "VisionMambaCLI",
             dependencies: ["VisionMamba", "VisionMambaData", "VisionMambaTraining", "MambaIO", "MambaNN", "MambaTensor",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast),
+        .executableTarget(name: "vision-mamba", dependencies: ["VisionMambaCLI"], swiftSettings: fast),
+        .executableTarget(name: "vision-mamba-mpi", dependencies: ["VisionMambaCLI", "VisionMambaDistributed"], swiftSettings: fast),
         .testTarget(name: "MambaTensorTests", dependencies: ["MambaTensor"]),
         .testTarget(name: "TrainingTests", dependencies: ["VisionMambaTraining", "VisionMambaData", "VisionMamba", "MambaNN", "MambaTensor", "MambaIO"],
                     exclude: ["make_cifar.py"], resources: [.copy("Resources")]),
         .testTarget(name: "MambaIOTests", dependencies: ["MambaIO"], exclude: ["make_fixtures.py"], resources: [.copy("Resources")]),
-        .testTarget(name: "CLITests", dependencies: ["vision-mamba", "MambaIO"]),
+        .testTarget(name: "CLITests", dependencies: ["vision-mamba", "vision-mamba-mpi", "MambaIO"]),
         .testTarget(name: "VisionMambaTests", dependencies: ["VisionMamba", "MambaIO", "MambaTensor"],
                     resources: [.copy("Resources")]),
     ],

@@ -1,6 +1,6 @@
-// Open MPI (Debian's libopenmpi-dev). Its handles are macros over addresses of globals, which
-// Swift cannot import, so the few we use are wrapped here.
-#include "/usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h"
+// Open MPI (pkg-config ompi.pc gives the include folder). Its handles are macros over addresses
+// of globals, which Swift cannot import, so the few we use are wrapped here.
+#include <mpi.h>
 
 static inline MPI_Comm vm_mpi_comm_world(void) { return MPI_COMM_WORLD; }
 static inline MPI_Datatype vm_mpi_float(void) { return MPI_FLOAT; }

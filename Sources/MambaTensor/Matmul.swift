@@ -1,6 +1,10 @@
+#if canImport(Accelerate)
+import Accelerate
+#else
 import CBLAS
+#endif
 
-/// C[M,N] = A[M,K] · B[N,K]ᵀ (+ C when `accumulate`), row-major, through OpenBLAS sgemm.
+/// C[M,N] = A[M,K] · B[N,K]ᵀ (+ C when `accumulate`), row-major, through BLAS sgemm (OpenBLAS, or Accelerate on Apple platforms).
 /// `lda`, `ldb`, `ldc` are row strides, so column blocks of a wider matrix can be used in place.
 /// Called from one thread only: OpenBLAS runs its own pool (never nest it inside parallelFor).
 @inlinable

@@ -25,12 +25,21 @@ public enum Profiler {
     }
 }
 
-/// Peak resident memory of this process in MiB (VmHWM), or 0 where /proc is absent.
+/// Peak resident memory of this process in MiB: VmHWM from /proc on Linux, else getrusage's
+/// maximum resident set (kilobytes on Linux, bytes on Apple platforms).
 public func peakResidentMiB() -> Double {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) } ?? 0
-        return kb / 1024
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) } ?? 0
+            return kb / 1024
+        }
     }
-    return 0
+    var usage = rusage()
+    #if canImport(Darwin)
+    guard getrusage(RUSAGE_SELF, &usage) == 0 else { return 0 }
+    return Double(usage.ru_maxrss) / (1024 * 1024)
+    #else
+    guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+    return Double(usage.ru_maxrss) / 1024
+    #endif
 }

@@ -59,7 +59,7 @@ public final class Tensor: @unchecked Sendable {
     /// so every activation buffer of a forward pass paid its page faults again (a third of the
     /// conv kernel's time at batch 8). Keeping large blocks on the heap lets them be reused.
     private static let allocatorConfigured: Void = {
-        #if os(Linux)
+        #if canImport(Glibc)
         _ = glibcMallopt(-3, 1 << 30)  // M_MMAP_THRESHOLD
         _ = glibcMallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
         #endif
@@ -108,7 +108,7 @@ public func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
     a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in relativeL2(pa, pb) } }
 }
 
-#if os(Linux)
+#if canImport(Glibc)
 // glibc's mallopt (malloc.h is not part of the Glibc module).
 @_silgen_name("mallopt") private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
 #endif

@@ -14,7 +14,7 @@ public struct Evaluation: Sendable {
 
 /// Evaluates `model` on every sample of `loader` (no augmentation), cross-entropy without smoothing.
 /// In a data-parallel run each rank evaluates its share and the sums are reduced.
-public func evaluate(_ model: VimModel, loader: DataLoader, world: Distributed = .world) throws -> Evaluation {
+public func evaluate(_ model: VimModel, loader: DataLoader, world: ProcessGroup = SingleProcess()) throws -> Evaluation {
     var lossSum = 0.0, correct1 = 0, correct5 = 0, seen = 0, gatesOn = 0, gates = 0
     try loader.forEachBatch(epoch: 0) { _, batch in
         let trace = model.config.dyvm == nil ? nil : ForwardTrace()

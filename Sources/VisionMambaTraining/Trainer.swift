@@ -65,13 +65,13 @@ public final class Trainer {
     /// DyVM's frozen dense teacher.
     let teacher: VimModel?
     /// The processes of a data-parallel run (one when not started by mpirun).
-    public let world: Distributed
+    public let world: ProcessGroup
 
     /// `finetune`: weights to start from (an official .pth or any weights file), loaded as the
     /// official main.py `--finetune` does: a head of another class count is replaced and pos_embed
     /// interpolated to the new grid (`interpolation`).
     public init(options: TrainOptions, outputDir: String, resume: String? = nil, finetune: String? = nil,
-                interpolation: PositionEmbeddingInterpolation = .official, world: Distributed = .world,
+                interpolation: PositionEmbeddingInterpolation = .official, world: ProcessGroup = SingleProcess(),
                 log: @escaping (String) -> Void = { print($0) }) throws {
         var options = options
         var resumed: (file: TensorFile, state: TrainingState)? = nil

@@ -1,10 +1,12 @@
 import Foundation
 import XCTest
 
-/// `mpirun -np 2 vision-mamba train` on loopback: equal to one process with the doubled batch,
+/// `mpirun -np 2 vision-mamba-mpi train` on loopback: equal to one process with the doubled batch,
 /// quiet ranks, and a killed rank stopping the job with a resumable checkpoint left behind.
 final class DistributedTests: XCTestCase {
     static let mpirun = "/usr/bin/mpirun"
+    /// The data-parallel build of the command line, beside the single-process one.
+    static let mpiBinary = CLITests.binary.deletingLastPathComponent().appendingPathComponent("vision-mamba-mpi")
     var tmp: URL!
     var config: String!
 
@@ -63,7 +65,7 @@ final class DistributedTests: XCTestCase {
         let one = tmp.appendingPathComponent("one").path, two = tmp.appendingPathComponent("two").path
         let a = try run(CLITests.binary.path, train(one, batch: 64, epochs: 3))
         XCTAssertEqual(a.code, 0, a.err)
-        let b = try run(Self.mpirun, ["--oversubscribe", "-np", "2", CLITests.binary.path] + train(two, batch: 32, epochs: 3))
+        let b = try run(Self.mpirun, ["--oversubscribe", "-np", "2", Self.mpiBinary.path] + train(two, batch: 32, epochs: 3))
         XCTAssertEqual(b.code, 0, b.err)
         // Only rank 0 speaks.
         XCTAssertEqual(b.out.components(separatedBy: "done: top-1").count - 1, 1, b.out)
@@ -82,7 +84,7 @@ final class DistributedTests: XCTestCase {
     /// is intact and the run resumes on one process.
     func testKilledRankStopsTheJobAndTheRunResumesOnFewerRanks() throws {
         let dir = tmp.appendingPathComponent("run").path
-        let (job, out, err) = process(Self.mpirun, ["--oversubscribe", "-np", "2", CLITests.binary.path] + train(dir, batch: 32, epochs: 8))
+        let (job, out, err) = process(Self.mpirun, ["--oversubscribe", "-np", "2", Self.mpiBinary.path] + train(dir, batch: 32, epochs: 8))
         try job.run()
         let state = dir + "/checkpoint.json"
         let deadline = Date().addingTimeInterval(120)
@@ -110,5 +112,17 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(r.code, 0, r.err)
         XCTAssertTrue(r.out.contains("resuming a run of 2 process(es) on 1"), r.out)
         XCTAssertEqual(try metrics(dir).count, 8)
+    }
+
+    /// The single-process build never links MPI; started as one of several ranks it says which
+    /// build to run instead of training alone on every rank.
+    func testSingleProcessBuildUnderMPIRunPointsToTheMPIBuild() throws {
+        let dir = tmp.appendingPathComponent("alone").path
+        let r = try run(Self.mpirun, ["--oversubscribe", "-np", "2", CLITests.binary.path] + train(dir, batch: 32, epochs: 1))
+        XCTAssertNotEqual(r.code, 0)
+        XCTAssertTrue(r.err.contains("run vision-mamba-mpi under mpirun"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"))
+        let linked = try run("/usr/bin/ldd", [CLITests.binary.path]).out
+        XCTAssertFalse(linked.contains("libmpi"), linked)
     }
 }

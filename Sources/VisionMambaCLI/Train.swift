@@ -25,7 +25,7 @@ struct Train: ParsableCommand {
             if let fusion = try fusionOptions.make(depth: config.depth) { config.fusion = fusion }
             config = try dyvmOptions.apply(to: config)
         }
-        let world = Distributed.world
+        let world = try World.current()
         let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
                                   interpolation: posEmbedInterp, world: world)
         let processes = world.size > 1 ? "\(world.size) processes × " : ""

@@ -61,7 +61,7 @@ struct Bench: ParsableCommand {
         let labels = (0..<batch).map { $0 % config.numClasses }
         let optimizer = train ? AdamW(parameters: net.namedParameters(), lr: 1e-4, weightDecay: 0.05) : nil
         // Under mpirun a training step also averages the gradients over the ranks.
-        let world = train ? Distributed.world : nil
+        let world: ProcessGroup? = try train ? World.current() : nil
         func pass() {
             guard let optimizer else { _ = net(input); return }
             let tape = Tape()

@@ -3,16 +3,20 @@ import Foundation
 import MambaTensor
 import VisionMambaTraining
 
-@main
-struct VisionMambaCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The `vision-mamba` command line. The executables call `main(joinWorld:)`: the single-process
+/// one with no group, `vision-mamba-mpi` with the MPI one.
+public struct VisionMambaCommand: ParsableCommand {
+    public init() {}
+
+    public static let configuration = CommandConfiguration(
         commandName: "vision-mamba",
         abstract: "Run, benchmark and convert Vision Mamba (Vim) models.",
         subcommands: [Forward.self, Gradients.self, Train.self, Eval.self, Bench.self, Flops.self, Study.self, Predict.self, Convert.self, Models.self])
 
     /// One place turns failures into the contract: usage errors keep argument-parser's own
     /// message and code; anything else is one line on stderr and exit code 1.
-    static func main() {
+    public static func main(joinWorld: (() -> ProcessGroup?)? = nil) {
+        World.join = joinWorld
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -21,7 +25,7 @@ struct VisionMambaCommand: ParsableCommand {
                 exit(withError: error)
             }
             // In a data-parallel run the others may be waiting on this rank: stop them all.
-            if let world = Distributed.started, world.size > 1 {
+            if let world = World.started, world.size > 1 {
                 FileHandle.standardError.write(Data("error: rank \(world.rank): \(error)\n".utf8))
                 world.abort(code: 1)
             }

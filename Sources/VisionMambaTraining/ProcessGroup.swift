@@ -1,0 +1,90 @@
+import Dispatch
+import MambaTensor
+
+/// The processes of a data-parallel run, as the trainer sees them: a rank among `size`, sums
+/// and broadcasts over all of them. A single process is a group of one (`SingleProcess`); the
+/// MPI implementation lives in VisionMambaDistributed, so nothing here links an MPI runtime.
+public protocol ProcessGroup: AnyObject, Sendable {
+    var rank: Int { get }
+    var size: Int { get }
+    /// Seconds spent in gradient sums since the last `resetTimers()`.
+    var allreduceSeconds: Double { get }
+    func resetTimers()
+    /// In place: every rank ends with the element-wise sum over ranks.
+    func sum(_ values: UnsafeMutablePointer<Float>, count: Int)
+    /// Sum over ranks of a few doubles (metrics).
+    func sum(_ values: [Double]) -> [Double]
+    /// Rank 0's values on every rank.
+    func broadcast(_ values: UnsafeMutablePointer<Float>, count: Int)
+    /// Waits for every rank.
+    func barrier()
+    /// Ends the group cleanly after a successful run.
+    func finish()
+    /// Stops every rank at once (the others may be waiting in a collective).
+    func abort(code: Int32)
+}
+
+extension ProcessGroup {
+    public var isLeader: Bool { rank == 0 }
+
+    /// Averages the gradients of `parameters` over ranks, in buckets of about 4 MiB packed into
+    /// one buffer (one sum per bucket, as DDP's buckets).
+    public func averageGradients(_ parameters: [Tensor]) {
+        guard size > 1 else { return }
+        let bucket = 1 << 20
+        var i = 0
+        while i < parameters.count {
+            var group: [Tensor] = [], n = 0
+            while i < parameters.count && (group.isEmpty || n + parameters[i].count <= bucket) {
+                group.append(parameters[i]); n += parameters[i].count; i += 1
+            }
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            defer { buffer.deallocate() }
+            var offset = 0
+            for p in group {
+                (buffer + offset).update(from: p.gradBuffer().data, count: p.count)
+                offset += p.count
+            }
+            sum(buffer, count: n)
+            let scale = 1 / Float(size)
+            offset = 0
+            for p in group {
+                let g = p.gradBuffer()
+                for k in 0..<p.count { g.data[k] = buffer[offset + k] * scale }
+                offset += p.count
+            }
+        }
+    }
+
+    /// Seconds one sum of `count` floats takes with every rank already waiting (the network's
+    /// share, without the time a rank spends waiting for slower ones).
+    public func measureAllreduce(count: Int, repeats: Int = 5) -> Double {
+        guard size > 1 else { return 0 }
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1, count: count)
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            sum(buffer, count: count)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        }
+        return best
+    }
+}
+
+/// A run of one process: every collective is the identity.
+public final class SingleProcess: ProcessGroup {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public var allreduceSeconds: Double { 0 }
+    public func resetTimers() {}
+    public func sum(_ values: UnsafeMutablePointer<Float>, count: Int) {}
+    public func sum(_ values: [Double]) -> [Double] { values }
+    public func broadcast(_ values: UnsafeMutablePointer<Float>, count: Int) {}
+    public func barrier() {}
+    public func finish() {}
+    public func abort(code: Int32) {}
+}

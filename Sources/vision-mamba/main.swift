@@ -1,0 +1,4 @@
+import VisionMambaCLI
+
+// One process; data-parallel training is vision-mamba-mpi.
+VisionMambaCommand.main()
