@@ -7,19 +7,19 @@ public enum CheckpointFile {
         let head = try firstBytes(path, 8)
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try TorchCheckpoint.read(path).stateDict() }
         if head.first == 0x80 && head.count > 1 && head[1] <= 5 {
-            throw IOFailure(path, "legacy (non-zip) torch.save format is not supported; re-save it with torch >= 1.6")
+            throw FileError.legacyTorchFormat(path: path)
         }
         return try SafeTensors.read(path)
     }
 
     static func firstBytes(_ path: String, _ n: Int) throws -> [UInt8] {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw IOFailure(path, "no such file") }
-        if isDir.boolValue { throw IOFailure(path, "is a directory, not a file") }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw IOFailure(path, "cannot open for reading") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw FileError.notFound(path: path) }
+        if isDir.boolValue { throw FileError.isDirectory(path: path) }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw FileError.unreadable(path: path, reason: "cannot open for reading") }
         defer { try? handle.close() }
         let data = (try? handle.read(upToCount: n)) ?? nil
-        guard let data, !data.isEmpty else { throw IOFailure(path, "empty file") }
+        guard let data, !data.isEmpty else { throw FileError.empty(path: path) }
         return [UInt8](data)
     }
 }

@@ -8,6 +8,8 @@ public struct RGBImage: Sendable {
     public var height: Int
     public var pixels: [UInt8]
 
+    /// Callers build `pixels` for the size they pass (the decoders check file sizes before they
+    /// allocate), so a mismatch is a programming error and traps.
     public init(width: Int, height: Int, pixels: [UInt8]) {
         precondition(pixels.count == width * height * 3, "\(width)x\(height) RGB needs \(width * height * 3) bytes")
         self.width = width
@@ -19,32 +21,44 @@ public struct RGBImage: Sendable {
 /// Decodes JPEG (libjpeg-turbo) and PNG (libpng) files to RGB as PIL's `convert("RGB")` gives
 /// them: greyscale replicated to three channels, alpha dropped (not blended), palettes expanded.
 public enum ImageDecoder {
+    /// Images with more pixels than this are refused before anything is allocated (4 bytes
+    /// per pixel while decoding: 1 GiB).
+    public static let maxPixels = 1 << 28
+
     public static func decode(_ path: String) throws -> RGBImage {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw IOFailure(path, "no such file") }
-        if isDir.boolValue { throw IOFailure(path, "is a directory, not an image") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw IOFailure(path, "cannot read file") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw FileError.notFound(path: path) }
+        if isDir.boolValue { throw FileError.isDirectory(path: path) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw FileError.unreadable(path: path, reason: "cannot read the file") }
         let bytes = [UInt8](data)
         if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return try decodeJPEG(bytes, path: path) }
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return try decodePNG(bytes, path: path) }
-        throw IOFailure(path, bytes.isEmpty ? "empty file" : "not a JPEG or PNG image")
+        throw bytes.isEmpty ? FileError.empty(path: path) : FileError.unsupportedImage(path: path)
+    }
+
+    /// width × height × channels for positive sizes from a file header, or nil when too large.
+    static func byteCount(width: Int, height: Int, channels: Int) -> Int? {
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        guard !overflow, pixels <= maxPixels else { return nil }
+        return pixels * channels                        // at most 4 · 2^28
     }
 
     static func decodeJPEG(_ bytes: [UInt8], path: String) throws -> RGBImage {
-        guard let handle = tjInitDecompress() else { throw IOFailure(path, "cannot start the JPEG decoder") }
+        guard let handle = tjInitDecompress() else { throw FileError.decodeFailed(path: path, format: "JPEG", reason: "cannot start the decoder") }
         defer { tjDestroy(handle) }
-        func failure(_ what: String) -> IOFailure {
-            IOFailure(path, "\(what): \(String(cString: tjGetErrorStr2(handle)).trimmingCharacters(in: .whitespaces))")
+        func failure() -> FileError {
+            .decodeFailed(path: path, format: "JPEG", reason: String(cString: tjGetErrorStr2(handle)).trimmingCharacters(in: .whitespaces))
         }
         var width: Int32 = 0, height: Int32 = 0, subsamp: Int32 = 0, colorspace: Int32 = 0
         let ok = bytes.withUnsafeBufferPointer {
             tjDecompressHeader3(handle, $0.baseAddress, UInt(bytes.count), &width, &height, &subsamp, &colorspace)
         }
-        guard ok == 0, width > 0, height > 0 else { throw failure("unreadable JPEG header") }
-        guard Int(width) * Int(height) <= 1 << 28 else { throw IOFailure(path, "JPEG of \(width)x\(height) pixels is too large") }
+        guard ok == 0, width > 0, height > 0 else { throw failure() }
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
-        let channels = isCMYK ? 4 : 3
-        var out = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
+        guard let count = byteCount(width: Int(width), height: Int(height), channels: isCMYK ? 4 : 3) else {
+            throw FileError.imageTooLarge(path: path, width: Int(width), height: Int(height))
+        }
+        var out = [UInt8](repeating: 0, count: count)
         let status = bytes.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 tjDecompress2(handle, src.baseAddress, UInt(bytes.count), dst.baseAddress, width, 0, height,
@@ -53,7 +67,7 @@ public enum ImageDecoder {
         }
         // A warning (e.g. a premature end of data) still yields an image, as PIL with
         // LOAD_TRUNCATED_IMAGES would; PIL by default raises, and so do we.
-        guard status == 0 else { throw failure("cannot decode JPEG") }
+        guard status == 0 else { throw failure() }
         if isCMYK {
             // PIL reads libjpeg's CMYK as inverted ("CMYK;I"), then converts each channel as
             // nk − nk·c/255 with nk = 255 − k and its rounded MULDIV255.
@@ -75,19 +89,22 @@ public enum ImageDecoder {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         defer { png_image_free(&image) }
-        func failure(_ what: String) -> IOFailure {
+        func failure() -> FileError {
             let message = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            return IOFailure(path, "\(what): \(message)")
+            return .decodeFailed(path: path, format: "PNG", reason: message)
         }
         let began = bytes.withUnsafeBufferPointer { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
-        guard began != 0 else { throw failure("unreadable PNG") }
+        guard began != 0 else { throw failure() }
         let width = Int(image.width), height = Int(image.height)
-        guard width > 0, height > 0, width * height <= 1 << 28 else { throw IOFailure(path, "PNG of \(width)x\(height) pixels is not supported") }
+        guard width > 0, height > 0 else { throw FileError.decodeFailed(path: path, format: "PNG", reason: "no pixels") }
+        guard let count = byteCount(width: width, height: height, channels: 4) else {
+            throw FileError.imageTooLarge(path: path, width: width, height: height)
+        }
         // Read as RGBA and drop alpha: PIL's convert("RGB") discards alpha without blending.
         image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)  // PNG_FORMAT_RGBA
-        var rgba = [UInt8](repeating: 0, count: width * height * 4)
+        var rgba = [UInt8](repeating: 0, count: count)
         let finished = rgba.withUnsafeMutableBufferPointer { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
-        guard finished != 0 else { throw failure("cannot decode PNG") }
+        guard finished != 0 else { throw failure() }
         var rgb = [UInt8](repeating: 0, count: width * height * 3)
         for i in 0..<(width * height) {
             rgb[3 * i] = rgba[4 * i]; rgb[3 * i + 1] = rgba[4 * i + 1]; rgb[3 * i + 2] = rgba[4 * i + 2]

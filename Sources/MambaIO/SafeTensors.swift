@@ -9,19 +9,18 @@ public enum SafeTensors {
     /// Memory-maps `path` and checks every entry against the file.
     public static func read(_ path: String) throws -> TensorFile {
         let map = try MappedFile(path)
-        guard map.count >= 8 else { throw IOFailure(path, "too short for a safetensors file (\(map.count) bytes)") }
+        guard map.count >= 8 else { throw FileError.truncated(path: path, needed: 8, available: map.count) }
         let headerLength = UInt64(littleEndian: map.pointer.loadUnaligned(as: UInt64.self))
         guard headerLength <= UInt64(maxHeaderBytes) else {
-            throw IOFailure(path, "safetensors header claims \(headerLength) bytes (limit \(maxHeaderBytes)); not a safetensors file or damaged")
+            throw FileError.headerTooLarge(path: path, length: headerLength, limit: maxHeaderBytes)
         }
-        guard 8 + Int(headerLength) <= map.count else {
-            throw IOFailure(path, "truncated: header of \(headerLength) bytes but the file has \(map.count)")
-        }
+        let dataStart = 8 + Int(headerLength)           // at most 8 + maxHeaderBytes: no overflow
+        guard dataStart <= map.count else { throw FileError.truncated(path: path, needed: dataStart, available: map.count) }
         let headerData = Data(bytes: map.pointer + 8, count: Int(headerLength))
         guard let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
-            throw IOFailure(path, "safetensors header is not a JSON object")
+            throw FileError.malformedHeader(path: path, detail: "not a JSON object")
         }
-        let dataStart = 8 + Int(headerLength), dataCount = map.count - dataStart
+        let dataCount = map.count - dataStart
         var file = TensorFile()
         var entries: [(offset: Int, name: String, tensor: StoredTensor)] = []
         for (name, value) in header {
@@ -31,17 +30,19 @@ public enum SafeTensors {
             }
             guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
-            else { throw IOFailure(path, "tensor '\(name)': malformed header entry") }
+            else { throw FileError.malformedEntry(path: path, tensor: name) }
             guard let dtype = StoredDType(rawValue: dtypeName) else {
-                throw IOFailure(path, "tensor '\(name)': unsupported dtype \(dtypeName)")
+                throw FileError.unsupportedDType(path: path, tensor: name, dtype: dtypeName)
             }
-            guard shape.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) else { throw IOFailure(path, "tensor '\(name)': invalid shape \(shape)") }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw FileError.invalidShape(path: path, tensor: name, shape: shape) }
             let (begin, end) = (offsets[0], offsets[1])
-            let (elements, overflow) = shape.reduce((1, false)) { acc, d in
-                let (v, o) = acc.0.multipliedReportingOverflow(by: d); return (v, acc.1 || o)
+            guard begin >= 0, end >= begin, end <= dataCount else {
+                throw FileError.dataOutOfBounds(path: path, tensor: name, begin: begin, end: end, available: dataCount)
             }
-            guard !overflow, begin >= 0, end >= begin, end <= dataCount, end - begin == elements * dtype.byteCount else {
-                throw IOFailure(path, "tensor '\(name)': data_offsets [\(begin), \(end)) do not fit shape \(shape) \(dtypeName) inside the \(dataCount)-byte data section")
+            // Shape × dtype size, checked: [2^31, 2^31] F32 must not wrap to a size that fits.
+            guard let bytes = checkedProduct(shape + [dtype.byteCount]) else { throw FileError.sizeOverflow(path: path, tensor: name) }
+            guard bytes == end - begin else {
+                throw FileError.byteCountMismatch(path: path, tensor: name, expected: bytes, found: end - begin)
             }
             entries.append((begin, name, StoredTensor(dtype: dtype, shape: shape, storage: map.storage, offset: dataStart + begin)))
         }
@@ -76,20 +77,20 @@ public func writeAtomically(_ data: Data, to path: String) throws {
     let url = URL(fileURLWithPath: path)
     let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-        throw IOFailure(path, "cannot create a file in \(url.deletingLastPathComponent().path)")
+        throw FileError.unwritable(path: path, reason: "cannot create a temporary file in its folder")
     }
     do {
         let handle = try FileHandle(forWritingTo: tmp)
         try handle.write(contentsOf: data)
         try handle.synchronize()
         try handle.close()
-        if rename(tmp.path, path) != 0 { throw IOFailure(path, "cannot write: \(String(cString: strerror(errno)))") }
-    } catch let error as IOFailure {
+        if rename(tmp.path, path) != 0 { throw FileError.unwritable(path: path, reason: String(cString: strerror(errno))) }
+    } catch let error as FileError {
         try? FileManager.default.removeItem(at: tmp)
         throw error
     } catch {
         try? FileManager.default.removeItem(at: tmp)
-        throw IOFailure(path, "cannot write: \(error.localizedDescription)")
+        throw FileError.unwritable(path: path, reason: error.localizedDescription)
     }
 }
 
@@ -101,18 +102,29 @@ final class MappedFile {
 
     init(_ path: String) throws {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw IOFailure(path, "no such file") }
-        if isDir.boolValue { throw IOFailure(path, "is a directory, not a file") }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw FileError.notFound(path: path) }
+        if isDir.boolValue { throw FileError.isDirectory(path: path) }
         let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw IOFailure(path, "cannot open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw FileError.unreadable(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw IOFailure(path, "cannot stat: \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &st) == 0 else { throw FileError.unreadable(path: path, reason: String(cString: strerror(errno))) }
         let size = Int(st.st_size)
-        guard size > 0 else { throw IOFailure(path, "empty file") }
+        guard size > 0 else { throw FileError.empty(path: path) }
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            throw IOFailure(path, "cannot map: \(String(cString: strerror(errno)))")
+            throw FileError.unreadable(path: path, reason: String(cString: strerror(errno)))
         }
         storage = StorageBytes(pointer: UnsafeRawPointer(base), count: size, release: { munmap(base, size) })
     }
+}
+
+/// The product of sizes read from a file, or nil when it does not fit in an Int.
+func checkedProduct(_ factors: [Int]) -> Int? {
+    var product = 1
+    for f in factors {
+        let (p, overflow) = product.multipliedReportingOverflow(by: f)
+        if overflow { return nil }
+        product = p
+    }
+    return product
 }

@@ -52,13 +52,16 @@ public struct StoredTensor: @unchecked Sendable {
         self.offset = offset
     }
 
+    /// The readers check shape × dtype size against the file with overflow-checked arithmetic
+    /// before they build a StoredTensor, so these products cannot overflow.
     public var elementCount: Int { shape.reduce(1, *) }
     public var byteCount: Int { elementCount * dtype.byteCount }
     public var rawBytes: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: storage.pointer + offset, count: byteCount)
     }
 
-    /// A float32 tensor owning a copy of `values`.
+    /// A float32 tensor owning a copy of `values`. Callers pass a tensor's own shape and
+    /// values (nothing from a file), so a mismatch is a programming error and traps.
     public init(shape: [Int], floats values: [Float]) {
         precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
         let bytes = values.withUnsafeBytes { StorageBytes(copying: $0) }
@@ -137,15 +140,4 @@ public struct TensorFile: Sendable {
         if tensors[name] == nil { names.append(name) }
         tensors[name] = tensor
     }
-}
-
-/// A failure reading or writing a file: one line saying what and where.
-public struct IOFailure: Error, CustomStringConvertible, Sendable {
-    public let path: String
-    public let message: String
-    public init(_ path: String, _ message: String) {
-        self.path = path
-        self.message = message
-    }
-    public var description: String { "\(path): \(message)" }
 }

@@ -11,7 +11,7 @@ public struct TorchCheckpoint {
     public static func read(_ path: String) throws -> TorchCheckpoint {
         let archive = try ZipArchive(path)
         guard let pkl = archive.names.first(where: { $0.hasSuffix("/data.pkl") || $0 == "data.pkl" }) else {
-            throw IOFailure(path, "zip archive has no data.pkl; not a torch.save checkpoint")
+            throw FileError.missingEntry(path: path, entry: "data.pkl")
         }
         let prefix = String(pkl.dropLast("data.pkl".count))
         let (storage, offset, count) = try archive.data(pkl)
@@ -30,14 +30,14 @@ public struct TorchCheckpoint {
     /// "model", "state_dict" or "model_ema" (in that order); a leading "module." (from
     /// DistributedDataParallel) is removed from every name; non-tensor entries are skipped.
     public func stateDict() throws -> TensorFile {
-        guard case .dict(let top) = root else { throw IOFailure(path, "checkpoint is not a dict of tensors") }
+        guard case .dict(let top) = root else { throw FileError.noStateDict(path: path, keys: []) }
         var source = top
         if !Self.holdsTensors(top) {
             guard let found = ["model", "state_dict", "model_ema"].lazy.compactMap({ key -> PickleDict? in
                 if case .dict(let d)? = top[key], Self.holdsTensors(d) { return d }
                 return nil
             }).first else {
-                throw IOFailure(path, "no state dict found (top-level keys: \(topLevelKeys.joined(separator: ", ")))")
+                throw FileError.noStateDict(path: path, keys: topLevelKeys)
             }
             source = found
         }
@@ -54,19 +54,38 @@ public struct TorchCheckpoint {
         d.values.contains { if case .tensor = $0 { true } else { false } }
     }
 
+    /// A view may hold more elements than its storage (stride 0, as `expand` makes) only up to
+    /// this many, so that a few bytes of pickle cannot ask for a copy of gigabytes.
+    public static let maxExpandedElements = 1 << 24
+
     /// A view of the tensor's elements in its storage; a non-contiguous view is copied to row-major.
+    /// Sizes, strides and offsets come from the file: every product and sum is overflow-checked
+    /// and the view is bounds-checked against the storage before anything is read or allocated.
     public func tensor(_ t: PickleTensor, name: String) throws -> StoredTensor {
         let (bytes, base, count) = try archive.data(prefix + "data/" + t.storage.key)
         let esize = t.storage.dtype.byteCount
-        guard count >= t.storage.count * esize else {
-            throw IOFailure(path, "tensor '\(name)': storage \(t.storage.key) holds \(count) bytes, expected \(t.storage.count * esize)")
+        guard t.offset >= 0, t.shape.allSatisfy({ $0 >= 0 }), t.stride.allSatisfy({ $0 >= 0 }), t.shape.count == t.stride.count else {
+            throw FileError.invalidShape(path: path, tensor: name, shape: t.shape)
         }
-        let elements = t.shape.reduce(1, *)
+        guard let storageBytes = checkedProduct([t.storage.count, esize]) else { throw FileError.sizeOverflow(path: path, tensor: name) }
+        guard count >= storageBytes else {
+            throw FileError.storageTooSmall(path: path, tensor: name, needed: storageBytes, available: count)
+        }
+        guard let elements = checkedProduct(t.shape) else { throw FileError.sizeOverflow(path: path, tensor: name) }
         if elements == 0 { return StoredTensor(dtype: t.storage.dtype, shape: t.shape, storage: bytes, offset: base) }
-        // The last element any index can reach must lie inside the storage.
-        let last = t.offset + zip(t.shape, t.stride).reduce(0) { $0 + ($1.0 - 1) * $1.1 }
+        // The last element any index can reach, offset + Σ (size − 1)·stride, must lie inside the storage.
+        var last = t.offset
+        for (size, stride) in zip(t.shape, t.stride) {
+            let (step, o1) = (size - 1).multipliedReportingOverflow(by: stride)
+            let (sum, o2) = last.addingReportingOverflow(step)
+            guard !o1, !o2 else { throw FileError.sizeOverflow(path: path, tensor: name) }
+            last = sum
+        }
         guard last < t.storage.count else {
-            throw IOFailure(path, "tensor '\(name)' of shape \(t.shape) reaches element \(last) of a \(t.storage.count)-element storage")
+            throw FileError.viewOutOfStorage(path: path, tensor: name, lastElement: last, storageElements: t.storage.count)
+        }
+        guard elements <= max(t.storage.count, Self.maxExpandedElements) else {
+            throw FileError.expansionTooLarge(path: path, tensor: name, elements: elements, storageElements: t.storage.count)
         }
         var contiguous = [Int](repeating: 1, count: t.shape.count)
         for i in stride(from: t.shape.count - 2, through: 0, by: -1) { contiguous[i] = contiguous[i + 1] * t.shape[i + 1] }

@@ -19,7 +19,9 @@ public enum TorchCheckpointWriter {
         pickle.op(0x28)                                                        // MARK
         for (i, name) in file.names.enumerated() {
             let t = file.tensors[name]!
-            guard let storage = storageType[t.dtype] else { throw IOFailure(path, "tensor '\(name)': \(t.dtype.rawValue) cannot be written to .pth") }
+            guard let storage = storageType[t.dtype] else {
+                throw FileError.unsupportedDType(path: path, tensor: name, dtype: t.dtype.rawValue)
+            }
             pickle.string(name)
             pickle.global("torch._utils", "_rebuild_tensor_v2")
             pickle.op(0x28)                                                    // MARK (args)

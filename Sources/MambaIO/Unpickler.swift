@@ -69,7 +69,10 @@ public final class PickleObject {
 /// Reads a plain pickle file (not a torch archive) whose arrays were written by numpy, e.g.
 /// the CIFAR python batches. Only inert data and numpy's array records are accepted.
 public func readNumpyPickle(_ path: String) throws -> PickleValue {
-    guard let data = FileManager.default.contents(atPath: path) else { throw IOFailure(path, "no such file or unreadable") }
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw FileError.notFound(path: path) }
+    if isDir.boolValue { throw FileError.isDirectory(path: path) }
+    guard let data = FileManager.default.contents(atPath: path) else { throw FileError.unreadable(path: path, reason: "cannot read the file") }
     return try data.withUnsafeBytes { raw in
         var u = Unpickler(path: path, bytes: raw)
         u.allowsNumpy = true
@@ -78,12 +81,13 @@ public func readNumpyPickle(_ path: String) throws -> PickleValue {
 }
 
 extension PickleObject {
-    /// The raw bytes and shape of a numpy uint8 array record.
+    /// The raw bytes and shape of a numpy uint8 array record; nil unless the (file-supplied) shape
+    /// is non-negative and its product, computed without overflow, is the byte count.
     public func uint8Array() -> (shape: [Int], bytes: [UInt8])? {
         guard type == "numpy.ndarray", case .tuple(let s)? = attributes["__state__"], s.count >= 5,
               case .tuple(let dims) = s[1], case .bytes(let bytes) = s[4] else { return nil }
-        let shape = dims.compactMap { if case .int(let i) = $0 { i } else { nil } }
-        guard shape.count == dims.count, shape.reduce(1, *) == bytes.count else { return nil }
+        let shape = dims.compactMap { if case .int(let i) = $0, i >= 0 { i } else { nil } }
+        guard shape.count == dims.count, checkedProduct(shape) == bytes.count else { return nil }
         return (shape, bytes)
     }
 }
@@ -134,10 +138,11 @@ struct Unpickler {
         self.bytes = bytes
     }
 
-    func fail(_ message: String) -> IOFailure { IOFailure(path, "data.pkl: \(message)") }
+    /// `detail` is a fixed phrase, never a value from the file.
+    func fail(_ detail: String) -> FileError { .malformedPickle(path: path, offset: pos, detail: detail) }
 
     mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
-        guard n >= 0, pos <= bytes.count - n else { throw fail("truncated pickle at byte \(pos)") }
+        guard n >= 0, pos <= bytes.count - n else { throw fail("truncated") }
         defer { pos += n }
         return UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + n)])
     }
@@ -149,16 +154,16 @@ struct Unpickler {
         return v
     }
     mutating func line() throws -> String {
-        guard let end = bytes[pos...].firstIndex(of: 0x0A) else { throw fail("truncated pickle (unterminated line)") }
+        guard let end = bytes[pos...].firstIndex(of: 0x0A) else { throw fail("truncated (unterminated line)") }
         defer { pos = end + 1 }
         return String(decoding: bytes[pos..<end], as: UTF8.self)
     }
     mutating func pop() throws -> PickleValue {
-        guard let v = stack.popLast() else { throw fail("stack underflow at byte \(pos)") }
+        guard let v = stack.popLast() else { throw fail("stack underflow") }
         return v
     }
     mutating func popMark() throws -> [PickleValue] {
-        guard let m = marks.popLast(), m <= stack.count else { throw fail("missing MARK at byte \(pos)") }
+        guard let m = marks.popLast(), m <= stack.count else { throw fail("missing MARK") }
         defer { stack.removeSubrange(m...) }
         return Array(stack[m...])
     }
@@ -170,7 +175,7 @@ struct Unpickler {
     func global(_ module: String, _ name: String) throws -> PickleValue {
         let full = "\(module).\(name)"
         guard Self.storageTypes[full] != nil || Self.callables.contains(full) || (allowsNumpy && Self.numpyGlobals.contains(full)) else {
-            throw fail("refusing pickle global '\(full)': only the globals torch.save writes for tensors and checkpoints are allowed")
+            throw FileError.refusedGlobal(path: path, name: full)
         }
         return .global(full)
     }
@@ -220,7 +225,7 @@ struct Unpickler {
             case 0x94: memo[memo.count] = stack.last                    // MEMOIZE
             case 0x68, 0x6A:                                            // BINGET, LONG_BINGET
                 let key = op == 0x68 ? try byte() : try uint(4)
-                guard let v = memo[key] else { throw fail("memo key \(key) not defined at byte \(at)") }
+                guard let v = memo[key] else { throw fail("memo key \(key) is not defined") }
                 try push(v)
             case 0x74: try push(.tuple(try popMark()))                  // TUPLE
             case 0x85: try push(.tuple([try pop()]))                    // TUPLE1
@@ -230,24 +235,24 @@ struct Unpickler {
                 let l = PickleList(); l.items = try popMark(); try push(.list(l))
             case 0x64:                                                  // DICT
                 let items = try popMark(), d = PickleDict()
-                guard items.count % 2 == 0 else { throw fail("odd DICT items at byte \(at)") }
+                guard items.count % 2 == 0 else { throw fail("DICT with an odd number of items") }
                 for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
                 try push(.dict(d))
             case 0x61:                                                  // APPEND
                 let v = try pop()
-                guard case .list(let l)? = stack.last else { throw fail("APPEND to a non-list at byte \(at)") }
+                guard case .list(let l)? = stack.last else { throw fail("APPEND to a non-list") }
                 l.items.append(v)
             case 0x65:                                                  // APPENDS
                 let items = try popMark()
-                guard case .list(let l)? = stack.last else { throw fail("APPENDS to a non-list at byte \(at)") }
+                guard case .list(let l)? = stack.last else { throw fail("APPENDS to a non-list") }
                 l.items += items
             case 0x73:                                                  // SETITEM
                 let v = try pop(), k = try pop()
-                guard case .dict(let d)? = stack.last else { throw fail("SETITEM on a non-dict at byte \(at)") }
+                guard case .dict(let d)? = stack.last else { throw fail("SETITEM on a non-dict") }
                 d.set(k, v)
             case 0x75:                                                  // SETITEMS
                 let items = try popMark()
-                guard case .dict(let d)? = stack.last, items.count % 2 == 0 else { throw fail("bad SETITEMS at byte \(at)") }
+                guard case .dict(let d)? = stack.last, items.count % 2 == 0 else { throw fail("SETITEMS on a non-dict or with an odd number of items") }
                 for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
             case 0x30: _ = try pop()                                    // POP
             case 0x31: _ = try popMark()                                // POP_MARK
@@ -257,7 +262,7 @@ struct Unpickler {
                 try push(try global(module, name))
             case 0x93:                                                  // STACK_GLOBAL
                 let name = try pop(), module = try pop()
-                guard let m = module.stringValue, let n = name.stringValue else { throw fail("bad STACK_GLOBAL at byte \(at)") }
+                guard let m = module.stringValue, let n = name.stringValue else { throw fail("STACK_GLOBAL of non-strings") }
                 try push(try global(m, n))
             case 0x52:                                                  // REDUCE
                 let args = try pop(), callable = try pop()
@@ -278,7 +283,7 @@ struct Unpickler {
             case 0x51:                                                  // BINPERSID
                 try push(try persistentLoad(try pop()))
             default:
-                throw fail(String(format: "unsupported pickle opcode 0x%02x at byte %d", op, at))
+                throw FileError.unsupportedOpcode(path: path, opcode: UInt8(op), offset: at)
             }
         }
     }
@@ -286,7 +291,7 @@ struct Unpickler {
     /// The fixed constructor for each allowed callable global.
     func call(_ callable: PickleValue, _ args: PickleValue) throws -> PickleValue {
         guard case .global(let name) = callable, case .tuple(let a) = args else {
-            throw fail("REDUCE of \(callable) is not allowed")
+            throw fail("REDUCE of something other than an allowed global")
         }
         switch name {
         case "collections.OrderedDict":
@@ -316,7 +321,7 @@ struct Unpickler {
             guard shape.count == strides.count, offset >= 0 else { throw fail("tensor size and stride disagree") }
             return .tensor(PickleTensor(storage: storage, offset: offset, shape: shape, stride: strides))
         default:
-            throw fail("\(name) cannot be called")
+            throw fail("\(name) cannot be called")   // name is from the allow-list
         }
     }
 
@@ -324,7 +329,7 @@ struct Unpickler {
         guard case .tuple(let t) = pid, t.count >= 5, t[0].stringValue == "storage",
               case .global(let type) = t[1], let dtype = Self.storageTypes[type],
               let key = t[2].stringValue, case .int(let count) = t[4], count >= 0 else {
-            throw fail("unsupported persistent id \(pid)")
+            throw fail("unsupported persistent id")
         }
         return .storage(PickleStorage(dtype: dtype, key: key, count: count))
     }

@@ -18,7 +18,7 @@ extension VimModel {
         let file = try CheckpointFile.readStateDict(path)
         let isTraining = file.metadata["training_state"] != nil || file.names.contains { $0.hasPrefix("optimizer.") }
         guard isTraining else {
-            if ema { throw IOFailure(path, "has no model_ema tensors") }
+            if ema { throw FileError.missingTensor(path: path, name: "model_ema.*") }
             return file.tensors
         }
         var out: [String: StoredTensor] = [:]
@@ -29,7 +29,7 @@ extension VimModel {
                 out[name] = t
             }
         }
-        if ema && out.isEmpty { throw IOFailure(path, "has no model_ema tensors (train with --model-ema)") }
+        if ema && out.isEmpty { throw FileError.missingTensor(path: path, name: "model_ema.*") }
         return out
     }
 
@@ -50,7 +50,7 @@ extension VimModel {
             let rows = pos.shape.count == 3 ? pos.shape[1] : 0, D = config.embedDim
             let side = Int(Double(rows - 1).squareRoot())
             guard pos.shape.count == 3, pos.shape[2] == D, side * side == rows - 1 else {
-                throw IOFailure(path, "pos_embed \(describe(shape: pos.shape)) cannot be interpolated to \(describe(shape: shapes["pos_embed"]!))")
+                throw FileError.shapeMismatch(path: path, tensor: "pos_embed", expected: shapes["pos_embed"]!, found: pos.shape)
             }
             // The checkpoint's own grid, with its class token where this model family puts it.
             var source = config

@@ -35,7 +35,7 @@ struct Forward: ParsableCommand {
             out.append("input", StoredTensor(shape: images.shape, floats: images.array))
         } else {
             let file = try SafeTensors.read(input!)
-            guard let stored = file["input"] else { throw IOFailure(input!, "no tensor named 'input'") }
+            guard let stored = file["input"] else { throw FileError.missingTensor(path: input!, name: "input") }
             images = Tensor(shape: stored.shape, values: stored.floats())
         }
         try model.checkInput(shape: images.shape)

@@ -27,15 +27,15 @@ struct Gradients: ParsableCommand {
         threadOptions.apply()
         let model = try modelOptions.makeModel()
         let file = try SafeTensors.read(input)
-        guard let stored = file["input"] else { throw IOFailure(input, "no tensor named 'input'") }
-        guard let storedLabels = file["labels"] else { throw IOFailure(input, "no tensor named 'labels'") }
+        guard let stored = file["input"] else { throw FileError.missingTensor(path: input, name: "input") }
+        guard let storedLabels = file["labels"] else { throw FileError.missingTensor(path: input, name: "labels") }
         let images = Tensor(shape: stored.shape, values: stored.floats())
         images.requiresGrad = false
         try model.checkInput(shape: images.shape)
         if model.config.dyvm != nil { return try runDyVM(model, images: images, file: file) }
         let labels = storedLabels.int64s().map(Int.init)
         guard labels.count == images.shape[0], labels.allSatisfy({ $0 >= 0 && $0 < model.config.numClasses }) else {
-            throw IOFailure(input, "labels must be \(images.shape[0]) class indices in 0..<\(model.config.numClasses)")
+            throw FileError.labelsOutOfRange(path: input, tensor: "labels", count: images.shape[0], classes: model.config.numClasses)
         }
         let tape = Tape()
         let loss = crossEntropy(model(images, tape: tape), labels: labels, tape: tape)
@@ -55,28 +55,28 @@ struct Gradients: ParsableCommand {
                                    stages: dyvm.pruningLoc.count, depth: c.depth)
         for s in 0..<dyvm.pruningLoc.count {
             if let t = file["noise.token.\(s)"] {
-                guard t.elementCount == B * M * 2 else { throw IOFailure(input, "noise.token.\(s) has shape \(t.shape); expected [\(B), \(M), 2]") }
+                guard t.elementCount == B * M * 2 else { throw FileError.shapeMismatch(path: input, tensor: "noise.token.\(s)", expected: [B, M, 2], found: t.shape) }
                 noise.token[s] = t.floats()
             }
         }
         for i in 0..<c.depth {
             if let t = file["noise.block.\(i)"] {
-                guard t.elementCount == B * 2 else { throw IOFailure(input, "noise.block.\(i) has shape \(t.shape); expected [\(B), 2]") }
+                guard t.elementCount == B * 2 else { throw FileError.shapeMismatch(path: input, tensor: "noise.block.\(i)", expected: [B, 2], found: t.shape) }
                 noise.block[i] = t.floats()
             }
         }
         let targets: [Float]
         if let t = file["targets"] {
-            guard t.shape == [B, c.numClasses] else { throw IOFailure(input, "targets has shape \(t.shape); expected [\(B), \(c.numClasses)]") }
+            guard t.shape == [B, c.numClasses] else { throw FileError.shapeMismatch(path: input, tensor: "targets", expected: [B, c.numClasses], found: t.shape) }
             targets = t.floats()
         } else if let l = file["labels"] {
             let labels = l.int64s().map(Int.init)
             guard labels.count == B, labels.allSatisfy({ $0 >= 0 && $0 < c.numClasses }) else {
-                throw IOFailure(input, "labels must be \(B) class indices in 0..<\(c.numClasses)")
+                throw FileError.labelsOutOfRange(path: input, tensor: "labels", count: B, classes: c.numClasses)
             }
             targets = smoothedTargets(labels, classes: c.numClasses, smoothing: 0)
         } else {
-            throw IOFailure(input, "no tensor named 'targets' or 'labels'")
+            throw FileError.missingTensor(path: input, name: "targets")
         }
         let teacher = model.denseCopy()
         let trace = ForwardTrace(), tape = Tape()

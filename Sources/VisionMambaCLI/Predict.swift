@@ -25,7 +25,7 @@ struct Predict: ParsableCommand {
         let model = try modelOptions.makeModel()
         let names = try labels.map(readLabels) ?? []
         if !names.isEmpty && names.count != model.config.numClasses {
-            throw IOFailure(labels!, "has \(names.count) labels; the model has \(model.config.numClasses) classes")
+            throw FileError.countMismatch(path: labels!, what: "labels (one per class)", expected: model.config.numClasses, found: names.count)
         }
         for path in images {
             let logits = model(try loadImageBatch([path], imgSize: model.config.imgSize))
@@ -43,7 +43,7 @@ struct Predict: ParsableCommand {
     }
 
     private func readLabels(_ path: String) throws -> [String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw IOFailure(path, "cannot read label file") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw FileError.unreadable(path: path, reason: "not a UTF-8 text file") }
         return text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0) }
             .reversed().drop(while: { $0.isEmpty }).reversed()
     }

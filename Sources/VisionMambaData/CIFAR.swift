@@ -15,26 +15,24 @@ public struct CIFARDataset: ImageDataset {
     let labels: [Int]
 
     public init(path: String, classes: Int, train: Bool) throws {
-        precondition(classes == 10 || classes == 100)
+        guard classes == 10 || classes == 100 else { throw DatasetError.unsupportedClassCount(path: path, classes: classes) }
         self.classes = classes
         let fm = FileManager.default
-        let folders = [path] + (classes == 10 ? ["cifar-10-batches-bin", "cifar-10-batches-py"] : ["cifar-100-binary", "cifar-100-python"])
-            .map { (path as NSString).appendingPathComponent($0) }
-        let names: (binary: [String], python: [String]) = classes == 10
-            ? (train ? (1...5).map { "data_batch_\($0).bin" } : ["test_batch.bin"], train ? (1...5).map { "data_batch_\($0)" } : ["test_batch"])
-            : (train ? ["train.bin"] : ["test.bin"], train ? ["train"] : ["test"])
+        let folders = [path] + DatasetError.cifarFolders(classes: classes).map { (path as NSString).appendingPathComponent($0) }
+        let names = DatasetError.cifarNames(classes: classes, train: train)
         var px = [UInt8](), lab = [Int]()
         if let dir = folders.first(where: { d in names.binary.allSatisfy { fm.fileExists(atPath: (d as NSString).appendingPathComponent($0)) } }) {
             let labelBytes = classes == 10 ? 1 : 2, record = labelBytes + 3072
             for name in names.binary {
                 let file = (dir as NSString).appendingPathComponent(name)
-                guard let data = fm.contents(atPath: file), !data.isEmpty, data.count % record == 0 else {
-                    throw DatasetError(file, "not a CIFAR-\(classes) binary batch (expected records of \(record) bytes)")
+                guard let data = fm.contents(atPath: file) else { throw DatasetError.unreadable(path: file) }
+                guard !data.isEmpty, data.count % record == 0 else {
+                    throw DatasetError.recordSizeMismatch(path: file, recordBytes: record, fileSize: data.count)
                 }
                 let bytes = [UInt8](data)
                 for r in 0..<(bytes.count / record) {
                     let label = Int(bytes[r * record + labelBytes - 1])   // CIFAR-100: the fine label
-                    guard label < classes else { throw DatasetError(file, "label \(label) out of range in record \(r)") }
+                    guard label < classes else { throw DatasetError.labelOutOfRange(path: file, record: r, label: label, classes: classes) }
                     lab.append(label)
                     px += bytes[(r * record + labelBytes)..<((r + 1) * record)]
                 }
@@ -43,7 +41,7 @@ public struct CIFARDataset: ImageDataset {
             for name in names.python {
                 let file = (dir as NSString).appendingPathComponent(name)
                 let root = try readNumpyPickle(file)
-                guard case .dict(let d) = root else { throw DatasetError(file, "not a CIFAR python batch (no dict)") }
+                guard case .dict(let d) = root else { throw DatasetError.malformedBatch(path: file, classes: classes) }
                 func entry(_ key: String) -> PickleValue? {
                     for (k, v) in zip(d.keys, d.values) {
                         if k.stringValue == key { return v }
@@ -52,19 +50,20 @@ public struct CIFARDataset: ImageDataset {
                     return nil
                 }
                 let labelKey = classes == 10 ? "labels" : "fine_labels"
+                // uint8Array checks that the shape's product (overflow-checked) is the byte count.
                 guard case .object(let array)? = entry("data"), let (shape, bytes) = array.uint8Array(),
                       shape.count == 2, shape[1] == 3072, case .list(let labels)? = entry(labelKey), labels.items.count == shape[0] else {
-                    throw DatasetError(file, "not a CIFAR-\(classes) python batch (expected 'data' [N, 3072] uint8 and '\(labelKey)')")
+                    throw DatasetError.malformedBatch(path: file, classes: classes)
                 }
-                for item in labels.items {
-                    guard case .int(let l) = item, l >= 0, l < classes else { throw DatasetError(file, "label out of range") }
+                for (r, item) in labels.items.enumerated() {
+                    guard case .int(let l) = item else { throw DatasetError.malformedBatch(path: file, classes: classes) }
+                    guard l >= 0, l < classes else { throw DatasetError.labelOutOfRange(path: file, record: r, label: l, classes: classes) }
                     lab.append(l)
                 }
                 px += bytes
             }
         } else {
-            let expected = (names.binary + names.python).joined(separator: ", ")
-            throw DatasetError(path, "no CIFAR-\(classes) \(train ? "training" : "test") data found (looked for \(expected) here and in the standard subfolders)")
+            throw DatasetError.missingCIFAR(path: path, classes: classes, train: train)
         }
         pixels = px
         labels = lab

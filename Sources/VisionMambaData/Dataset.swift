@@ -18,10 +18,72 @@ extension ImageDataset {
     public func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int) { try sample(index) }
 }
 
-/// A dataset that cannot be read: one line naming the path and what was expected.
-public struct DatasetError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ path: String, _ message: String) { description = "\(path): \(message)" }
+/// A dataset that cannot be read, or a dataset setting that cannot be used: one line naming the
+/// path (or the setting) first and what was expected. Values from files or users are clipped.
+public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// CIFAR comes with 10 or 100 classes only.
+    case unsupportedClassCount(path: String, classes: Int)
+    /// Neither format of CIFAR's batches for this split under `path` or its standard subfolders.
+    case missingCIFAR(path: String, classes: Int, train: Bool)
+    /// A CIFAR binary batch whose size is not a whole number of records (truncated, or a
+    /// batch of the other CIFAR, whose records are one byte longer or shorter).
+    case recordSizeMismatch(path: String, recordBytes: Int, fileSize: Int)
+    case labelOutOfRange(path: String, record: Int, label: Int, classes: Int)
+    /// A CIFAR python batch without the expected dict, array or label list.
+    case malformedBatch(path: String, classes: Int)
+    /// An ImageFolder split folder that does not exist.
+    case missingFolder(path: String)
+    case noClassFolders(path: String)
+    case noImages(path: String)
+    case unreadable(path: String)
+    case missingBundledData(name: String)
+    case invalidRandAugment(config: String, setting: String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedClassCount(let path, let classes):
+            "\(path): CIFAR has 10 or 100 classes, not \(classes)"
+        case .missingCIFAR(let path, let classes, let train):
+            "\(path): no CIFAR-\(classes) \(train ? "training" : "test") data found (looked for "
+                + "\(Self.cifarFiles(classes: classes, train: train)) here and in \(Self.cifarFolders(classes: classes).joined(separator: ", "))/)"
+        case .recordSizeMismatch(let path, let recordBytes, let fileSize):
+            "\(path): \(fileSize) bytes is not a whole number of \(recordBytes)-byte records (truncated, or another format)"
+        case .labelOutOfRange(let path, let record, let label, let classes):
+            "\(path): record \(record) has label \(label), outside 0..<\(classes)"
+        case .malformedBatch(let path, let classes):
+            "\(path): not a CIFAR-\(classes) python batch (expected 'data' [N, 3072] uint8 and N '\(classes == 10 ? "labels" : "fine_labels")')"
+        case .missingFolder(let path): "\(path): no such folder; an ImageFolder dataset needs <split>/<class>/<image>"
+        case .noClassFolders(let path): "\(path): no class folders found"
+        case .noImages(let path): "\(path): no .jpg, .jpeg or .png images in its class folders"
+        case .unreadable(let path): "\(path): cannot read"
+        case .missingBundledData(let name): "\(name): the bundled data is missing from the build"
+        case .invalidRandAugment(let config, let setting):
+            "\(clipped(config)): unknown or invalid RandAugment setting '\(clipped(setting))' (expected rand-m9-mstd0.5-inc1 style: m, n, mstd, inc, p)"
+        }
+    }
+
+    static func cifarFolders(classes: Int) -> [String] {
+        classes == 10 ? ["cifar-10-batches-bin", "cifar-10-batches-py"] : ["cifar-100-binary", "cifar-100-python"]
+    }
+
+    /// The batch files of one split: (binary, python).
+    static func cifarNames(classes: Int, train: Bool) -> (binary: [String], python: [String]) {
+        classes == 10
+            ? (train ? (1...5).map { "data_batch_\($0).bin" } : ["test_batch.bin"], train ? (1...5).map { "data_batch_\($0)" } : ["test_batch"])
+            : (train ? ["train.bin"] : ["test.bin"], train ? ["train"] : ["test"])
+    }
+
+    static func cifarFiles(classes: Int, train: Bool) -> String {
+        let (binary, python) = cifarNames(classes: classes, train: train)
+        func span(_ names: [String]) -> String { names.count == 1 ? names[0] : "\(names[0]) … \(names[names.count - 1])" }
+        return "\(span(binary)) or \(span(python))"
+    }
+}
+
+/// A value from a user or a file, on one line and at most `limit` characters.
+func clipped(_ text: String, _ limit: Int = 80) -> String {
+    let short = text.count <= limit ? text : String(text.prefix(limit)) + "…"
+    return String(String.UnicodeScalarView(short.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : $0 }))
 }
 
 /// The random generator for one sample's augmentation: a function of the run's seed, the epoch

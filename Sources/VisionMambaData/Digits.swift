@@ -16,11 +16,11 @@ public struct DigitsDataset: ImageDataset {
     public init(split: Split) throws {
         guard let url = Bundle.module.url(forResource: "digits", withExtension: "bin"),
               let data = FileManager.default.contents(atPath: url.path) else {
-            throw DatasetError("digits.bin", "the bundled digits data is missing from the build")
+            throw DatasetError.missingBundledData(name: "digits.bin")
         }
         let bytes = [UInt8](data), header = Array("DIGITS1\n".utf8)
         guard bytes.starts(with: header), (bytes.count - header.count) % 65 == 0 else {
-            throw DatasetError(url.path, "not a digits file (expected DIGITS1 records of 1 label + 64 pixels)")
+            throw DatasetError.recordSizeMismatch(path: url.path, recordBytes: 65, fileSize: bytes.count)
         }
         let total = (bytes.count - header.count) / 65
         var order = Array(0..<total)

@@ -20,23 +20,24 @@ public struct ImageFolderDataset: ImageDataset {
         let dir = (root as NSString).appendingPathComponent(split)
         let fm = FileManager.default
         var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw DatasetError(dir, "no such folder; an ImageFolder dataset needs \(split)/<class>/<image> under --data-path")
+        guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { throw DatasetError.missingFolder(path: dir) }
+        func contents(_ folder: String) throws -> [String] {
+            do { return try fm.contentsOfDirectory(atPath: folder) } catch { throw DatasetError.unreadable(path: folder) }
         }
-        let classes = try fm.contentsOfDirectory(atPath: dir).filter { name in
+        let classes = try contents(dir).filter { name in
             var d: ObjCBool = false
             return !name.hasPrefix(".") && fm.fileExists(atPath: (dir as NSString).appendingPathComponent(name), isDirectory: &d) && d.boolValue
         }.sorted()
-        guard !classes.isEmpty else { throw DatasetError(dir, "no class folders found") }
+        guard !classes.isEmpty else { throw DatasetError.noClassFolders(path: dir) }
         var files: [(String, Int)] = []
         for (label, name) in classes.enumerated() {
             let classDir = (dir as NSString).appendingPathComponent(name)
-            for file in try fm.contentsOfDirectory(atPath: classDir).sorted()
+            for file in try contents(classDir).sorted()
             where Self.extensions.contains((file as NSString).pathExtension.lowercased()) {
                 files.append(((classDir as NSString).appendingPathComponent(file), label))
             }
         }
-        guard !files.isEmpty else { throw DatasetError(dir, "no .jpg, .jpeg or .png images in its class folders") }
+        guard !files.isEmpty else { throw DatasetError.noImages(path: dir) }
         self.root = root
         classNames = classes
         self.files = files

@@ -21,15 +21,19 @@ public struct RandAugment: SampleTransform {
     /// Parses `rand-m9-mstd0.5-inc1` (keys m, n, mstd, inc, p), as timm's `rand_augment_transform`.
     public init(config: String) throws {
         let parts = config.split(separator: "-").map(String.init)
-        guard parts.first == "rand" else { throw DatasetError(config, "RandAugment configs start with 'rand' (e.g. rand-m9-mstd0.5-inc1)") }
+        guard parts.first == "rand" else { throw DatasetError.invalidRandAugment(config: config, setting: parts.first ?? "") }
         for part in parts.dropFirst() {
-            func value(_ key: String) -> Double? { part.hasPrefix(key) ? Double(part.dropFirst(key.count)) : nil }
+            // Finite values only: Int(nan) or Int(1e300) would trap, and a NaN magnitude would spread.
+            func value(_ key: String) -> Double? {
+                guard part.hasPrefix(key), let v = Double(part.dropFirst(key.count)), v.isFinite else { return nil }
+                return v
+            }
             if let v = value("mstd") { magnitudeStd = v }
             else if let v = value("inc") { increasing = v != 0 }
             else if let v = value("m") { magnitude = v }
-            else if let v = value("n") { layers = Int(v) }
+            else if let v = value("n"), v >= 0, v <= 100 { layers = Int(v) }
             else if let v = value("p") { probability = v }
-            else { throw DatasetError(config, "unknown RandAugment setting '\(part)' (known: m, n, mstd, inc, p)") }
+            else { throw DatasetError.invalidRandAugment(config: config, setting: part) }
         }
     }
 

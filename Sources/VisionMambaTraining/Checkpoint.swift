@@ -52,12 +52,12 @@ enum Checkpoint {
     static func load(_ path: String) throws -> (file: TensorFile, state: TrainingState) {
         let file = try SafeTensors.read(path)
         guard let json = file.metadata["training_state"] else {
-            throw IOFailure(path, "not a training checkpoint (no training_state in its metadata); use --finetune for weights")
+            throw FileError.missingMetadata(path: path, key: "training_state")
         }
         do {
             return (file, try JSONDecoder().decode(TrainingState.self, from: Data(json.utf8)))
         } catch {
-            throw IOFailure(path, "unreadable training state: \(error)")
+            throw FileError.malformedMetadata(path: path, key: "training_state")
         }
     }
 }

@@ -23,12 +23,10 @@ final class CheckpointTests: XCTestCase {
         return path
     }
 
-    func assertFailure(_ body: @autoclosure () throws -> Any, contains needles: [String], file: StaticString = #filePath, line: UInt = #line) {
+    func assertThrows(_ expected: FileError, _ body: @autoclosure () throws -> Any, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
-            XCTAssertTrue(error is IOFailure, "\(type(of: error)): \(error)", file: file, line: line)
-            let text = "\(error)"
-            XCTAssertFalse(text.contains("\n"), "one line: \(text)", file: file, line: line)
-            for n in needles { XCTAssertTrue(text.contains(n), "'\(n)' missing from: \(text)", file: file, line: line) }
+            XCTAssertEqual(error as? FileError, expected, "\(type(of: error)): \(error)", file: file, line: line)
+            XCTAssertFalse("\(error)".contains("\n"), "one line: \(error)", file: file, line: line)
         }
     }
 
@@ -76,30 +74,41 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(sd["weight"]!.floats(), [0, 1, 2])
     }
 
-    func testForeignGlobalIsRefusedByName() {
-        assertFailure(try CheckpointFile.readStateDict(resource("evil.pth")), contains: ["evil.pth", "posix.system"])
+    func testForeignGlobalIsRefusedByName() throws {
+        assertThrows(.refusedGlobal(path: resource("evil.pth"), name: "posix.system"), try CheckpointFile.readStateDict(resource("evil.pth")))
         // The same with builtins.eval spelt as a GLOBAL opcode inside a valid zip.
         let pickle: [UInt8] = [0x80, 0x02] + Array("cbuiltins\neval\n".utf8) + [0x58, 1, 0, 0, 0, 0x31, 0x85, 0x52, 0x2E]
         let path = tmp.appendingPathComponent("eval.pth").path
-        try! StoredZip.write([("archive/data.pkl", pickle)], to: path)
-        assertFailure(try CheckpointFile.readStateDict(path), contains: ["builtins.eval", "refusing"])
+        try StoredZip.write([("archive/data.pkl", pickle)], to: path)
+        assertThrows(.refusedGlobal(path: path, name: "builtins.eval"), try CheckpointFile.readStateDict(path))
+        XCTAssertTrue("\(FileError.refusedGlobal(path: path, name: "builtins.eval"))".contains("refusing pickle global 'builtins.eval'"))
     }
 
     func testDamagedFilesGiveOneLineErrors() throws {
         let good = [UInt8](try Data(contentsOf: Self.vimFixtures.appendingPathComponent("vim-micro.pth")))
-        assertFailure(try CheckpointFile.readStateDict(write("half.pth", Array(good.prefix(good.count / 2)))), contains: ["half.pth"])
-        assertFailure(try CheckpointFile.readStateDict(write("head.pth", Array(good.prefix(40)))), contains: ["head.pth"])
+        let noDirectory = "no end-of-central-directory record (truncated?)"
+        let half = write("half.pth", Array(good.prefix(good.count / 2)))
+        assertThrows(.damagedArchive(path: half, detail: noDirectory), try CheckpointFile.readStateDict(half))
+        let head = write("head.pth", Array(good.prefix(40)))
+        assertThrows(.damagedArchive(path: head, detail: noDirectory), try CheckpointFile.readStateDict(head))
+        // Random bytes read as safetensors: whatever the header length, one line naming the file.
         var g = SeededBytes(seed: 1)
-        assertFailure(try CheckpointFile.readStateDict(write("random.bin", (0..<5000).map { _ in g.next() })), contains: ["random.bin"])
-        assertFailure(try CheckpointFile.readStateDict(write("empty.pth", [])), contains: ["empty file"])
-        assertFailure(try CheckpointFile.readStateDict(tmp.appendingPathComponent("missing.pth").path), contains: ["missing.pth", "no such file"])
-        assertFailure(try CheckpointFile.readStateDict(tmp.path), contains: ["directory"])
-        assertFailure(try CheckpointFile.readStateDict(write("legacy.pth", [0x80, 0x02, 0x8A, 0x0A] + [UInt8](repeating: 0, count: 20))), contains: ["legacy"])
-        // A pickle cut short, inside an intact zip.
+        let random = write("random.bin", (0..<5000).map { _ in g.next() })
+        XCTAssertThrowsError(try CheckpointFile.readStateDict(random)) { error in
+            XCTAssertTrue(error is FileError && "\(error)".hasPrefix(random) && !"\(error)".contains("\n"), "\(error)")
+        }
+        let empty = write("empty.pth", [])
+        assertThrows(.empty(path: empty), try CheckpointFile.readStateDict(empty))
+        let missing = tmp.appendingPathComponent("missing.pth").path
+        assertThrows(.notFound(path: missing), try CheckpointFile.readStateDict(missing))
+        assertThrows(.isDirectory(path: tmp.path), try CheckpointFile.readStateDict(tmp.path))
+        let legacy = write("legacy.pth", [0x80, 0x02, 0x8A, 0x0A] + [UInt8](repeating: 0, count: 20))
+        assertThrows(.legacyTorchFormat(path: legacy), try CheckpointFile.readStateDict(legacy))
+        // A pickle cut short inside an intact zip: BINUNICODE at byte 5 claims 65,535 bytes from byte 10.
         let cut: [UInt8] = [0x80, 0x02, 0x7D, 0x71, 0x00, 0x58, 0xFF, 0xFF, 0, 0]
         let path = tmp.appendingPathComponent("cut.pth").path
         try StoredZip.write([("archive/data.pkl", cut)], to: path)
-        assertFailure(try CheckpointFile.readStateDict(path), contains: ["cut.pth", "truncated"])
+        assertThrows(.malformedPickle(path: path, offset: 10, detail: "truncated"), try CheckpointFile.readStateDict(path))
     }
 
     func testDamagedSafetensors() throws {
@@ -111,14 +120,18 @@ final class CheckpointTests: XCTestCase {
         }
         var huge = [UInt8](repeating: 0, count: 16)
         withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { for i in 0..<8 { huge[i] = $0[i] } }
-        assertFailure(try SafeTensors.read(write("huge.safetensors", huge)), contains: ["huge.safetensors", "header"])
-        assertFailure(try SafeTensors.read(write("json.safetensors", header("{not json"))), contains: ["JSON"])
-        assertFailure(try SafeTensors.read(write("off.safetensors", header(#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: 8))),
-                      contains: ["'w'", "data_offsets"])
-        assertFailure(try SafeTensors.read(write("dtype.safetensors", header(#"{"w":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}}"#, data: 4))),
-                      contains: ["'w'", "Q7"])
-        assertFailure(try SafeTensors.read(write("shape.safetensors", header(#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: 8))),
-                      contains: ["'w'"])
+        let hugePath = write("huge.safetensors", huge)
+        assertThrows(.headerTooLarge(path: hugePath, length: 1 << 40, limit: SafeTensors.maxHeaderBytes), try SafeTensors.read(hugePath))
+        let json = write("json.safetensors", header("{not json"))
+        assertThrows(.malformedHeader(path: json, detail: "not a JSON object"), try SafeTensors.read(json))
+        let off = write("off.safetensors", header(#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: 8))
+        assertThrows(.dataOutOfBounds(path: off, tensor: "w", begin: 0, end: 16, available: 8), try SafeTensors.read(off))
+        let dtype = write("dtype.safetensors", header(#"{"w":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}}"#, data: 4))
+        assertThrows(.unsupportedDType(path: dtype, tensor: "w", dtype: "Q7"), try SafeTensors.read(dtype))
+        let shape = write("shape.safetensors", header(#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: 8))
+        assertThrows(.byteCountMismatch(path: shape, tensor: "w", expected: 12, found: 8), try SafeTensors.read(shape))
+        XCTAssertEqual("\(FileError.byteCountMismatch(path: shape, tensor: "w", expected: 12, found: 8))",
+                       "\(shape): tensor 'w': shape and dtype need 12 bytes, data_offsets give 8")
     }
 
     func testSafetensorsRoundTrip() throws {

@@ -94,8 +94,16 @@ final class RandAugmentTests: XCTestCase {
         let ra = try RandAugment(config: "rand-m9-mstd0.5-inc1")
         XCTAssertEqual(ra.layers, 2); XCTAssertEqual(ra.magnitude, 9); XCTAssertEqual(ra.magnitudeStd, 0.5); XCTAssertTrue(ra.increasing)
         XCTAssertEqual(try RandAugment(config: "rand-n3-m5").layers, 3)
-        XCTAssertThrowsError(try RandAugment(config: "auto-m9"))
-        XCTAssertThrowsError(try RandAugment(config: "rand-q4")) { XCTAssertTrue("\($0)".contains("q4")) }
+        XCTAssertThrowsError(try RandAugment(config: "auto-m9")) {
+            XCTAssertEqual($0 as? DatasetError, .invalidRandAugment(config: "auto-m9", setting: "auto"))
+        }
+        XCTAssertThrowsError(try RandAugment(config: "rand-q4")) {
+            XCTAssertEqual($0 as? DatasetError, .invalidRandAugment(config: "rand-q4", setting: "q4"))
+        }
+        // Values that Int() would trap on, or that would make an empty range, are refused.
+        for bad in ["nnan", "n1e300", "n-1", "minf"] {
+            XCTAssertThrowsError(try RandAugment(config: "rand-" + bad), bad)
+        }
     }
 
     func testPixelOps() throws {

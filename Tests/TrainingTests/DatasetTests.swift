@@ -69,14 +69,15 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(a, c)
         XCTAssertNotEqual(a, b)
         XCTAssertThrowsError(try ImageFolderDataset(root: root.path, split: "test", size: 16, train: false)) { error in
-            XCTAssertTrue("\(error)".contains("test") && "\(error)".contains("<class>"))
+            XCTAssertEqual(error as? DatasetError, .missingFolder(path: root.appendingPathComponent("test").path))
         }
     }
 
     func testMissingDatasetNamesThePathAndWhatWasExpected() {
         XCTAssertThrowsError(try CIFARDataset(path: "/nonexistent/cifar", classes: 10, train: true)) { error in
+            XCTAssertEqual(error as? DatasetError, .missingCIFAR(path: "/nonexistent/cifar", classes: 10, train: true))
             let text = "\(error)"
-            XCTAssertTrue(text.contains("/nonexistent/cifar") && text.contains("data_batch_1"), text)
+            XCTAssertTrue(text.hasPrefix("/nonexistent/cifar: ") && text.contains("data_batch_1"), text)
         }
         XCTAssertThrowsError(try makeDataset("cifar10", path: nil, train: true)) { error in
             XCTAssertTrue("\(error)".contains("--data-path"))
