@@ -88,7 +88,7 @@ public struct StoredTensor: @unchecked Sendable {
             case .float16:
                 for i in 0..<n {
                     let bits = base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
-                    out[i] = Float(Float16(bitPattern: bits))
+                    out[i] = floatFromHalf(bits)
                 }
             case .bfloat16:
                 for i in 0..<n {
@@ -139,5 +139,24 @@ public struct TensorFile: Sendable {
     public mutating func append(_ name: String, _ tensor: StoredTensor) {
         if tensors[name] == nil { names.append(name) }
         tensors[name] = tensor
+    }
+}
+
+/// IEEE half-precision bits widened to float32, exactly. Swift's Float16 is not available on
+/// Intel Macs, so the bits are moved by hand: the 5-bit exponent is rebiased (15 → 127) and the
+/// 10-bit mantissa shifted up; subnormal halves are mantissa · 2⁻²⁴, exact in float32.
+@inlinable
+public func floatFromHalf(_ bits: UInt16) -> Float {
+    let sign = UInt32(bits >> 15) << 31
+    let exponent = UInt32(bits >> 10) & 0x1F
+    let mantissa = UInt32(bits) & 0x3FF
+    switch exponent {
+    case 0:
+        let magnitude = Float(mantissa) * 0x1p-24
+        return sign == 0 ? magnitude : -magnitude
+    case 0x1F:
+        return Float(bitPattern: sign | 0x7F80_0000 | mantissa << 13)  // infinity or NaN, payload kept
+    default:
+        return Float(bitPattern: sign | (exponent + 112) << 23 | mantissa << 13)
     }
 }

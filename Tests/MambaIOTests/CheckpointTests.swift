@@ -206,3 +206,21 @@ final class TorchWriterTests: XCTestCase {
         XCTAssertEqual(StoredZipWriter.crc32(Array("123456789".utf8)), 0xCBF4_3926)   // the standard check value
     }
 }
+
+/// The hand-written half → float widening against Swift's Float16 for every bit pattern
+/// (Float16 exists on this platform; the library avoids it for Intel Macs).
+final class HalfPrecisionTests: XCTestCase {
+    func testEveryHalfWidensLikeFloat16() {
+        #if !(os(macOS) && arch(x86_64))
+        for bits in 0...UInt16.max {
+            let expected = Float(Float16(bitPattern: bits))
+            let found = floatFromHalf(bits)
+            if expected.isNaN {
+                XCTAssertTrue(found.isNaN, "\(bits)")
+            } else {
+                XCTAssertEqual(found.bitPattern, expected.bitPattern, "\(bits)")
+            }
+        }
+        #endif
+    }
+}
