@@ -48,8 +48,14 @@ public struct VimConfig: Codable, Equatable, Sendable {
         self.clsPosition = clsPosition
     }
 
-    /// Grid side G = (img − p) / s + 1 (0 for a config `validate()` refuses).
-    public var grid: Int { stride > 0 && imgSize >= patchSize ? (imgSize - patchSize) / stride + 1 : 0 }
+    // The derived sizes below never trap: a config `validate()` refuses may hold any Int, and
+    // then its sizes are meaningless (0 or wrapped) rather than a crash.
+
+    /// Grid side G = (img − p) / s + 1 (0 outside the image sizes `validate()` allows).
+    public var grid: Int {
+        guard stride > 0, patchSize > 0, imgSize >= patchSize, imgSize <= 65_536 else { return 0 }
+        return (imgSize - patchSize) / stride + 1
+    }
     /// M = G²
     public var numPatches: Int { grid * grid }
     /// T = M + 1
@@ -57,9 +63,9 @@ public struct VimConfig: Codable, Equatable, Sendable {
     /// Index of the class token in the sequence.
     public var clsIndex: Int { clsPosition == .middle ? numPatches / 2 : 0 }
     /// E = expand · D
-    public var dInner: Int { expand * embedDim }
+    public var dInner: Int { expand &* embedDim }
     /// R = ceil(D / 16) (dt_rank "auto")
-    public var dtRank: Int { (embedDim + 15) / 16 }
+    public var dtRank: Int { (embedDim &+ 15) / 16 }
 
     /// Rejects values the model cannot be built or run with, naming the field (as the official
     /// code and the fixture JSON name it), its value and what it may be. The upper bounds are

@@ -8,6 +8,9 @@ import VisionMambaData
 /// The datasets `train --data-set` knows, at `imageSize` px (fixed-size datasets are resized;
 /// nil keeps their own size, ImageFolder crops to 224).
 public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: Int? = nil) throws -> any ImageDataset {
+    if let imageSize, !(1...65_536).contains(imageSize) {
+        throw TrainingError.invalidOption(name: "imageSize", value: "\(imageSize)", allowed: "1...65536")
+    }
     func folder() throws -> String {
         guard let path else { throw TrainingError.missingDataPath(dataset: name) }
         return path

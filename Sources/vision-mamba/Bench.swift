@@ -56,7 +56,7 @@ struct Bench: ParsableCommand {
             config = net.config
         }
         var rng = SeededGenerator(seed: 1)
-        let input = Tensor(uninitializedShape: [batch, config.inChannels, config.imgSize, config.imgSize])
+        let input = try Tensor(zeros: [batch, config.inChannels, config.imgSize, config.imgSize])
         for i in 0..<input.count { input.data[i] = Float(rng.normal()) }
 
         input.requiresGrad = false

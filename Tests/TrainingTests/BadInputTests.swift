@@ -96,6 +96,9 @@ final class BadInputTests: XCTestCase {
             try makeDataset("mnist", path: nil, train: true)
         }
         expect(TrainingError.missingDataPath(dataset: "imagefolder")) { try makeDataset("imagefolder", path: nil, train: false) }
+        expect(TrainingError.invalidOption(name: "imageSize", value: "0", allowed: "1...65536")) {
+            try makeDataset("digits", path: nil, train: false, imageSize: 0)
+        }
     }
 
     /// Weights alone cannot resume a run: the error names the file.

@@ -78,6 +78,8 @@ final class BadInputTests: XCTestCase {
         expect(ConfigError.invalidValue(model: "t", field: "channels", value: "0", allowed: "1...64")) { try VimModel(config: with { $0.inChannels = 0 }) }
         // A config that validate refuses still answers its derived sizes without trapping.
         XCTAssertEqual(with { $0.stride = 0 }.tokens, 1)
+        XCTAssertEqual(with { $0.imgSize = .max; $0.patchSize = 1; $0.stride = 1 }.tokens, 1)
+        _ = with { $0.embedDim = .max; $0.expand = 64 }.dInner + with { $0.embedDim = .max }.dtRank
     }
 
     func testDyVMKeepRatios() {
