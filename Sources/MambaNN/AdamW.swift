@@ -22,8 +22,16 @@ public final class AdamW {
     public private(set) var v: [String: Tensor] = [:]
     private let decayOf: [String: Float]
 
+    /// Refuses the values torch.optim.AdamW refuses (negative lr, eps or weight decay, betas
+    /// outside [0, 1)) and non-finite ones.
     public init(parameters: [(String, Tensor)], lr: Float, weightDecay: Float, noWeightDecay: Set<String> = [],
-                betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8) {
+                betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8) throws {
+        for (name, value) in [("lr", lr), ("weight_decay", weightDecay), ("eps", eps)] where !(value >= 0 && value.isFinite) {
+            throw TensorError.invalidArgument(name: name, value: Double(value), allowed: "finite, at least 0")
+        }
+        for (name, value) in [("beta1", betas.0), ("beta2", betas.1)] where !(value >= 0 && value < 1) {
+            throw TensorError.invalidArgument(name: name, value: Double(value), allowed: "[0, 1)")
+        }
         self.parameters = parameters
         self.lr = lr
         (beta1, beta2) = betas
@@ -38,8 +46,8 @@ public final class AdamW {
         for g in groups { for n in g.names { d[n] = g.weightDecay } }
         decayOf = d
         for (name, t) in parameters {
-            m[name] = Tensor(zeros: t.shape)
-            v[name] = Tensor(zeros: t.shape)
+            m[name] = Tensor(zeroed: t.shape)
+            v[name] = Tensor(zeroed: t.shape)
         }
     }
 
@@ -72,22 +80,25 @@ public final class AdamW {
         }
     }
 
-    /// Restores the moment estimates and step count (from a checkpoint).
+    /// Restores the moment estimates and step count (from a checkpoint), under the names a
+    /// checkpoint gives them: `optimizer.exp_avg.<name>` and `optimizer.exp_avg_sq.<name>`.
+    /// Nothing changes unless every moment fits.
     public func restore(step: Int, m: [String: [Float]], v: [String: [Float]]) throws {
+        guard step >= 0 else { throw TensorError.invalidArgument(name: "step", value: Double(step), allowed: "at least 0") }
         for (name, p) in parameters {
-            guard let mv = m[name], let vv = v[name], mv.count == p.count, vv.count == p.count else {
-                throw OptimizerStateError("optimizer state for '\(name)' is missing or has the wrong size")
+            for (key, moments) in [("optimizer.exp_avg.\(name)", m[name]), ("optimizer.exp_avg_sq.\(name)", v[name])] {
+                guard let moments else { throw StateDictError.missingOptimizerState(key: key) }
+                guard moments.count == p.count else {
+                    throw StateDictError.optimizerStateSize(key: key, expected: p.count, found: moments.count)
+                }
             }
-            _ = self.m[name]!.buffer.update(from: mv)
-            _ = self.v[name]!.buffer.update(from: vv)
+        }
+        for (name, _) in parameters {
+            _ = self.m[name]!.buffer.update(from: m[name]!)
+            _ = self.v[name]!.buffer.update(from: v[name]!)
         }
         self.step = step
     }
-}
-
-public struct OptimizerStateError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ d: String) { description = d }
 }
 
 extension Double {

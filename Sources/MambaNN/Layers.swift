@@ -5,9 +5,9 @@ public final class Linear: Module {
     public let weight: Tensor
     public let bias: Tensor?
 
-    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
-        weight = Tensor(zeros: [outFeatures, inFeatures])
-        self.bias = bias ? Tensor(zeros: [outFeatures]) : nil
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) throws {
+        weight = try Tensor(zeros: [outFeatures, inFeatures])
+        self.bias = bias ? try Tensor(zeros: [outFeatures]) : nil
     }
 
     public var inFeatures: Int { weight.shape[1] }
@@ -26,9 +26,12 @@ public final class Linear: Module {
         bias?.fillUniform(bound, using: &rng)
     }
 
-    /// y [rows, out] for x [rows, in].
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let rows = x.count / inFeatures
+    /// y [..., out] for x [..., in].
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        guard x.rank >= 1, x.shape[x.rank - 1] == inFeatures else {
+            throw TensorError.dimensionMismatch(tensor: "x", axis: max(x.rank - 1, 0), expected: inFeatures, found: x.shape)
+        }
+        let rows = x.shape.dropLast().reduce(1, *)
         let y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outFeatures])
         linearForward(y.data, x.data, weight: weight.data, bias: bias?.data, rows: rows,
                       inFeatures: inFeatures, outFeatures: outFeatures)
@@ -41,8 +44,8 @@ public final class RMSNorm: Module {
     public let weight: Tensor
     public let eps: Float
 
-    public init(_ dim: Int, eps: Float = 1e-5) {
-        weight = Tensor(shape: [dim], repeating: 1)
+    public init(_ dim: Int, eps: Float = 1e-5) throws {
+        weight = try Tensor(shape: [dim], repeating: 1)
         self.eps = eps
     }
 
@@ -56,16 +59,16 @@ public final class LayerNorm: Module {
     public let bias: Tensor
     public let eps: Float
 
-    public init(_ dim: Int, eps: Float = 1e-5) {
-        weight = Tensor(shape: [dim], repeating: 1)
-        bias = Tensor(zeros: [dim])
+    public init(_ dim: Int, eps: Float = 1e-5) throws {
+        weight = try Tensor(shape: [dim], repeating: 1)
+        bias = try Tensor(zeros: [dim])
         self.eps = eps
     }
 
     public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
 
     /// Mean and 1/sqrt(var + eps) of one row of D values, in double precision.
-    public func rowStatistics(_ row: UnsafePointer<Float>) -> (mean: Double, rstd: Double) {
+    package func rowStatistics(_ row: UnsafePointer<Float>) -> (mean: Double, rstd: Double) {
         let D = weight.count
         var mean = 0.0
         for d in 0..<D { mean += Double(row[d]) }
@@ -76,8 +79,12 @@ public final class LayerNorm: Module {
     }
 
     /// y [..., D] for x [..., D].
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let D = weight.count, rows = x.count / D
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let D = weight.count
+        guard x.rank >= 1, x.shape[x.rank - 1] == D else {
+            throw TensorError.dimensionMismatch(tensor: "x", axis: max(x.rank - 1, 0), expected: D, found: x.shape)
+        }
+        let rows = x.shape.dropLast().reduce(1, *)
         let y = Tensor(uninitializedShape: x.shape)
         for r in 0..<rows {
             let src = x.data + r * D, dst = y.data + r * D
@@ -93,9 +100,9 @@ public final class DepthwiseConv1d: Module {
     public let weight: Tensor
     public let bias: Tensor
 
-    public init(channels: Int, kernel: Int) {
-        weight = Tensor(zeros: [channels, 1, kernel])
-        bias = Tensor(zeros: [channels])
+    public init(channels: Int, kernel: Int) throws {
+        weight = try Tensor(zeros: [channels, 1, kernel])
+        bias = try Tensor(zeros: [channels])
     }
 
     public var channels: Int { weight.shape[0] }
@@ -116,9 +123,12 @@ public final class Conv2d: Module {
     public let bias: Tensor
     public let stride: Int
 
-    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int) {
-        weight = Tensor(zeros: [outChannels, inChannels, kernel, kernel])
-        bias = Tensor(zeros: [outChannels])
+    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int) throws {
+        for (name, value) in [("kernel", kernel), ("stride", stride)] where value < 1 {
+            throw TensorError.invalidArgument(name: name, value: Double(value), allowed: "at least 1")
+        }
+        weight = try Tensor(zeros: [outChannels, inChannels, kernel, kernel])
+        bias = try Tensor(zeros: [outChannels])
         self.stride = stride
     }
 
@@ -127,8 +137,15 @@ public final class Conv2d: Module {
     public var kernel: Int { weight.shape[2] }
     public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
 
-    /// tokens [B, G_h·G_w, D] for images [B, Cin, H, W], flattened row-major over the grid.
-    public func tokens(_ images: Tensor) -> Tensor {
+    /// tokens [B, G_h·G_w, D] for images [B, Cin, H, W] (H, W ≥ kernel), flattened row-major over the grid.
+    public func tokens(_ images: Tensor) throws -> Tensor {
+        guard images.rank == 4 else { throw TensorError.rankMismatch(tensor: "images", expected: 4, found: images.shape) }
+        guard images.shape[1] == inChannels else {
+            throw TensorError.dimensionMismatch(tensor: "images", axis: 1, expected: inChannels, found: images.shape)
+        }
+        for (name, size) in [("image height", images.shape[2]), ("image width", images.shape[3])] where size < kernel {
+            throw TensorError.invalidArgument(name: name, value: Double(size), allowed: "at least the kernel, \(kernel)")
+        }
         let (b, h, w) = (images.shape[0], images.shape[2], images.shape[3])
         let gh = patchGrid(size: h, patch: kernel, stride: stride), gw = patchGrid(size: w, patch: kernel, stride: stride)
         let out = Tensor(uninitializedShape: [b, gh * gw, outChannels])

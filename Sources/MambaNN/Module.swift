@@ -26,29 +26,6 @@ extension Module {
     public var parameterCount: Int { namedParameters().reduce(0) { $0 + $1.1.count } }
 }
 
-/// Why a state dict does not fit a model: every problem by name, with both shapes.
-public struct StateDictMismatch: Error, CustomStringConvertible {
-    public var missing: [(String, [Int])] = []
-    public var unexpected: [(String, [Int])] = []
-    public var wrongShape: [(String, expected: [Int], found: [Int])] = []
-    public var source: String = ""
-
-    public var isEmpty: Bool { missing.isEmpty && unexpected.isEmpty && wrongShape.isEmpty }
-
-    public var description: String {
-        var parts: [String] = []
-        func list(_ xs: [String]) -> String {
-            xs.count <= 6 ? xs.joined(separator: ", ") : xs.prefix(6).joined(separator: ", ") + " and \(xs.count - 6) more"
-        }
-        if !wrongShape.isEmpty {
-            parts.append("wrong shape: " + list(wrongShape.map { "\($0.0) (model \(describe(shape: $0.expected)), file \(describe(shape: $0.found)))" }))
-        }
-        if !missing.isEmpty { parts.append("missing: " + list(missing.map { "\($0.0) \(describe(shape: $0.1))" })) }
-        if !unexpected.isEmpty { parts.append("unexpected: " + list(unexpected.map { "\($0.0) \(describe(shape: $0.1))" })) }
-        return (source.isEmpty ? "" : "\(source): ") + "state dict does not match the model; " + parts.joined(separator: "; ")
-    }
-}
-
 /// A tensor as a state dict supplies it: shape plus float32 values.
 public protocol StateDictValue {
     var shape: [Int] { get }
@@ -57,30 +34,36 @@ public protocol StateDictValue {
 
 extension Module {
     /// Copies `stateDict` into the parameters. Strict (the default) requires the same names and
-    /// shapes; non-strict loads what fits and still reports wrong shapes of names it does know.
-    /// Returns the names that were skipped (empty when strict).
+    /// shapes; non-strict loads what fits and still refuses wrong shapes of names it does know.
+    /// Nothing is copied unless every name and shape checks (a value whose `floats()` does not
+    /// fill its own shape is found only while copying). Returns what a non-strict load left out.
     @discardableResult
-    public func load<V: StateDictValue>(stateDict: [String: V], strict: Bool = true, source: String = "") throws -> StateDictMismatch {
-        var mismatch = StateDictMismatch(source: source)
+    public func load<V: StateDictValue>(stateDict: [String: V], strict: Bool = true, source: String = "") throws -> StateDictReport {
+        var problems: [StateDictError.Problem] = [], missing: [(String, [Int])] = []
+        var present: [(String, Tensor, V)] = []
         let params = namedParameters()
-        let known = Set(params.map(\.0))
         for (name, tensor) in params {
-            guard let value = stateDict[name] else { mismatch.missing.append((name, tensor.shape)); continue }
+            guard let value = stateDict[name] else { missing.append((name, tensor.shape)); continue }
             // A [1] scalar and a [] scalar, or [D,1,K] and [D,K], are the same data: only
             // the element layout matters, but PyTorch names the exact shape; compare it exactly.
-            if value.shape != tensor.shape {
-                mismatch.wrongShape.append((name, expected: tensor.shape, found: value.shape))
+            if value.shape == tensor.shape { present.append((name, tensor, value)) }
+            else { problems.append(.shapeMismatch(key: name, expected: tensor.shape, found: value.shape)) }
+        }
+        let known = Set(params.map(\.0))
+        let unexpected = stateDict.filter { !known.contains($0.key) }.sorted { $0.key < $1.key }
+        if strict {
+            problems += missing.map { .missingKey(key: $0.0, expected: $0.1) }
+            problems += unexpected.map { .unexpectedKey(key: $0.key, found: $0.value.shape) }
+        }
+        guard problems.isEmpty else { throw StateDictError.mismatch(source: source, problems: problems) }
+        // One tensor's floats at a time: a whole converted copy of a large model would double its memory.
+        for (name, tensor, value) in present {
+            let floats = value.floats()
+            guard floats.count == tensor.count else {
+                throw StateDictError.mismatch(source: source, problems: [.valueCountMismatch(key: name, expected: tensor.count, found: floats.count)])
             }
+            if tensor.count > 0 { floats.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.count) } }
         }
-        for name in stateDict.keys.sorted() where !known.contains(name) {
-            mismatch.unexpected.append((name, stateDict[name]!.shape))
-        }
-        if !mismatch.wrongShape.isEmpty || (strict && !mismatch.isEmpty) { throw mismatch }
-        for (name, tensor) in params {
-            guard let value = stateDict[name] else { continue }
-            let values = value.floats()
-            values.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.count) }
-        }
-        return mismatch
+        return strict ? StateDictReport() : StateDictReport(missing: missing.map(\.0), unexpected: unexpected.map(\.key))
     }
 }

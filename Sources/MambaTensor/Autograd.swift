@@ -16,14 +16,16 @@ public final class Tape {
     public var count: Int { steps.count }
 
     /// Seeds d(loss)/d(loss) = 1 and runs every recorded step in reverse. The tape is spent.
-    public func backward(from loss: Tensor) {
-        precondition(loss.count == 1, "backward needs a scalar loss, got \(describe(shape: loss.shape))")
-        backward(from: loss, seed: [1])
+    public func backward(from loss: Tensor) throws {
+        guard loss.count == 1 else { throw TensorError.valueCountMismatch(tensor: "loss", expected: 1, found: loss.count) }
+        try backward(from: loss, seed: [1])
     }
 
     /// Runs the steps in reverse with d(·)/d(output) = `seed` (a vector-Jacobian product).
-    public func backward(from output: Tensor, seed: [Float]) {
-        precondition(seed.count == output.count, "seed of \(seed.count) values for \(describe(shape: output.shape))")
+    public func backward(from output: Tensor, seed: [Float]) throws {
+        guard seed.count == output.count else {
+            throw TensorError.valueCountMismatch(tensor: "seed", expected: output.count, found: seed.count)
+        }
         let g = output.gradBuffer()
         for i in 0..<seed.count { g.data[i] += seed[i] }
         // Each step is dropped once it has run, so the activations it saved, and the gradients of

@@ -6,9 +6,12 @@ import Foundation
 /// Keep decisions of a hard Gumbel-softmax (τ = 1) over [keep, drop] log-probabilities:
 /// logp [B, N, 2] and its Gumbel noise [B·N·2] → keep [B, N] (1 ⇔ logp₀ + G₀ ≥ logp₁ + G₁).
 /// Straight-through: d logp_j = soft_j · (δ_j0 − soft_0) · d keep.
-public func gumbelSoftmaxKeep(_ logp: Tensor, noise: [Float], tape: Tape?) -> Tensor {
+public func gumbelSoftmaxKeep(_ logp: Tensor, noise: [Float], tape: Tape?) throws -> Tensor {
+    guard logp.rank >= 1, logp.shape[logp.rank - 1] == 2 else {
+        throw TensorError.dimensionMismatch(tensor: "logp", axis: max(logp.rank - 1, 0), expected: 2, found: logp.shape)
+    }
     let rows = logp.count / 2
-    precondition(noise.count == 2 * rows, "gumbelSoftmaxKeep: \(noise.count) noise values for \(describe(shape: logp.shape))")
+    guard noise.count == logp.count else { throw TensorError.valueCountMismatch(tensor: "noise", expected: logp.count, found: noise.count) }
     let keep = Tensor(uninitializedShape: Array(logp.shape.dropLast()))
     var soft0 = [Float](repeating: 0, count: rows)
     for r in 0..<rows {
@@ -33,8 +36,9 @@ public func gumbelSoftmaxKeep(_ logp: Tensor, noise: [Float], tape: Tape?) -> Te
 /// Direction gates of a hard Gumbel-sigmoid: soft = sigmoid((logit + noise) / τ), on ⇔ soft > threshold.
 /// `noise` is the logistic sample G₁ − G₂. Returns the 0/1 values and the soft values (for the
 /// straight-through gradient d logit = d gate · soft · (1 − soft) / τ).
-public func gumbelSigmoid(_ logits: [Float], noise: [Float], tau: Float, threshold: Float = 0.5) -> (gates: [Float], soft: [Float]) {
-    precondition(noise.count == logits.count, "gumbelSigmoid: \(noise.count) noise values for \(logits.count) logits")
+public func gumbelSigmoid(_ logits: [Float], noise: [Float], tau: Float, threshold: Float = 0.5) throws -> (gates: [Float], soft: [Float]) {
+    guard noise.count == logits.count else { throw TensorError.valueCountMismatch(tensor: "noise", expected: logits.count, found: noise.count) }
+    guard tau > 0, tau.isFinite else { throw TensorError.invalidArgument(name: "tau", value: Double(tau), allowed: "positive and finite") }
     var gates = [Float](repeating: 0, count: logits.count), soft = gates
     for i in 0..<logits.count {
         soft[i] = 1 / (1 + Foundation.exp(-(logits[i] + noise[i]) / tau))

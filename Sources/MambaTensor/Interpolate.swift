@@ -11,8 +11,12 @@ func cubicWeights(_ t: Double) -> (Double, Double, Double, Double) {
     return (cc2(t + 1), cc1(t), cc1(1 - t), cc2(2 - t))
 }
 
-/// src [inH, inW, C] → [outH, outW, C], computed in double precision.
-public func bicubicResize(_ src: [Float], inH: Int, inW: Int, channels: Int, outH: Int, outW: Int) -> [Float] {
+/// src [inH, inW, C] → [outH, outW, C], computed in double precision. For our own callers, which
+/// check their sizes first (position embeddings, dataset images): every size at least 1 and
+/// src holding inH·inW·C values.
+package func bicubicResize(_ src: [Float], inH: Int, inW: Int, channels: Int, outH: Int, outW: Int) -> [Float] {
+    precondition(inH >= 1 && inW >= 1 && outH >= 1 && outW >= 1 && channels >= 0 && src.count == inH * inW * channels,
+                 "bicubicResize: \(src.count) values for [\(inH), \(inW), \(channels)] to [\(outH), \(outW)]")
     if inH == outH && inW == outW { return src }
     // PyTorch applies the 2-D kernel as an outer product of the 1-D weights.
     func taps(_ inSize: Int, _ outSize: Int, _ d: Int) -> ([Int], [Double]) {

@@ -2,9 +2,14 @@
 // its backward kernel. Shapes: rows = product of all dimensions but the last.
 
 /// y = x · weightᵀ + bias (torch.nn.functional.linear); x [..., in], weight [out, in].
-public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, tape: Tape?) -> Tensor {
-    let inF = weight.shape[1], outF = weight.shape[0], rows = x.count / inF
-    precondition(x.shape.last == inF, "linear: input \(describe(shape: x.shape)) does not end in \(inF)")
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, tape: Tape?) throws -> Tensor {
+    guard weight.rank == 2 else { throw TensorError.rankMismatch(tensor: "weight", expected: 2, found: weight.shape) }
+    let inF = weight.shape[1], outF = weight.shape[0]
+    guard x.rank >= 1, x.shape[x.rank - 1] == inF else {
+        throw TensorError.dimensionMismatch(tensor: "x", axis: max(x.rank - 1, 0), expected: inF, found: x.shape)
+    }
+    if let bias, bias.shape != [outF] { throw TensorError.shapeMismatch(tensor: "bias", expected: [outF], found: bias.shape) }
+    let rows = x.shape.dropLast().reduce(1, *)
     let y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outF])
     linearForward(y.data, x.data, weight: weight.data, bias: bias?.data, rows: rows, inFeatures: inF, outFeatures: outF)
     let ySlot = y.slot
@@ -19,8 +24,15 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, tape: Tape?) -> T
 
 /// The fused residual add + RMSNorm of mamba_ssm: r = residual + x (r = x when there is no
 /// residual yet), y = RMSNorm(r)·weight. Returns (r, y); r is the new residual stream.
-public func addRMSNorm(residual: Tensor?, _ x: Tensor, weight: Tensor, eps: Float, tape: Tape?) -> (residual: Tensor, normed: Tensor) {
-    let dim = weight.count, rows = x.count / dim
+public func addRMSNorm(residual: Tensor?, _ x: Tensor, weight: Tensor, eps: Float, tape: Tape?) throws -> (residual: Tensor, normed: Tensor) {
+    guard weight.rank == 1 else { throw TensorError.rankMismatch(tensor: "weight", expected: 1, found: weight.shape) }
+    let dim = weight.count
+    guard x.rank >= 1, x.shape[x.rank - 1] == dim else {
+        throw TensorError.dimensionMismatch(tensor: "x", axis: max(x.rank - 1, 0), expected: dim, found: x.shape)
+    }
+    if let residual, residual.shape != x.shape { throw TensorError.shapeMismatch(tensor: "residual", expected: x.shape, found: residual.shape) }
+    guard eps >= 0, eps.isFinite else { throw TensorError.invalidArgument(name: "eps", value: Double(eps), allowed: "finite, at least 0") }
+    let rows = x.shape.dropLast().reduce(1, *)
     let r = residual?.copy() ?? x.copy()
     let y = Tensor(uninitializedShape: x.shape)
     let rstd = Tensor(uninitializedShape: [rows])
@@ -42,13 +54,17 @@ public func addRMSNorm(residual: Tensor?, _ x: Tensor, weight: Tensor, eps: Floa
 }
 
 /// Row `index` of every sequence: x [B, T, D] → [B, D] (the class-token readout).
-public func selectToken(_ x: Tensor, index: Int, tape: Tape?) -> Tensor {
-    selectToken(x, indices: [Int](repeating: index, count: x.shape[0]), tape: tape)
+public func selectToken(_ x: Tensor, index: Int, tape: Tape?) throws -> Tensor {
+    guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
+    return try selectToken(x, indices: [Int](repeating: index, count: x.shape[0]), tape: tape)
 }
 
 /// Row `indices[b]` of sequence b (the class token after fusions moved it per sample).
-public func selectToken(_ x: Tensor, indices: [Int], tape: Tape?) -> Tensor {
+public func selectToken(_ x: Tensor, indices: [Int], tape: Tape?) throws -> Tensor {
+    guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     let (B, T, D) = (x.shape[0], x.shape[1], x.shape[2])
+    guard indices.count == B else { throw TensorError.valueCountMismatch(tensor: "indices", expected: B, found: indices.count) }
+    if let bad = indices.first(where: { $0 < 0 || $0 >= T }) { throw TensorError.indexOutOfRange(tensor: "indices", index: bad, count: T) }
     let y = Tensor(uninitializedShape: [B, D])
     for b in 0..<B { (y.data + b * D).update(from: x.data + (b * T + indices[b]) * D, count: D) }
     let xSlot = x.slot, ySlot = y.slot
@@ -62,18 +78,25 @@ public func selectToken(_ x: Tensor, indices: [Int], tape: Tape?) -> Tensor {
 
 /// Mean cross-entropy of logits [B, C] against integer labels: −mean_b log softmax(logits_b)[label_b]
 /// (soft-target cross-entropy with one-hot targets). Returns a [1] tensor.
-public func crossEntropy(_ logits: Tensor, labels: [Int], tape: Tape?) -> Tensor {
-    precondition(labels.count == logits.shape[0], "crossEntropy: \(labels.count) labels for a batch of \(logits.shape[0])")
-    return softTargetCrossEntropy(logits, targets: smoothedTargets(labels, classes: logits.shape[1], smoothing: 0), tape: tape)
+public func crossEntropy(_ logits: Tensor, labels: [Int], tape: Tape?) throws -> Tensor {
+    guard logits.rank == 2 else { throw TensorError.rankMismatch(tensor: "logits", expected: 2, found: logits.shape) }
+    guard labels.count == logits.shape[0] else {
+        throw TensorError.valueCountMismatch(tensor: "labels", expected: logits.shape[0], found: labels.count)
+    }
+    return try softTargetCrossEntropy(logits, targets: smoothedTargets(labels, classes: logits.shape[1], smoothing: 0), tape: tape)
 }
 
 import Foundation
 
 /// Cross-entropy against soft targets [B, C] (timm's SoftTargetCrossEntropy):
 /// mean_b Σ_c −target_bc · log softmax(logits_b)_c. Label smoothing and mixup build the targets.
-public func softTargetCrossEntropy(_ logits: Tensor, targets: [Float], tape: Tape?) -> Tensor {
+public func softTargetCrossEntropy(_ logits: Tensor, targets: [Float], tape: Tape?) throws -> Tensor {
+    guard logits.rank == 2 else { throw TensorError.rankMismatch(tensor: "logits", expected: 2, found: logits.shape) }
     let (B, C) = (logits.shape[0], logits.shape[1])
-    precondition(targets.count == B * C, "softTargetCrossEntropy: \(targets.count) targets for \(describe(shape: logits.shape))")
+    guard B > 0 else { throw TensorError.emptyBatch(tensor: "logits") }
+    guard targets.count == logits.count else {
+        throw TensorError.valueCountMismatch(tensor: "targets", expected: logits.count, found: targets.count)
+    }
     var probs = [Double](repeating: 0, count: B * C), total = 0.0
     for b in 0..<B {
         let row = logits.data + b * C
@@ -87,7 +110,7 @@ public func softTargetCrossEntropy(_ logits: Tensor, targets: [Float], tape: Tap
             total -= Double(targets[b * C + c]) * (Double(row[c]) - m - logS)
         }
     }
-    let loss = Tensor(shape: [1], values: [Float(total / Double(B))])
+    let loss = try Tensor(shape: [1], values: [Float(total / Double(B))])
     tape?.record {
         guard let dl = loss.grad, logits.requiresGrad else { return }
         let g = logits.gradBuffer(), scale = Double(dl.data[0]) / Double(B)
@@ -102,7 +125,10 @@ public func softTargetCrossEntropy(_ logits: Tensor, targets: [Float], tape: Tap
 }
 
 /// One-hot targets with label smoothing: 1 − s + s/C on the label, s/C elsewhere.
-public func smoothedTargets(_ labels: [Int], classes: Int, smoothing: Float) -> [Float] {
+public func smoothedTargets(_ labels: [Int], classes: Int, smoothing: Float) throws -> [Float] {
+    guard classes >= 1 else { throw TensorError.invalidArgument(name: "classes", value: Double(classes), allowed: "at least 1") }
+    guard smoothing >= 0, smoothing <= 1 else { throw TensorError.invalidArgument(name: "smoothing", value: Double(smoothing), allowed: "[0, 1]") }
+    try validateLabels(labels, classes: classes)
     var t = [Float](repeating: smoothing / Float(classes), count: labels.count * classes)
     for (b, y) in labels.enumerated() { t[b * classes + y] += 1 - smoothing }
     return t
@@ -111,16 +137,20 @@ public func smoothedTargets(_ labels: [Int], classes: Int, smoothing: Float) -> 
 /// Stochastic depth as timm's `drop_path`: each sample's whole residual branch is kept with
 /// probability 1 − rate and then scaled by 1 / (1 − rate) (mask keep = floor(1 − rate + U[0,1))).
 /// The identity at rate 0. The per-sample mask is all the backward needs.
-public func dropPath(_ x: Tensor, rate: Double, rng: inout SeededGenerator, tape: Tape?) -> Tensor {
-    guard rate > 0 else { return x }
-    return dropPath(x, rate: rate, uniforms: (0..<x.shape[0]).map { _ in rng.uniform() }, tape: tape)
+public func dropPath(_ x: Tensor, rate: Double, rng: inout SeededGenerator, tape: Tape?) throws -> Tensor {
+    guard rate != 0 else { return x }
+    guard x.rank >= 1 else { throw TensorError.rankMismatch(tensor: "x", expected: 1, found: x.shape) }
+    return try dropPath(x, rate: rate, uniforms: (0..<x.shape[0]).map { _ in rng.uniform() }, tape: tape)
 }
 
 /// The same with each sample's U[0, 1) draw given (`uniforms[b]`).
-public func dropPath(_ x: Tensor, rate: Double, uniforms: [Double], tape: Tape?) -> Tensor {
+public func dropPath(_ x: Tensor, rate: Double, uniforms: [Double], tape: Tape?) throws -> Tensor {
+    // rate 1 would scale the kept branches by 1/0.
+    guard rate >= 0, rate < 1 else { throw TensorError.invalidArgument(name: "rate", value: rate, allowed: "[0, 1)") }
     guard rate > 0 else { return x }
-    let batch = x.shape[0], per = x.count / batch
-    precondition(uniforms.count == batch, "dropPath: \(uniforms.count) draws for a batch of \(batch)")
+    guard x.rank >= 1 else { throw TensorError.rankMismatch(tensor: "x", expected: 1, found: x.shape) }
+    let batch = x.shape[0], per = x.shape.dropFirst().reduce(1, *)
+    guard uniforms.count == batch else { throw TensorError.valueCountMismatch(tensor: "uniforms", expected: batch, found: uniforms.count) }
     let keep = 1 - rate
     let scales: [Float] = uniforms.map { (keep + $0).rounded(.down) / keep }.map(Float.init)
     let y = Tensor(uninitializedShape: x.shape)
@@ -136,11 +166,15 @@ public func dropPath(_ x: Tensor, rate: Double, uniforms: [Double], tape: Tape?)
 
 /// Rows of each sequence picked by index: y[b, j] = x[b, index[b][j]] for x [B, T, D] (every
 /// sequence the same number of picks). The backward scatters (+=) back; an index may repeat.
-public func gatherRows(_ x: Tensor, index: [[Int]], tape: Tape?) -> Tensor {
-    let (B, T, D) = (x.shape[0], x.shape[1], x.count / (x.shape[0] * x.shape[1]))
+public func gatherRows(_ x: Tensor, index: [[Int]], tape: Tape?) throws -> Tensor {
+    guard x.rank >= 2 else { throw TensorError.rankMismatch(tensor: "x", expected: 2, found: x.shape) }
+    let (B, T, D) = (x.shape[0], x.shape[1], x.shape.dropFirst(2).reduce(1, *))
     let To = index.first?.count ?? 0
-    precondition(index.count == B && index.allSatisfy { $0.count == To && $0.allSatisfy { $0 >= 0 && $0 < T } },
-                 "gatherRows: index does not fit \(describe(shape: x.shape))")
+    guard index.count == B else { throw TensorError.valueCountMismatch(tensor: "index", expected: B, found: index.count) }
+    for row in index {
+        guard row.count == To else { throw TensorError.valueCountMismatch(tensor: "index row", expected: To, found: row.count) }
+        if let bad = row.first(where: { $0 < 0 || $0 >= T }) { throw TensorError.indexOutOfRange(tensor: "index", index: bad, count: T) }
+    }
     let y = Tensor(uninitializedShape: [B, To] + x.shape.dropFirst(2))
     for b in 0..<B {
         for (j, t) in index[b].enumerated() { (y.data + (b * To + j) * D).update(from: x.data + (b * T + t) * D, count: D) }
@@ -160,8 +194,8 @@ public func gatherRows(_ x: Tensor, index: [[Int]], tape: Tape?) -> Tensor {
 }
 
 /// a + b, elementwise (same shapes).
-public func add(_ a: Tensor, _ b: Tensor, tape: Tape?) -> Tensor {
-    precondition(a.shape == b.shape, "add: \(describe(shape: a.shape)) and \(describe(shape: b.shape))")
+public func add(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
+    guard a.shape == b.shape else { throw TensorError.shapeMismatch(tensor: "b", expected: a.shape, found: b.shape) }
     let y = Tensor(uninitializedShape: a.shape)
     for i in 0..<y.count { y.data[i] = a.data[i] + b.data[i] }
     let aSlot = a.slot, bSlot = b.slot, ySlot = y.slot
@@ -176,8 +210,8 @@ public func add(_ a: Tensor, _ b: Tensor, tape: Tape?) -> Tensor {
 }
 
 /// a ⊙ b, elementwise (same shapes).
-public func multiply(_ a: Tensor, _ b: Tensor, tape: Tape?) -> Tensor {
-    precondition(a.shape == b.shape, "multiply: \(describe(shape: a.shape)) and \(describe(shape: b.shape))")
+public func multiply(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
+    guard a.shape == b.shape else { throw TensorError.shapeMismatch(tensor: "b", expected: a.shape, found: b.shape) }
     let y = Tensor(uninitializedShape: a.shape)
     for i in 0..<y.count { y.data[i] = a.data[i] * b.data[i] }
     let ySlot = y.slot

@@ -4,8 +4,8 @@
 // Computed as im2col (one row of Cin·p·p values per token, in the weight's (c, ky, kx) order)
 // followed by one sgemm against the weight [D, Cin·p·p].
 
-/// Grid side for an image of `size` pixels: (size − p) / s + 1.
-public func patchGrid(size: Int, patch: Int, stride: Int) -> Int { (size - patch) / stride + 1 }
+/// Grid side for an image of `size` pixels: (size − p) / s + 1. The caller has checked size ≥ p ≥ 1, s ≥ 1.
+package func patchGrid(size: Int, patch: Int, stride: Int) -> Int { (size - patch) / stride + 1 }
 
 /// out [batch, G·G, D]; images [batch, Cin, H, W]; weight [D, Cin, p, p]; bias [D].
 public func patchConv2dForward(

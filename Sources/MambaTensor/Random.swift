@@ -25,14 +25,16 @@ public struct SeededGenerator: RandomNumberGenerator {
 }
 
 
+// Initialisers for our own modules, whose bounds and deviations come from validated configs
+// (a truncated normal of a huge deviation would redraw almost forever).
 extension Tensor {
     /// Fills with U(−bound, bound).
-    public func fillUniform(_ bound: Double, using rng: inout SeededGenerator) {
+    package func fillUniform(_ bound: Double, using rng: inout SeededGenerator) {
         for i in 0..<count { data[i] = Float((2 * rng.uniform() - 1) * bound) }
     }
 
     /// Fills with N(0, std²) truncated at ±2 absolute, as timm's `trunc_normal_(std=…)`.
-    public func fillTruncatedNormal(std: Double, using rng: inout SeededGenerator) {
+    package func fillTruncatedNormal(std: Double, using rng: inout SeededGenerator) {
         for i in 0..<count {
             var v: Double
             repeat { v = rng.normal() * std } while abs(v) > 2
@@ -42,8 +44,10 @@ extension Tensor {
 }
 
 extension SeededGenerator {
-    /// Gamma(shape, 1) by Marsaglia and Tsang (boosted for shape < 1).
+    /// Gamma(shape, 1) by Marsaglia and Tsang (boosted for shape < 1); NaN unless shape is a
+    /// positive finite number (the rejection loop would never end on one).
     public mutating func gamma(_ shape: Double) -> Double {
+        guard shape > 0, shape.isFinite else { return .nan }
         if shape < 1 { return gamma(shape + 1) * Foundation.pow(max(uniform(), 1e-300), 1 / shape) }
         let d = shape - 1.0 / 3, c = 1 / (9 * d).squareRoot()
         while true {

@@ -12,7 +12,8 @@ public final class Tensor: @unchecked Sendable {
     /// is done with them.
     public let slot: GradientSlot
     /// d(loss)/d(self), filled by `Tape.backward` for tensors that reach the loss.
-    public var grad: Tensor? {
+    /// Set only by our own ops (backward kernels write into it assuming the tensor's shape).
+    public package(set) var grad: Tensor? {
         get { slot.grad }
         set { slot.grad = newValue }
     }
@@ -22,8 +23,10 @@ public final class Tensor: @unchecked Sendable {
         set { slot.requiresGrad = newValue }
     }
 
-    /// An uninitialised tensor: every kernel that creates one writes all of it.
-    public init(uninitializedShape shape: [Int]) {
+    /// An uninitialised tensor for our own kernels, which write all of it. Its shape comes from
+    /// tensors that already exist, so a negative dimension here is a bug of ours; shapes from
+    /// callers go through the throwing initialisers.
+    package init(uninitializedShape shape: [Int]) {
         _ = Tensor.allocatorConfigured
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
@@ -34,20 +37,31 @@ public final class Tensor: @unchecked Sendable {
         TensorMemory.allocated(count * 4)
     }
 
-    public convenience init(zeros shape: [Int]) {
+    /// Zeros of a shape of our own making (see `init(uninitializedShape:)`).
+    package convenience init(zeroed shape: [Int]) {
         self.init(uninitializedShape: shape)
         data.initialize(repeating: 0, count: count)
     }
 
-    public convenience init(shape: [Int], repeating value: Float) {
+    /// Zeros of `shape`.
+    public convenience init(zeros shape: [Int]) throws {
+        _ = try checkedCount(shape, tensor: "zeros")
+        self.init(zeroed: shape)
+    }
+
+    /// `value` everywhere in `shape`.
+    public convenience init(shape: [Int], repeating value: Float) throws {
+        _ = try checkedCount(shape, tensor: "repeating")
         self.init(uninitializedShape: shape)
         data.initialize(repeating: value, count: count)
     }
 
-    public convenience init(shape: [Int], values: [Float]) {
-        precondition(values.count == shape.reduce(1, *), "shape \(shape) does not hold \(values.count) values")
+    /// `values` in row-major order; there must be exactly as many as `shape` holds.
+    public convenience init(shape: [Int], values: [Float]) throws {
+        let count = try checkedCount(shape, tensor: "values")
+        guard values.count == count else { throw TensorError.valueCountMismatch(tensor: "values", expected: count, found: values.count) }
         self.init(uninitializedShape: shape)
-        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+        if count > 0 { values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) } }
     }
 
     deinit {
@@ -70,31 +84,36 @@ public final class Tensor: @unchecked Sendable {
     public var array: [Float] { Array(buffer) }
 
     /// A copy with a new shape of the same element count.
-    public func reshaped(_ newShape: [Int]) -> Tensor {
-        precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+    public func reshaped(_ newShape: [Int]) throws -> Tensor {
+        guard try checkedCount(newShape, tensor: "reshape") == count else { throw TensorError.cannotReshape(from: shape, to: newShape) }
         let t = Tensor(uninitializedShape: newShape)
         t.data.update(from: data, count: count)
         return t
     }
 
-    public func copy() -> Tensor { reshaped(shape) }
+    public func copy() -> Tensor {
+        let t = Tensor(uninitializedShape: shape)
+        t.data.update(from: data, count: count)
+        return t
+    }
 
     /// Rows `[start, start + n)` of the first dimension, copied.
-    public func rows(_ start: Int, _ n: Int) -> Tensor {
+    public func rows(_ start: Int, _ n: Int) throws -> Tensor {
+        guard rank >= 1 else { throw TensorError.rankMismatch(tensor: "tensor", expected: 1, found: shape) }
+        guard start >= 0, n >= 0, n <= shape[0] - start else {
+            throw TensorError.rowsOutOfRange(tensor: "tensor", start: start, count: n, size: shape[0])
+        }
         let rowSize = shape.dropFirst().reduce(1, *)
-        precondition(start >= 0 && start + n <= shape[0], "rows \(start)..<\(start + n) outside \(shape)")
         let t = Tensor(uninitializedShape: [n] + shape.dropFirst())
         t.data.update(from: data + start * rowSize, count: n * rowSize)
         return t
     }
 }
 
-/// Shapes printed the PyTorch way: [2, 3, 224, 224].
-public func describe(shape: [Int]) -> String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
-
 /// ||a - b|| / ||b||, accumulated in double precision.
+/// Infinite when the counts differ, so that a tolerance check fails.
 public func relativeL2(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Double {
-    precondition(a.count == b.count, "relativeL2 of \(a.count) and \(b.count) values")
+    guard a.count == b.count else { return .infinity }
     var num = 0.0, den = 0.0
     for i in 0..<a.count {
         let d = Double(a[i]) - Double(b[i])
@@ -116,7 +135,8 @@ public func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
 /// The gradient of one tensor, apart from its values.
 public final class GradientSlot: @unchecked Sendable {
     public let shape: [Int]
-    public var grad: Tensor?
+    /// Set only by our own ops: backward kernels write into it assuming `shape`.
+    public package(set) var grad: Tensor?
     public var requiresGrad = true
 
     init(shape: [Int]) { self.shape = shape }
@@ -124,7 +144,7 @@ public final class GradientSlot: @unchecked Sendable {
     /// The gradient buffer, created as zeros on first use.
     public func buffer() -> Tensor {
         if let grad { return grad }
-        let g = Tensor(zeros: shape)
+        let g = Tensor(zeroed: shape)
         grad = g
         return g
     }

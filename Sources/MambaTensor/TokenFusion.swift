@@ -25,9 +25,15 @@ public struct FusionPlan: Sendable {
 }
 
 /// The fusion plan for metric [B, T, C] removing min(r, (T − p)/2) tokens per sample, where p = 1
-/// when a token is protected (ToMe's cap). `protected` is the class token's index per sample.
-public func bipartiteSoftMatching(_ metric: Tensor, r: Int, protected: [Int]?, preserveOrder: Bool = false) -> FusionPlan {
+/// when a token is protected (ToMe's cap; r ≤ 0 is the identity). `protected` is the class
+/// token's index per sample.
+public func bipartiteSoftMatching(_ metric: Tensor, r: Int, protected: [Int]?, preserveOrder: Bool = false) throws -> FusionPlan {
+    guard metric.rank == 3 else { throw TensorError.rankMismatch(tensor: "metric", expected: 3, found: metric.shape) }
     let (B, T, C) = (metric.shape[0], metric.shape[1], metric.shape[2])
+    if let protected {
+        guard protected.count == B else { throw TensorError.valueCountMismatch(tensor: "protected", expected: B, found: protected.count) }
+        if let bad = protected.first(where: { $0 < 0 || $0 >= T }) { throw TensorError.indexOutOfRange(tensor: "protected", index: bad, count: T) }
+    }
     let reserved = protected == nil ? 0 : 1
     let rEff = max(0, min(r, (T - reserved) / 2))
     let nA = (T + 1) / 2, nB = T / 2
@@ -84,12 +90,15 @@ public func bipartiteSoftMatching(_ metric: Tensor, r: Int, protected: [Int]?, p
 
 /// Applies a plan to x [B, T, D]: each output token is the mean of the inputs sent to it.
 /// Backward: every contributor receives 1/n of its output token's gradient.
-public func mergeTokens(_ x: Tensor, plan: FusionPlan, tape: Tape?) -> Tensor {
+public func mergeTokens(_ x: Tensor, plan: FusionPlan, tape: Tape?) throws -> Tensor {
+    guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     let (B, T, D) = (x.shape[0], x.shape[1], x.shape[2])
-    precondition(B == plan.batch && T == plan.tokensIn, "mergeTokens: \(describe(shape: x.shape)) does not fit the plan")
+    guard B == plan.batch && T == plan.tokensIn else {
+        throw TensorError.shapeMismatch(tensor: "x", expected: [plan.batch, plan.tokensIn, D], found: x.shape)
+    }
     let To = plan.tokensOut
     if To == T && plan.source.allSatisfy({ $0 == Array(0..<T) }) { return x }
-    let y = Tensor(zeros: [B, To, D])
+    let y = Tensor(zeroed: [B, To, D])
     for b in 0..<B {
         for t in 0..<T {
             let o = plan.destination[b][t], w = 1 / Float(plan.count[b][o])

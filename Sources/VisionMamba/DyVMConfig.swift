@@ -1,4 +1,5 @@
 import Foundation
+import MambaTensor
 
 /// DyVM (Dynamic Vision Mamba) settings: token pruning stages and per-image scan-direction
 /// selection on top of a Vim (spec/dyvm.md).
@@ -27,18 +28,24 @@ public struct DyVMConfig: Codable, Equatable, Sendable {
     }
 
     /// [r, r², r³, …] as the official main.py computes them (Python float powers).
-    public var tokenRatios: [Double] { (1...pruningLoc.count).map { Foundation.pow(tokenKeepRatio, Double($0)) } }
+    public var tokenRatios: [Double] { pruningLoc.indices.map { Foundation.pow(tokenKeepRatio, Double($0 + 1)) } }
 
     /// k_s = int(r^s · M): tokens stage s keeps at inference, from the original patch count M
-    /// (a float64 product truncated toward zero: 0.49 · 100 keeps 48).
-    public func keepTokens(numPatches M: Int) -> [Int] { tokenRatios.map { Int($0 * Double(M)) } }
+    /// (a float64 product truncated toward zero: 0.49 · 100 keeps 48). Kept within 0...M, so a
+    /// ratio `validate` refuses cannot make it trap.
+    public func keepTokens(numPatches M: Int) -> [Int] {
+        tokenRatios.map { r in
+            let k = r * Double(M)
+            return k.isNaN ? 0 : Int(min(max(k, 0), Double(max(M, 0))))
+        }
+    }
 
     /// Tokens each block's mixer sees at inference, and the class token's index there.
     public func schedule(numPatches M: Int, depth: Int) -> (tokens: [Int], clsIndex: [Int]) {
         let keep = keepTokens(numPatches: M)
         var t = M + 1, c = M / 2
         var tokens: [Int] = [], cls: [Int] = []
-        for i in 0..<depth {
+        for i in 0..<max(depth, 0) {
             if let s = pruningLoc.firstIndex(of: i) { t = keep[s] + 1; c = keep[s] / 2 }
             tokens.append(t)
             cls.append(c)
@@ -46,17 +53,26 @@ public struct DyVMConfig: Codable, Equatable, Sendable {
         return (tokens, cls)
     }
 
-    func validate(depth: Int, numPatches M: Int, name: String) throws {
-        func check(_ ok: Bool, _ message: String) throws { if !ok { throw ConfigError("\(name): \(message)") } }
-        try check(!pruningLoc.isEmpty, "DyVM needs at least one pruning stage")
-        try check(pruningLoc == pruningLoc.sorted() && Set(pruningLoc).count == pruningLoc.count,
-                  "pruning locations must be increasing (got \(pruningLoc))")
-        try check(pruningLoc.allSatisfy { $0 >= 1 && $0 < depth },
-                  "pruning locations must be in 1..<\(depth) (a stage before block 0 has no residual stream to score; got \(pruningLoc))")
-        try check(tokenKeepRatio > 0 && tokenKeepRatio <= 1, "token keep ratio must be in (0, 1] (got \(tokenKeepRatio))")
-        try check(blockKeepRatio >= 0 && blockKeepRatio <= 1, "block keep ratio must be in [0, 1] (got \(blockKeepRatio))")
-        try check(gateThreshold > 0 && gateThreshold < 1, "gate threshold must be in (0, 1) (got \(gateThreshold))")
-        try check(gateTemperature > 0 && tokenRatioDivisor > 0, "gate temperature and token-ratio divisor must be positive")
-        try check(keepTokens(numPatches: M).allSatisfy { $0 >= 1 }, "the keep ratio \(tokenKeepRatio) leaves no patch token of \(M) at some stage")
+    /// The checks of `VimConfig.validate()` for its DyVM part; fields under their fixture JSON names.
+    func validate(depth: Int, numPatches M: Int, model: String) throws {
+        func check(_ ok: Bool, _ field: String, _ value: Any, _ allowed: String) throws {
+            if !ok { throw ConfigError.invalidValue(model: model, field: "dyvm." + field, value: "\(value)", allowed: allowed) }
+        }
+        let locations = abbreviated(list: pruningLoc.map(String.init))
+        try check(!pruningLoc.isEmpty, "pruning_loc", "[]", "at least one pruning stage")
+        try check(zip(pruningLoc, pruningLoc.dropFirst()).allSatisfy { $0 < $1 }, "pruning_loc", locations, "increasing block indices")
+        // A stage before block 0 would have no residual stream to score.
+        try check(pruningLoc.allSatisfy { $0 >= 1 && $0 < depth }, "pruning_loc", locations, "block indices in 1..<\(depth)")
+        try check(tokenKeepRatio > 0 && tokenKeepRatio <= 1, "token_keep_ratio", tokenKeepRatio, "(0, 1]")
+        try check(blockKeepRatio > 0 && blockKeepRatio <= 1, "block_keep_ratio", blockKeepRatio, "(0, 1]")
+        try check(gateThreshold > 0 && gateThreshold < 1, "block_selection.threshold", gateThreshold, "(0, 1)")
+        try check(gateTemperature > 0 && gateTemperature.isFinite, "block_selection.tau", gateTemperature, "positive and finite")
+        try check(tokenRatioDivisor > 0 && tokenRatioDivisor.isFinite, "loss.token_ratio_divisor", tokenRatioDivisor, "positive and finite")
+        for (field, weight) in [("loss.token_pruning_weight", tokenPruningWeight), ("loss.block_pruning_weight", blockPruningWeight),
+                                ("loss.distill_weight", distillWeight)] {
+            try check(weight >= 0 && weight.isFinite, field, weight, "finite, at least 0")
+        }
+        try check(keepTokens(numPatches: M).allSatisfy { $0 >= 1 }, "token_keep_ratio", tokenKeepRatio,
+                  "large enough to keep a patch token of \(M) at every stage")
     }
 }

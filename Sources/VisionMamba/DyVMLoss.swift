@@ -18,13 +18,23 @@ public struct DyVMLossParts: Sendable {
 ///   + 0.5 · KL(teacher ‖ student) (batchmean, τ = 1)
 ///   + 0.5 · mean over kept (slot, channel) of (other − teacher's token at the same patch)².
 /// Returns the total as a [1] tensor whose backward reaches the logits, the final tokens, the
-/// keep decisions and the gates.
+/// keep decisions and the gates. The teacher's outputs must have the student's shapes, and
+/// `config` the student's stages.
 public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Tensor, teacherOther: Tensor,
-                     config: DyVMConfig, tape: Tape?) -> (loss: Tensor, parts: DyVMLossParts) {
+                     config: DyVMConfig, tape: Tape?) throws -> (loss: Tensor, parts: DyVMLossParts) {
     let (B, C) = (s.logits.shape[0], s.logits.shape[1])
     let (M, D) = (s.other.shape[1], s.other.shape[2])
+    guard teacherLogits.shape == s.logits.shape else {
+        throw TensorError.shapeMismatch(tensor: "teacherLogits", expected: s.logits.shape, found: teacherLogits.shape)
+    }
+    guard teacherOther.shape == s.other.shape else {
+        throw TensorError.shapeMismatch(tensor: "teacherOther", expected: s.other.shape, found: teacherOther.shape)
+    }
+    guard config.pruningLoc.count == s.decisions.count else {
+        throw TensorError.valueCountMismatch(tensor: "pruning stages", expected: s.decisions.count, found: config.pruningLoc.count)
+    }
     var parts = DyVMLossParts()
-    let ce = softTargetCrossEntropy(s.logits, targets: targets, tape: tape)
+    let ce = try softTargetCrossEntropy(s.logits, targets: targets, tape: tape)
     parts.cls = Double(ce.data[0])
 
     // Token keep ratios: per image the cumulative kept fraction of the original patches.
@@ -70,7 +80,7 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
         parts.tokenDistill = config.distillWeight * sum / distillCount
     }
 
-    let rest = Tensor(shape: [1], values: [Float(parts.total - parts.cls)])
+    let rest = try Tensor(shape: [1], values: [Float(parts.total - parts.cls)])
     let restSlot = rest.slot
     tape?.record {
         guard let dl = restSlot.grad?.data[0] else { return }
@@ -99,5 +109,5 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
             }
         }
     }
-    return (add(ce, rest, tape: tape), parts)
+    return (try add(ce, rest, tape: tape), parts)
 }

@@ -23,7 +23,7 @@ extension VimConfig {
     public func forwardFLOPs(directionRate: Double = 1) -> FLOPCount {
         let M = Double(numPatches), D = Double(embedDim), E = Double(dInner)
         let R = Double(dtRank), N = Double(dState), K = Double(dConv)
-        let patch = 2 * M * Double(inChannels * patchSize * patchSize) * D
+        let patch = 2 * M * Double(inChannels) * Double(patchSize) * Double(patchSize) * D
         var matmul = patch + 2 * D * Double(numClasses), scan = 0.0, conv = 0.0
         let rate = dyvm == nil ? 1 : directionRate
         for t in tokenSchedule.map(Double.init) {
@@ -42,8 +42,8 @@ extension VimConfig {
 
     /// Multiply-accumulates of one token through a DyVM predictor's four Linears.
     var predictorMACsPerToken: Double {
-        let (d, d2, d4) = (embedDim, embedDim / 2, embedDim / 4)
-        return Double(d * d + d * d2 + d2 * d4 + d4 * 2)
+        let (d, d2, d4) = (Double(embedDim), Double(embedDim / 2), Double(embedDim / 4))
+        return d * d + d * d2 + d2 * d4 + d4 * 2
     }
 
     /// Tokens each DyVM predictor scores: the non-class tokens entering its stage.
@@ -59,7 +59,7 @@ extension VimConfig {
     /// by `blockKeepRatio` (the measured mean gate rate). Norms and the gate heads are not counted.
     public func officialMACs(blockKeepRatio: Double = 1) -> Double {
         let D = Double(embedDim), Di = Double(dInner), R = Double(dtRank), N = Double(dState), K = Double(dConv)
-        var macs = D * Double(patchSize * patchSize * inChannels) * Double(numPatches) + D * Double(numClasses)
+        var macs = D * Double(patchSize) * Double(patchSize) * Double(inChannels) * Double(numPatches) + D * Double(numClasses)
         let bkr = dyvm == nil ? 1 : blockKeepRatio
         for l in tokenSchedule.map(Double.init) {
             macs += l * D * 2 * Di + l * Di * D                                          // in_proj, out_proj

@@ -6,12 +6,13 @@ public final class ForwardTrace {
 
     public init() {}
 
-    public func record(_ name: String, shape: [Int], floats: [Float]) {
+    // Recorded by our own forward passes only, with shapes that hold their values.
+    package func record(_ name: String, shape: [Int], floats: [Float]) {
         precondition(shape.reduce(1, *) == floats.count, "\(name): shape \(shape) does not hold \(floats.count) values")
         entries.append((name, shape, .floats(floats)))
     }
 
-    public func record(_ name: String, shape: [Int], ints: [Int]) {
+    package func record(_ name: String, shape: [Int], ints: [Int]) {
         precondition(shape.reduce(1, *) == ints.count, "\(name): shape \(shape) does not hold \(ints.count) values")
         entries.append((name, shape, .ints(ints)))
     }

@@ -20,20 +20,20 @@ public final class MambaMixer: Module {
 
     public let dim: Int, inner: Int, states: Int, rank: Int
 
-    public init(config c: VimConfig) {
+    public init(config c: VimConfig) throws {
         dim = c.embedDim; inner = c.dInner; states = c.dState; rank = c.dtRank
         divideOut = c.divideOut
-        inProj = Linear(dim, 2 * inner, bias: false)
-        conv1d = DepthwiseConv1d(channels: inner, kernel: c.dConv)
-        conv1dB = DepthwiseConv1d(channels: inner, kernel: c.dConv)
-        xProj = Linear(inner, rank + 2 * states, bias: false)
-        xProjB = Linear(inner, rank + 2 * states, bias: false)
-        dtProj = Linear(rank, inner)
-        dtProjB = Linear(rank, inner)
-        A_log = Tensor(zeros: [inner, states]); A_b_log = Tensor(zeros: [inner, states])
-        D = Tensor(shape: [inner], repeating: 1); D_b = Tensor(shape: [inner], repeating: 1)
-        outProj = Linear(inner, dim, bias: false)
-        blockHead = c.dyvm == nil ? nil : Linear(2 * inner, 2)
+        inProj = try Linear(dim, 2 * inner, bias: false)
+        conv1d = try DepthwiseConv1d(channels: inner, kernel: c.dConv)
+        conv1dB = try DepthwiseConv1d(channels: inner, kernel: c.dConv)
+        xProj = try Linear(inner, rank + 2 * states, bias: false)
+        xProjB = try Linear(inner, rank + 2 * states, bias: false)
+        dtProj = try Linear(rank, inner)
+        dtProjB = try Linear(rank, inner)
+        A_log = try Tensor(zeros: [inner, states]); A_b_log = try Tensor(zeros: [inner, states])
+        D = try Tensor(shape: [inner], repeating: 1); D_b = try Tensor(shape: [inner], repeating: 1)
+        outProj = try Linear(inner, dim, bias: false)
+        blockHead = c.dyvm == nil ? nil : try Linear(2 * inner, 2)
     }
 
     // state_dict order of mamba_simple.py (spec/vim.md §1.5).
@@ -84,8 +84,24 @@ public final class MambaMixer: Module {
     /// out [B, T, D] for u [B, T, D] (the normalised tokens). With a tape, the backward keeps
     /// u, xz, both x_proj outputs and the combined scan output; the conv outputs and Δ are
     /// recomputed, as the official `mamba_inner_fn` does.
-    public func callAsFunction(_ u: Tensor, tape: Tape? = nil) -> Tensor {
-        forward(u, tape: tape, mask: nil, gating: nil).out
+    public func callAsFunction(_ u: Tensor, tape: Tape? = nil) throws -> Tensor {
+        try checkTokens(u)
+        return try forward(u, tape: tape, mask: nil, gating: nil).out
+    }
+
+    /// u must be [B, T, D] with this mixer's D.
+    private func checkTokens(_ u: Tensor) throws {
+        guard u.rank == 3 else { throw TensorError.rankMismatch(tensor: "u", expected: 3, found: u.shape) }
+        guard u.shape[2] == dim else { throw TensorError.dimensionMismatch(tensor: "u", axis: 2, expected: dim, found: u.shape) }
+    }
+
+    /// One class index per image of u [B, T, D], each in 0..<T, and a direction head to read them.
+    private func checkGating(_ u: Tensor, cls: [Int]) throws -> Linear {
+        guard let blockHead else { throw ConfigError.requiresDyVM(model: "mixer") }
+        let (batch, L) = (u.shape[0], u.shape[1])
+        guard cls.count == batch else { throw TensorError.valueCountMismatch(tensor: "cls", expected: batch, found: cls.count) }
+        if let bad = cls.first(where: { $0 < 0 || $0 >= L }) { throw TensorError.indexOutOfRange(tensor: "cls", index: bad, count: L) }
+        return blockHead
     }
 
     /// DyVM's training mixer (spec/dyvm.md §5.3, §5.5): `mask` [B, T] (1 = kept token) zeroes x
@@ -94,27 +110,35 @@ public final class MambaMixer: Module {
     /// gates [B, 2] (straight-through), and each direction's output is multiplied by its gate
     /// before the halved sum. Both directions are computed for every image.
     public func dynamicForward(_ u: Tensor, tape: Tape?, mask: Tensor, cls: [Int], noise: [Float], tau: Float, threshold: Float = 0.5)
-        -> (out: Tensor, gates: Tensor, logits: [Float]) {
-        let r = forward(u, tape: tape, mask: mask, gating: (cls, noise, tau, threshold))
+        throws -> (out: Tensor, gates: Tensor, logits: [Float]) {
+        try checkTokens(u)
+        _ = try checkGating(u, cls: cls)
+        let maskShape = [u.shape[0], u.shape[1]]
+        guard mask.shape == maskShape else { throw TensorError.shapeMismatch(tensor: "mask", expected: maskShape, found: mask.shape) }
+        guard noise.count == 2 * u.shape[0] else { throw TensorError.valueCountMismatch(tensor: "noise", expected: 2 * u.shape[0], found: noise.count) }
+        guard tau > 0, tau.isFinite else { throw TensorError.invalidArgument(name: "tau", value: Double(tau), allowed: "positive and finite") }
+        let r = try forward(u, tape: tape, mask: mask, gating: (cls, noise, tau, threshold))
         return (r.out, r.gates!, r.logits)
     }
 
+    /// Called behind the checks of the public entry points: u [B, T, D]; mask [B, T]; class
+    /// indices in range, a direction head, noise [B·2] and τ > 0 when gated.
     private func forward(_ u: Tensor, tape: Tape?, mask: Tensor?, gating: (cls: [Int], noise: [Float], tau: Float, threshold: Float)?)
-        -> (out: Tensor, gates: Tensor?, logits: [Float]) {
+        throws -> (out: Tensor, gates: Tensor?, logits: [Float]) {
         let batch = u.shape[0], L = u.shape[1]
         let rows = batch * L, E = inner, N = states, R = rank, P = R + 2 * N
-        let xz = Profiler.measure("in_proj") { inProj(u) }              // [B, T, 2E]: x | z
+        let xz = try Profiler.measure("in_proj") { try inProj(u) }      // [B, T, 2E]: x | z
         let xc = Tensor(uninitializedShape: [rows, E])                  // conv + SiLU output
         let dt = Tensor(uninitializedShape: [rows, E])                  // dt_proj output, bias not added
         let y = Tensor(uninitializedShape: [batch, L, E])               // gated, combined scan output
         let scale: Float = divideOut ? 0.5 : 1
         var xdbls: [Tensor] = []                                        // dt_low | B | C per direction
         var logits: [Float] = [], soft: [Float] = [], gates: Tensor? = nil
-        if let gating {
-            logits = headLogits(xz, cls: gating.cls, length: L)
-            let g = gumbelSigmoid(logits, noise: gating.noise, tau: gating.tau, threshold: gating.threshold)
+        if let gating, let blockHead {
+            logits = headLogits(xz, head: blockHead, cls: gating.cls, length: L)
+            let g = try gumbelSigmoid(logits, noise: gating.noise, tau: gating.tau, threshold: gating.threshold)
             soft = g.soft
-            gates = Tensor(shape: [batch, 2], values: g.gates)
+            gates = try Tensor(shape: [batch, 2], values: g.gates)
         }
         // With a mask the conv reads x ⊙ mask (row stride E) instead of x inside xz (stride 2E).
         let xMasked = mask.map { maskedX(xz, mask: $0) }
@@ -153,19 +177,18 @@ public final class MambaMixer: Module {
                 }
             }
         }
-        let out = Profiler.measure("out_proj") { outProj(y) }
+        let out = try Profiler.measure("out_proj") { try outProj(y) }
         let outSlot = out.slot, gateSlot = gates?.slot, outShape = out.shape   // not `out`: its values are not needed
         tape?.record { [self] in
             guard outSlot.grad != nil || gateSlot?.grad != nil else { return }
-            backward(outGrad: outSlot.grad ?? Tensor(zeros: outShape), u: u, xz: xz, xdbls: xdbls, y: y, batch: batch, length: L,
+            backward(outGrad: outSlot.grad ?? Tensor(zeroed: outShape), u: u, xz: xz, xdbls: xdbls, y: y, batch: batch, length: L,
                      mask: mask, gating: gating.map { (cls: $0.cls, tau: $0.tau, gates: gates!, soft: soft, outputs: directionOutputs) })
         }
         return (out, gates, logits)
     }
 
     /// Direction-head logits [B·2] ([forward, backward] per image) from xz at each class index.
-    private func headLogits(_ xz: Tensor, cls: [Int], length L: Int) -> [Float] {
-        guard let blockHead else { preconditionFailure("direction gates need a DyVM mixer") }
+    private func headLogits(_ xz: Tensor, head blockHead: Linear, cls: [Int], length L: Int) -> [Float] {
         let E2 = 2 * inner, batch = cls.count
         var logits = [Float](repeating: 0, count: 2 * batch)
         for b in 0..<batch {
@@ -200,13 +223,15 @@ public final class MambaMixer: Module {
     /// class index; a direction whose gate is off (sigmoid(logit) ≤ threshold) is not computed for that
     /// image and counts as zero, and the sum is still halved. Returns the output [B, T, D], the
     /// head logits and the decisions, [B, 2] each as [forward, backward].
-    public func gatedForward(_ u: Tensor, cls: [Int], threshold: Float = 0.5) -> (out: Tensor, logits: [Float], on: [Bool]) {
+    public func gatedForward(_ u: Tensor, cls: [Int], threshold: Float = 0.5) throws -> (out: Tensor, logits: [Float], on: [Bool]) {
+        try checkTokens(u)
+        let head = try checkGating(u, cls: cls)
         let batch = u.shape[0], L = u.shape[1]
         let E = inner, N = states, R = rank, P = R + 2 * N
-        let xz = Profiler.measure("in_proj") { inProj(u) }              // [B, T, 2E]: x | z
-        let logits = headLogits(xz, cls: cls, length: L)
+        let xz = try Profiler.measure("in_proj") { try inProj(u) }      // [B, T, 2E]: x | z
+        let logits = headLogits(xz, head: head, cls: cls, length: L)
         let on = logits.map { 1 / (1 + Foundation.exp(-$0)) > threshold }
-        let y = Tensor(zeros: [batch, L, E])
+        let y = Tensor(zeroed: [batch, L, E])
         let xc = Tensor(uninitializedShape: [L, E]), dt = Tensor(uninitializedShape: [L, E])
         let xdbl = Tensor(uninitializedShape: [L, P])
         let scale: Float = divideOut ? 0.5 : 1
@@ -226,7 +251,7 @@ public final class MambaMixer: Module {
                                      batch: 1, length: L, channels: E, states: N, reverse: reverse)
             }
         }
-        return (outProj(y), logits, on)
+        return (try outProj(y), logits, on)
     }
 
     /// Gradients of every mixer parameter and of u, from d(loss)/d(out); with DyVM's mask and
@@ -237,13 +262,13 @@ public final class MambaMixer: Module {
         let rows = batch * L, E = inner, N = states, R = rank, P = R + 2 * N, D = dim
         let scale: Float = divideOut ? 0.5 : 1
         // out = y · out_projᵀ
-        let yGrad = Tensor(zeros: [rows, E])
+        let yGrad = Tensor(zeroed: [rows, E])
         linearBackward(xGrad: yGrad.data, weightGrad: outProj.weight.gradBuffer().data, biasGrad: nil,
                        yGrad: outGrad.data, x: y.data, weight: outProj.weight.data, rows: rows, inFeatures: E, outFeatures: D)
-        let xzGrad = Tensor(zeros: [rows, 2 * E])
+        let xzGrad = Tensor(zeroed: [rows, 2 * E])
         let xc = Tensor(uninitializedShape: [rows, E]), dt = Tensor(uninitializedShape: [rows, E])
         let xMasked = mask.map { maskedX(xz, mask: $0) }
-        let xMaskedGrad = mask.map { _ in Tensor(zeros: [rows, E]) }
+        let xMaskedGrad = mask.map { _ in Tensor(zeroed: [rows, E]) }
         var maskGrad = [Double](repeating: 0, count: mask == nil ? 0 : rows)
         var gateGrad = [Float](repeating: 0, count: 2 * batch)
         for (i, reverse) in [false, true].enumerated() {
@@ -271,8 +296,8 @@ public final class MambaMixer: Module {
                     gateGrad[2 * b + i] += Float(acc)
                 }
             }
-            let xcGrad = Tensor(zeros: [rows, E]), dtGrad = Tensor(uninitializedShape: [rows, E])
-            let xdblGrad = Tensor(zeros: [rows, P]), AGrad = Tensor(zeros: [E, N])
+            let xcGrad = Tensor(zeroed: [rows, E]), dtGrad = Tensor(uninitializedShape: [rows, E])
+            let xdblGrad = Tensor(zeroed: [rows, P]), AGrad = Tensor(zeroed: [E, N])
             Profiler.measure("scan_backward") { selectiveScanBackward(uGrad: xcGrad.data, deltaGrad: dtGrad.data, deltaBiasGrad: p.dtProj.bias!.gradBuffer().data,
                                   AGrad: AGrad.data, BGrad: xdblGrad.data + R, CGrad: xdblGrad.data + R + N,
                                   DGrad: p.skip.gradBuffer().data, zGrad: xzGrad.data + E, outGrad: directionGrad.data, scale: scale,
@@ -350,9 +375,9 @@ public final class VimBlock: Module {
     public let norm: RMSNorm
     public let mixer: MambaMixer
 
-    public init(config: VimConfig) {
-        norm = RMSNorm(config.embedDim, eps: config.normEps)
-        mixer = MambaMixer(config: config)
+    public init(config: VimConfig) throws {
+        norm = try RMSNorm(config.embedDim, eps: config.normEps)
+        mixer = try MambaMixer(config: config)
     }
 
     public var children: [(String, Module)] { [("mixer", mixer), ("norm", norm)] }

@@ -45,8 +45,7 @@ public enum ModelZoo {
     /// The entry for an official name or alias (case-insensitive for aliases).
     public static func entry(named name: String) throws -> Entry {
         if let e = entries.first(where: { $0.name == name || $0.aliases.contains(name.lowercased()) }) { return e }
-        let valid = entries.flatMap { $0.aliases.prefix(2) }.joined(separator: ", ")
-        throw ConfigError("unknown model '\(name)'; valid names: \(valid), or an official name (vision-mamba models)")
+        throw ConfigError.unknownModel(name: name, valid: entries.flatMap { $0.aliases.prefix(2) })
     }
 
     public static func config(named name: String) throws -> VimConfig { try entry(named: name).config }

@@ -14,8 +14,11 @@ public enum PositionEmbeddingInterpolation: String, CaseIterable, Sendable {
 /// pos_embed rows [T, D] for a grid of side `newGrid`, from rows laid out for `config`.
 public func interpolatePositionEmbedding(
     _ rows: [Float], config: VimConfig, newGrid: Int, mode: PositionEmbeddingInterpolation
-) -> [Float] {
+) throws -> [Float] {
+    try config.validate()
     let D = config.embedDim, M = config.numPatches, G = config.grid
+    guard rows.count == (M + 1) * D else { throw TensorError.valueCountMismatch(tensor: "pos_embed", expected: (M + 1) * D, found: rows.count) }
+    guard (1...65_536).contains(newGrid) else { throw TensorError.invalidArgument(name: "newGrid", value: Double(newGrid), allowed: "1...65536") }
     let clsRow = mode == .official ? 0 : config.clsIndex
     var cls = [Float](repeating: 0, count: D)
     var grid = [Float]()
@@ -48,7 +51,7 @@ extension VimModel {
         c.imgSize = size
         try c.validate()
         if c.grid == config.grid { replacePositionEmbedding(posEmbed, config: c); return }
-        let rows = interpolatePositionEmbedding(posEmbed.array, config: config, newGrid: c.grid, mode: mode)
-        replacePositionEmbedding(Tensor(shape: [1, c.tokens, c.embedDim], values: rows), config: c)
+        let rows = try interpolatePositionEmbedding(posEmbed.array, config: config, newGrid: c.grid, mode: mode)
+        replacePositionEmbedding(try Tensor(shape: [1, c.tokens, c.embedDim], values: rows), config: c)
     }
 }

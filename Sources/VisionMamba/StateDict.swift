@@ -8,7 +8,7 @@ extension StoredTensor: StateDictValue {}
 extension VimModel {
     /// Loads weights from a `.pth` or `.safetensors` file; strict unless told otherwise.
     @discardableResult
-    public func load(weights path: String, strict: Bool = true, ema: Bool = false) throws -> StateDictMismatch {
+    public func load(weights path: String, strict: Bool = true, ema: Bool = false) throws -> StateDictReport {
         try load(stateDict: try Self.modelTensors(path, ema: ema), strict: strict, source: path)
     }
 
@@ -18,7 +18,7 @@ extension VimModel {
         let file = try CheckpointFile.readStateDict(path)
         let isTraining = file.metadata["training_state"] != nil || file.names.contains { $0.hasPrefix("optimizer.") }
         guard isTraining else {
-            if ema { throw FileError.missingTensor(path: path, name: "model_ema.*") }
+            if ema { throw StateDictError.missingEMA(source: path) }
             return file.tensors
         }
         var out: [String: StoredTensor] = [:]
@@ -29,7 +29,7 @@ extension VimModel {
                 out[name] = t
             }
         }
-        if ema && out.isEmpty { throw FileError.missingTensor(path: path, name: "model_ema.*") }
+        if ema && out.isEmpty { throw StateDictError.missingEMA(source: path) }
         return out
     }
 
@@ -46,18 +46,21 @@ extension VimModel {
             tensors.removeValue(forKey: name)
             kept.append(name)
         }
-        if let pos = tensors["pos_embed"], pos.shape != shapes["pos_embed"] {
+        if let pos = tensors["pos_embed"], pos.shape != posEmbed.shape {
+            // [1, G² + 1, D] of some grid G: anything else cannot be interpolated.
             let rows = pos.shape.count == 3 ? pos.shape[1] : 0, D = config.embedDim
-            let side = Int(Double(rows - 1).squareRoot())
-            guard pos.shape.count == 3, pos.shape[2] == D, side * side == rows - 1 else {
-                throw FileError.shapeMismatch(path: path, tensor: "pos_embed", expected: shapes["pos_embed"]!, found: pos.shape)
+            let side = rows >= 2 ? Int(Double(rows - 1).squareRoot()) : 0
+            guard pos.shape.count == 3, pos.shape[0] == 1, pos.shape[2] == D, side >= 1, side * side == rows - 1 else {
+                throw StateDictError.mismatch(source: path, problems: [.shapeMismatch(key: "pos_embed", expected: posEmbed.shape, found: pos.shape)])
             }
             // The checkpoint's own grid, with its class token where this model family puts it.
             var source = config
             source.imgSize = side                                   // any size whose grid is `side` with patch = stride = 1
             source.patchSize = 1
             source.stride = 1
-            let rowsOut = interpolatePositionEmbedding(pos.floats(), config: source, newGrid: config.grid, mode: interpolation)
+            source.fusion = nil                                     // only the grid matters here
+            source.dyvm = nil
+            let rowsOut = try interpolatePositionEmbedding(pos.floats(), config: source, newGrid: config.grid, mode: interpolation)
             tensors["pos_embed"] = StoredTensor(shape: [1, config.tokens, D], floats: rowsOut)
         }
         try load(stateDict: tensors, strict: false, source: path)

@@ -27,7 +27,7 @@ public struct TokenFusion: Codable, Equatable, Sendable {
 
     /// The blocks a named strategy fuses in a model of `depth` blocks.
     public static func blocks(strategy: String, layer: Int, depth: Int, rule: Rule) throws -> [Int] {
-        let all = Array(0..<depth)
+        let all = Array(0..<max(depth, 0))
         switch (strategy, rule) {
         case ("none", _), ("no", _): return []
         case ("all", _): return all
@@ -35,14 +35,14 @@ public struct TokenFusion: Codable, Equatable, Sendable {
         case ("lower", .paper), ("upper", .official): return all.filter { $0 < layer }
         case ("upper", .paper), ("lower", .official): return all.filter { $0 > layer }
         default:
-            throw ConfigError("unknown fusion strategy '\(strategy)'; use none, all, interleave (alternate), lower, upper, or explicit --fusion-blocks")
+            throw ConfigError.unknownFusionStrategy(name: strategy, valid: ["none", "all", "interleave", "alternate", "lower", "upper"])
         }
     }
 
     /// Tokens each block's mixer sees, starting from `tokens` tokens (one protected class token).
     public func schedule(tokens: Int, depth: Int) -> [Int] {
         var t = tokens
-        return (0..<depth).map { i in
+        return (0..<max(depth, 0)).map { i in
             if blocks.contains(i) { t -= max(0, min(self.tokens, (t - 1) / 2)) }
             return t
         }

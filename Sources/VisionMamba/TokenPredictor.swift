@@ -11,12 +11,12 @@ public final class TokenPredictor: Module {
     public let out2: Linear          // out_conv.2 [D/4, D/2]
     public let out4: Linear          // out_conv.4 [2, D/4]
 
-    public init(dim D: Int) {
-        norm = LayerNorm(D)
-        inLinear = Linear(D, D)
-        out0 = Linear(D, D / 2)
-        out2 = Linear(D / 2, D / 4)
-        out4 = Linear(D / 4, 2)
+    public init(dim D: Int) throws {
+        norm = try LayerNorm(D)
+        inLinear = try Linear(D, D)
+        out0 = try Linear(D, D / 2)
+        out2 = try Linear(D / 2, D / 4)
+        out4 = try Linear(D / 4, 2)
     }
 
     public var children: [(String, Module)] {
@@ -34,11 +34,13 @@ public final class TokenPredictor: Module {
     /// logp [B, N, 2] for x [B, N, D]. `policy` [B, N] (1 = alive) weights the global mean, whose
     /// divisor is (alive count + 1) as in the official code; nil: every token alive. With a tape,
     /// the backward reaches x, the policy (the keep decisions of earlier stages) and every weight.
-    public func callAsFunction(_ x: Tensor, policy: Tensor? = nil, tape: Tape? = nil) -> Tensor {
+    public func callAsFunction(_ x: Tensor, policy: Tensor? = nil, tape: Tape? = nil) throws -> Tensor {
+        guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
         let (B, N, D) = (x.shape[0], x.shape[1], x.shape[2])
+        if let policy, policy.shape != [B, N] { throw TensorError.shapeMismatch(tensor: "policy", expected: [B, N], found: policy.shape) }
         let half = D / 2, G = D - half
-        let ln = norm(x)
-        let a1 = inLinear(ln)
+        let ln = try norm(x)
+        let a1 = try inLinear(ln)
         let g1 = a1.copy(); gelu(g1)
         // [local ; global]: the first D/2 channels stay per token, the rest become the policy mean.
         let cat = g1.copy()
@@ -57,9 +59,9 @@ public final class TokenPredictor: Module {
                 for c in 0..<G { row[half + c] = glob[b * G + c] }
             }
         }
-        let a2 = out0(cat), g2 = a2.copy(); gelu(g2)
-        let a3 = out2(g2), g3 = a3.copy(); gelu(g3)
-        let logp = out4(g3)
+        let a2 = try out0(cat), g2 = a2.copy(); gelu(g2)
+        let a3 = try out2(g2), g3 = a3.copy(); gelu(g3)
+        let logp = try out4(g3)
         for r in 0..<(B * N) {
             let l = logp.data + 2 * r
             let m = max(l[0], l[1])
@@ -78,7 +80,7 @@ public final class TokenPredictor: Module {
                 for j in 0..<2 { da4.data[2 * r + j] = dlogp.data[2 * r + j] - Foundation.exp(logp.data[2 * r + j]) * s }
             }
             func back(_ l: Linear, _ dy: Tensor, _ input: Tensor) -> Tensor {
-                let dx = Tensor(zeros: input.shape)
+                let dx = Tensor(zeroed: input.shape)
                 linearBackward(xGrad: dx.data, weightGrad: l.weight.gradBuffer().data, biasGrad: l.bias!.gradBuffer().data,
                                yGrad: dy.data, x: input.data, weight: l.weight.data, rows: rows,
                                inFeatures: l.inFeatures, outFeatures: l.outFeatures)

@@ -14,7 +14,7 @@ extension VimModel {
     /// tokens of h + residual, the top k_s by log P(keep) survive in their original order
     /// (indices sorted ascending), the mixer output and the residual are gathered alike, and the
     /// class token goes back at index k_s / 2.
-    func prune(_ stream: PrunedStream, stage s: Int, keep k: Int, trace: ForwardTrace?) -> PrunedStream {
+    func prune(_ stream: PrunedStream, stage s: Int, keep k: Int, trace: ForwardTrace?) throws -> PrunedStream {
         let (B, T, D) = (stream.h.shape[0], stream.h.shape[1], stream.h.shape[2])
         let N = T - 1
         let x = Tensor(uninitializedShape: [B, N, D])
@@ -26,7 +26,7 @@ extension VimModel {
                 j += 1
             }
         }
-        let logp = Profiler.measure("token_predictor") { scorePredictors[s](x) }
+        let logp = try Profiler.measure("token_predictor") { try scorePredictors[s](x) }
         let h = Tensor(uninitializedShape: [B, k + 1, D]), r = Tensor(uninitializedShape: [B, k + 1, D])
         var indices: [Int] = [], patches: [[Int]] = []
         let c = k / 2

@@ -48,8 +48,14 @@ public struct VimConfig: Codable, Equatable, Sendable {
         self.clsPosition = clsPosition
     }
 
-    /// Grid side G = (img − p) / s + 1.
-    public var grid: Int { (imgSize - patchSize) / stride + 1 }
+    // The derived sizes below never trap: a config `validate()` refuses may hold any Int, and
+    // then its sizes are meaningless (0 or wrapped) rather than a crash.
+
+    /// Grid side G = (img − p) / s + 1 (0 outside the image sizes `validate()` allows).
+    public var grid: Int {
+        guard stride > 0, patchSize > 0, imgSize >= patchSize, imgSize <= 65_536 else { return 0 }
+        return (imgSize - patchSize) / stride + 1
+    }
     /// M = G²
     public var numPatches: Int { grid * grid }
     /// T = M + 1
@@ -57,50 +63,62 @@ public struct VimConfig: Codable, Equatable, Sendable {
     /// Index of the class token in the sequence.
     public var clsIndex: Int { clsPosition == .middle ? numPatches / 2 : 0 }
     /// E = expand · D
-    public var dInner: Int { expand * embedDim }
+    public var dInner: Int { expand &* embedDim }
     /// R = ceil(D / 16) (dt_rank "auto")
-    public var dtRank: Int { (embedDim + 15) / 16 }
+    public var dtRank: Int { (embedDim &+ 15) / 16 }
 
-    /// Rejects shapes the model cannot be built with, saying which value is wrong.
+    /// Rejects values the model cannot be built or run with, naming the field (as the official
+    /// code and the fixture JSON name it), its value and what it may be. The upper bounds are
+    /// far above any released model; they keep every size computation within an Int.
     public func validate() throws {
-        func check(_ ok: Bool, _ message: String) throws { if !ok { throw ConfigError("\(name): \(message)") } }
-        try check(patchSize > 0 && stride > 0, "patch_size and stride must be positive (got \(patchSize), \(stride))")
-        try check(imgSize >= patchSize, "img_size \(imgSize) is smaller than patch_size \(patchSize)")
-        try check(embedDim > 0 && depth > 0 && numClasses >= 0, "embed_dim, depth must be positive and num_classes non-negative")
-        try check(dState > 0 && dState <= 256, "d_state must be in 1...256 (got \(dState))")
-        try check(dConv > 0 && expand > 0, "d_conv and expand must be positive")
+        func check(_ ok: Bool, _ field: String, _ value: Any, _ allowed: String) throws {
+            if !ok { throw ConfigError.invalidValue(model: name, field: field, value: "\(value)", allowed: allowed) }
+        }
+        try check((1...65_536).contains(imgSize), "img_size", imgSize, "1...65536")
+        try check((1...imgSize).contains(patchSize), "patch_size", patchSize, "1...img_size (\(imgSize))")
+        try check((1...imgSize).contains(stride), "stride", stride, "1...img_size (\(imgSize))")
+        // The official PatchEmbed covers the whole image: no leftover rows or columns of pixels.
+        try check((imgSize - patchSize) % stride == 0, "img_size", imgSize,
+                  "patch_size (\(patchSize)) plus a multiple of stride (\(stride))")
+        try check((1...65_536).contains(embedDim), "embed_dim", embedDim, "1...65536")
+        try check((1...4096).contains(depth), "depth", depth, "1...4096")
+        try check((1...16_777_216).contains(numClasses), "num_classes", numClasses, "1...16777216")
+        try check((1...256).contains(dState), "d_state", dState, "1...256")
+        try check((1...64).contains(dConv), "d_conv", dConv, "1...64")
+        try check((1...64).contains(expand), "expand", expand, "1...64")
+        try check((1...64).contains(inChannels), "channels", inChannels, "1...64")
+        try check(normEps >= 0 && normEps.isFinite, "norm_epsilon", normEps, "finite, at least 0")
+        if let fusion {
+            try check(fusion.tokens >= 0, "fusion.tokens", fusion.tokens, "at least 0")
+            if let bad = fusion.blocks.first(where: { !(0..<depth).contains($0) }) {
+                try check(false, "fusion.blocks", bad, "block indices in 0..<\(depth)")
+            }
+        }
         if let dyvm {
-            try check(fusion == nil, "DyVM pruning and Famba-V fusion cannot be combined")
-            try check(clsPosition == .middle, "DyVM needs the class token in the middle, as the released Vim models")
-            try dyvm.validate(depth: depth, numPatches: numPatches, name: name)
+            if fusion != nil { throw ConfigError.incompatible(model: name, first: "DyVM pruning", second: "Famba-V fusion") }
+            try check(clsPosition == .middle, "cls_token_position", clsPosition.rawValue, "middle (DyVM follows the released Vim models)")
+            try dyvm.validate(depth: depth, numPatches: numPatches, model: name)
         }
     }
-}
-
-public struct ConfigError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }
 
 extension VimConfig {
     /// Reads the fixture JSON format (fixtures/README.md): img_size, patch_size, stride, embed_dim,
     /// depth, num_classes, d_state, d_conv, expand, optional cls_token_position ("middle"/"first").
     public static func load(json path: String) throws -> VimConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigError("\(path): no such file")
-        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError.unreadableFile(path: path) }
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ConfigError("\(path): not a JSON object")
+            throw ConfigError.notAJSONObject(path: path)
         }
         func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
             if let v = object[key] as? Int { return v }
             if let fallback { return fallback }
-            throw ConfigError("\(path): missing integer \"\(key)\"")
+            throw ConfigError.missingField(path: path, field: key, expected: "integer")
         }
         var position = ClassTokenPosition.middle
         if let p = object["cls_token_position"] as? String {
             guard let parsed = ClassTokenPosition(rawValue: p) else {
-                throw ConfigError("\(path): cls_token_position must be \"middle\" or \"first\" (got \"\(p)\")")
+                throw ConfigError.invalidValue(model: path, field: "cls_token_position", value: p, allowed: "middle or first")
             }
             position = parsed
         }
@@ -112,17 +130,19 @@ extension VimConfig {
             dConv: try int("d_conv", 4), expand: try int("expand", 2), clsPosition: position)
         if let f = object["fusion"] as? [String: Any] {
             // The fixture format: {strategy, layer, tokens} under the released code's per-block rule.
-            guard let strategy = f["strategy"] as? String, let tokens = f["tokens"] as? Int else {
-                throw ConfigError("\(path): fusion needs \"strategy\" and \"tokens\"")
-            }
+            guard let strategy = f["strategy"] as? String else { throw ConfigError.missingField(path: path, field: "fusion.strategy", expected: "string") }
+            guard let tokens = f["tokens"] as? Int else { throw ConfigError.missingField(path: path, field: "fusion.tokens", expected: "integer") }
             let rule = (f["rule_name"] as? String).flatMap(TokenFusion.Rule.init(rawValue:)) ?? .official
             let blocks = try (f["blocks"] as? [Int])
                 ?? TokenFusion.blocks(strategy: strategy, layer: f["layer"] as? Int ?? 0, depth: config.depth, rule: rule)
             config.fusion = TokenFusion(blocks: blocks, tokens: tokens, preserveOrder: (f["order"] as? String) == "preserve")
         }
         if let d = object["dyvm"] as? [String: Any] {
-            guard let loc = d["pruning_loc"] as? [Int], let r = (d["token_keep_ratio"] as? NSNumber)?.doubleValue else {
-                throw ConfigError("\(path): dyvm needs \"pruning_loc\" and \"token_keep_ratio\"")
+            guard let loc = d["pruning_loc"] as? [Int] else {
+                throw ConfigError.missingField(path: path, field: "dyvm.pruning_loc", expected: "list of integers")
+            }
+            guard let r = (d["token_keep_ratio"] as? NSNumber)?.doubleValue else {
+                throw ConfigError.missingField(path: path, field: "dyvm.token_keep_ratio", expected: "number")
             }
             var dyvm = DyVMConfig(pruningLoc: loc, tokenKeepRatio: r,
                                   blockKeepRatio: (d["block_keep_ratio"] as? NSNumber)?.doubleValue ?? 0.8)

@@ -5,8 +5,8 @@ import MambaTensor
 /// `patch_embed`: the Conv2d that turns an image into patch tokens.
 public final class PatchEmbed: Module {
     public let proj: Conv2d
-    public init(config c: VimConfig) {
-        proj = Conv2d(inChannels: c.inChannels, outChannels: c.embedDim, kernel: c.patchSize, stride: c.stride)
+    public init(config c: VimConfig) throws {
+        proj = try Conv2d(inChannels: c.inChannels, outChannels: c.embedDim, kernel: c.patchSize, stride: c.stride)
     }
     public var children: [(String, Module)] { [("proj", proj)] }
 }
@@ -28,15 +28,18 @@ public final class VimModel: Module {
     /// Tokens each block's mixer saw in the last forward pass.
     public private(set) var lastTokenSchedule: [Int] = []
 
-    public init(config: VimConfig) {
+    /// A model of `config` (checked by `config.validate()`), with zero weights until
+    /// `resetParameters(seed:)` or a load.
+    public init(config: VimConfig) throws {
+        try config.validate()
         self.config = config
-        patchEmbed = PatchEmbed(config: config)
-        clsToken = Tensor(zeros: [1, 1, config.embedDim])
-        posEmbed = Tensor(zeros: [1, config.tokens, config.embedDim])
-        layers = (0..<config.depth).map { _ in VimBlock(config: config) }
-        normF = RMSNorm(config.embedDim, eps: config.normEps)
-        head = Linear(config.embedDim, config.numClasses)
-        scorePredictors = (config.dyvm?.pruningLoc ?? []).map { _ in TokenPredictor(dim: config.embedDim) }
+        patchEmbed = try PatchEmbed(config: config)
+        clsToken = try Tensor(zeros: [1, 1, config.embedDim])
+        posEmbed = try Tensor(zeros: [1, config.tokens, config.embedDim])
+        layers = try (0..<config.depth).map { _ in try VimBlock(config: config) }
+        normF = try RMSNorm(config.embedDim, eps: config.normEps)
+        head = try Linear(config.embedDim, config.numClasses)
+        scorePredictors = try (config.dyvm?.pruningLoc ?? []).map { _ in try TokenPredictor(dim: config.embedDim) }
     }
 
     // state_dict order of the official model (spec/vim.md §1.5).
@@ -72,12 +75,11 @@ public final class VimModel: Module {
     }
 
     /// Tokens [B, T, D]: patch tokens with the class token inserted at `clsIndex`, plus pos_embed.
-    func embed(_ images: Tensor, tape: Tape?) -> Tensor {
+    func embed(_ images: Tensor, tape: Tape?) throws -> Tensor {
+        try checkInput(shape: images.shape)
         let c = config
-        precondition(images.rank == 4 && images.shape[1] == c.inChannels && images.shape[2] == c.imgSize
-                     && images.shape[3] == c.imgSize, "input \(describe(shape: images.shape)) does not match img_size \(c.imgSize)")
         let proj = patchEmbed.proj
-        let patches = proj.tokens(images)                             // [B, M, D]
+        let patches = try proj.tokens(images)                         // [B, M, D]
         let batch = images.shape[0], M = c.numPatches, T = c.tokens, D = c.embedDim, ci = c.clsIndex
         let h = Tensor(uninitializedShape: [batch, T, D])
         for b in 0..<batch {
@@ -110,20 +112,24 @@ public final class VimModel: Module {
         return h
     }
 
-    /// Logits [B, C] for normalised images [B, 3, H, W]. `blockOutput(i, r)` receives, when given,
-    /// the residual stream after block i (residual + mixer output) as [B, T, D]. With a tape,
-    /// every op records its backward. `dropPath` turns on stochastic depth (training only).
+    /// Logits [B, C] for normalised images [B, channels, img_size, img_size]. `blockOutput(i, r)`
+    /// receives, when given, the residual stream after block i (residual + mixer output) as
+    /// [B, T, D]. With a tape, every op records its backward. `dropPath` turns on stochastic depth
+    /// (training only). Images of another shape are refused before anything runs.
     public func callAsFunction(_ images: Tensor, tape: Tape? = nil, dropPath: DropPathDraw? = nil, trace: ForwardTrace? = nil,
-                               blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
-        let feature = forwardFeatures(images, tape: tape, dropPath: dropPath, trace: trace, blockOutput: blockOutput)
-        return linear(feature, weight: head.weight, bias: head.bias, tape: tape)
+                               blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> Tensor {
+        let feature = try forwardFeatures(images, tape: tape, dropPath: dropPath, trace: trace, blockOutput: blockOutput)
+        return try linear(feature, weight: head.weight, bias: head.bias, tape: tape)
     }
 
     /// The class-token feature [B, D] after norm_f.
     public func forwardFeatures(_ images: Tensor, tape: Tape? = nil, dropPath draw: DropPathDraw? = nil,
-                                trace: ForwardTrace? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) -> Tensor {
-        precondition(config.dyvm == nil || tape == nil, "the DyVM forward here is the inference path")
-        var h = Profiler.measure("patch_embed") { embed(images, tape: tape) }
+                                trace: ForwardTrace? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> Tensor {
+        // DyVM's training path needs its noise and teacher: dyvmTrainingStep.
+        if config.dyvm != nil && tape != nil { throw ConfigError.dyvmForwardWithTape(model: config.name) }
+        try checkInput(shape: images.shape)
+        if let draw { try draw.check(batch: images.shape[0]) }
+        var h = try Profiler.measure("patch_embed") { try embed(images, tape: tape) }
         var residual: Tensor? = nil           // block 0's residual is the embedded tokens themselves
         // The class token's index per sample: fusions may move it (not when it sits first).
         var cls = [Int](repeating: config.clsIndex, count: images.shape[0])
@@ -133,37 +139,37 @@ public final class VimModel: Module {
         for (i, block) in layers.enumerated() {
             if let dyvm = config.dyvm, let s = dyvm.pruningLoc.firstIndex(of: i), let r = residual {
                 let keep = dyvm.keepTokens(numPatches: config.numPatches)[s]
-                let pruned = prune(PrunedStream(h: h, residual: r, cls: cls, patches: patches), stage: s, keep: keep, trace: trace)
+                let pruned = try prune(PrunedStream(h: h, residual: r, cls: cls, patches: patches), stage: s, keep: keep, trace: trace)
                 (h, residual, cls, patches) = (pruned.h, pruned.residual, pruned.cls, pruned.patches)
             }
             // Block i drops the previous block's mixer output with rate dpr[i − 1]
             // (dpr = linspace(0, rate, depth)); block 0 has nothing to drop.
             if let draw, i > 0 {
-                h = MambaTensor.dropPath(h, rate: draw.rate(forBlock: i, depth: layers.count), uniforms: draw.uniforms(forBlock: i), tape: tape)
+                h = try MambaTensor.dropPath(h, rate: draw.rate(forBlock: i, depth: layers.count), uniforms: draw.uniforms(forBlock: i), tape: tape)
             }
-            var (r, u) = Profiler.measure("add_rms_norm") {
-                addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: tape)
+            var (r, u) = try Profiler.measure("add_rms_norm") {
+                try addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: tape)
             }
             // Famba-V: fuse after the add + norm, before the mixer, with the normalised tokens as
             // the metric and the same plan on the residual stream.
             if let fusion = config.fusion, fusion.tokens > 0, fusion.blocks.contains(i) {
-                let plan = Profiler.measure("token_fusion") {
-                    bipartiteSoftMatching(u, r: fusion.tokens, protected: cls, preserveOrder: fusion.preserveOrder)
+                let plan = try Profiler.measure("token_fusion") {
+                    try bipartiteSoftMatching(u, r: fusion.tokens, protected: cls, preserveOrder: fusion.preserveOrder)
                 }
-                u = mergeTokens(u, plan: plan, tape: tape)
-                r = mergeTokens(r, plan: plan, tape: tape)
+                u = try mergeTokens(u, plan: plan, tape: tape)
+                r = try mergeTokens(r, plan: plan, tape: tape)
                 cls = plan.protectedIndex!
             }
             seen.append(u.shape[1])
             seenCls.append(cls[0])
             residual = r
             if config.dyvm != nil {
-                let gated = block.mixer.gatedForward(u, cls: cls, threshold: config.dyvm!.gateThreshold)
+                let gated = try block.mixer.gatedForward(u, cls: cls, threshold: config.dyvm!.gateThreshold)
                 h = gated.out
                 directions += gated.on.map { $0 ? 1 : 0 }
                 trace?.record("block.\(i).head_logits", shape: [u.shape[0], 2], floats: gated.logits)
             } else {
-                h = block.mixer(u, tape: tape)
+                h = try block.mixer(u, tape: tape)
             }
             blockOutput?(i, streamAfterBlock(residual: r, mixerOutput: h))
         }
@@ -174,12 +180,12 @@ public final class VimModel: Module {
             trace?.record("cls_position", shape: [seen.count], ints: seenCls)
             trace?.record("directions", shape: [seen.count, images.shape[0], 2], ints: directions)
         }
-        let clsRow = selectToken(residual!, indices: cls, tape: tape)
-        var last = selectToken(h, indices: cls, tape: tape)
+        let clsRow = try selectToken(residual!, indices: cls, tape: tape)
+        var last = try selectToken(h, indices: cls, tape: tape)
         // The model-level drop path (full rate) on the last mixer output; per sample, so applying
         // it to the class row alone is the same.
-        if let draw { last = MambaTensor.dropPath(last, rate: draw.rate, uniforms: draw.uniforms(forBlock: layers.count), tape: tape) }
-        return addRMSNorm(residual: clsRow, last, weight: normF.weight, eps: normF.eps, tape: tape).normed
+        if let draw { last = try MambaTensor.dropPath(last, rate: draw.rate, uniforms: draw.uniforms(forBlock: layers.count), tape: tape) }
+        return try addRMSNorm(residual: clsRow, last, weight: normF.weight, eps: normF.eps, tape: tape).normed
     }
 }
 
@@ -204,11 +210,12 @@ extension VimModel {
 }
 
 extension VimModel {
-    /// Throws unless `shape` is [B, 3, img, img] for this model.
+    /// Throws unless `shape` is [B, channels, img_size, img_size] with B ≥ 1 for this model (at
+    /// its current resolution, after `setImageSize`).
     public func checkInput(shape: [Int]) throws {
         let c = config
         guard shape.count == 4, shape[0] >= 1, shape[1] == c.inChannels, shape[2] == c.imgSize, shape[3] == c.imgSize else {
-            throw ConfigError("input has shape \(describe(shape: shape)); \(c.name) expects [B, \(c.inChannels), \(c.imgSize), \(c.imgSize)]")
+            throw ConfigError.inputShapeMismatch(model: c.name, channels: c.inChannels, size: c.imgSize, found: shape)
         }
     }
 }
@@ -233,5 +240,11 @@ public struct DropPathDraw: Sendable {
     /// The rate block i applies (to block i − 1's output): linspace(0, rate, depth)[i − 1].
     public func rate(forBlock i: Int, depth: Int) -> Double {
         depth > 1 ? rate * Double(i - 1) / Double(depth - 1) : 0
+    }
+
+    /// Refuses a rate outside [0, 1) and seeds that are not one per sample of the batch.
+    func check(batch: Int) throws {
+        guard rate >= 0, rate < 1 else { throw TensorError.invalidArgument(name: "drop path rate", value: rate, allowed: "[0, 1)") }
+        guard sampleSeeds.count == batch else { throw TensorError.valueCountMismatch(tensor: "sampleSeeds", expected: batch, found: sampleSeeds.count) }
     }
 }

@@ -29,6 +29,8 @@ struct Bench: ParsableCommand {
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if iterations < 1 { throw ValidationError("--iterations must be at least 1") }
         if warmup < 0 { throw ValidationError("--warmup must not be negative") }
+        try validateSizes(imgSize: imgSize, patchSize: patchSize)
+        if let gateRate, !(gateRate >= 0 && gateRate <= 1) { throw ValidationError("--gate-rate must be in [0, 1]") }
     }
 
     func run() throws {
@@ -39,10 +41,10 @@ struct Bench: ParsableCommand {
         config.fusion = try fusionOptions.make(depth: config.depth)
         config = try dyvmOptions.apply(to: config)
         if train && config.dyvm != nil { throw ValidationError("bench --train times plain Vim and Famba-V steps; DyVM is timed in inference") }
-        let net = VimModel(config: config)
+        let net = try VimModel(config: config)
         net.resetParameters(seed: 0)
         if let gateRate {
-            guard config.dyvm != nil, (0...1).contains(gateRate) else { throw ValidationError("--gate-rate is a fraction in [0, 1] for a DyVM model") }
+            guard config.dyvm != nil else { throw ValidationError("--gate-rate is for a DyVM model") }
             // Pair k of the 2·depth (block, direction) pairs is off when ⌊(k+1)·(1−rate)⌋ steps up.
             let pairs = 2 * config.depth, off = 1 - gateRate
             for k in 0..<pairs where Int(Double(k + 1) * off) > Int(Double(k) * off) {
@@ -54,29 +56,29 @@ struct Bench: ParsableCommand {
             config = net.config
         }
         var rng = SeededGenerator(seed: 1)
-        let input = Tensor(uninitializedShape: [batch, config.inChannels, config.imgSize, config.imgSize])
+        let input = try Tensor(zeros: [batch, config.inChannels, config.imgSize, config.imgSize])
         for i in 0..<input.count { input.data[i] = Float(rng.normal()) }
 
         input.requiresGrad = false
         let labels = (0..<batch).map { $0 % config.numClasses }
-        let optimizer = train ? AdamW(parameters: net.namedParameters(), lr: 1e-4, weightDecay: 0.05) : nil
+        let optimizer = train ? try AdamW(parameters: net.namedParameters(), lr: 1e-4, weightDecay: 0.05) : nil
         // Under mpirun a training step also averages the gradients over the ranks.
         let world: ProcessGroup? = try train ? World.current() : nil
-        func pass() {
-            guard let optimizer else { _ = net(input); return }
+        func pass() throws {
+            guard let optimizer else { _ = try net(input); return }
             let tape = Tape()
-            let loss = crossEntropy(net(input, tape: tape), labels: labels, tape: tape)
+            let loss = try crossEntropy(net(input, tape: tape), labels: labels, tape: tape)
             for (_, p) in optimizer.parameters { p.zeroGrad() }
-            Profiler.measure("backward") { tape.backward(from: loss) }
+            try Profiler.measure("backward") { try tape.backward(from: loss) }
             world?.averageGradients(optimizer.parameters.map(\.1))
             Profiler.measure("adamw") { optimizer.update() }
         }
-        for _ in 0..<warmup { pass() }
+        for _ in 0..<warmup { try pass() }
         world?.resetTimers()
         TensorMemory.resetPeak()
         Profiler.isEnabled = profile
         let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<iterations { pass() }
+        for _ in 0..<iterations { try pass() }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
         Profiler.isEnabled = false
         let ranks = world?.size ?? 1
@@ -135,7 +137,9 @@ struct Bench: ParsableCommand {
 /// OpenBLAS sgemm throughput on 1024×1024 matrices (best of five), the floor speed is judged by.
 func measureSgemmGFLOPs() -> Double {
     let n = 1024
-    let a = Tensor(shape: [n, n], repeating: 0.5), b = Tensor(shape: [n, n], repeating: 0.25), c = Tensor(zeros: [n, n])
+    let a = Tensor(zeroed: [n, n]), b = Tensor(zeroed: [n, n]), c = Tensor(zeroed: [n, n])
+    a.buffer.update(repeating: 0.5)
+    b.buffer.update(repeating: 0.25)
     var best = Double.infinity
     for _ in 0..<5 {
         let start = DispatchTime.now().uptimeNanoseconds

@@ -17,6 +17,21 @@ struct DyVMOptions: ParsableArguments {
     @Option(name: .customLong("token-ratio-divisor"), help: "The token-ratio loss is divided by 3 in the official code whatever the stage count; pass the stage count to deviate.")
     var tokenRatioDivisor: Double?
 
+    // Comparisons are written so that NaN fails them.
+    func validate() throws {
+        for (flag, value) in [("--token-keep-ratio", tokenKeepRatio), ("--block-keep-ratio", blockKeepRatio)] {
+            if let value, !(value > 0 && value <= 1) { throw ValidationError("\(flag) must be in (0, 1]") }
+        }
+        for (flag, value) in [("--token-pruning-weight", tokenPruningWeight), ("--block-pruning-weight", blockPruningWeight),
+                              ("--distill-weight", distillWeight)] {
+            if let value, !(value >= 0 && value.isFinite) { throw ValidationError("\(flag) must be a finite number, at least 0") }
+        }
+        if let gateThreshold, !(gateThreshold > 0 && gateThreshold < 1) { throw ValidationError("--gate-threshold must be in (0, 1)") }
+        if let tokenRatioDivisor, !(tokenRatioDivisor > 0 && tokenRatioDivisor.isFinite) {
+            throw ValidationError("--token-ratio-divisor must be positive")
+        }
+    }
+
     var isSet: Bool {
         dyvm || pruningLoc != nil || tokenKeepRatio != nil || blockKeepRatio != nil || tokenPruningWeight != nil
             || blockPruningWeight != nil || distillWeight != nil || gateThreshold != nil || tokenRatioDivisor != nil

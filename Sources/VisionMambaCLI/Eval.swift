@@ -20,6 +20,12 @@ struct Eval: ParsableCommand {
     @Flag(help: "Evaluate the EMA weights of a training checkpoint.") var ema = false
     @OptionGroup var threadOptions: ThreadOptions
 
+    func validate() throws {
+        if model != nil && config != nil { throw ValidationError("give --model or --config, not both") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if let dataSet, dataSet.lowercased() != "digits", data == nil { throw ValidationError("--data-set \(dataSet) needs --data") }
+    }
+
     func run() throws {
         threadOptions.apply()
         let cfg: VimConfig
@@ -33,7 +39,7 @@ struct Eval: ParsableCommand {
             }
             cfg = state.options.model
         }
-        let net = VimModel(config: cfg)
+        let net = try VimModel(config: cfg)
         try net.load(stateDict: try VimModel.modelTensors(weights, ema: ema), source: weights)
         let dataSet = self.dataSet ?? (data == nil ? "digits" : "auto")
         let dataset = try makeDataset(dataSet, path: data, train: false, imageSize: cfg.imgSize)

@@ -15,6 +15,12 @@ struct Flops: ParsableCommand {
     var gateRate: Double = 1
     @Flag(help: "One JSON line.") var json = false
 
+    func validate() throws {
+        try validateSizes(imgSize: imgSize, patchSize: patchSize)
+        if let numClasses, numClasses < 1 { throw ValidationError("--num-classes must be at least 1") }
+        if !(gateRate >= 0 && gateRate <= 1) { throw ValidationError("--gate-rate must be in [0, 1]") }
+    }
+
     func run() throws {
         var config = try ModelZoo.resolve(model)
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
@@ -26,10 +32,10 @@ struct Flops: ParsableCommand {
         let f = config.forwardFLOPs(directionRate: gateRate), schedule = config.tokenSchedule
         let official = config.officialMACs(blockKeepRatio: gateRate)
         if json {
-            print("{\"model\":\"\(config.name)\",\"img_size\":\(config.imgSize),\"gflop\":\(String(format: "%.4f", f.total / 1e9)),\"matmul_gflop\":\(String(format: "%.4f", f.matmul / 1e9)),\"official_macs\":\(Int(official)),\"tokens\":[\(schedule.map(String.init).joined(separator: ","))],\"token_layers\":\(config.tokenLayers),\"fused_blocks\":[\((config.fusion?.blocks ?? []).map(String.init).joined(separator: ","))]}")
+            print("{\"model\":\"\(config.name)\",\"img_size\":\(config.imgSize),\"gflop\":\(String(format: "%.4f", f.total / 1e9)),\"matmul_gflop\":\(String(format: "%.4f", f.matmul / 1e9)),\"official_macs\":\(String(format: "%.0f", official)),\"tokens\":[\(schedule.map(String.init).joined(separator: ","))],\"token_layers\":\(config.tokenLayers),\"fused_blocks\":[\((config.fusion?.blocks ?? []).map(String.init).joined(separator: ","))]}")
         } else {
             print("\(config.name) at \(config.imgSize) px: \(String(format: "%.3f", f.total / 1e9)) GFLOP per image as computed here, both scan directions (matrix products \(String(format: "%.3f", f.matmul / 1e9)), scan \(String(format: "%.3f", f.scan / 1e9)), conv \(String(format: "%.3f", f.conv / 1e9)))")
-            print("official counter (calc_flops.py: multiply-accumulates, one scan direction): \(String(format: "%.4f", official / 1e9))G (\(Int(official)))")
+            print("official counter (calc_flops.py: multiply-accumulates, one scan direction): \(String(format: "%.4f", official / 1e9))G (\(String(format: "%.0f", official)))")
             print("tokens per block: \(schedule.map(String.init).joined(separator: " ")); Σ token·layers \(config.tokenLayers) of \(config.tokens * config.depth)")
         }
     }

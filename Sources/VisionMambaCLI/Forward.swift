@@ -36,12 +36,12 @@ struct Forward: ParsableCommand {
         } else {
             let file = try SafeTensors.read(input!)
             guard let stored = file["input"] else { throw FileError.missingTensor(path: input!, name: "input") }
-            images = Tensor(shape: stored.shape, values: stored.floats())
+            images = try Tensor(shape: stored.shape, values: stored.floats())
         }
         try model.checkInput(shape: images.shape)
         var blocks: [(Int, Tensor)] = []
         let trace = ForwardTrace()
-        let logits = model(images, trace: trace) { i, r in blocks.append((i, r)) }
+        let logits = try model(images, trace: trace) { i, r in blocks.append((i, r)) }
         out.append("logits", StoredTensor(shape: logits.shape, floats: logits.array))
         for (i, r) in blocks { out.append("block.\(i).out", StoredTensor(shape: r.shape, floats: r.array)) }
         out.append(trace)

@@ -20,6 +20,7 @@ struct FusionOptions: ParsableArguments {
         if strategy != nil && blocks != nil { throw ValidationError("give --fusion-strategy or --fusion-blocks, not both") }
         if order != "paper" && order != "preserve" { throw ValidationError("--fusion-order is paper or preserve") }
         if tokens < 0 { throw ValidationError("--fusion-tokens must not be negative") }
+        if layer < 0 { throw ValidationError("--fusion-layer must not be negative") }
     }
 
     /// The fusion for a model of `depth` blocks, or nil when none was asked for.

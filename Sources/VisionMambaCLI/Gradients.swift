@@ -29,7 +29,7 @@ struct Gradients: ParsableCommand {
         let file = try SafeTensors.read(input)
         guard let stored = file["input"] else { throw FileError.missingTensor(path: input, name: "input") }
         guard let storedLabels = file["labels"] else { throw FileError.missingTensor(path: input, name: "labels") }
-        let images = Tensor(shape: stored.shape, values: stored.floats())
+        let images = try Tensor(shape: stored.shape, values: stored.floats())
         images.requiresGrad = false
         try model.checkInput(shape: images.shape)
         if model.config.dyvm != nil { return try runDyVM(model, images: images, file: file) }
@@ -38,12 +38,12 @@ struct Gradients: ParsableCommand {
             throw FileError.labelsOutOfRange(path: input, tensor: "labels", count: images.shape[0], classes: model.config.numClasses)
         }
         let tape = Tape()
-        let loss = crossEntropy(model(images, tape: tape), labels: labels, tape: tape)
-        tape.backward(from: loss)
+        let loss = try crossEntropy(model(images, tape: tape), labels: labels, tape: tape)
+        try tape.backward(from: loss)
         var out = TensorFile()
         out.append("loss", StoredTensor(shape: [1], floats: loss.array))
         for (name, p) in model.namedParameters() {
-            out.append("grad.\(name)", StoredTensor(shape: p.shape, floats: (p.grad ?? Tensor(zeros: p.shape)).array))
+            out.append("grad.\(name)", StoredTensor(shape: p.shape, floats: (p.grad ?? Tensor(zeroed: p.shape)).array))
         }
         try SafeTensors.write(out, to: output)
     }
@@ -51,7 +51,7 @@ struct Gradients: ParsableCommand {
     /// The DyVM training step with the file's noise and targets.
     func runDyVM(_ model: VimModel, images: Tensor, file: TensorFile) throws {
         let c = model.config, dyvm = c.dyvm!, B = images.shape[0], M = c.numPatches
-        var noise = DyVMNoise.draw(sampleSeeds: (0..<B).map { seed &+ UInt64($0) }, numPatches: M,
+        var noise = try DyVMNoise.draw(sampleSeeds: (0..<B).map { seed &+ UInt64($0) }, numPatches: M,
                                    stages: dyvm.pruningLoc.count, depth: c.depth)
         for s in 0..<dyvm.pruningLoc.count {
             if let t = file["noise.token.\(s)"] {
@@ -74,23 +74,23 @@ struct Gradients: ParsableCommand {
             guard labels.count == B, labels.allSatisfy({ $0 >= 0 && $0 < c.numClasses }) else {
                 throw FileError.labelsOutOfRange(path: input, tensor: "labels", count: B, classes: c.numClasses)
             }
-            targets = smoothedTargets(labels, classes: c.numClasses, smoothing: 0)
+            targets = try smoothedTargets(labels, classes: c.numClasses, smoothing: 0)
         } else {
             throw FileError.missingTensor(path: input, name: "targets")
         }
-        let teacher = model.denseCopy()
+        let teacher = try model.denseCopy()
         let trace = ForwardTrace(), tape = Tape()
         var blocks: [(Int, Tensor)] = []
-        let (loss, parts) = model.dyvmTrainingStep(images, targets: targets, teacher: teacher, noise: noise, tape: tape,
+        let (loss, parts) = try model.dyvmTrainingStep(images, targets: targets, teacher: teacher, noise: noise, tape: tape,
                                                    trace: trace) { i, r in blocks.append((i, r)) }
-        tape.backward(from: loss)
+        try tape.backward(from: loss)
         var out = TensorFile()
         out.append("loss", StoredTensor(shape: [1], floats: loss.array))
         for (name, v) in parts.named { out.append(name, StoredTensor(shape: [1], floats: [Float(v)])) }
         for (i, r) in blocks { out.append("block.\(i).out", StoredTensor(shape: r.shape, floats: r.array)) }
         out.append(trace)
         for (name, p) in model.namedParameters() {
-            out.append("grad.\(name)", StoredTensor(shape: p.shape, floats: (p.grad ?? Tensor(zeros: p.shape)).array))
+            out.append("grad.\(name)", StoredTensor(shape: p.shape, floats: (p.grad ?? Tensor(zeroed: p.shape)).array))
         }
         try SafeTensors.write(out, to: output)
     }

@@ -28,7 +28,7 @@ struct ModelOptions: ParsableArguments {
 
     func validate() throws {
         if (model == nil) == (config == nil) { throw ValidationError("give exactly one of --model or --config") }
-        if let imgSize, imgSize < 1 { throw ValidationError("--img-size must be positive") }
+        try validateSizes(imgSize: imgSize, patchSize: nil)
     }
 
     func makeConfig() throws -> VimConfig {
@@ -38,7 +38,7 @@ struct ModelOptions: ParsableArguments {
 
     /// The model with its weights loaded, moved to --img-size if given.
     func makeModel() throws -> VimModel {
-        let net = VimModel(config: try makeConfig())
+        let net = try VimModel(config: try makeConfig())
         let skipped = try net.load(weights: weights, strict: !nonStrict)
         if nonStrict && !skipped.isEmpty {
             FileHandle.standardError.write(Data("warning: \(skipped)\n".utf8))

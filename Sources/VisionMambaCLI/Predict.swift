@@ -28,7 +28,7 @@ struct Predict: ParsableCommand {
             throw FileError.countMismatch(path: labels!, what: "labels (one per class)", expected: model.config.numClasses, found: names.count)
         }
         for path in images {
-            let logits = model(try loadImageBatch([path], imgSize: model.config.imgSize))
+            let logits = try model(try loadImageBatch([path], imgSize: model.config.imgSize))
             let probs = softmax(logits.array)
             let best = probs.indices.sorted { probs[$0] > probs[$1] }.prefix(top)
             func label(_ i: Int) -> String { names.isEmpty ? "class \(i)" : names[i] }

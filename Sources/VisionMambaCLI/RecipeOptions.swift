@@ -38,15 +38,28 @@ struct RecipeOptions: ParsableArguments {
     @Option(name: .customLong("input-size"), help: "Image size (default: the model's); fixed-size datasets are resized to it.") var inputSize: Int?
     @Option(name: .customLong("patch-size"), help: "Override the patch size (and stride), e.g. 4 for a CIFAR-shaped Vim at 32 px.") var patchSize: Int?
 
+    // Comparisons are written so that NaN fails them.
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if lr <= 0 { throw ValidationError("--lr must be positive") }
-        if smoothing < 0 || smoothing >= 1 { throw ValidationError("--smoothing must be in [0, 1)") }
-        if dropPath < 0 || dropPath >= 1 { throw ValidationError("--drop-path must be in [0, 1)") }
-        if reprob < 0 || reprob > 1 { throw ValidationError("--reprob must be in [0, 1]") }
-        if mixup < 0 || cutmix < 0 { throw ValidationError("--mixup and --cutmix must not be negative") }
+        if warmupEpochs < 0 { throw ValidationError("--warmup-epochs must not be negative") }
+        if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be positive") }
+        for (flag, value) in [("--min-lr", minLR), ("--warmup-lr", warmupLR), ("--weight-decay", weightDecay),
+                              ("--mixup", mixup), ("--cutmix", cutmix)] where !(value >= 0 && value.isFinite) {
+            throw ValidationError("\(flag) must be a finite number, at least 0")
+        }
+        for (flag, value) in [("--reprob", reprob), ("--mixup-prob", mixupProb), ("--mixup-switch-prob", mixupSwitchProb),
+                              ("--model-ema-decay", modelEMADecay)] where !(value >= 0 && value <= 1) {
+            throw ValidationError("\(flag) must be in [0, 1]")
+        }
+        if !(smoothing >= 0 && smoothing < 1) { throw ValidationError("--smoothing must be in [0, 1)") }
+        if !(dropPath >= 0 && dropPath < 1) { throw ValidationError("--drop-path must be in [0, 1)") }
+        if let clipGrad, !(clipGrad > 0 && clipGrad.isFinite) { throw ValidationError("--clip-grad must be positive") }
         if repeatedAug < 1 { throw ValidationError("--repeated-aug must be at least 1") }
+        if padding < 0 { throw ValidationError("--padding must not be negative") }
+        if let numClasses, numClasses < 1 { throw ValidationError("--num-classes must be at least 1") }
+        try validateSizes(imgSize: inputSize, patchSize: patchSize, imgFlag: "--input-size")
+        if dataSet.lowercased() != "digits" && dataPath == nil { throw ValidationError("--data-set \(dataSet) needs --data-path") }
     }
 
     /// The training options these flags describe; `adjust` changes the model (fusion, DyVM).
@@ -83,5 +96,15 @@ struct RecipeOptions: ParsableArguments {
         options.horizontalFlip = hflip
         options.aa = aa
         return options
+    }
+}
+
+/// `--patch-size` and an image size flag, checked before any model is built: both positive, and
+/// the image a whole number of patches (the patch embedding must cover every pixel).
+func validateSizes(imgSize: Int?, patchSize: Int?, imgFlag: String = "--img-size") throws {
+    if let imgSize, imgSize < 1 { throw ValidationError("\(imgFlag) must be at least 1") }
+    if let patchSize, patchSize < 1 { throw ValidationError("--patch-size must be at least 1") }
+    if let imgSize, let patchSize, imgSize % patchSize != 0 {
+        throw ValidationError("\(imgFlag) \(imgSize) is not a multiple of --patch-size \(patchSize)")
     }
 }

@@ -33,7 +33,7 @@ struct FusionStudyCommand: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
-        let study = FusionStudy(base: try recipe.makeOptions(), tokens: tokens, preserveOrder: order == "preserve", outputDir: outputDir)
+        let study = try FusionStudy(base: try recipe.makeOptions(), tokens: tokens, preserveOrder: order == "preserve", outputDir: outputDir)
         let rows = try study.run()
         print(study.markdown(rows))
         print("wrote \(outputDir)/fusion-study.md and \(outputDir)/fusion-study.svg")

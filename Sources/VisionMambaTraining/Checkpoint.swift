@@ -51,13 +51,11 @@ enum Checkpoint {
 
     static func load(_ path: String) throws -> (file: TensorFile, state: TrainingState) {
         let file = try SafeTensors.read(path)
-        guard let json = file.metadata["training_state"] else {
-            throw FileError.missingMetadata(path: path, key: "training_state")
-        }
+        guard let json = file.metadata["training_state"] else { throw TrainingError.notATrainingCheckpoint(path: path) }
         do {
             return (file, try JSONDecoder().decode(TrainingState.self, from: Data(json.utf8)))
         } catch {
-            throw FileError.malformedMetadata(path: path, key: "training_state")
+            throw TrainingError.unreadableTrainingState(path: path, reason: "\(error)")
         }
     }
 }

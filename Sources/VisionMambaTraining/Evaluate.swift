@@ -17,13 +17,16 @@ public struct Evaluation: Sendable {
 public func evaluate(_ model: VimModel, loader: DataLoader, world: ProcessGroup = SingleProcess()) throws -> Evaluation {
     var lossSum = 0.0, correct1 = 0, correct5 = 0, seen = 0, gatesOn = 0, gates = 0
     try loader.forEachBatch(epoch: 0) { _, batch in
+        // A label the head does not have (a dataset with more classes than the model) would
+        // index past its logits row.
+        try validateLabels(batch.labels, classes: model.config.numClasses)
         let trace = model.config.dyvm == nil ? nil : ForwardTrace()
-        let logits = model(batch.images, trace: trace)
+        let logits = try model(batch.images, trace: trace)
         for entry in trace?.entries ?? [] where entry.name == "directions" {
             if case .ints(let on) = entry.values { gatesOn += on.reduce(0, +); gates += on.count }
         }
         let B = batch.labels.count, C = logits.shape[1]
-        lossSum += Double(crossEntropy(logits, labels: batch.labels, tape: nil).array[0]) * Double(B)
+        lossSum += Double(try crossEntropy(logits, labels: batch.labels, tape: nil).array[0]) * Double(B)
         for b in 0..<B {
             let row = Array(logits.buffer[(b * C)..<((b + 1) * C)])
             let target = row[batch.labels[b]]

@@ -22,7 +22,11 @@ public struct FusionStudy {
     public let preserveOrder: Bool
     public let outputDir: String
 
-    public init(base: TrainOptions, tokens: Int, preserveOrder: Bool = false, outputDir: String) {
+    public init(base: TrainOptions, tokens: Int, preserveOrder: Bool = false, outputDir: String) throws {
+        try base.validate()
+        guard (1...(1 << 30)).contains(tokens) else {
+            throw TrainingError.invalidOption(name: "tokens", value: "\(tokens)", allowed: "1...\(1 << 30)")
+        }
         self.base = base
         self.tokens = tokens
         self.preserveOrder = preserveOrder

@@ -80,6 +80,32 @@ public struct TrainOptions: Codable, Equatable, Sendable {
         if let v = try c.decodeIfPresent(Int.self, forKey: .worldSize) { worldSize = v }
     }
 
+    /// Rejects values a run cannot use, naming the option as this type does (the model's own
+    /// fields are checked by `VimConfig.validate()`).
+    public func validate() throws {
+        try model.validate()
+        func check(_ ok: Bool, _ name: String, _ value: Any, _ allowed: String) throws {
+            if !ok { throw TrainingError.invalidOption(name: name, value: "\(value)", allowed: allowed) }
+        }
+        try check(epochs >= 1, "epochs", epochs, "at least 1")
+        try check(batchSize >= 1, "batchSize", batchSize, "at least 1")
+        try check(warmupEpochs >= 0, "warmupEpochs", warmupEpochs, "at least 0")
+        for (name, value) in [("lr", lr), ("minLR", minLR), ("warmupLR", warmupLR), ("weightDecay", weightDecay),
+                              ("mixup", mixup), ("cutmix", cutmix)] {
+            try check(value >= 0 && value.isFinite, name, value, "finite, at least 0")
+        }
+        for (name, value) in [("modelEMADecay", modelEMADecay), ("mixupProb", mixupProb), ("mixupSwitchProb", mixupSwitchProb),
+                              ("reprob", reprob)] {
+            try check(value >= 0 && value <= 1, name, value, "[0, 1]")
+        }
+        try check(smoothing >= 0 && smoothing < 1, "smoothing", smoothing, "[0, 1)")
+        try check(dropPath >= 0 && dropPath < 1, "dropPath", dropPath, "[0, 1)")
+        if let clipGrad { try check(clipGrad > 0 && clipGrad.isFinite, "clipGrad", clipGrad, "positive and finite") }
+        try check((0...model.imgSize).contains(cropPadding), "cropPadding", cropPadding, "0...img_size (\(model.imgSize))")
+        try check((1...64).contains(repeatedAug), "repeatedAug", repeatedAug, "1...64")
+        try check(worldSize >= 1, "worldSize", worldSize, "at least 1")
+    }
+
     /// The learning rate the optimizer starts from after the batch-size rule (the global batch,
     /// per-process batch × processes, as the official main.py).
     public var effectiveLR: Double { unscaleLR ? lr : lr * Double(batchSize * worldSize) / 512 }

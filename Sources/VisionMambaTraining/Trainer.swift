@@ -5,16 +5,14 @@ import MambaTensor
 import VisionMamba
 import VisionMambaData
 
-public struct TrainingError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ d: String) { description = d }
-}
-
 /// The datasets `train --data-set` knows, at `imageSize` px (fixed-size datasets are resized;
 /// nil keeps their own size, ImageFolder crops to 224).
 public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: Int? = nil) throws -> any ImageDataset {
+    if let imageSize, !(1...65_536).contains(imageSize) {
+        throw TrainingError.invalidOption(name: "imageSize", value: "\(imageSize)", allowed: "1...65536")
+    }
     func folder() throws -> String {
-        guard let path else { throw TrainingError("--data-set \(name) needs --data-path") }
+        guard let path else { throw TrainingError.missingDataPath(dataset: name) }
         return path
     }
     switch name.lowercased() {
@@ -36,7 +34,7 @@ public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: I
         return resized(try CIFARDataset(path: folder(), classes: 100, train: train), to: imageSize)
     case "imagefolder", "imnet":
         return try ImageFolderDataset(root: folder(), split: train ? "train" : "val", size: imageSize ?? 224, train: train)
-    default: throw TrainingError("unknown dataset '\(name)'; available: digits, cifar10, cifar100, imagefolder")
+    default: throw TrainingError.unknownDataset(name: name, valid: ["digits", "cifar10", "cifar100", "imagefolder", "auto"])
     }
 }
 
@@ -89,13 +87,11 @@ public final class Trainer {
         self.options = options
         self.outputDir = outputDir
         self.log = world.isLeader ? log : { _ in }
-        try options.model.validate()
-        if options.model.dyvm != nil && options.dropPath > 0 {
-            throw TrainingError("DyVM training runs without drop path (the official scripts pass 0)")
-        }
+        try options.validate()
+        if options.model.dyvm != nil && options.dropPath > 0 { throw TrainingError.dyvmWithDropPath(rate: options.dropPath) }
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
 
-        model = VimModel(config: options.model)
+        model = try VimModel(config: options.model)
         model.resetParameters(seed: options.seed)
         // A resumed DyVM run reloads its starting weights too: the teacher is rebuilt from them.
         if let start = options.finetune, resume == nil || options.model.dyvm != nil {
@@ -103,8 +99,8 @@ public final class Trainer {
             if resume == nil && !fresh.isEmpty { log("fine-tuning from \(start); newly initialised: \(fresh.joined(separator: ", "))") }
         }
         // DyVM distils from the dense model it started as, frozen.
-        teacher = options.model.dyvm == nil ? nil : model.denseCopy()
-        optimizer = AdamW(parameters: model.namedParameters(), lr: Float(options.effectiveLR),
+        teacher = options.model.dyvm == nil ? nil : try model.denseCopy()
+        optimizer = try AdamW(parameters: model.namedParameters(), lr: Float(options.effectiveLR),
                           weightDecay: Float(options.weightDecay), noWeightDecay: ["pos_embed", "cls_token"])
         schedule = CosineSchedule(lr: options.effectiveLR, minLR: options.minLR, warmupLR: options.warmupLR,
                                   warmupEpochs: options.warmupEpochs, epochs: options.epochs)
@@ -112,10 +108,11 @@ public final class Trainer {
         let train = try makeDataset(options.dataset, path: options.dataPath, train: true, imageSize: options.model.imgSize)
         let val = try makeDataset(options.dataset, path: options.dataPath, train: false, imageSize: options.model.imgSize)
         guard train.numClasses == options.model.numClasses else {
-            throw TrainingError("dataset \(options.dataset) has \(train.numClasses) classes; the model has \(options.model.numClasses)")
+            throw TrainingError.classCountMismatch(dataset: options.dataset, datasetClasses: train.numClasses, modelClasses: options.model.numClasses)
         }
-        guard train.imageShape == [options.model.inChannels, options.model.imgSize, options.model.imgSize] else {
-            throw TrainingError("dataset \(options.dataset) has images of \(train.imageShape); the model expects \(options.model.imgSize) px")
+        let imageShape = [options.model.inChannels, options.model.imgSize, options.model.imgSize]
+        for dataset in [train, val] where dataset.imageShape != imageShape {
+            throw TrainingError.imageShapeMismatch(dataset: options.dataset, found: dataset.imageShape, expected: imageShape)
         }
         var transforms: [any SampleTransform] = []
         if options.cropPadding > 0 { transforms.append(RandomCropWithPadding(padding: options.cropPadding)) }
@@ -128,12 +125,12 @@ public final class Trainer {
         mixup = Mixup(mixupAlpha: options.mixup, cutmixAlpha: options.cutmix, prob: options.mixupProb,
                       switchProb: options.mixupSwitchProb, smoothing: options.smoothing, classes: options.model.numClasses)
         if mixup.isActive && options.batchSize % 2 != 0 {
-            throw TrainingError("mixup and cutmix need an even batch size (got \(options.batchSize))")
+            throw TrainingError.oddBatchForMixup(batchSize: options.batchSize)
         }
         valLoader = DataLoader(dataset: val, batchSize: max(options.batchSize, 64), shuffle: false, dropLast: false,
                                rank: world.rank, worldSize: world.size)
         guard trainLoader.batchCount() > 0 else {
-            throw TrainingError("batch size \(options.batchSize) × \(world.size) process(es) is larger than the \(train.count) training images")
+            throw TrainingError.batchLargerThanDataset(batchSize: options.batchSize, processes: world.size, images: train.count)
         }
 
         state = TrainingState(options: options, epochsDone: 0, optimizerStep: 0, bestTop1: 0, history: [])
@@ -150,7 +147,11 @@ public final class Trainer {
                 m[name] = file["optimizer.exp_avg.\(name)"]?.floats()
                 v[name] = file["optimizer.exp_avg_sq.\(name)"]?.floats()
                 if let e = ema, let stored = file["model_ema.\(name)"] {
-                    _ = e[name]!.buffer.update(from: stored.floats())
+                    let p = e[name]!
+                    guard stored.shape == p.shape else {
+                        throw StateDictError.mismatch(source: resume!, problems: [.shapeMismatch(key: "model_ema.\(name)", expected: p.shape, found: stored.shape)])
+                    }
+                    _ = p.buffer.update(from: stored.floats())
                 }
             }
             try optimizer.restore(step: saved.optimizerStep, m: m, v: v)
@@ -179,9 +180,11 @@ public final class Trainer {
                 let tape = Tape()
                 // Batch-level draws (mixup, drop path) depend on seed, epoch and step only.
                 var rng = SeededGenerator(seed: options.seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(epoch) << 32 ^ UInt64(step))
+                // A label past the head would index outside the logits (a dataset file can hold any byte).
+                try validateLabels(batch.labels, classes: options.model.numClasses)
                 let targets = mixup.isActive
                     ? mixup.apply(batch.images, labels: batch.labels, rng: &rng).targets
-                    : smoothedTargets(batch.labels, classes: options.model.numClasses, smoothing: Float(options.smoothing))
+                    : try smoothedTargets(batch.labels, classes: options.model.numClasses, smoothing: Float(options.smoothing))
                 // Per-sample draws (drop path, DyVM's noise) depend on the sample's position in the epoch.
                 let sampleSeeds = batch.positions.map { position -> UInt64 in
                     var g = sampleGenerator(seed: options.seed ^ 0x5851_F42D_4C95_7F2D, epoch: epoch, index: position)
@@ -189,21 +192,21 @@ public final class Trainer {
                 }
                 let loss: Tensor
                 if let teacher, let dyvm = options.model.dyvm {
-                    let noise = DyVMNoise.draw(sampleSeeds: sampleSeeds, numPatches: options.model.numPatches,
-                                               stages: dyvm.pruningLoc.count, depth: options.model.depth)
-                    loss = model.dyvmTrainingStep(batch.images, targets: targets, teacher: teacher, noise: noise, tape: tape).loss
+                    let noise = try DyVMNoise.draw(sampleSeeds: sampleSeeds, numPatches: options.model.numPatches,
+                                                   stages: dyvm.pruningLoc.count, depth: options.model.depth)
+                    loss = try model.dyvmTrainingStep(batch.images, targets: targets, teacher: teacher, noise: noise, tape: tape).loss
                 } else {
                     let drop = options.dropPath > 0 ? DropPathDraw(rate: options.dropPath, sampleSeeds: sampleSeeds) : nil
-                    loss = softTargetCrossEntropy(model(batch.images, tape: tape, dropPath: drop), targets: targets, tape: tape)
+                    loss = try softTargetCrossEntropy(model(batch.images, tape: tape, dropPath: drop), targets: targets, tape: tape)
                 }
                 // The global batch's loss: every rank sees the same value, so all stop together on a NaN.
                 let total = world.sum([Double(loss.array[0]) * Double(batch.labels.count), Double(batch.labels.count)])
                 let value = total[0] / total[1]
                 guard value.isFinite else {
-                    throw TrainingError("loss is \(value) at epoch \(epoch + 1), step \(step + 1); stopping. The last good checkpoint (\(outputDir)/\(Checkpoint.fileName), after epoch \(epoch)) is untouched")
+                    throw TrainingError.nonFiniteLoss(value: value, epoch: epoch + 1, step: step + 1, checkpoint: outputDir + "/" + Checkpoint.fileName)
                 }
                 for (_, p) in params { p.zeroGrad() }
-                tape.backward(from: loss)
+                try tape.backward(from: loss)
                 world.averageGradients(params.map(\.1))
                 if let clip = options.clipGrad { clipGradNorm(params.map(\.1), maxNorm: clip) }
                 optimizer.update()

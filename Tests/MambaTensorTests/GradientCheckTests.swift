@@ -13,12 +13,12 @@ final class GradientCheckTests: XCTestCase {
     func weightedSum(_ out: [Float], _ seed: [Float]) -> Double { zip(out, seed).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
 
     /// Finite-difference gradient of `loss` with respect to `values` (every element), ε relative to scale.
-    func numericGradient(_ values: inout [Float], eps: Float = 1e-2, _ loss: ([Float]) -> Double) -> [Float] {
+    func numericGradient(_ values: inout [Float], eps: Float = 1e-2, _ loss: ([Float]) throws -> Double) rethrows -> [Float] {
         var g = [Float](repeating: 0, count: values.count)
         for i in values.indices {
             let v = values[i]
-            values[i] = v + eps; let up = loss(values)
-            values[i] = v - eps; let down = loss(values)
+            values[i] = v + eps; let up = try loss(values)
+            values[i] = v - eps; let down = try loss(values)
             values[i] = v
             g[i] = Float((up - down) / Double(2 * eps))
         }
@@ -94,70 +94,70 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
-    func testAddRMSNormBackwardThroughBothOutputs() {
+    func testAddRMSNormBackwardThroughBothOutputs() throws {
         let (rows, D) = (3, 7)
         var res = random(rows * D), x = random(rows * D), w = random(D)
         let seedY = random(rows * D), seedR = random(rows * D)
-        func run(_ res: [Float], _ x: [Float], _ w: [Float], tape: Tape?) -> (Tensor, Tensor, Tensor, Tensor, Tensor) {
-            let rt = Tensor(shape: [rows, D], values: res), xt = Tensor(shape: [rows, D], values: x), wt = Tensor(shape: [D], values: w)
-            let (r, y) = addRMSNorm(residual: rt, xt, weight: wt, eps: 1e-5, tape: tape)
+        func run(_ res: [Float], _ x: [Float], _ w: [Float], tape: Tape?) throws -> (Tensor, Tensor, Tensor, Tensor, Tensor) {
+            let rt = try Tensor(shape: [rows, D], values: res), xt = try Tensor(shape: [rows, D], values: x), wt = try Tensor(shape: [D], values: w)
+            let (r, y) = try addRMSNorm(residual: rt, xt, weight: wt, eps: 1e-5, tape: tape)
             return (rt, xt, wt, r, y)
         }
-        func loss(_ res: [Float], _ x: [Float], _ w: [Float]) -> Double {
-            let (_, _, _, r, y) = run(res, x, w, tape: nil)
+        func loss(_ res: [Float], _ x: [Float], _ w: [Float]) throws -> Double {
+            let (_, _, _, r, y) = try run(res, x, w, tape: nil)
             return weightedSum(y.array, seedY) + weightedSum(r.array, seedR)
         }
         let tape = Tape()
-        let (rt, xt, wt, r, y) = run(res, x, w, tape: tape)
+        let (rt, xt, wt, r, y) = try run(res, x, w, tape: tape)
         r.gradBuffer().buffer.update(from: seedR)  // what later consumers of r would send back
-        tape.backward(from: y, seed: seedY)
-        assertClose(rt.grad!.array, numericGradient(&res) { loss($0, x, w) }, "residual")
-        assertClose(xt.grad!.array, numericGradient(&x) { loss(res, $0, w) }, "x")
-        assertClose(wt.grad!.array, numericGradient(&w) { loss(res, x, $0) }, "weight")
+        try tape.backward(from: y, seed: seedY)
+        assertClose(rt.grad!.array, try numericGradient(&res) { try loss($0, x, w) }, "residual")
+        assertClose(xt.grad!.array, try numericGradient(&x) { try loss(res, $0, w) }, "x")
+        assertClose(wt.grad!.array, try numericGradient(&w) { try loss(res, x, $0) }, "weight")
     }
 
-    func testLinearSelectTokenAndCrossEntropy() {
+    func testLinearSelectTokenAndCrossEntropy() throws {
         let (B, T, Din, C) = (3, 4, 5, 6)
         var x = random(B * T * Din), w = random(C * Din), b = random(C)
         let labels = [1, 5, 0]
-        func loss(_ x: [Float], _ w: [Float], _ b: [Float], tape: Tape? = nil) -> (Tensor, Tensor, Tensor, Tensor) {
-            let xt = Tensor(shape: [B, T, Din], values: x), wt = Tensor(shape: [C, Din], values: w), bt = Tensor(shape: [C], values: b)
-            let token = selectToken(xt, index: 2, tape: tape)
-            let l = crossEntropy(linear(token, weight: wt, bias: bt, tape: tape), labels: labels, tape: tape)
+        func loss(_ x: [Float], _ w: [Float], _ b: [Float], tape: Tape? = nil) throws -> (Tensor, Tensor, Tensor, Tensor) {
+            let xt = try Tensor(shape: [B, T, Din], values: x), wt = try Tensor(shape: [C, Din], values: w), bt = try Tensor(shape: [C], values: b)
+            let token = try selectToken(xt, index: 2, tape: tape)
+            let l = try crossEntropy(linear(token, weight: wt, bias: bt, tape: tape), labels: labels, tape: tape)
             return (xt, wt, bt, l)
         }
         let tape = Tape()
-        let (xt, wt, bt, l) = loss(x, w, b, tape: tape)
-        tape.backward(from: l)
-        assertClose(xt.grad!.array, numericGradient(&x) { Double(loss($0, w, b).3.array[0]) }, "x")
-        assertClose(wt.grad!.array, numericGradient(&w) { Double(loss(x, $0, b).3.array[0]) }, "weight")
-        assertClose(bt.grad!.array, numericGradient(&b) { Double(loss(x, w, $0).3.array[0]) }, "bias")
+        let (xt, wt, bt, l) = try loss(x, w, b, tape: tape)
+        try tape.backward(from: l)
+        assertClose(xt.grad!.array, try numericGradient(&x) { Double(try loss($0, w, b).3.array[0]) }, "x")
+        assertClose(wt.grad!.array, try numericGradient(&w) { Double(try loss(x, $0, b).3.array[0]) }, "weight")
+        assertClose(bt.grad!.array, try numericGradient(&b) { Double(try loss(x, w, $0).3.array[0]) }, "bias")
     }
 
     /// DyVM's token bookkeeping ops: gather (with repeats), add, multiply.
-    func testGatherAddMultiply() {
+    func testGatherAddMultiply() throws {
         let (B, T, D) = (2, 5, 3)
         var x = random(B * T * D), y = random(B * T * D), p = random(B * T)
         let index = [[4, 0, 0, 2], [1, 3, 2, 4]]
         let seed = random(B * 4 * D), seedP = random(B * 4)
-        func run(_ x: [Float], _ y: [Float], _ p: [Float], tape: Tape?) -> (Tensor, Tensor, Tensor, Tensor, Tensor) {
-            let xt = Tensor(shape: [B, T, D], values: x), yt = Tensor(shape: [B, T, D], values: y), pt = Tensor(shape: [B, T], values: p)
-            let s = gatherRows(add(xt, yt, tape: tape), index: index, tape: tape)
-            let q = gatherRows(multiply(pt, pt, tape: tape), index: index, tape: tape)
+        func run(_ x: [Float], _ y: [Float], _ p: [Float], tape: Tape?) throws -> (Tensor, Tensor, Tensor, Tensor, Tensor) {
+            let xt = try Tensor(shape: [B, T, D], values: x), yt = try Tensor(shape: [B, T, D], values: y), pt = try Tensor(shape: [B, T], values: p)
+            let s = try gatherRows(add(xt, yt, tape: tape), index: index, tape: tape)
+            let q = try gatherRows(multiply(pt, pt, tape: tape), index: index, tape: tape)
             return (xt, yt, pt, s, q)
         }
-        func loss(_ x: [Float], _ y: [Float], _ p: [Float]) -> Double {
-            let r = run(x, y, p, tape: nil)
+        func loss(_ x: [Float], _ y: [Float], _ p: [Float]) throws -> Double {
+            let r = try run(x, y, p, tape: nil)
             return weightedSum(r.3.array, seed) + weightedSum(r.4.array, seedP)
         }
         let tape = Tape()
-        let (xt, yt, pt, s, q) = run(x, y, p, tape: tape)
+        let (xt, yt, pt, s, q) = try run(x, y, p, tape: tape)
         s.gradBuffer().buffer.update(from: seed)
         q.gradBuffer().buffer.update(from: seedP)
-        tape.backward(from: Tensor(shape: [1], values: [0]))
-        assertClose(xt.grad!.array, numericGradient(&x) { loss($0, y, p) }, "gather(add) x")
-        assertClose(yt.grad!.array, numericGradient(&y) { loss(x, $0, p) }, "gather(add) y")
-        assertClose(pt.grad!.array, numericGradient(&p) { loss(x, y, $0) }, "gather(multiply)")
+        try tape.backward(from: try Tensor(shape: [1], values: [0]))
+        assertClose(xt.grad!.array, try numericGradient(&x) { try loss($0, y, p) }, "gather(add) x")
+        assertClose(yt.grad!.array, try numericGradient(&y) { try loss(x, $0, p) }, "gather(add) y")
+        assertClose(pt.grad!.array, try numericGradient(&p) { try loss(x, y, $0) }, "gather(multiply)")
     }
 }
 

@@ -3,13 +3,13 @@ import XCTest
 @testable import VisionMambaData
 
 final class AugmentationTests: XCTestCase {
-    func batch(_ B: Int, _ C: Int, _ H: Int, _ W: Int) -> Tensor {
+    func batch(_ B: Int, _ C: Int, _ H: Int, _ W: Int) throws -> Tensor {
         // Sample b is filled with b + 1 plus a tiny per-pixel ramp: every pixel says whose it is.
-        Tensor(shape: [B, C, H, W], values: (0..<(B * C * H * W)).map { Float($0 / (C * H * W) + 1) + Float($0 % (C * H * W)) * 1e-4 })
+        try Tensor(shape: [B, C, H, W], values: (0..<(B * C * H * W)).map { Float($0 / (C * H * W) + 1) + Float($0 % (C * H * W)) * 1e-4 })
     }
 
-    func testMixupBlendsWithTheReversedBatch() {
-        let x = batch(4, 2, 3, 3), original = x.copy()
+    func testMixupBlendsWithTheReversedBatch() throws {
+        let x = try batch(4, 2, 3, 3), original = x.copy()
         let mix = Mixup(mixupAlpha: 0.8, cutmixAlpha: 0, smoothing: 0, classes: 5)
         var rng = SeededGenerator(seed: 3)
         let (targets, lambda) = mix.apply(x, labels: [0, 1, 2, 3], rng: &rng)
@@ -24,10 +24,10 @@ final class AugmentationTests: XCTestCase {
         for b in 0..<4 { XCTAssertEqual(targets[(b * 5)..<(b * 5 + 5)].reduce(0, +), 1, accuracy: 1e-6) }
     }
 
-    func testCutMixPastesABoxAndCorrectsLambdaToItsArea() {
+    func testCutMixPastesABoxAndCorrectsLambdaToItsArea() throws {
         var sawBox = false
         for seed in 0..<20 {
-            let x = batch(2, 1, 16, 16)
+            let x = try batch(2, 1, 16, 16)
             let mix = Mixup(mixupAlpha: 0, cutmixAlpha: 1.0, smoothing: 0.1, classes: 3)
             var rng = SeededGenerator(seed: UInt64(seed))
             let (targets, lambda) = mix.apply(x, labels: [0, 2], rng: &rng)
@@ -43,11 +43,11 @@ final class AugmentationTests: XCTestCase {
         XCTAssertTrue(sawBox)
     }
 
-    func testDropPathScalesWholeSamplesAndIsDifferentiable() {
+    func testDropPathScalesWholeSamplesAndIsDifferentiable() throws {
         var rng = SeededGenerator(seed: 9)
-        let x = Tensor(shape: [400, 3], repeating: 1)
+        let x = try Tensor(shape: [400, 3], repeating: 1)
         let tape = Tape()
-        let y = dropPath(x, rate: 0.25, rng: &rng, tape: tape)
+        let y = try dropPath(x, rate: 0.25, rng: &rng, tape: tape)
         var kept = 0
         for b in 0..<400 {
             let v = y.data[b * 3]
@@ -56,10 +56,10 @@ final class AugmentationTests: XCTestCase {
             if v != 0 { kept += 1 }
         }
         XCTAssertEqual(Double(kept) / 400, 0.75, accuracy: 0.06)
-        tape.backward(from: y, seed: [Float](repeating: 1, count: 1200))
+        try tape.backward(from: y, seed: [Float](repeating: 1, count: 1200))
         XCTAssertEqual(x.grad!.array, y.array)   // d(sum y)/dx = the per-sample scale
         var r2 = SeededGenerator(seed: 1)
-        XCTAssertTrue(dropPath(x, rate: 0, rng: &r2, tape: nil) === x)
+        XCTAssertTrue(try dropPath(x, rate: 0, rng: &r2, tape: nil) === x)
     }
 
     func testRandomErasingFillsOneBox() {

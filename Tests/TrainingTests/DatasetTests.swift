@@ -80,7 +80,7 @@ final class DatasetTests: XCTestCase {
             XCTAssertTrue(text.hasPrefix("/nonexistent/cifar: ") && text.contains("data_batch_1"), text)
         }
         XCTAssertThrowsError(try makeDataset("cifar10", path: nil, train: true)) { error in
-            XCTAssertTrue("\(error)".contains("--data-path"))
+            XCTAssertEqual(error as? TrainingError, .missingDataPath(dataset: "cifar10"))
         }
         XCTAssertThrowsError(try makeDataset("mnist", path: nil, train: true)) { error in
             XCTAssertTrue("\(error)".contains("digits, cifar10, cifar100, imagefolder"))

@@ -31,7 +31,7 @@ final class DyVMTrainingTests: XCTestCase {
         let whole = tmp.appendingPathComponent("dyvm").path
         let trainer = try Trainer(options: dyvmOptions(epochs: 8), outputDir: whole, finetune: start, log: { _ in })
         // The teacher is the dense model the student started from, frozen.
-        XCTAssertEqual(trainer.teacher!.namedParameters().count, VimModel(config: TrainerTests.smallOptions(epochs: 1).model).namedParameters().count)
+        XCTAssertEqual(trainer.teacher!.namedParameters().count, try VimModel(config: TrainerTests.smallOptions(epochs: 1).model).namedParameters().count)
         let history = try trainer.run()
         let last = history.last!
         XCTAssertEqual(last.tokens, [17, 12])            // int(0.7 · 16) = 11 kept + the class token

@@ -17,7 +17,7 @@ final class FusionStudyTests: XCTestCase {
     /// The study's arms have the paper's meaning of lower and upper and a matched token budget.
     func testArmsMatchTheTokenBudget() throws {
         let o = TrainOptions(model: try ModelZoo.config(named: "vim-tiny"))
-        let arms = FusionStudy(base: o, tokens: 7, outputDir: tmp.path).arms()
+        let arms = try FusionStudy(base: o, tokens: 7, outputDir: tmp.path).arms()
         XCTAssertEqual(arms.map(\.0), ["none", "all", "interleave", "lower", "upper"])
         // spec/famba-v.md §4.3: all r7 = 168, alternate r14 = 168, lower/upper over 18 blocks r9 = 162.
         XCTAssertEqual(arms.map { ($0.1?.blocks.count ?? 0) * ($0.1?.tokens ?? 0) }, [0, 168, 168, 162, 162])
@@ -40,7 +40,7 @@ final class FusionStudyTests: XCTestCase {
         o.batchSize = 32
         o.lr = 4e-2
         o.warmupEpochs = 1
-        let study = FusionStudy(base: o, tokens: 1, outputDir: tmp.path)
+        let study = try FusionStudy(base: o, tokens: 1, outputDir: tmp.path)
         let rows = try study.run(log: { _ in })
         XCTAssertEqual(rows.map(\.strategy), ["none", "all", "interleave", "lower", "upper"])
         XCTAssertEqual(rows.map(\.schedule), [[17, 17, 17, 17], [16, 15, 14, 13], [17, 15, 15, 13], [16, 15, 14, 14], [17, 16, 15, 14]])

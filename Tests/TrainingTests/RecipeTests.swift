@@ -4,7 +4,7 @@ import XCTest
 @testable import VisionMamba
 
 final class RecipeTests: XCTestCase {
-    func testScheduleMatchesTheOfficialVimTinyRun() {
+    func testScheduleMatchesTheOfficialVimTinyRun() throws {
         // spec/vim.md §5.5: 1e-6, 1e-6, 2.008e-4, …, 8.002e-4 at epoch 5, then 1e-3 · cosine.
         let s = CosineSchedule(lr: 1e-3, minLR: 1e-5, warmupLR: 1e-6, warmupEpochs: 5, epochs: 300)
         XCTAssertEqual(s.lr(forEpoch: 0), 1e-6)
@@ -17,8 +17,8 @@ final class RecipeTests: XCTestCase {
     }
 
     func testWeightDecayGroupsOfVimTiny() throws {
-        let model = VimModel(config: try ModelZoo.config(named: "vim-tiny"))
-        let opt = AdamW(parameters: model.namedParameters(), lr: 1e-3, weightDecay: 0.1, noWeightDecay: ["pos_embed", "cls_token"])
+        let model = try VimModel(config: try ModelZoo.config(named: "vim-tiny"))
+        let opt = try AdamW(parameters: model.namedParameters(), lr: 1e-3, weightDecay: 0.1, noWeightDecay: ["pos_embed", "cls_token"])
         let sizes = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.0, $0.1.count) })
         let noDecay = opt.groups[0].names.reduce(0) { $0 + sizes[$1]! }, decay = opt.groups[1].names.reduce(0) { $0 + sizes[$1]! }
         XCTAssertEqual(decay, 7_048_704)
@@ -29,16 +29,16 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(opt.groups[0].weightDecay, 0)
     }
 
-    func testAdamWStepsMatchTorch() {
+    func testAdamWStepsMatchTorch() throws {
         // Two steps of torch.optim.AdamW(lr=0.1, weight_decay=0.5) on p = [1, -2] with gradients
         // [0.5, 0.25] then [-1, 2], written out by hand from the update rule.
-        let p = Tensor(shape: [2], values: [1, -2]), q = Tensor(shape: [2, 1], values: [1, -2])
-        let opt = AdamW(parameters: [("p", p), ("q", q)], lr: 0.1, weightDecay: 0.5)
+        let p = try Tensor(shape: [2], values: [1, -2]), q = try Tensor(shape: [2, 1], values: [1, -2])
+        let opt = try AdamW(parameters: [("p", p), ("q", q)], lr: 0.1, weightDecay: 0.5)
         var ref: [Double] = [1, -2]
         var m = [0.0, 0.0], v = [0.0, 0.0]
         for (step, g) in [[0.5, 0.25], [-1.0, 2.0]].enumerated() {
-            p.grad = Tensor(shape: [2], values: g.map(Float.init))
-            q.grad = Tensor(shape: [2, 1], values: g.map(Float.init))
+            p.grad = try Tensor(shape: [2], values: g.map(Float.init))
+            q.grad = try Tensor(shape: [2, 1], values: g.map(Float.init))
             opt.update()
             let t = Double(step + 1)
             for i in 0..<2 {

@@ -13,7 +13,7 @@ final class FixtureParityTests: XCTestCase {
     /// and its io tensors.
     static func loadCase(_ name: String, weights ext: String, directory: URL = resources) throws -> (VimConfig, VimModel, TensorFile) {
         let config = try VimConfig.load(json: directory.appendingPathComponent("\(name).json").path)
-        let model = VimModel(config: config)
+        let model = try VimModel(config: config)
         try model.load(weights: directory.appendingPathComponent("\(name).\(ext)").path)
         return (config, model, try SafeTensors.read(directory.appendingPathComponent("\(name).io.safetensors").path))
     }
@@ -25,7 +25,7 @@ final class FixtureParityTests: XCTestCase {
         let (config, model, io) = try Self.loadCase(name, weights: ext, directory: directory)
         let input = try XCTUnwrap(io["input"])
         var blocks: [Int: [Float]] = [:]
-        let logits = model(Tensor(shape: input.shape, values: input.floats())) { i, r in blocks[i] = r.array }
+        let logits = try model(Tensor(shape: input.shape, values: input.floats())) { i, r in blocks[i] = r.array }
         let expected = try XCTUnwrap(io["logits"])
         XCTAssertEqual(logits.shape, expected.shape, file: file, line: line)
         let logitErr = relativeL2(logits.array, expected.floats())
@@ -68,12 +68,12 @@ final class GradientParityTests: XCTestCase {
     func check(case name: String, weights ext: String) throws {
         let (_, model, io) = try FixtureParityTests.loadCase(name, weights: ext)
         let input = try XCTUnwrap(io["input"])
-        let images = Tensor(shape: input.shape, values: input.floats())
+        let images = try Tensor(shape: input.shape, values: input.floats())
         images.requiresGrad = false
         let labels = try XCTUnwrap(io["labels"]).int64s().map(Int.init)
         let tape = Tape()
-        let loss = crossEntropy(model(images, tape: tape), labels: labels, tape: tape)
-        tape.backward(from: loss)
+        let loss = try crossEntropy(model(images, tape: tape), labels: labels, tape: tape)
+        try tape.backward(from: loss)
         XCTAssertEqual(Double(loss.data[0]), Double(try XCTUnwrap(io["loss"]).floats()[0]), accuracy: 1e-5)
         var worst = (0.0, "")
         for (param, t) in model.namedParameters() {
@@ -95,7 +95,7 @@ final class FusionParityTests: XCTestCase {
     func check(_ name: String) throws {
         let (config, model, io) = try FixtureParityTests.loadCase(name, weights: "pth")
         let input = try XCTUnwrap(io["input"])
-        let logits = model(Tensor(shape: input.shape, values: input.floats()))
+        let logits = try model(Tensor(shape: input.shape, values: input.floats()))
         XCTAssertLessThan(relativeL2(logits.array, try XCTUnwrap(io["logits"]).floats()), 1e-5)
         XCTAssertEqual(model.lastTokenSchedule.map(Int64.init), try XCTUnwrap(io["tokens"]).int64s())
         XCTAssertEqual(model.lastTokenSchedule, config.fusion!.schedule(tokens: config.tokens, depth: config.depth))
@@ -125,22 +125,22 @@ final class FusionParityTests: XCTestCase {
     func testMiddleClassTokenFusionTrains() throws {
         var config = VimConfig(name: "t", imgSize: 16, patchSize: 4, stride: 4, embedDim: 16, depth: 3, numClasses: 5)
         config.fusion = TokenFusion(blocks: [1], tokens: 4)
-        let model = VimModel(config: config)
+        let model = try VimModel(config: config)
         model.resetParameters(seed: 4)
         var rng = SeededGenerator(seed: 1)
-        let images = Tensor(shape: [2, 3, 16, 16], values: (0..<1536).map { _ in Float(rng.normal()) })
+        let images = try Tensor(shape: [2, 3, 16, 16], values: (0..<1536).map { _ in Float(rng.normal()) })
         images.requiresGrad = false
         let tape = Tape()
-        let loss = crossEntropy(model(images, tape: tape), labels: [1, 3], tape: tape)
-        tape.backward(from: loss)
+        let loss = try crossEntropy(model(images, tape: tape), labels: [1, 3], tape: tape)
+        try tape.backward(from: loss)
         XCTAssertEqual(model.lastTokenSchedule, [17, 13, 13])
         for name in ["layers.0.mixer.in_proj.weight", "layers.2.mixer.out_proj.weight", "cls_token"] {
             let g = try XCTUnwrap(model.namedParameters().first { $0.0 == name }?.1.grad)
             XCTAssertGreaterThan(g.array.map { abs($0) }.max()!, 0, name)
         }
         // The class token's own value reaches the head unchanged by the fusion: changing it moves the logits.
-        let before = model(images).array
+        let before = try model(images).array
         model.clsToken.data[0] += 1
-        XCTAssertNotEqual(model(images).array, before)
+        XCTAssertNotEqual(try model(images).array, before)
     }
 }

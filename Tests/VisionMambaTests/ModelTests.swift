@@ -14,13 +14,13 @@ final class ModelTests: XCTestCase {
             XCTAssertEqual(VimModel.parameterCount(try ModelZoo.config(named: name)), count, name)
         }
         // The allocated model agrees with the formula and has the official 415 tensors.
-        let tiny = VimModel(config: try ModelZoo.config(named: "vim-tiny"))
+        let tiny = try VimModel(config: try ModelZoo.config(named: "vim-tiny"))
         XCTAssertEqual(tiny.parameterCount, 7_148_008)
         XCTAssertEqual(tiny.namedParameters().count, 415)
     }
 
     func testStateDictOrderAndNamesAreOfficial() throws {
-        let model = VimModel(config: try ModelZoo.config(named: "vim-tiny"))
+        let model = try VimModel(config: try ModelZoo.config(named: "vim-tiny"))
         let names = model.namedParameters().map(\.0)
         XCTAssertEqual(Array(names.prefix(6)), ["cls_token", "pos_embed", "patch_embed.proj.weight",
                                                 "patch_embed.proj.bias", "head.weight", "head.bias"])
@@ -51,22 +51,27 @@ final class ModelTests: XCTestCase {
 
     func testStrictLoadReportsEveryProblemByName() throws {
         let config = VimConfig(name: "t", imgSize: 32, patchSize: 8, stride: 8, embedDim: 16, depth: 1, numClasses: 3)
-        let model = VimModel(config: config)
+        let model = try VimModel(config: config)
         var dict: [String: StoredTensor] = [:]
         for (name, t) in model.namedParameters() { dict[name] = StoredTensor(shape: t.shape, floats: t.array) }
         dict["head.weight"] = StoredTensor(shape: [5, 16], floats: [Float](repeating: 0, count: 80))
         dict.removeValue(forKey: "norm_f.weight")
         dict["head_dist.weight"] = StoredTensor(shape: [2], floats: [0, 0])
         XCTAssertThrowsError(try model.load(stateDict: dict)) { error in
+            XCTAssertEqual(error as? StateDictError, .mismatch(source: "", problems: [
+                .shapeMismatch(key: "head.weight", expected: [3, 16], found: [5, 16]),
+                .missingKey(key: "norm_f.weight", expected: [16]),
+                .unexpectedKey(key: "head_dist.weight", found: [2]),
+            ]))
             let text = "\(error)"
-            XCTAssertTrue(text.contains("head.weight (model [3, 16], file [5, 16])"), text)
-            XCTAssertTrue(text.contains("missing: norm_f.weight [16]"), text)
-            XCTAssertTrue(text.contains("unexpected: head_dist.weight [2]"), text)
+            XCTAssertTrue(text.contains("head.weight: expected [3, 16], found [5, 16]"), text)
+            XCTAssertTrue(text.contains("missing norm_f.weight [16]"), text)
+            XCTAssertTrue(text.contains("unexpected head_dist.weight [2]"), text)
         }
         // Non-strict still refuses a wrong shape, but accepts missing and unexpected names.
         dict["head.weight"] = StoredTensor(shape: [3, 16], floats: [Float](repeating: 0.5, count: 48))
         let skipped = try model.load(stateDict: dict, strict: false)
-        XCTAssertEqual(skipped.missing.map(\.0), ["norm_f.weight"])
+        XCTAssertEqual(skipped.missing, ["norm_f.weight"])
         XCTAssertEqual(model.head.weight.data[7], 0.5)
     }
 
@@ -75,27 +80,27 @@ final class ModelTests: XCTestCase {
         let config = VimConfig(name: "t", imgSize: 16, patchSize: 8, stride: 8, embedDim: 1, depth: 1, numClasses: 1)
         XCTAssertEqual(config.clsIndex, 2)
         let rows: [Float] = [1, 2, 100, 3, 4]   // patches (0,0)=1, (0,1)=2, cls=100, (1,0)=3, (1,1)=4
-        let aware = interpolatePositionEmbedding(rows, config: config, newGrid: 4, mode: .classTokenAware)
+        let aware = try interpolatePositionEmbedding(rows, config: config, newGrid: 4, mode: .classTokenAware)
         XCTAssertEqual(aware.count, 17)
         XCTAssertEqual(aware[8], 100)   // new class index 16 / 2
         let grid = bicubicResize([1, 2, 3, 4], inH: 2, inW: 2, channels: 1, outH: 4, outW: 4)
         XCTAssertEqual(Array(aware[0..<8]), Array(grid[0..<8]))
         XCTAssertEqual(Array(aware[9...]), Array(grid[8...]))
         // Official: row 0 is taken as the class row and rows 1… as the grid, class row first.
-        let official = interpolatePositionEmbedding(rows, config: config, newGrid: 4, mode: .official)
+        let official = try interpolatePositionEmbedding(rows, config: config, newGrid: 4, mode: .official)
         XCTAssertEqual(official[0], 1)
         XCTAssertEqual(Array(official[1...]), bicubicResize([2, 100, 3, 4], inH: 2, inW: 2, channels: 1, outH: 4, outW: 4))
         // Same grid: unchanged.
-        XCTAssertEqual(interpolatePositionEmbedding(rows, config: config, newGrid: 2, mode: .classTokenAware), rows)
+        XCTAssertEqual(try interpolatePositionEmbedding(rows, config: config, newGrid: 2, mode: .classTokenAware), rows)
     }
 
     func testRunsAtAnotherResolution() throws {
-        let model = VimModel(config: VimConfig(name: "t", imgSize: 32, patchSize: 8, stride: 8, embedDim: 16, depth: 2, numClasses: 3))
+        let model = try VimModel(config: VimConfig(name: "t", imgSize: 32, patchSize: 8, stride: 8, embedDim: 16, depth: 2, numClasses: 3))
         model.resetParameters(seed: 3)
         try model.setImageSize(48, interpolation: .classTokenAware)
         XCTAssertEqual(model.config.tokens, 37)
         XCTAssertEqual(model.posEmbed.shape, [1, 37, 16])
-        let logits = model(Tensor(shape: [1, 3, 48, 48], repeating: 0.1))
+        let logits = try model(Tensor(shape: [1, 3, 48, 48], repeating: 0.1))
         XCTAssertEqual(logits.shape, [1, 3])
         XCTAssertTrue(logits.array.allSatisfy(\.isFinite))
     }
@@ -110,7 +115,7 @@ final class FineTuneLoadTests: XCTestCase {
         var target = source
         target.imgSize = 48                                                                      // 6×6 grid
         target.numClasses = 7
-        let model = VimModel(config: target)
+        let model = try VimModel(config: target)
         model.resetParameters(seed: 1)
         let freshHead = model.head.weight.array
         let fresh = try model.loadForFineTuning(weights: dir.appendingPathComponent("vim-micro.pth").path, interpolation: .official)
@@ -118,7 +123,7 @@ final class FineTuneLoadTests: XCTestCase {
         XCTAssertEqual(model.head.weight.array, freshHead)
         let file = try CheckpointFile.readStateDict(dir.appendingPathComponent("vim-micro.pth").path)
         XCTAssertEqual(model.namedParameters().first { $0.0 == "layers.1.mixer.A_log" }!.1.array, file["layers.1.mixer.A_log"]!.floats())
-        let expected = interpolatePositionEmbedding(file["pos_embed"]!.floats(), config: source, newGrid: 6, mode: .official)
+        let expected = try interpolatePositionEmbedding(file["pos_embed"]!.floats(), config: source, newGrid: 6, mode: .official)
         XCTAssertEqual(model.posEmbed.shape, [1, 37, 32])
         XCTAssertEqual(model.posEmbed.array, expected)
         XCTAssertEqual(Array(model.posEmbed.array[0..<32]), Array(file["pos_embed"]!.floats()[0..<32]))  // row 0 kept as is

@@ -22,7 +22,7 @@ final class PhotoTests: XCTestCase {
         }
         Parallel.threads = 2
         let expected = try SafeTensors.read(predict.appendingPathComponent("expected.safetensors").path)
-        let model = VimModel(config: try VimConfig.load(json: Self.fixtures.appendingPathComponent("vim/vim-tiny-224.json").path))
+        let model = try VimModel(config: try VimConfig.load(json: Self.fixtures.appendingPathComponent("vim/vim-tiny-224.json").path))
         try model.load(weights: weights.path)
         for (stem, file) in [("coffee", "coffee.png"), ("retina", "retina.jpg")] {
             let image = try ImageDecoder.decode(predict.appendingPathComponent(file).path)
@@ -30,7 +30,7 @@ final class PhotoTests: XCTestCase {
             let pre = try XCTUnwrap(expected["pre.\(stem)"]).floats()
             let preErr = relativeL2(pixels, pre)
             XCTAssertLessThan(preErr, 1e-2, "pre.\(stem)")
-            let logits = model(Tensor(shape: [1, 3, 224, 224], values: pixels)).array
+            let logits = try model(Tensor(shape: [1, 3, 224, 224], values: pixels)).array
             let ref = try XCTUnwrap(expected["logits.\(stem)"]).floats()
             let logitErr = relativeL2(logits, ref)
             // The logits follow the pixels: with bit-exact preprocessing this is float32 rounding.

@@ -1,0 +1,55 @@
+import MambaTensor
+
+/// Why a model description, a model name or an input does not describe a model this package can
+/// build or run.
+public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Field `field` (its official name, e.g. patch_size) of model `model` is `value`; `allowed` says what it may be.
+    case invalidValue(model: String, field: String, value: String, allowed: String)
+    /// Two settings of `model` that cannot be used together.
+    case incompatible(model: String, first: String, second: String)
+    /// A model name that is neither in the zoo nor a JSON file.
+    case unknownModel(name: String, valid: [String])
+    /// A Famba-V strategy name that is not one of `valid`.
+    case unknownFusionStrategy(name: String, valid: [String])
+    /// A model description file that cannot be read.
+    case unreadableFile(path: String)
+    /// A model description file that is not a JSON object.
+    case notAJSONObject(path: String)
+    /// A model description file without a required field (`expected`: what the field holds).
+    case missingField(path: String, field: String, expected: String)
+    /// Images of shape `found` given to `model`, which takes [B, channels, size, size].
+    case inputShapeMismatch(model: String, channels: Int, size: Int, found: [Int])
+    /// An operation that needs a DyVM model (one with pruning stages and direction heads).
+    case requiresDyVM(model: String)
+    /// An operation that needs a plain Vim (no fusion, no DyVM), such as DyVM's dense teacher.
+    case requiresPlainVim(model: String)
+    /// A DyVM model's plain forward pass is inference only; training runs through `dyvmTrainingStep`.
+    case dyvmForwardWithTape(model: String)
+
+    public var description: String {
+        switch self {
+        case let .invalidValue(model, field, value, allowed):
+            return "\(abbreviated(model)): \(field) is \(abbreviated(value)); allowed: \(allowed)"
+        case let .incompatible(model, first, second):
+            return "\(abbreviated(model)): \(first) and \(second) cannot be combined"
+        case let .unknownModel(name, valid):
+            return "unknown model '\(abbreviated(name))'; valid names: \(valid.joined(separator: ", ")), or an official name"
+        case let .unknownFusionStrategy(name, valid):
+            return "unknown fusion strategy '\(abbreviated(name))'; valid: \(valid.joined(separator: ", ")), or explicit fusion blocks"
+        case let .unreadableFile(path):
+            return "\(abbreviated(path)): cannot read the model description"
+        case let .notAJSONObject(path):
+            return "\(abbreviated(path)): not a JSON object"
+        case let .missingField(path, field, expected):
+            return "\(abbreviated(path)): missing \(expected) \"\(field)\""
+        case let .inputShapeMismatch(model, channels, size, found):
+            return "input has shape \(describe(shape: found)); \(abbreviated(model)) expects [B, \(channels), \(size), \(size)]"
+        case let .requiresDyVM(model):
+            return "\(abbreviated(model)): needs a DyVM model (pruning stages and direction heads)"
+        case let .requiresPlainVim(model):
+            return "\(abbreviated(model)): needs a plain Vim (no token fusion, no DyVM)"
+        case let .dyvmForwardWithTape(model):
+            return "\(abbreviated(model)): the DyVM forward pass is inference only; train it through dyvmTrainingStep"
+        }
+    }
+}

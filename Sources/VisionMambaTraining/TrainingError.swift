@@ -1,0 +1,54 @@
+import MambaTensor
+
+/// Why a training run, an evaluation or a fusion study cannot start or go on.
+public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A training option (named as `TrainOptions` names it) outside the values it may take.
+    case invalidOption(name: String, value: String, allowed: String)
+    /// A dataset name that is not one of `valid`.
+    case unknownDataset(name: String, valid: [String])
+    /// A dataset that is read from a folder, with no folder given.
+    case missingDataPath(dataset: String)
+    /// The dataset's class count differs from the model's.
+    case classCountMismatch(dataset: String, datasetClasses: Int, modelClasses: Int)
+    /// The dataset's images [C, H, W] differ from what the model takes.
+    case imageShapeMismatch(dataset: String, found: [Int], expected: [Int])
+    /// Mixup and CutMix pair each image with its mirror in the batch, so the batch must be even.
+    case oddBatchForMixup(batchSize: Int)
+    /// Not one full batch: `batchSize` per process × `processes` exceeds the `images` of the dataset.
+    case batchLargerThanDataset(batchSize: Int, processes: Int, images: Int)
+    /// DyVM is fine-tuned without stochastic depth, as the official scripts do.
+    case dyvmWithDropPath(rate: Double)
+    /// The loss became NaN or infinite; the checkpoint of the last finished epoch is kept.
+    case nonFiniteLoss(value: Double, epoch: Int, step: Int, checkpoint: String)
+    /// A weights file given where a training checkpoint of this package is needed.
+    case notATrainingCheckpoint(path: String)
+    /// A training checkpoint whose stored training state cannot be decoded.
+    case unreadableTrainingState(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .invalidOption(name, value, allowed):
+            return "training option \(name) is \(abbreviated(value)); allowed: \(allowed)"
+        case let .unknownDataset(name, valid):
+            return "unknown dataset '\(abbreviated(name))'; available: \(valid.joined(separator: ", "))"
+        case let .missingDataPath(dataset):
+            return "dataset \(abbreviated(dataset)) is read from a folder, and none was given"
+        case let .classCountMismatch(dataset, datasetClasses, modelClasses):
+            return "dataset \(abbreviated(dataset)) has \(datasetClasses) classes; the model has \(modelClasses)"
+        case let .imageShapeMismatch(dataset, found, expected):
+            return "dataset \(abbreviated(dataset)) has images of \(describe(shape: found)); the model takes \(describe(shape: expected))"
+        case let .oddBatchForMixup(batchSize):
+            return "mixup and cutmix need an even batch size (got \(batchSize))"
+        case let .batchLargerThanDataset(batchSize, processes, images):
+            return "batch size \(batchSize) × \(processes) process(es) is larger than the \(images) training images"
+        case let .dyvmWithDropPath(rate):
+            return "DyVM training runs without drop path (the official scripts pass 0; got \(rate))"
+        case let .nonFiniteLoss(value, epoch, step, checkpoint):
+            return "loss is \(value) at epoch \(epoch), step \(step); stopping. The last good checkpoint (\(abbreviated(checkpoint)), after epoch \(epoch - 1)) is untouched"
+        case let .notATrainingCheckpoint(path):
+            return "\(abbreviated(path)): not a training checkpoint (no training_state in its metadata); weights alone can only start a fine-tuning run"
+        case let .unreadableTrainingState(path, reason):
+            return "\(abbreviated(path)): unreadable training state: \(abbreviated(reason))"
+        }
+    }
+}

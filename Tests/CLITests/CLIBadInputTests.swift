@@ -1,0 +1,90 @@
+import Foundation
+import MambaIO
+import XCTest
+
+/// Bad input at the command line: one line on stderr and exit code 1 (argument-parser's own
+/// code for a flag value that validation refuses), never a trap.
+extension CLITests {
+    /// A usage error: argument-parser's exit code and a message naming the flag.
+    func assertUsageError(_ args: [String], mentioning needle: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try run(args)
+        XCTAssertEqual(r.code, 64, "exit code; stderr: \(r.err)", file: file, line: line)   // EX_USAGE
+        XCTAssertTrue(r.err.contains(needle), "stderr lacks '\(needle)': \(r.err)", file: file, line: line)
+    }
+
+    /// The reported case: `eval --weights` of a 2-class ImageFolder checkpoint on the 10-class
+    /// digits indexed a logit row past its end ("double free or corruption").
+    func testEvalOfATwoClassCheckpointOnTheDigits() throws {
+        // A 2-class ImageFolder of one photo per class and split, and a small model trained on it for one epoch.
+        let photo = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../MambaIOTests/Resources/rgb.jpg").standardized
+        let data = tmp.appendingPathComponent("two-classes")
+        for split in ["train", "val"] {
+            for name in ["cat", "dog"] {
+                let dir = data.appendingPathComponent(split).appendingPathComponent(name)
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(at: photo, to: dir.appendingPathComponent("a.jpg"))
+            }
+        }
+        let config = tmp.appendingPathComponent("two.json").path
+        try #"{"name": "two", "img_size": 8, "patch_size": 2, "stride": 2, "embed_dim": 16, "depth": 1, "num_classes": 2}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let runDir = tmp.appendingPathComponent("run").path
+        let trained = try run(["train", "--model", config, "--data-set", "imagefolder", "--data-path", data.path, "--epochs", "1",
+                               "--batch-size", "2", "--warmup-epochs", "0", "--output-dir", runDir, "--threads", "1"])
+        XCTAssertEqual(trained.code, 0, trained.err)
+        try assertFails(["eval", "--weights", runDir + "/checkpoint.safetensors", "--data-set", "digits", "--threads", "1"],
+                        mentioning: ["label", "outside the 2 classes"])
+    }
+
+    /// A 16 px input into the 32 px model: refused, naming both shapes (also at an --img-size override).
+    func testForwardInputOfAnotherSize() throws {
+        var file = TensorFile()
+        file.append("input", StoredTensor(shape: [1, 3, 32, 32], floats: [Float](repeating: 0, count: 3072)))
+        let path = tmp.appendingPathComponent("input32.safetensors").path
+        try SafeTensors.write(file, to: path)
+        try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.safetensors"),
+                         "--img-size", "48", "--input", path, "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["[1, 3, 32, 32]", "[B, 3, 48, 48]"])
+        // 50 px is not a whole number of vim-micro's 8 px patches.
+        try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.safetensors"),
+                         "--img-size", "50", "--input", path, "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["img_size", "50"])
+    }
+
+    /// An input without its batch dimension: refused, naming both shapes.
+    func testGradientsOfAnImageOfTheWrongRank() throws {
+        var file = TensorFile()
+        file.append("input", StoredTensor(shape: [3, 32, 32], floats: [Float](repeating: 0, count: 3072)))
+        file.append("labels", StoredTensor(shape: [1], int64s: [0]))
+        let path = tmp.appendingPathComponent("rank3.safetensors").path
+        try SafeTensors.write(file, to: path)
+        try assertFails(["gradients", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.safetensors"),
+                         "--input", path, "--output", tmp.appendingPathComponent("o").path],
+                        mentioning: ["[3, 32, 32]", "[B, 3, 32, 32]"])
+    }
+
+    /// Values the library would divide by or allocate from are refused by validation.
+    func testSizesThatValidationRefuses() throws {
+        try assertUsageError(["train", "--batch-size", "0"], mentioning: "--batch-size")
+        try assertUsageError(["train", "--patch-size", "0"], mentioning: "--patch-size")
+        try assertUsageError(["train", "--input-size", "30", "--patch-size", "4"], mentioning: "--input-size 30")
+        try assertUsageError(["train", "--data-set", "cifar10"], mentioning: "--data-path")
+        try assertUsageError(["train", "--lr", "nan"], mentioning: "--lr")
+        try assertUsageError(["eval", "--weights", "w.safetensors", "--batch-size", "0"], mentioning: "--batch-size")
+        try assertUsageError(["bench", "--patch-size", "0"], mentioning: "--patch-size")
+        try assertUsageError(["bench", "--img-size", "50", "--patch-size", "16"], mentioning: "--img-size 50")
+        try assertUsageError(["flops", "--num-classes", "0"], mentioning: "--num-classes")
+        try assertUsageError(["train", "--token-keep-ratio", "0"], mentioning: "--token-keep-ratio")
+        try assertUsageError(["forward", "--model", "vim-tiny", "--weights", "w", "--input", "i", "--output", "o", "--img-size", "0"],
+                             mentioning: "--img-size")
+    }
+
+    /// A model description with a value the model cannot be built with: one line naming the field.
+    func testConfigWithAZeroPatchSize() throws {
+        let config = tmp.appendingPathComponent("zero.json").path
+        try #"{"name": "zero", "img_size": 8, "patch_size": 0, "embed_dim": 16, "depth": 1, "num_classes": 2}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        try assertFails(["flops", "--model", config], mentioning: ["zero", "patch_size", "0"])
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import MambaIO
+import MambaTensor
+import XCTest
+@testable import VisionMamba
+@testable import VisionMambaData
+@testable import VisionMambaTraining
+
+/// Training, evaluation and the fusion study refuse options, labels and checkpoints that do not
+/// fit, with the exact typed error.
+final class BadInputTests: XCTestCase {
+    var tmp: URL!
+    override func setUpWithError() throws {
+        Parallel.threads = 2
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("vm-bad-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    func expect<E: Error & Equatable, T>(_ expected: E, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> T) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { error in
+            XCTAssertEqual(error as? E, expected, file: file, line: line)
+        }
+    }
+
+    /// Three 8 px images labelled 0, 1 and 5 in a dataset that says it has `classes` classes.
+    struct LabelledImages: ImageDataset {
+        var labels = [0, 1, 5]
+        var numClasses = 6
+        var count: Int { labels.count }
+        var imageShape: [Int] { [3, 8, 8] }
+        var normalization: (mean: [Float], std: [Float]) { ([0, 0, 0], [1, 1, 1]) }
+        func sample(_ index: Int) throws -> (image: [Float], label: Int) { ([Float](repeating: 0.5, count: 192), labels[index]) }
+    }
+
+    func twoClassModel() throws -> VimModel {
+        let model = try VimModel(config: VimConfig(name: "two", imgSize: 8, patchSize: 2, stride: 2, embedDim: 16, depth: 1, numClasses: 2))
+        model.resetParameters(seed: 1)
+        return model
+    }
+
+    /// Labels of a dataset with more classes than the model's head are refused, not read past the logits.
+    func testEvaluationLabelsOutsideTheModelsClasses() throws {
+        let loader = DataLoader(dataset: LabelledImages(), batchSize: 4, shuffle: false, dropLast: false)
+        expect(TensorError.labelOutOfRange(label: 5, classes: 2)) { try evaluate(twoClassModel(), loader: loader) }
+    }
+
+    /// The reported case: a 2-class checkpoint evaluated on the 10-class digits.
+    func testTwoClassModelOnTheDigits() throws {
+        let digits = try DigitsDataset(split: .val)
+        var firstBad: Int?
+        for i in 0..<digits.count where firstBad == nil {
+            let label = try digits.sample(i).label
+            if label >= 2 { firstBad = label }
+        }
+        let loader = DataLoader(dataset: digits, batchSize: 64, shuffle: false, dropLast: false)
+        expect(TensorError.labelOutOfRange(label: try XCTUnwrap(firstBad), classes: 2)) { try evaluate(try twoClassModel(), loader: loader) }
+    }
+
+    func testTrainingOptionsOutOfRange() {
+        func options(_ change: (inout TrainOptions) -> Void) -> TrainOptions {
+            var o = TrainerTests.smallOptions(epochs: 1)
+            change(&o)
+            return o
+        }
+        let dir = tmp.path
+        expect(TrainingError.invalidOption(name: "batchSize", value: "0", allowed: "at least 1")) {
+            try Trainer(options: options { $0.batchSize = 0 }, outputDir: dir, log: { _ in })
+        }
+        expect(TrainingError.invalidOption(name: "smoothing", value: "1.0", allowed: "[0, 1)")) {
+            try Trainer(options: options { $0.smoothing = 1 }, outputDir: dir, log: { _ in })
+        }
+        expect(TrainingError.invalidOption(name: "lr", value: "nan", allowed: "finite, at least 0")) {
+            try Trainer(options: options { $0.lr = .nan }, outputDir: dir, log: { _ in })
+        }
+        expect(ConfigError.invalidValue(model: "vim-digits-small", field: "patch_size", value: "0", allowed: "1...img_size (8)")) {
+            try Trainer(options: options { $0.model.patchSize = 0 }, outputDir: dir, log: { _ in })
+        }
+        expect(TrainingError.classCountMismatch(dataset: "digits", datasetClasses: 10, modelClasses: 3)) {
+            try Trainer(options: options { $0.model.numClasses = 3 }, outputDir: dir, log: { _ in })
+        }
+        expect(TrainingError.oddBatchForMixup(batchSize: 31)) {
+            try Trainer(options: options { $0.batchSize = 31; $0.mixup = 0.8 }, outputDir: dir, log: { _ in })
+        }
+        expect(TrainingError.dyvmWithDropPath(rate: 0.1)) {
+            try Trainer(options: options { $0.model.dyvm = DyVMConfig(pruningLoc: [1], tokenKeepRatio: 0.7); $0.dropPath = 0.1 },
+                        outputDir: dir, log: { _ in })
+        }
+        expect(TrainingError.batchLargerThanDataset(batchSize: 4096, processes: 1, images: DigitsDataset.trainCount)) {
+            try Trainer(options: options { $0.batchSize = 4096 }, outputDir: dir, log: { _ in })
+        }
+    }
+
+    func testDatasetsByName() {
+        expect(TrainingError.unknownDataset(name: "mnist", valid: ["digits", "cifar10", "cifar100", "imagefolder", "auto"])) {
+            try makeDataset("mnist", path: nil, train: true)
+        }
+        expect(TrainingError.missingDataPath(dataset: "imagefolder")) { try makeDataset("imagefolder", path: nil, train: false) }
+        expect(TrainingError.invalidOption(name: "imageSize", value: "0", allowed: "1...65536")) {
+            try makeDataset("digits", path: nil, train: false, imageSize: 0)
+        }
+    }
+
+    /// Weights alone cannot resume a run: the error names the file.
+    func testResumeFromWeightsThatAreNotACheckpoint() throws {
+        let weights = tmp.appendingPathComponent("weights.safetensors").path
+        try SafeTensors.write(twoClassModel().stateDict(), to: weights)
+        expect(TrainingError.notATrainingCheckpoint(path: weights)) {
+            try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: tmp.appendingPathComponent("run").path, resume: weights, log: { _ in })
+        }
+    }
+
+    func testFusionStudyTokens() {
+        expect(TrainingError.invalidOption(name: "tokens", value: "0", allowed: "1...1073741824")) {
+            try FusionStudy(base: TrainerTests.smallOptions(epochs: 1), tokens: 0, outputDir: tmp.path)
+        }
+    }
+}
