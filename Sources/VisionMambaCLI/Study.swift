@@ -34,7 +34,7 @@ struct FusionStudyCommand: ParsableCommand {
     func run() throws {
         threadOptions.apply()
         let study = try FusionStudy(base: try recipe.makeOptions(), tokens: tokens, preserveOrder: order == "preserve", outputDir: outputDir)
-        let rows = try study.run()
+        let rows = try study.run(events: ProgressPrinter().handle)
         print(study.markdown(rows))
         print("wrote \(outputDir)/fusion-study.md and \(outputDir)/fusion-study.svg")
     }

@@ -26,8 +26,9 @@ struct Train: ParsableCommand {
             config = try dyvmOptions.apply(to: config)
         }
         let world = try World.current()
+        let printer = ProgressPrinter()
         let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
-                                  interpolation: posEmbedInterp, world: world)
+                                  interpolation: posEmbedInterp, world: world, events: printer.handle)
         let processes = world.size > 1 ? "\(world.size) processes × " : ""
         if world.isLeader {
             print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(processes)\(Parallel.threads) threads")

@@ -47,15 +47,15 @@ public struct FusionStudy {
         ]
     }
 
-    public func run(log: @escaping (String) -> Void = { print($0) }) throws -> [Row] {
+    public func run(events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> [Row] {
         var rows: [Row] = []
         for (name, fusion) in arms() {
             var options = base
             options.model.fusion = fusion
             let dir = outputDir + "/" + name
             try? FileManager.default.removeItem(atPath: dir)
-            log("== \(name): fused blocks \(fusion?.blocks.map(String.init).joined(separator: ",") ?? "none"), r = \(fusion?.tokens ?? 0)")
-            let history = try Trainer(options: options, outputDir: dir, log: log).run()
+            events(.note("== \(name): fused blocks \(fusion?.blocks.map(String.init).joined(separator: ",") ?? "none"), r = \(fusion?.tokens ?? 0)"))
+            let history = try Trainer(options: options, outputDir: dir, events: events).run()
             rows.append(Row(strategy: name, fusion: fusion, schedule: options.model.tokenSchedule,
                             secondsPerEpoch: median(history.map(\.epochSeconds)),
                             peakTensorMiB: history.compactMap(\.peakTensorMiB).max() ?? 0,

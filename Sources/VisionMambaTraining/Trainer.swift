@@ -58,8 +58,7 @@ public final class Trainer {
     let valLoader: DataLoader
     let schedule: CosineSchedule
     let mixup: Mixup
-    let log: (String) -> Void
-    let progress: ProgressReporter
+    let report: (TrainingEvent) -> Void
     /// DyVM's frozen dense teacher.
     let teacher: VimModel?
     /// The processes of a data-parallel run (one when not started by mpirun).
@@ -70,7 +69,7 @@ public final class Trainer {
     /// interpolated to the new grid (`interpolation`).
     public init(options: TrainOptions, outputDir: String, resume: String? = nil, finetune: String? = nil,
                 interpolation: PositionEmbeddingInterpolation = .official, world: ProcessGroup = SingleProcess(),
-                log: @escaping (String) -> Void = { print($0) }) throws {
+                events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
         var options = options
         var resumed: (file: TensorFile, state: TrainingState)? = nil
         if let resume {
@@ -80,13 +79,13 @@ public final class Trainer {
             options.finetune = finetune
         }
         if resumed != nil && options.worldSize != world.size {
-            log("resuming a run of \(options.worldSize) process(es) on \(world.size): the global batch is now \(options.batchSize * world.size)")
+            if world.isLeader { events(.note("resuming a run of \(options.worldSize) process(es) on \(world.size): the global batch is now \(options.batchSize * world.size)")) }
         }
         options.worldSize = world.size
         self.world = world
         self.options = options
         self.outputDir = outputDir
-        self.log = world.isLeader ? log : { _ in }
+        self.report = world.isLeader ? events : { _ in }
         try options.validate()
         if options.model.dyvm != nil && options.dropPath > 0 { throw TrainingError.dyvmWithDropPath(rate: options.dropPath) }
         try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
@@ -96,7 +95,7 @@ public final class Trainer {
         // A resumed DyVM run reloads its starting weights too: the teacher is rebuilt from them.
         if let start = options.finetune, resume == nil || options.model.dyvm != nil {
             let fresh = try model.loadForFineTuning(weights: start, interpolation: interpolation)
-            if resume == nil && !fresh.isEmpty { log("fine-tuning from \(start); newly initialised: \(fresh.joined(separator: ", "))") }
+            if resume == nil && !fresh.isEmpty { report(.note("fine-tuning from \(start); newly initialised: \(fresh.joined(separator: ", "))")) }
         }
         // DyVM distils from the dense model it started as, frozen.
         teacher = options.model.dyvm == nil ? nil : try model.denseCopy()
@@ -160,7 +159,6 @@ public final class Trainer {
         // Every rank starts from rank 0's parameters (and EMA), as DDP does.
         for (_, p) in model.namedParameters() { world.broadcast(p.data, count: p.count) }
         for (_, e) in (ema ?? [:]).sorted(by: { $0.key < $1.key }) { world.broadcast(e.data, count: e.count) }
-        progress = ProgressReporter(total: trainLoader.batchCount(), enabled: world.isLeader)
     }
 
     /// Trains from the current epoch to `options.epochs` (or to `stopAfter` epochs), evaluating
@@ -175,7 +173,8 @@ public final class Trainer {
             let start = DispatchTime.now().uptimeNanoseconds
             TensorMemory.resetPeak()
             var lossSum = 0.0, seen = 0
-            progress.begin(epoch: epoch, epochs: options.epochs)
+            let steps = trainLoader.batchCount()
+            report(.epochStarted(epoch: epoch, epochs: options.epochs, steps: steps))
             try trainLoader.forEachBatch(epoch: epoch) { step, batch in
                 let tape = Tape()
                 // Batch-level draws (mixup, drop path) depend on seed, epoch and step only.
@@ -214,7 +213,8 @@ public final class Trainer {
                 lossSum += total[0]
                 seen += Int(total[1])
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-                progress.update(step: step + 1, loss: lossSum / Double(seen), lr: lr, imagesPerSecond: Double(seen) / elapsed)
+                report(.step(epoch: epoch, epochs: options.epochs, step: step + 1, steps: steps,
+                             loss: lossSum / Double(seen), lr: lr, imagesPerSecond: Double(seen) / elapsed))
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
             let eval = try evaluate(model, loader: valLoader, world: world)
@@ -224,7 +224,7 @@ public final class Trainer {
                                        peakTensorMiB: Double(TensorMemory.peakBytes) / 1_048_576,
                                        tokens: options.model.fusion == nil && options.model.dyvm == nil ? nil : options.model.tokenSchedule,
                                        directionRate: eval.directionRate)
-            progress.end(metrics)
+            report(.epochEnded(metrics, epochs: options.epochs))
             state.history.append(metrics)
             state.epochsDone = epoch + 1
             state.optimizerStep = optimizer.step

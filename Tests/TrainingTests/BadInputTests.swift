@@ -65,29 +65,29 @@ final class BadInputTests: XCTestCase {
         }
         let dir = tmp.path
         expect(TrainingError.invalidOption(name: "batchSize", value: "0", allowed: "at least 1")) {
-            try Trainer(options: options { $0.batchSize = 0 }, outputDir: dir, log: { _ in })
+            try Trainer(options: options { $0.batchSize = 0 }, outputDir: dir, events: { _ in })
         }
         expect(TrainingError.invalidOption(name: "smoothing", value: "1.0", allowed: "[0, 1)")) {
-            try Trainer(options: options { $0.smoothing = 1 }, outputDir: dir, log: { _ in })
+            try Trainer(options: options { $0.smoothing = 1 }, outputDir: dir, events: { _ in })
         }
         expect(TrainingError.invalidOption(name: "lr", value: "nan", allowed: "finite, at least 0")) {
-            try Trainer(options: options { $0.lr = .nan }, outputDir: dir, log: { _ in })
+            try Trainer(options: options { $0.lr = .nan }, outputDir: dir, events: { _ in })
         }
         expect(ConfigError.invalidValue(model: "vim-digits-small", field: "patch_size", value: "0", allowed: "1...img_size (8)")) {
-            try Trainer(options: options { $0.model.patchSize = 0 }, outputDir: dir, log: { _ in })
+            try Trainer(options: options { $0.model.patchSize = 0 }, outputDir: dir, events: { _ in })
         }
         expect(TrainingError.classCountMismatch(dataset: "digits", datasetClasses: 10, modelClasses: 3)) {
-            try Trainer(options: options { $0.model.numClasses = 3 }, outputDir: dir, log: { _ in })
+            try Trainer(options: options { $0.model.numClasses = 3 }, outputDir: dir, events: { _ in })
         }
         expect(TrainingError.oddBatchForMixup(batchSize: 31)) {
-            try Trainer(options: options { $0.batchSize = 31; $0.mixup = 0.8 }, outputDir: dir, log: { _ in })
+            try Trainer(options: options { $0.batchSize = 31; $0.mixup = 0.8 }, outputDir: dir, events: { _ in })
         }
         expect(TrainingError.dyvmWithDropPath(rate: 0.1)) {
             try Trainer(options: options { $0.model.dyvm = DyVMConfig(pruningLoc: [1], tokenKeepRatio: 0.7); $0.dropPath = 0.1 },
-                        outputDir: dir, log: { _ in })
+                        outputDir: dir, events: { _ in })
         }
         expect(TrainingError.batchLargerThanDataset(batchSize: 4096, processes: 1, images: DigitsDataset.trainCount)) {
-            try Trainer(options: options { $0.batchSize = 4096 }, outputDir: dir, log: { _ in })
+            try Trainer(options: options { $0.batchSize = 4096 }, outputDir: dir, events: { _ in })
         }
     }
 
@@ -106,7 +106,7 @@ final class BadInputTests: XCTestCase {
         let weights = tmp.appendingPathComponent("weights.safetensors").path
         try SafeTensors.write(twoClassModel().stateDict(), to: weights)
         expect(TrainingError.notATrainingCheckpoint(path: weights)) {
-            try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: tmp.appendingPathComponent("run").path, resume: weights, log: { _ in })
+            try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: tmp.appendingPathComponent("run").path, resume: weights, events: { _ in })
         }
     }
 

@@ -41,7 +41,7 @@ final class FusionStudyTests: XCTestCase {
         o.lr = 4e-2
         o.warmupEpochs = 1
         let study = try FusionStudy(base: o, tokens: 1, outputDir: tmp.path)
-        let rows = try study.run(log: { _ in })
+        let rows = try study.run(events: { _ in })
         XCTAssertEqual(rows.map(\.strategy), ["none", "all", "interleave", "lower", "upper"])
         XCTAssertEqual(rows.map(\.schedule), [[17, 17, 17, 17], [16, 15, 14, 13], [17, 15, 15, 13], [16, 15, 14, 14], [17, 16, 15, 14]])
         for r in rows {

@@ -25,7 +25,7 @@ final class TrainerTests: XCTestCase {
 
     /// A small Vim learns the bundled digits: at least 90% validation top-1.
     func testLearnsDigits() throws {
-        let trainer = try Trainer(options: Self.smallOptions(epochs: 20), outputDir: tmp.path, log: { _ in })
+        let trainer = try Trainer(options: Self.smallOptions(epochs: 20), outputDir: tmp.path, events: { _ in })
         let history = try trainer.run()
         XCTAssertEqual(history.count, 20)
         XCTAssertGreaterThanOrEqual(history.last!.top1, 90, "final top-1 \(history.last!.top1)")
@@ -37,12 +37,33 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(svg.hasPrefix("<svg") && svg.contains("<path"))
     }
 
+    /// Progress comes as events, never as output: one start and one end per epoch, a step event per
+    /// batch with its running loss, and the end events carry the metrics the run returns.
+    func testReportsProgressAsEvents() throws {
+        let box = EventBox()
+        let trainer = try Trainer(options: Self.smallOptions(epochs: 2), outputDir: tmp.path, events: box.append)
+        let history = try trainer.run()
+        let steps = 1437 / 32   // the loader drops the last partial batch
+        var started = 0, stepped = 0, ended: [EpochMetrics] = []
+        for event in box.events {
+            switch event {
+            case let .epochStarted(_, epochs, n): started += 1; XCTAssertEqual(epochs, 2); XCTAssertEqual(n, steps)
+            case let .step(_, _, step, n, loss, _, _): stepped += 1; XCTAssertLessThanOrEqual(step, n); XCTAssertTrue(loss.isFinite)
+            case let .epochEnded(m, _): ended.append(m)
+            case .note: break
+            }
+        }
+        XCTAssertEqual(started, 2)
+        XCTAssertEqual(stepped, 2 * steps)
+        XCTAssertEqual(ended, history)
+    }
+
     /// Resuming from an epoch's checkpoint gives the same numbers as never stopping.
     func testResumeContinuesExactly() throws {
         let whole = tmp.appendingPathComponent("whole").path, split = tmp.appendingPathComponent("split").path
-        let a = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: whole, log: { _ in }).run()
-        _ = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: split, log: { _ in }).run(stopAfter: 1)
-        let b = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: split, resume: split, log: { _ in }).run()
+        let a = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: whole, events: { _ in }).run()
+        _ = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: split, events: { _ in }).run(stopAfter: 1)
+        let b = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: split, resume: split, events: { _ in }).run()
         XCTAssertEqual(a.map(\.trainLoss), b.map(\.trainLoss))
         XCTAssertEqual(a.map(\.valLoss), b.map(\.valLoss))
         XCTAssertEqual(a.map(\.top1), b.map(\.top1))
@@ -50,7 +71,7 @@ final class TrainerTests: XCTestCase {
 
     /// A non-finite loss stops the run with a clear message and leaves the last checkpoint as it was.
     func testNaNStopsAndKeepsTheCheckpoint() throws {
-        let trainer = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: tmp.path, log: { _ in })
+        let trainer = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: tmp.path, events: { _ in })
         try trainer.run(stopAfter: 1)
         let path = tmp.appendingPathComponent("checkpoint.safetensors").path
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -63,4 +84,9 @@ final class TrainerTests: XCTestCase {
         let (_, state) = try Checkpoint.load(path)
         XCTAssertEqual(state.epochsDone, 1)
     }
+}
+
+final class EventBox: @unchecked Sendable {
+    var events: [TrainingEvent] = []
+    func append(_ event: TrainingEvent) { events.append(event) }
 }

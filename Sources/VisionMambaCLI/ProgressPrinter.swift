@@ -1,0 +1,49 @@
+import Foundation
+import VisionMambaTraining
+
+/// Training events on the terminal: a progress bar redrawn in place on stderr, or plain periodic
+/// lines when stderr is not a terminal; notes and epoch summaries on stdout.
+final class ProgressPrinter {
+    private let isTerminal = isatty(STDERR_FILENO) != 0
+    private let start = Date()
+    private var epochStart = 0.0
+    private var lastPrint = 0.0
+
+    func handle(_ event: TrainingEvent) {
+        switch event {
+        case .note(let text):
+            print(text)
+            fflush(stdout)
+        case .epochStarted:
+            epochStart = Date().timeIntervalSince(start)
+            lastPrint = epochStart
+        case let .step(epoch, epochs, step, steps, loss, lr, imagesPerSecond):
+            let now = Date().timeIntervalSince(start)
+            let remaining = Double(steps - step) * (now - epochStart) / Double(max(step, 1))
+            let text = String(format: "epoch %d/%d %@ %d/%d loss %.4f lr %.3g %.1f img/s eta %@",
+                              epoch + 1, epochs, bar(step, of: steps), step, steps, loss, lr, imagesPerSecond, duration(remaining))
+            if isTerminal {
+                FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+            } else if now - lastPrint >= 10 || step == steps {
+                FileHandle.standardError.write(Data((text + "\n").utf8))
+                lastPrint = now
+            }
+        case let .epochEnded(m, epochs):
+            if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            print(String(format: "epoch %d/%d  train loss %.4f  val loss %.4f  top-1 %.2f%%  top-5 %.2f%%  lr %.3g  %.1f img/s  %.1f s",
+                         m.epoch + 1, epochs, m.trainLoss, m.valLoss, m.top1, m.top5, m.lr, m.imagesPerSecond, m.epochSeconds)
+                  + (m.directionRate.map { String(format: "  directions on %.1f%%", 100 * $0) } ?? ""))
+            fflush(stdout)
+        }
+    }
+
+    private func bar(_ step: Int, of total: Int) -> String {
+        let width = 20, filled = total > 0 ? width * step / total : width
+        return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
+    }
+
+    private func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
+    }
+}

@@ -1,0 +1,12 @@
+/// What a training run reports as it goes. The library never prints: the command line's progress
+/// bar is one consumer of these events, a test or an app can be another. Only the leading rank
+/// of a data-parallel run reports.
+public enum TrainingEvent: Sendable {
+    /// A note worth telling the user (resuming on another number of processes, which tensors a
+    /// fine-tune initialised afresh, which arm of a study starts).
+    case note(String)
+    case epochStarted(epoch: Int, epochs: Int, steps: Int)
+    /// After each optimiser step: the running mean loss of the epoch so far.
+    case step(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, lr: Double, imagesPerSecond: Double)
+    case epochEnded(EpochMetrics, epochs: Int)
+}
