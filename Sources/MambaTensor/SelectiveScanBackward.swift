@@ -24,10 +24,12 @@ public func selectiveScanBackwardReference(
     batch: Int, length: Int, channels: Range<Int>, width: Int, states: Int, reverse: Bool
 ) {
     let E = width, N = states, L = length
-    // Channel tasks; each keeps its own B/C gradient partials, summed after the parallel loop.
-    let tasks = min(channels.count, max(1, Parallel.threads * 4))
+    // Tasks of a fixed 4 channels (never a share of the thread count), each with its own B/C
+    // gradient partials, added in task order after the parallel loop: the same bits for any
+    // number of threads.
+    let per = 4
+    let tasks = (channels.count + per - 1) / per
     guard tasks > 0 else { return }
-    let per = (channels.count + tasks - 1) / tasks
     let partial = UnsafeMutablePointer<Double>.allocate(capacity: tasks * batch * L * 2 * N)
     partial.initialize(repeating: 0, count: tasks * batch * L * 2 * N)
     defer { partial.deallocate() }
@@ -103,8 +105,9 @@ public func selectiveScanBackwardReference(
 /// are accumulated (+=); deltaGrad [batch, L, E] is written; AGrad [E, N], DGrad, deltaBiasGrad
 /// [E] are accumulated. Other arguments as in `selectiveScanForward`.
 ///
-/// A task owns 16 channels (two SIMD8 halves) for the whole batch, so the per-channel gradients
-/// (A, D, Δ bias) need no locks; its states h_t for one sequence live in a [L][N][2] buffer.
+/// A block of 16 channels (two SIMD8 halves) is worked on by one thread for the whole batch, so
+/// the per-channel gradients (A, D, Δ bias) need no locks; its states h_t for one sequence live in
+/// a [L][N][2] buffer.
 public func selectiveScanBackward(
     uGrad: UnsafeMutablePointer<Float>, deltaGrad: UnsafeMutablePointer<Float>,
     deltaBiasGrad: UnsafeMutablePointer<Float>, AGrad: UnsafeMutablePointer<Float>,
@@ -121,112 +124,123 @@ public func selectiveScanBackward(
     let AT = UnsafeMutablePointer<Float>.allocate(capacity: N * E)   // [N, E]
     defer { AT.deallocate() }
     for e in 0..<E { for n in 0..<N { AT[n * E + e] = A[e * N + n] } }
-    // B and C gradients are sums over channels: each task adds its lanes into its own
-    // [rows][B | C] vectors across all its channel blocks (horizontal sums stay out of the token
-    // loop), sums the lanes once, and the tasks' sums are added in chunk order at the end. A
-    // buffer per task, not per block, keeps this a few MiB that the tasks clear themselves.
-    let lock = NSLock()
-    var taskSums: [(first: Int, sums: UnsafeMutablePointer<Float>)] = []
-    defer { for t in taskSums { t.sums.deallocate() } }
+    // B and C gradients are sums over channels, and float addition is not associative: to give
+    // the same bits for any thread count, the sum must not follow how parallelFor split the
+    // channels. So the 16-channel blocks are cut into groups of a fixed size that depends on E
+    // only (up to 4 blocks, at least 8 groups when E allows, so 1, 2 or 4 threads share them
+    // evenly). A group adds its blocks in order into SIMD lanes of a [rows][B | C] buffer (the
+    // horizontal sums stay out of the token loop), sums the lanes once into its own partial, and
+    // the partials are added in group order at the end. The lane buffer is one per thread, reused
+    // from group to group, and a group's partial is rows·2N floats (266 KiB for Vim-T at 32 px,
+    // batch 32), not the 2 MiB of lanes per block that a buffer per block would take.
+    let blocksPerGroup = min(4, max(1, blocks / 8))
+    let groups = (blocks + blocksPerGroup - 1) / blocksPerGroup
+    let groupSums = UnsafeMutablePointer<Float>.allocate(capacity: groups * rows * 2 * N)  // [groups][rows][B | C]
+    defer { groupSums.deallocate() }
 
-    parallelFor(blocks) { range in
+    parallelFor(groups) { range in
         let hist = UnsafeMutablePointer<Float8>.allocate(capacity: L * N * 2)
         let g = UnsafeMutablePointer<Float8>.allocate(capacity: N * 2)
         let aGrad = UnsafeMutablePointer<Float8>.allocate(capacity: N * 2)
-        let pb = UnsafeMutablePointer<Float8>.allocate(capacity: rows * 2 * N)
+        let pb = UnsafeMutablePointer<Float8>.allocate(capacity: rows * 2 * N)   // [rows][B | C] lanes
         pb.initialize(repeating: Float8(), count: rows * 2 * N)
         defer { hist.deallocate(); g.deallocate(); aGrad.deallocate(); pb.deallocate() }
-        for block in range {
-            let e = block * 16
-            let bias0 = load8(deltaBias + e), bias1 = load8(deltaBias + e + 8)
-            let skip0 = load8(D + e), skip1 = load8(D + e + 8)
-            var dSkip0 = Float8(), dSkip1 = Float8(), dBias0 = Float8(), dBias1 = Float8()
-            aGrad.initialize(repeating: Float8(), count: N * 2)
-            for b in 0..<batch {
-                // Forward again, keeping h_t of every step.
-                var prev: UnsafeMutablePointer<Float8>? = nil
-                for step in 0..<L {
-                    let t = reverse ? L - 1 - step : step, row = b * L + t
-                    let dt0 = softplus8(load8(delta + row * E + e) + bias0), dt1 = softplus8(load8(delta + row * E + e + 8) + bias1)
-                    let dtu0 = dt0 * load8(u + row * E + e), dtu1 = dt1 * load8(u + row * E + e + 8)
-                    let Bt = B + row * ldBC, h = hist + step * N * 2
-                    for n in 0..<N {
-                        let a = AT + n * E + e
-                        let p0 = prev?[2 * n] ?? Float8(), p1 = prev?[2 * n + 1] ?? Float8()
-                        h[2 * n] = (dtu0 * Bt[n]).addingProduct(exp8(dt0 * load8(a)), p0)
-                        h[2 * n + 1] = (dtu1 * Bt[n]).addingProduct(exp8(dt1 * load8(a + 8)), p1)
+        for group in range {
+            if group > range.lowerBound { pb.update(repeating: Float8(), count: rows * 2 * N) }
+            for block in (group * blocksPerGroup)..<min(blocks, (group + 1) * blocksPerGroup) {
+                let e = block * 16
+                let bias0 = load8(deltaBias + e), bias1 = load8(deltaBias + e + 8)
+                let skip0 = load8(D + e), skip1 = load8(D + e + 8)
+                var dSkip0 = Float8(), dSkip1 = Float8(), dBias0 = Float8(), dBias1 = Float8()
+                aGrad.initialize(repeating: Float8(), count: N * 2)
+                for b in 0..<batch {
+                    // Forward again, keeping h_t of every step.
+                    var prev: UnsafeMutablePointer<Float8>? = nil
+                    for step in 0..<L {
+                        let t = reverse ? L - 1 - step : step, row = b * L + t
+                        let dt0 = softplus8(load8(delta + row * E + e) + bias0)
+                        let dt1 = softplus8(load8(delta + row * E + e + 8) + bias1)
+                        let dtu0 = dt0 * load8(u + row * E + e), dtu1 = dt1 * load8(u + row * E + e + 8)
+                        let Bt = B + row * ldBC, h = hist + step * N * 2
+                        for n in 0..<N {
+                            let a = AT + n * E + e
+                            let p0 = prev?[2 * n] ?? Float8(), p1 = prev?[2 * n + 1] ?? Float8()
+                            h[2 * n] = (dtu0 * Bt[n]).addingProduct(exp8(dt0 * load8(a)), p0)
+                            h[2 * n + 1] = (dtu1 * Bt[n]).addingProduct(exp8(dt1 * load8(a + 8)), p1)
+                        }
+                        prev = h
                     }
-                    prev = h
-                }
-                // Back in time, carrying g = dL/dh.
-                g.initialize(repeating: Float8(), count: N * 2)
-                for step in stride(from: L - 1, through: 0, by: -1) {
-                    let t = reverse ? L - 1 - step : step, row = b * L + t
-                    let v0 = load8(delta + row * E + e) + bias0, v1 = load8(delta + row * E + e + 8) + bias1
-                    let dt0 = softplus8(v0), dt1 = softplus8(v1)
-                    let u0 = load8(u + row * E + e), u1 = load8(u + row * E + e + 8)
-                    let zr = z + row * ldz + e
-                    let z0 = load8(zr), z1 = load8(zr + 8)
-                    let Bt = B + row * ldBC, Ct = C + row * ldBC, h = hist + step * N * 2
-                    var y0 = skip0 * u0, y1 = skip1 * u1
-                    for n in 0..<N { y0 = y0.addingProduct(h[2 * n], Ct[n]); y1 = y1.addingProduct(h[2 * n + 1], Ct[n]) }
-                    let s0 = sigmoid8(z0), s1 = sigmoid8(z1)
-                    let o0 = load8(outGrad + row * E + e) * scale, o1 = load8(outGrad + row * E + e + 8) * scale
-                    let dy0 = o0 * z0 * s0, dy1 = o1 * z1 * s1
-                    let zg = zGrad + row * ldz + e
-                    store8(zg, load8(zg) + o0 * y0 * s0 * (1 + z0 * (1 - s0)))
-                    store8(zg + 8, load8(zg + 8) + o1 * y1 * s1 * (1 + z1 * (1 - s1)))
-                    dSkip0 = dSkip0.addingProduct(dy0, u0); dSkip1 = dSkip1.addingProduct(dy1, u1)
-                    var du0 = dy0 * skip0, du1 = dy1 * skip1, ddt0 = Float8(), ddt1 = Float8()
-                    let dtu0 = dt0 * u0, dtu1 = dt1 * u1
-                    let pr = pb + row * 2 * N
-                    for n in 0..<N {
-                        let a = AT + n * E + e
-                        let a0 = load8(a), a1 = load8(a + 8)
-                        let bn = Bt[n], cn = Ct[n]
-                        let gn0 = g[2 * n].addingProduct(dy0, cn), gn1 = g[2 * n + 1].addingProduct(dy1, cn)
-                        let hp0 = step > 0 ? h[2 * n - 2 * N] : Float8(), hp1 = step > 0 ? h[2 * n + 1 - 2 * N] : Float8()
-                        let dA0 = exp8(dt0 * a0), dA1 = exp8(dt1 * a1)
-                        pr[N + n] = pr[N + n].addingProduct(dy0, h[2 * n]).addingProduct(dy1, h[2 * n + 1])
-                        pr[n] = pr[n].addingProduct(gn0, dtu0).addingProduct(gn1, dtu1)
-                        let adh0 = a0 * dA0 * hp0, adh1 = a1 * dA1 * hp1
-                        ddt0 = ddt0.addingProduct(gn0, adh0.addingProduct(u0, bn))
-                        ddt1 = ddt1.addingProduct(gn1, adh1.addingProduct(u1, bn))
-                        du0 = du0.addingProduct(gn0 * dt0, bn); du1 = du1.addingProduct(gn1 * dt1, bn)
-                        aGrad[2 * n] = aGrad[2 * n].addingProduct(gn0 * dt0, dA0 * hp0)
-                        aGrad[2 * n + 1] = aGrad[2 * n + 1].addingProduct(gn1 * dt1, dA1 * hp1)
-                        g[2 * n] = gn0 * dA0
-                        g[2 * n + 1] = gn1 * dA1
+                    // Back in time, carrying g = dL/dh.
+                    g.initialize(repeating: Float8(), count: N * 2)
+                    for step in stride(from: L - 1, through: 0, by: -1) {
+                        let t = reverse ? L - 1 - step : step, row = b * L + t
+                        let v0 = load8(delta + row * E + e) + bias0, v1 = load8(delta + row * E + e + 8) + bias1
+                        let dt0 = softplus8(v0), dt1 = softplus8(v1)
+                        let u0 = load8(u + row * E + e), u1 = load8(u + row * E + e + 8)
+                        let zr = z + row * ldz + e
+                        let z0 = load8(zr), z1 = load8(zr + 8)
+                        let Bt = B + row * ldBC, Ct = C + row * ldBC, h = hist + step * N * 2
+                        var y0 = skip0 * u0, y1 = skip1 * u1
+                        for n in 0..<N { y0 = y0.addingProduct(h[2 * n], Ct[n]); y1 = y1.addingProduct(h[2 * n + 1], Ct[n]) }
+                        let s0 = sigmoid8(z0), s1 = sigmoid8(z1)
+                        let o0 = load8(outGrad + row * E + e) * scale, o1 = load8(outGrad + row * E + e + 8) * scale
+                        let dy0 = o0 * z0 * s0, dy1 = o1 * z1 * s1
+                        let zg = zGrad + row * ldz + e
+                        store8(zg, load8(zg) + o0 * y0 * s0 * (1 + z0 * (1 - s0)))
+                        store8(zg + 8, load8(zg + 8) + o1 * y1 * s1 * (1 + z1 * (1 - s1)))
+                        dSkip0 = dSkip0.addingProduct(dy0, u0); dSkip1 = dSkip1.addingProduct(dy1, u1)
+                        var du0 = dy0 * skip0, du1 = dy1 * skip1, ddt0 = Float8(), ddt1 = Float8()
+                        let dtu0 = dt0 * u0, dtu1 = dt1 * u1
+                        let pr = pb + row * 2 * N
+                        for n in 0..<N {
+                            let a = AT + n * E + e
+                            let a0 = load8(a), a1 = load8(a + 8)
+                            let bn = Bt[n], cn = Ct[n]
+                            let gn0 = g[2 * n].addingProduct(dy0, cn), gn1 = g[2 * n + 1].addingProduct(dy1, cn)
+                            let hp0 = step > 0 ? h[2 * n - 2 * N] : Float8(), hp1 = step > 0 ? h[2 * n + 1 - 2 * N] : Float8()
+                            let dA0 = exp8(dt0 * a0), dA1 = exp8(dt1 * a1)
+                            pr[N + n] = pr[N + n].addingProduct(dy0, h[2 * n]).addingProduct(dy1, h[2 * n + 1])
+                            pr[n] = pr[n].addingProduct(gn0, dtu0).addingProduct(gn1, dtu1)
+                            let adh0 = a0 * dA0 * hp0, adh1 = a1 * dA1 * hp1
+                            ddt0 = ddt0.addingProduct(gn0, adh0.addingProduct(u0, bn))
+                            ddt1 = ddt1.addingProduct(gn1, adh1.addingProduct(u1, bn))
+                            du0 = du0.addingProduct(gn0 * dt0, bn); du1 = du1.addingProduct(gn1 * dt1, bn)
+                            aGrad[2 * n] = aGrad[2 * n].addingProduct(gn0 * dt0, dA0 * hp0)
+                            aGrad[2 * n + 1] = aGrad[2 * n + 1].addingProduct(gn1 * dt1, dA1 * hp1)
+                            g[2 * n] = gn0 * dA0
+                            g[2 * n + 1] = gn1 * dA1
+                        }
+                        // softplus'(v) = sigmoid(v); above the threshold softplus is v and the slope 1,
+                        // which sigmoid already rounds to in float32.
+                        let r0 = ddt0 * sigmoid8(v0), r1 = ddt1 * sigmoid8(v1)
+                        store8(deltaGrad + row * E + e, r0); store8(deltaGrad + row * E + e + 8, r1)
+                        dBias0 += r0; dBias1 += r1
+                        let ug = uGrad + row * E + e
+                        store8(ug, load8(ug) + du0); store8(ug + 8, load8(ug + 8) + du1)
                     }
-                    // softplus'(v) = sigmoid(v); above the threshold softplus is v and the slope 1,
-                    // which sigmoid already rounds to in float32.
-                    let r0 = ddt0 * sigmoid8(v0), r1 = ddt1 * sigmoid8(v1)
-                    store8(deltaGrad + row * E + e, r0); store8(deltaGrad + row * E + e + 8, r1)
-                    dBias0 += r0; dBias1 += r1
-                    let ug = uGrad + row * E + e
-                    store8(ug, load8(ug) + du0); store8(ug + 8, load8(ug + 8) + du1)
                 }
-            }
-            for n in 0..<N {
-                for lane in 0..<8 {
-                    AGrad[(e + lane) * N + n] += aGrad[2 * n][lane]
-                    AGrad[(e + 8 + lane) * N + n] += aGrad[2 * n + 1][lane]
+                for n in 0..<N {
+                    for lane in 0..<8 {
+                        AGrad[(e + lane) * N + n] += aGrad[2 * n][lane]
+                        AGrad[(e + 8 + lane) * N + n] += aGrad[2 * n + 1][lane]
+                    }
                 }
+                store8(DGrad + e, load8(DGrad + e) + dSkip0); store8(DGrad + e + 8, load8(DGrad + e + 8) + dSkip1)
+                store8(deltaBiasGrad + e, load8(deltaBiasGrad + e) + dBias0)
+                store8(deltaBiasGrad + e + 8, load8(deltaBiasGrad + e + 8) + dBias1)
             }
-            store8(DGrad + e, load8(DGrad + e) + dSkip0); store8(DGrad + e + 8, load8(DGrad + e + 8) + dSkip1)
-            store8(deltaBiasGrad + e, load8(deltaBiasGrad + e) + dBias0)
-            store8(deltaBiasGrad + e + 8, load8(deltaBiasGrad + e + 8) + dBias1)
+            let sums = groupSums + group * rows * 2 * N
+            for i in 0..<(rows * 2 * N) { sums[i] = pb[i].sum() }
         }
-        let sums = UnsafeMutablePointer<Float>.allocate(capacity: rows * 2 * N)
-        for i in 0..<(rows * 2 * N) { sums[i] = pb[i].sum() }
-        lock.lock(); taskSums.append((range.lowerBound, sums)); lock.unlock()
     }
-    taskSums.sort { $0.first < $1.first }
     parallelFor(rows, grain: 64) { range in
         for row in range {
             for n in 0..<N {
                 var sb: Float = 0, sc: Float = 0
-                for t in taskSums { sb += t.sums[row * 2 * N + n]; sc += t.sums[row * 2 * N + N + n] }
+                for group in 0..<groups {
+                    sb += groupSums[(group * rows + row) * 2 * N + n]
+                    sc += groupSums[(group * rows + row) * 2 * N + N + n]
+                }
                 BGrad[row * ldBC + n] += sb
                 CGrad[row * ldBC + n] += sc
             }
