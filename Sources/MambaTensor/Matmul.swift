@@ -4,29 +4,70 @@ import Accelerate
 import CBLAS
 #endif
 
-/// C[M,N] = A[M,K] · B[N,K]ᵀ (+ C when `accumulate`), row-major, through BLAS sgemm (OpenBLAS, or Accelerate on Apple platforms).
+/// C[M,N] = A[M,K] · B[N,K]ᵀ (+ C when `accumulate`), row-major; `gemm` with B transposed.
 /// `lda`, `ldb`, `ldc` are row strides, so column blocks of a wider matrix can be used in place.
-/// Called from one thread only: OpenBLAS runs its own pool (never nest it inside parallelFor).
-@inlinable
 public func matmulTransposedB(
     _ c: UnsafeMutablePointer<Float>, ldc: Int,
     _ a: UnsafePointer<Float>, lda: Int,
     _ b: UnsafePointer<Float>, ldb: Int,
     m: Int, n: Int, k: Int, accumulate: Bool = false
 ) {
-    guard m > 0 && n > 0 else { return }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
-                1, a, Int32(lda), b, Int32(ldb), accumulate ? 1 : 0, c, Int32(ldc))
+    gemm(transA: false, transB: true, m: m, n: n, k: k, a, lda: lda, b, ldb: ldb, beta: accumulate ? 1 : 0, c, ldc: ldc)
 }
 
-/// General sgemm on row-major operands: C = alpha·op(A)·op(B) + beta·C.
-@inlinable
+/// General sgemm on row-major operands: C = alpha·op(A)·op(B) + beta·C, the same bits for any
+/// thread count.
+///
+/// BLAS's own threads are not used, because OpenBLAS's result follows their number: threaded
+/// sgemm gives each thread a share of C sized by the thread count, and the x86 kernel (Haswell and
+/// Zen: sgemm_kernel_8x4_haswell_2.c) sums k in one accumulator on full tiles but in two, even and
+/// odd k added at the end, on the 8×4 edge tiles. Which elements fall on edges moved with the
+/// split, so about 5% of in_proj's outputs changed in the last bit between 1 and 2 threads. Here C
+/// is cut into blocks of rows (of columns when C is wider than tall) whose edges depend on the
+/// shape only, each block is one single-threaded sgemm, and parallelFor shares the blocks out. The
+/// reduction over k always stays inside one sgemm call, so a weight gradient (k = rows) is split
+/// by its output features, as llm.c's matmul_backward does.
 public func gemm(
     transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
     _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
     beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
     guard m > 0 && n > 0 else { return }
+    BLASThreads.useOne()
+    let byColumns = n > m, span = byColumns ? n : m
+    let blocks = gemmBlocks(span: span, work: m * n * k)
+    parallelFor(blocks) { range in
+        for block in range {
+            // Block edges on multiples of 16 rows or columns: whole kernel tiles on both sides.
+            let lo = span * block / blocks / 16 * 16
+            let hi = block == blocks - 1 ? span : span * (block + 1) / blocks / 16 * 16
+            guard lo < hi else { continue }
+            if byColumns {   // C[:, lo..<hi] = op(A) · op(B)[:, lo..<hi]
+                sgemm(transA, transB, m, hi - lo, k, alpha, a, lda, transB ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc)
+            } else {         // C[lo..<hi, :] = op(A)[lo..<hi, :] · op(B)
+                sgemm(transA, transB, hi - lo, n, k, alpha, transA ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc)
+            }
+        }
+    }
+}
+
+/// Blocks for a product of `work` multiply-adds whose output is `span` rows (or columns) long: a
+/// power of two up to 8, so 1, 2, 4 or 8 threads get equal shares, with at least 2^21
+/// multiply-adds (about 40 µs of one core) and 32 rows per block. Every block packs the whole
+/// shared operand again, which more blocks would pay for on these matrix sizes.
+func gemmBlocks(span: Int, work: Int) -> Int {
+    var blocks = 1
+    while blocks < 8 && work / (2 * blocks) >= 1 << 21 && span / (2 * blocks) >= 32 { blocks *= 2 }
+    return blocks
+}
+
+/// One single-threaded sgemm on row-major operands.
+@inline(__always)
+private func sgemm(
+    _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+    _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+    _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }

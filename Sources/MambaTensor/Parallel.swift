@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 
-/// How many threads kernels use; `--threads` sets it. OpenBLAS is told the same number.
+/// How many threads kernels use; `--threads` sets it. Results are the same bits for any number.
 public enum Parallel {
     nonisolated(unsafe) private static var _threads = defaultThreads
 
@@ -11,7 +11,6 @@ public enum Parallel {
         get { _threads }
         set {
             _threads = max(1, newValue)
-            BLASThreads.set(_threads)
         }
     }
 }
