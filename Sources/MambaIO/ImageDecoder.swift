@@ -4,13 +4,14 @@ import Foundation
 
 /// 8-bit RGB pixels, row-major, channels interleaved (H, W, 3).
 public struct RGBImage: Sendable {
-    public var width: Int
-    public var height: Int
-    public var pixels: [UInt8]
+    public private(set) var width: Int
+    public private(set) var height: Int
+    public private(set) var pixels: [UInt8]
 
-    /// Callers build `pixels` for the size they pass (the decoders check file sizes before they
-    /// allocate), so a mismatch is a programming error and traps.
-    public init(width: Int, height: Int, pixels: [UInt8]) {
+    /// Our own decoders and transforms build `pixels` for the size they pass (the decoders check
+    /// file sizes before they allocate), so a mismatch is a programming error and traps; the
+    /// initialiser is not public, so no caller outside the package can reach it.
+    package init(width: Int, height: Int, pixels: [UInt8]) {
         precondition(pixels.count == width * height * 3, "\(width)x\(height) RGB needs \(width * height * 3) bytes")
         self.width = width
         self.height = height

@@ -38,14 +38,18 @@ public final class StorageBytes: @unchecked Sendable {
 }
 
 /// One tensor as a file stores it: dtype, shape and a view into bytes (little-endian, row-major).
+///
+/// The readers build one only after checking its shape, dtype and offset against the file, and
+/// `floats()` then reads without checks: so the fields are read-only outside the package and the
+/// view initialiser is not public.
 public struct StoredTensor: @unchecked Sendable {
-    public var dtype: StoredDType
-    public var shape: [Int]
-    public var storage: StorageBytes
+    public private(set) var dtype: StoredDType
+    public private(set) var shape: [Int]
+    public private(set) var storage: StorageBytes
     /// Byte offset of element 0 inside `storage`.
-    public var offset: Int
+    public private(set) var offset: Int
 
-    public init(dtype: StoredDType, shape: [Int], storage: StorageBytes, offset: Int = 0) {
+    package init(dtype: StoredDType, shape: [Int], storage: StorageBytes, offset: Int = 0) {
         self.dtype = dtype
         self.shape = shape
         self.storage = storage
@@ -60,16 +64,17 @@ public struct StoredTensor: @unchecked Sendable {
         UnsafeRawBufferPointer(start: storage.pointer + offset, count: byteCount)
     }
 
-    /// A float32 tensor owning a copy of `values`. Callers pass a tensor's own shape and
-    /// values (nothing from a file), so a mismatch is a programming error and traps.
-    public init(shape: [Int], floats values: [Float]) {
+    /// A float32 tensor owning a copy of `values`. Only this package calls it (not public), always
+    /// with a tensor's own shape and values (nothing from a file), so a mismatch is a programming
+    /// error and traps.
+    package init(shape: [Int], floats values: [Float]) {
         precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
         let bytes = values.withUnsafeBytes { StorageBytes(copying: $0) }
         self.init(dtype: .float32, shape: shape, storage: bytes)
     }
 
     /// An int64 tensor owning a copy of `values`.
-    public init(shape: [Int], int64s values: [Int64]) {
+    package init(shape: [Int], int64s values: [Int64]) {
         precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
         let bytes = values.withUnsafeBytes { StorageBytes(copying: $0) }
         self.init(dtype: .int64, shape: shape, storage: bytes)
