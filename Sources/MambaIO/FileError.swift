@@ -22,6 +22,14 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
     case legacyTorchFormat(path: String)
     case malformedPickle(path: String, offset: Int, detail: String)
     case unsupportedOpcode(path: String, opcode: UInt8, offset: Int)
+    /// Containers nested deeper than `limit` (PickleLimits.maxDepth).
+    case pickleTooDeep(path: String, limit: Int)
+    /// A container that contains itself.
+    case pickleCycle(path: String)
+    /// More work than `limit` steps (PickleLimits.stepsPerByte per byte of the pickle).
+    case pickleTooComplex(path: String, offset: Int, limit: Int)
+    /// More values copied by constructors than `limit` (PickleLimits.copiesPerByte per byte).
+    case pickleTooLarge(path: String, offset: Int, limit: Int)
     /// A pickle global outside the allow-list; nothing was called.
     case refusedGlobal(path: String, name: String)
     /// A .pth whose pickle holds no dict of tensors; `keys` are its top-level keys.
@@ -83,6 +91,14 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(oneLine(path)): malformed pickle at byte \(offset): \(clipped(detail))"
         case .unsupportedOpcode(let path, let opcode, let offset):
             "\(oneLine(path)): unsupported pickle opcode 0x\(String(opcode, radix: 16)) at byte \(offset)"
+        case .pickleTooDeep(let path, let limit):
+            "\(oneLine(path)): pickle nests containers more than \(limit) deep (damaged or hostile file)"
+        case .pickleCycle(let path):
+            "\(oneLine(path)): pickle holds a container that contains itself; only acyclic data is read"
+        case .pickleTooComplex(let path, let offset, let limit):
+            "\(oneLine(path)): pickle needs more than \(limit) steps by byte \(offset), out of proportion to its size (damaged or hostile file)"
+        case .pickleTooLarge(let path, let offset, let limit):
+            "\(oneLine(path)): pickle copies more than \(limit) values by byte \(offset), out of proportion to its size (damaged or hostile file)"
         case .refusedGlobal(let path, let name):
             "\(oneLine(path)): refusing pickle global '\(clipped(name))': only the globals torch.save writes for tensors and checkpoints are allowed"
         case .noStateDict(let path, let keys):

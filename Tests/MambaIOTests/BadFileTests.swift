@@ -211,10 +211,16 @@ final class BadFileTests: XCTestCase {
     /// A numpy array record whose shape product overflows is refused, not trapped on.
     func testNumpyRecordWithAWrappingShape() {
         let array = PickleObject(type: "numpy.ndarray")
-        array.attributes["__state__"] = .tuple([.int(1), .tuple([.int(1 << 32), .int(1 << 32)]), .none, .bool(false), .bytes([])])
+        let uint8 = PickleValue.object(PickleObject(type: "numpy.dtype", args: .tuple(PickleTuple([.string("u1"), .bool(false), .bool(true)]))))
+        func state(_ dims: [Int], _ bytes: Int) -> PickleValue {
+            .tuple(PickleTuple([.int(1), .tuple(PickleTuple(dims.map { .int($0) })), uint8, .bool(false), .bytes([UInt8](repeating: 0, count: bytes))]))
+        }
+        array.state = state([1 << 32, 1 << 32], 0)
         XCTAssertNil(array.uint8Array())
-        array.attributes["__state__"] = .tuple([.int(1), .tuple([.int(-2), .int(-3)]), .none, .bool(false), .bytes([0, 0, 0, 0, 0, 0])])
+        array.state = state([-2, -3], 6)
         XCTAssertNil(array.uint8Array())
+        array.state = state([2, 3], 6)
+        XCTAssertEqual(array.uint8Array()?.shape, [2, 3])
     }
 
     // MARK: - images
