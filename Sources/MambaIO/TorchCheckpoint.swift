@@ -93,14 +93,24 @@ public struct TorchCheckpoint {
         if isContiguous {
             return StoredTensor(dtype: t.storage.dtype, shape: t.shape, storage: bytes, offset: base + t.offset * esize)
         }
-        // Gather a strided view into row-major order.
+        // Gather a strided view into row-major order. Dimensions of size 1 move nothing, and
+        // without them at most 63 remain (each other size is at least 2): an odometer over
+        // the rest costs amortised O(1) per element, however many dimensions the file lists.
+        let dims = zip(t.shape, t.stride).filter { $0.0 != 1 }
         let out = UnsafeMutableRawPointer.allocate(byteCount: elements * esize, alignment: 64)
-        var index = [Int](repeating: 0, count: t.shape.count)
+        var index = [Int](repeating: 0, count: dims.count)
+        var src = t.offset                              // offset + Σ index·stride, kept up to date
         for i in 0..<elements {
-            let src = t.offset + zip(index, t.stride).reduce(0) { $0 + $1.0 * $1.1 }
             (out + i * esize).copyMemory(from: bytes.pointer + base + src * esize, byteCount: esize)
-            var d = t.shape.count - 1
-            while d >= 0 { index[d] += 1; if index[d] < t.shape[d] { break }; index[d] = 0; d -= 1 }
+            var d = dims.count - 1
+            while d >= 0 {
+                index[d] += 1
+                src += dims[d].1
+                if index[d] < dims[d].0 { break }
+                src -= index[d] * dims[d].1
+                index[d] = 0
+                d -= 1
+            }
         }
         let owned = StorageBytes(pointer: UnsafeRawPointer(out), count: elements * esize, release: { out.deallocate() })
         return StoredTensor(dtype: t.storage.dtype, shape: t.shape, storage: owned)

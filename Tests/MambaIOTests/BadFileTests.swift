@@ -153,6 +153,16 @@ final class BadFileTests: XCTestCase {
         XCTAssertEqual(try CheckpointFile.readStateDict(small)["w"]?.shape, [4, 3])
     }
 
+    func testPthViewWithManyUnitDimensionsIsGatheredInLinearTime() throws {
+        // 2^20 elements expanded (stride 0) from one, then 5,000 dimensions of size 1: the gather
+        // once took 5,000 index steps per element (5 · 10^9 in all).
+        let ones = [Int](repeating: 1, count: 5000)
+        let path = try pth("unit-dims.pth", numel: 1, storageBytes: 4, shape: [1 << 20] + ones, stride: [0] + ones)
+        let t = try XCTUnwrap(CheckpointFile.readStateDict(path)["w"])
+        XCTAssertEqual(t.shape.count, 5001)
+        XCTAssertEqual(t.elementCount, 1 << 20)
+    }
+
     func testPthViewOutsideItsStorage() throws {
         // Offset 1 + (3 − 1)·4 + (4 − 1)·1 = element 12 of a 12-element storage.
         let path = try pth("outside.pth", numel: 12, storageBytes: 48, offset: 1, shape: [3, 4], stride: [4, 1])
