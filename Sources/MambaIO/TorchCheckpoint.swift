@@ -9,7 +9,11 @@ public struct TorchCheckpoint {
     let prefix: String
 
     public static func read(_ path: String) throws -> TorchCheckpoint {
-        let archive = try ZipArchive(path)
+        try read(ZipArchive(path))
+    }
+
+    static func read(_ archive: ZipArchive) throws -> TorchCheckpoint {
+        let path = archive.path
         guard let pkl = archive.names.first(where: { $0.hasSuffix("/data.pkl") || $0 == "data.pkl" }) else {
             throw FileError.missingEntry(path: path, entry: "data.pkl")
         }
