@@ -2,10 +2,11 @@
 /// legitimately build more values than it has bytes, give or take a constant factor, while a
 /// few bytes of memo references (BINGET, DUP) can ask for unbounded work if nothing counts it.
 public enum PickleLimits {
-    /// Containers nested deeper than this are refused. Python's pickler gives up at its own
-    /// recursion limit (1,000), so no pickle Python writes is deeper; releasing a value is
-    /// recursive in Swift, so depth must be bounded for the stack's sake.
-    public static let maxDepth = 1000
+    /// Containers nested deeper than this are refused. torch.save and numpy data nest fewer
+    /// than 10 levels (Python's pickler itself stops near 1,000, its recursion limit). Swift
+    /// releases a value recursively, about 400 bytes of stack a level in a debug build (200
+    /// optimised), so 256 levels stay near 100 KiB, well inside a 512 KiB secondary thread.
+    public static let maxDepth = 256
     /// Work (values pushed or moved, key bytes hashed, nodes visited) allowed per byte. Reading a
     /// torch.save or numpy pickle takes fewer than 4; long memoized keys reused often take more.
     public static let stepsPerByte = 64

@@ -54,20 +54,23 @@ final class PickleTests: XCTestCase {
     }
 
     func testDepthLimitIsExact() throws {
-        // EMPTY_TUPLE and 999 TUPLE1s: 1,000 levels, read; one more is refused.
-        _ = try unpickle(proto + [0x29] + [UInt8](repeating: 0x85, count: 999) + [0x2E])
-        assertThrows(tooDeep, proto + [0x29] + [UInt8](repeating: 0x85, count: 1000) + [0x2E])
-        // A memoized chain A of 600 seen first near the root, then again under 500 more levels:
-        // root = (A, B), B = ((…(A)…)) 500 deep. Each path alone is short; the nesting is 1,102.
-        let a = [0x29] + [UInt8](repeating: 0x85, count: 599) + [0x71, 0x00]
-        let b = [0x68, 0x00] + [UInt8](repeating: 0x85, count: 500)
+        let limit = PickleLimits.maxDepth
+        // EMPTY_TUPLE and limit − 1 TUPLE1s: `limit` levels, read; one more is refused.
+        _ = try unpickle(proto + [0x29] + [UInt8](repeating: 0x85, count: limit - 1) + [0x2E])
+        assertThrows(tooDeep, proto + [0x29] + [UInt8](repeating: 0x85, count: limit) + [0x2E])
+        // A memoized chain A, 3/5 of the limit deep, seen first near the root, then again under
+        // B, half the limit deep: root = (A, B), B = ((…(A)…)). Each path alone is shorter
+        // than the limit; the nesting is 1.1 times it.
+        let a = [0x29] + [UInt8](repeating: 0x85, count: limit * 3 / 5 - 1) + [0x71, 0x00]
+        let b = [0x68, 0x00] + [UInt8](repeating: 0x85, count: limit / 2)
         assertThrows(tooDeep, proto + a + b + [0x86, 0x2E])
     }
 
     func testReleasingTheDeepestAllowedValueFitsASmallThreadStack() throws {
-        // 1,000 nested lists, read and released on a thread with a 512 KiB stack (macOS's default
-        // for secondary threads): releasing is recursive, so this is what the depth limit buys.
-        let bytes = proto + [UInt8](repeating: 0x5D, count: 1000) + [UInt8](repeating: 0x61, count: 999) + [0x2E]
+        // The deepest lists allowed, read and released on a thread with a 512 KiB stack (macOS's
+        // default for secondary threads): releasing is recursive, so this is what the limit buys.
+        let limit = PickleLimits.maxDepth
+        let bytes = proto + [UInt8](repeating: 0x5D, count: limit) + [UInt8](repeating: 0x61, count: limit - 1) + [0x2E]
         let done = expectation(description: "released")
         let thread = Thread {
             do { _ = try self.unpickle(bytes) } catch { XCTFail("\(error)") }
