@@ -185,21 +185,32 @@ struct Unpickler {
         /// Height of each finished container (1 for one holding no container); -1 while on the path.
         var height: [ObjectIdentifier: Int] = [:]
         var chain: [(id: ObjectIdentifier, children: [PickleValue], next: Int, height: Int)] = []
-        func node(_ v: PickleValue) -> (ObjectIdentifier, [PickleValue])? {
+        func identity(_ v: PickleValue) -> ObjectIdentifier? {
             switch v {
-            case .tuple(let t): (ObjectIdentifier(t), t.items)
-            case .list(let l): (ObjectIdentifier(l), l.items)
-            case .dict(let d): (ObjectIdentifier(d), d.keys + d.values)
-            case .object(let o): (ObjectIdentifier(o), [o.args, o.state])
+            case .tuple(let t): ObjectIdentifier(t)
+            case .list(let l): ObjectIdentifier(l)
+            case .dict(let d): ObjectIdentifier(d)
+            case .object(let o): ObjectIdentifier(o)
             default: nil
             }
         }
-        if let (id, children) = node(root) { height[id] = -1; chain.append((id, children, 0, 0)) }
+        // Only for a container not seen before: a dict shared a million times is copied once.
+        func children(_ v: PickleValue) -> [PickleValue] {
+            switch v {
+            case .tuple(let t): t.items
+            case .list(let l): l.items
+            case .dict(let d): d.keys + d.values
+            case .object(let o): [o.args, o.state]
+            default: []
+            }
+        }
+        if let id = identity(root) { height[id] = -1; chain.append((id, children(root), 0, 0)) }
         while let top = chain.last {
             if top.next < top.children.count {
                 chain[chain.count - 1].next += 1
                 try spend(1)
-                guard let (id, children) = node(top.children[top.next]) else { continue }
+                let child = top.children[top.next]
+                guard let id = identity(child) else { continue }
                 if let h = height[id] {
                     guard h >= 0 else { throw FileError.pickleCycle(path: path) }
                     // The chain so far plus the child's own height is one chain of nesting.
@@ -208,7 +219,9 @@ struct Unpickler {
                 } else {
                     guard chain.count < PickleLimits.maxDepth else { throw FileError.pickleTooDeep(path: path, limit: PickleLimits.maxDepth) }
                     height[id] = -1
-                    chain.append((id, children, 0, 0))
+                    let grandchildren = children(child)
+                    try spend(grandchildren.count)
+                    chain.append((id, grandchildren, 0, 0))
                 }
             } else {
                 chain.removeLast()

@@ -118,6 +118,17 @@ final class PickleTests: XCTestCase {
 
     // MARK: - Work in proportion to the size
 
+    func testSharedDictIsCheckedOnce() throws {
+        // d = {0: None, …, 19999: None}, memoized, then a list of 200,000 references to it: the
+        // graph check once copied d's 40,000 keys and values at every reference (8 · 10^9).
+        var b = proto + [0x5D, 0x7D, 0x28]                                 // EMPTY_LIST, EMPTY_DICT, MARK
+        for i in 0..<20_000 { b += [0x4A] + withUnsafeBytes(of: Int32(i).littleEndian) { Array($0) } + [0x4E] }
+        b += [0x75, 0x71, 0x00, 0x30, 0x28]                                // SETITEMS, BINPUT 0, POP, MARK
+        b += [UInt8]([0x68, 0x00]).repeated(200_000) + [0x65, 0x2E]        // BINGET 0 …, APPENDS, STOP
+        guard case .list(let l) = try unpickle(b) else { return XCTFail("not a list") }
+        XCTAssertEqual(l.items.count, 200_000)
+    }
+
     func testDictOfManyKeysIsBuiltInLinearTime() throws {
         var b = proto + [0x7D, 0x28]                                       // EMPTY_DICT, MARK
         for i in 0..<100_000 { b += string("k\(i)") + [0x4A] + withUnsafeBytes(of: Int32(i).littleEndian) { Array($0) } }
