@@ -55,6 +55,8 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
     case viewOutOfStorage(path: String, tensor: String, lastElement: Int, storageElements: Int)
     /// A view (stride 0) that would expand a small storage into a huge copy.
     case expansionTooLarge(path: String, tensor: String, elements: Int, storageElements: Int)
+    /// Copying this strided view would bring a checkpoint's copies to `bytes`, over `limit`.
+    case copiesTooLarge(path: String, tensor: String, bytes: Int, limit: Int)
     case missingTensor(path: String, name: String)
     case shapeMismatch(path: String, tensor: String, expected: [Int], found: [Int])
     /// A labels tensor that is not `count` class indices in 0..<classes.
@@ -123,6 +125,8 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(oneLine(path)): tensor '\(clipped(tensor))': view reaches element \(last) of a \(count)-element storage"
         case .expansionTooLarge(let path, let tensor, let elements, let count):
             "\(oneLine(path)): tensor '\(clipped(tensor))': view of \(elements) elements expands a \(count)-element storage too far"
+        case .copiesTooLarge(let path, let tensor, let bytes, let limit):
+            "\(oneLine(path)): tensor '\(clipped(tensor))': copying strided views would take \(bytes) bytes, over the \(limit) this checkpoint's size allows (damaged or hostile file)"
         case .missingTensor(let path, let name): "\(oneLine(path)): no tensor named '\(clipped(name))'"
         case .shapeMismatch(let path, let tensor, let expected, let found):
             "\(oneLine(path)): \(clipped(tensor)): expected \(shortList(expected)), found \(shortList(found))"

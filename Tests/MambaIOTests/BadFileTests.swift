@@ -163,6 +163,29 @@ final class BadFileTests: XCTestCase {
         XCTAssertEqual(t.elementCount, 1 << 20)
     }
 
+    func testPthEntriesNamingOneExpandedViewAreBounded() throws {
+        // w0: 2^24 float32 elements expanded from one (64 MiB once copied), memoized; w1 … w99
+        // name it again with 2 bytes of BINGET each. Two copies fit the allowance (the archive's
+        // size plus 128 MiB); the third is refused before it is allocated.
+        var p = Pickle()
+        p.op(0x80); p.byte(2); p.op(0x7D); p.op(0x28)                         // PROTO 2, {, MARK
+        p.string("w0")
+        p.global("torch._utils", "_rebuild_tensor_v2")
+        p.op(0x28)                                                             // MARK (args)
+        p.op(0x28); p.string("storage"); p.global("torch", "FloatStorage"); p.string("0"); p.string("cpu"); p.int(1)
+        p.op(0x74); p.op(0x51)                                                 // TUPLE, BINPERSID
+        p.int(0); p.tuple([1 << 12, 1 << 12]); p.tuple([0, 0]); p.op(0x89)
+        p.global("collections", "OrderedDict"); p.op(0x29); p.op(0x52)
+        p.op(0x74); p.op(0x52); p.op(0x71); p.byte(0)                          // TUPLE, REDUCE, BINPUT 0
+        for i in 1..<100 { p.string("w\(i)"); p.op(0x68); p.byte(0) }          // "wi", BINGET 0
+        p.op(0x75); p.op(0x2E)                                                 // SETITEMS, STOP
+        let path = tmp.appendingPathComponent("shared-expansion.pth").path
+        try StoredZip.write([("archive/data.pkl", p.bytes), ("archive/data/0", [0, 0, 0, 0])], to: path)
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        assertThrows(.copiesTooLarge(path: path, tensor: "w2", bytes: 3 << 26, limit: size + TorchCheckpoint.maxExpandedElements * 8),
+                     try CheckpointFile.readStateDict(path))
+    }
+
     func testPthViewOutsideItsStorage() throws {
         // Offset 1 + (3 − 1)·4 + (4 − 1)·1 = element 12 of a 12-element storage.
         let path = try pth("outside.pth", numel: 12, storageBytes: 48, offset: 1, shape: [3, 4], stride: [4, 1])
