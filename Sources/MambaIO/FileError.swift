@@ -22,6 +22,14 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
     case legacyTorchFormat(path: String)
     case malformedPickle(path: String, offset: Int, detail: String)
     case unsupportedOpcode(path: String, opcode: UInt8, offset: Int)
+    /// Containers nested deeper than `limit` (PickleLimits.maxDepth).
+    case pickleTooDeep(path: String, limit: Int)
+    /// A container that contains itself.
+    case pickleCycle(path: String)
+    /// More work than `limit` steps (PickleLimits.stepsPerByte per byte of the pickle).
+    case pickleTooComplex(path: String, offset: Int, limit: Int)
+    /// More values copied by constructors than `limit` (PickleLimits.copiesPerByte per byte).
+    case pickleTooLarge(path: String, offset: Int, limit: Int)
     /// A pickle global outside the allow-list; nothing was called.
     case refusedGlobal(path: String, name: String)
     /// A .pth whose pickle holds no dict of tensors; `keys` are its top-level keys.
@@ -47,6 +55,8 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
     case viewOutOfStorage(path: String, tensor: String, lastElement: Int, storageElements: Int)
     /// A view (stride 0) that would expand a small storage into a huge copy.
     case expansionTooLarge(path: String, tensor: String, elements: Int, storageElements: Int)
+    /// Copying this strided view would bring a checkpoint's copies to `bytes`, over `limit`.
+    case copiesTooLarge(path: String, tensor: String, bytes: Int, limit: Int)
     case missingTensor(path: String, name: String)
     case shapeMismatch(path: String, tensor: String, expected: [Int], found: [Int])
     /// A labels tensor that is not `count` class indices in 0..<classes.
@@ -83,6 +93,14 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(oneLine(path)): malformed pickle at byte \(offset): \(clipped(detail))"
         case .unsupportedOpcode(let path, let opcode, let offset):
             "\(oneLine(path)): unsupported pickle opcode 0x\(String(opcode, radix: 16)) at byte \(offset)"
+        case .pickleTooDeep(let path, let limit):
+            "\(oneLine(path)): pickle nests containers more than \(limit) deep (damaged or hostile file)"
+        case .pickleCycle(let path):
+            "\(oneLine(path)): pickle holds a container that contains itself; only acyclic data is read"
+        case .pickleTooComplex(let path, let offset, let limit):
+            "\(oneLine(path)): pickle needs more than \(limit) steps by byte \(offset), out of proportion to its size (damaged or hostile file)"
+        case .pickleTooLarge(let path, let offset, let limit):
+            "\(oneLine(path)): pickle copies more than \(limit) values by byte \(offset), out of proportion to its size (damaged or hostile file)"
         case .refusedGlobal(let path, let name):
             "\(oneLine(path)): refusing pickle global '\(clipped(name))': only the globals torch.save writes for tensors and checkpoints are allowed"
         case .noStateDict(let path, let keys):
@@ -107,6 +125,8 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(oneLine(path)): tensor '\(clipped(tensor))': view reaches element \(last) of a \(count)-element storage"
         case .expansionTooLarge(let path, let tensor, let elements, let count):
             "\(oneLine(path)): tensor '\(clipped(tensor))': view of \(elements) elements expands a \(count)-element storage too far"
+        case .copiesTooLarge(let path, let tensor, let bytes, let limit):
+            "\(oneLine(path)): tensor '\(clipped(tensor))': copying strided views would take \(bytes) bytes, over the \(limit) this checkpoint's size allows (damaged or hostile file)"
         case .missingTensor(let path, let name): "\(oneLine(path)): no tensor named '\(clipped(name))'"
         case .shapeMismatch(let path, let tensor, let expected, let found):
             "\(oneLine(path)): \(clipped(tensor)): expected \(shortList(expected)), found \(shortList(found))"

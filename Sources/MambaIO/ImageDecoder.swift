@@ -31,20 +31,25 @@ public enum ImageDecoder {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw FileError.notFound(path: path) }
         if isDir.boolValue { throw FileError.isDirectory(path: path) }
         guard let data = FileManager.default.contents(atPath: path) else { throw FileError.unreadable(path: path, reason: "cannot read the file") }
-        let bytes = [UInt8](data)
-        if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return try decodeJPEG(bytes, path: path) }
-        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return try decodePNG(bytes, path: path) }
+        return try decode([UInt8](data), path: path)
+    }
+
+    /// Decodes an image already in memory; `path` names it in errors. A smaller `maxPixels`
+    /// keeps each run of the fuzz target fast; the checks are the same.
+    static func decode(_ bytes: [UInt8], path: String, maxPixels: Int = maxPixels) throws -> RGBImage {
+        if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return try decodeJPEG(bytes, path: path, maxPixels: maxPixels) }
+        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return try decodePNG(bytes, path: path, maxPixels: maxPixels) }
         throw bytes.isEmpty ? FileError.empty(path: path) : FileError.unsupportedImage(path: path)
     }
 
     /// width × height × channels for positive sizes from a file header, or nil when too large.
-    static func byteCount(width: Int, height: Int, channels: Int) -> Int? {
+    static func byteCount(width: Int, height: Int, channels: Int, maxPixels: Int = maxPixels) -> Int? {
         let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
         guard !overflow, pixels <= maxPixels else { return nil }
         return pixels * channels                        // at most 4 · 2^28
     }
 
-    static func decodeJPEG(_ bytes: [UInt8], path: String) throws -> RGBImage {
+    static func decodeJPEG(_ bytes: [UInt8], path: String, maxPixels: Int = maxPixels) throws -> RGBImage {
         guard let handle = tjInitDecompress() else { throw FileError.decodeFailed(path: path, format: "JPEG", reason: "cannot start the decoder") }
         defer { tjDestroy(handle) }
         func failure() -> FileError {
@@ -56,7 +61,7 @@ public enum ImageDecoder {
         }
         guard ok == 0, width > 0, height > 0 else { throw failure() }
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
-        guard let count = byteCount(width: Int(width), height: Int(height), channels: isCMYK ? 4 : 3) else {
+        guard let count = byteCount(width: Int(width), height: Int(height), channels: isCMYK ? 4 : 3, maxPixels: maxPixels) else {
             throw FileError.imageTooLarge(path: path, width: Int(width), height: Int(height))
         }
         var out = [UInt8](repeating: 0, count: count)
@@ -85,7 +90,7 @@ public enum ImageDecoder {
         return RGBImage(width: Int(width), height: Int(height), pixels: out)
     }
 
-    static func decodePNG(_ bytes: [UInt8], path: String) throws -> RGBImage {
+    static func decodePNG(_ bytes: [UInt8], path: String, maxPixels: Int = maxPixels) throws -> RGBImage {
         // libpng's simplified API reports errors through `message` instead of longjmp.
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
@@ -98,7 +103,7 @@ public enum ImageDecoder {
         guard began != 0 else { throw failure() }
         let width = Int(image.width), height = Int(image.height)
         guard width > 0, height > 0 else { throw FileError.decodeFailed(path: path, format: "PNG", reason: "no pixels") }
-        guard let count = byteCount(width: width, height: height, channels: 4) else {
+        guard let count = byteCount(width: width, height: height, channels: 4, maxPixels: maxPixels) else {
             throw FileError.imageTooLarge(path: path, width: width, height: height)
         }
         // Read as RGBA and drop alpha: PIL's convert("RGB") discards alpha without blending.

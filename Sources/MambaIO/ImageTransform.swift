@@ -9,8 +9,7 @@ public enum EvalTransform {
 
     /// CHW float32 [3, imgSize, imgSize].
     public static func apply(_ image: RGBImage, imgSize: Int = 224, cropPct: Double = 0.875) -> [Float] {
-        let resized = resizeShorterSide(image, to: Int(Double(imgSize) / cropPct))
-        let crop = centerCrop(resized, size: imgSize)
+        let crop = resizedCenterCrop(image, resize: Int(Double(imgSize) / cropPct), crop: imgSize)
         var out = [Float](repeating: 0, count: 3 * imgSize * imgSize)
         let plane = imgSize * imgSize
         for i in 0..<plane {
@@ -26,12 +25,37 @@ public enum EvalTransform {
     /// torchvision's Resize(size) with an int: the shorter side becomes `size`, the longer
     /// int(size · long / short); PIL bicubic.
     public static func resizeShorterSide(_ image: RGBImage, to size: Int) -> RGBImage {
+        let (nw, nh) = shorterSide(image, to: size)
+        if nw == image.width && nh == image.height { return image }
+        return PILResample.bicubic(image, width: nw, height: nh)
+    }
+
+    /// `centerCrop(resizeShorterSide(image, to: resize), size: crop)`, bit for bit, computing
+    /// only the pixels the crop keeps: an image of 1 × 60,000 pixels (a few bytes of PNG) would
+    /// otherwise become 256 × 15,360,000 on the way to a 224 × 224 crop.
+    public static func resizedCenterCrop(_ image: RGBImage, resize: Int, crop size: Int) -> RGBImage {
+        let (nw, nh) = shorterSide(image, to: resize)
+        let top = Int((Double(nh - size) / 2).rounded(.toNearestOrEven))
+        let left = Int((Double(nw - size) / 2).rounded(.toNearestOrEven))
+        // The part of the crop that lies inside the resized image; the rest is zero padding.
+        let y0 = min(max(top, 0), nh), y1 = max(y0, min(top + size, nh))
+        let x0 = min(max(left, 0), nw), x1 = max(x0, min(left + size, nw))
+        let window = PILResample.bicubic(image, width: nw, height: nh, columns: x0..<x1, rows: y0..<y1)
+        if window.width == size && window.height == size { return window }
+        var out = [UInt8](repeating: 0, count: size * size * 3)
+        for y in 0..<window.height {
+            for x in 0..<window.width {
+                for c in 0..<3 { out[((y + y0 - top) * size + x + x0 - left) * 3 + c] = window.pixels[(y * window.width + x) * 3 + c] }
+            }
+        }
+        return RGBImage(width: size, height: size, pixels: out)
+    }
+
+    static func shorterSide(_ image: RGBImage, to size: Int) -> (width: Int, height: Int) {
         let (w, h) = (image.width, image.height)
         let short = min(w, h), long = max(w, h)
         let newLong = Int(Double(size) * Double(long) / Double(short))
-        let (nw, nh) = w <= h ? (size, newLong) : (newLong, size)
-        if nw == w && nh == h { return image }
-        return PILResample.bicubic(image, width: nw, height: nh)
+        return w <= h ? (size, newLong) : (newLong, size)
     }
 
     /// torchvision's CenterCrop: offsets int(round((side − size) / 2)), Python rounding (half to even);
@@ -68,17 +92,19 @@ public enum PILResample {
         return 0
     }
 
-    /// Per output pixel: first input index, tap count, and fixed-point weights (`ksize` per pixel).
-    static func coefficients(inSize: Int, outSize: Int) -> (bounds: [(Int, Int)], ksize: Int, weights: [Int32]) {
+    /// For output pixels `range` of `outSize`: first input index, tap count, and fixed-point
+    /// weights (`ksize` per pixel). Each pixel's weights depend on its index alone, so a window
+    /// gets the same weights as the whole row.
+    static func coefficients(inSize: Int, outSize: Int, range: Range<Int>) -> (bounds: [(Int, Int)], ksize: Int, weights: [Int32]) {
         let support = 2.0
         let scale = Double(inSize) / Double(outSize)
         let filterScale = max(scale, 1)
         let radius = support * filterScale
         let ksize = Int(radius.rounded(.up)) * 2 + 1
         var bounds: [(Int, Int)] = []
-        var weights = [Int32](repeating: 0, count: outSize * ksize)
+        var weights = [Int32](repeating: 0, count: range.count * ksize)
         var k = [Double](repeating: 0, count: ksize)
-        for xx in 0..<outSize {
+        for (i, xx) in range.enumerated() {
             let center = (Double(xx) + 0.5) * scale
             let ss = 1 / filterScale
             // C's (int) truncates toward zero; center − radius + 0.5 can be negative.
@@ -92,7 +118,7 @@ public enum PILResample {
             for x in 0..<xmax {
                 let w = total != 0 ? k[x] / total : k[x]
                 let scaled = w * Double(1 << precisionBits)
-                weights[xx * ksize + x] = Int32(w < 0 ? scaled - 0.5 : scaled + 0.5)
+                weights[i * ksize + x] = Int32(w < 0 ? scaled - 0.5 : scaled + 0.5)
             }
             bounds.append((xmin, xmax))
         }
@@ -106,28 +132,36 @@ public enum PILResample {
     }
 
     public static func bicubic(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
-        var src = image.pixels
-        var srcW = image.width
-        var srcH = image.height
-        let horizontal = coefficients(inSize: image.width, outSize: width)
-        var vertical = coefficients(inSize: image.height, outSize: height)
+        bicubic(image, width: width, height: height, columns: 0..<width, rows: 0..<height)
+    }
+
+    /// The window `columns` × `rows` of the image resized to width × height, for the cost of
+    /// the window: each pass computes only the output pixels the window needs.
+    public static func bicubic(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
         let needH = width != image.width, needV = height != image.height
         let half = 1 << (precisionBits - 1)
-        if needH {
-            // Only the rows the vertical pass reads; its bounds move with them.
-            var first = 0, last = image.height
-            if needV {
-                first = vertical.bounds[0].0
-                last = vertical.bounds[height - 1].0 + vertical.bounds[height - 1].1
-                vertical.bounds = vertical.bounds.map { ($0.0 - first, $0.1) }
-            }
-            let rows = last - first
-            var out = [UInt8](repeating: 0, count: width * rows * 3)
-            src.withUnsafeBufferPointer { s in
+        let outW = columns.count
+        // Input rows the vertical pass reads (the window's own rows when there is none); the
+        // vertical bounds move with them.
+        var vertical = needV ? coefficients(inSize: image.height, outSize: height, range: rows) : nil
+        var first = rows.lowerBound, last = rows.upperBound
+        if var v = vertical, let lo = v.bounds.first, let hi = v.bounds.last {
+            first = lo.0
+            last = hi.0 + hi.1
+            v.bounds = v.bounds.map { ($0.0 - first, $0.1) }
+            vertical = v
+        }
+        let midH = last - first
+        // Horizontal pass (or a plain crop of the columns): midH × outW.
+        var mid = [UInt8](repeating: 0, count: outW * midH * 3)
+        let srcW = image.width
+        image.pixels.withUnsafeBufferPointer { s in
+            if needH {
+                let horizontal = coefficients(inSize: image.width, outSize: width, range: columns)
                 horizontal.weights.withUnsafeBufferPointer { kk in
-                    for y in 0..<rows {
+                    for y in 0..<midH {
                         let row = (y + first) * srcW * 3
-                        for xx in 0..<width {
+                        for xx in 0..<outW {
                             let (xmin, n) = horizontal.bounds[xx]
                             let k = xx * horizontal.ksize
                             var s0 = half, s1 = half, s2 = half
@@ -135,35 +169,37 @@ public enum PILResample {
                                 let p = row + (x + xmin) * 3, w = Int(kk[k + x])
                                 s0 += Int(s[p]) * w; s1 += Int(s[p + 1]) * w; s2 += Int(s[p + 2]) * w
                             }
-                            let o = (y * width + xx) * 3
-                            out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2)
+                            let o = (y * outW + xx) * 3
+                            mid[o] = clip8(s0); mid[o + 1] = clip8(s1); mid[o + 2] = clip8(s2)
                         }
                     }
                 }
+            } else {
+                for y in 0..<midH {
+                    for x in 0..<(outW * 3) { mid[y * outW * 3 + x] = s[((y + first) * srcW + columns.lowerBound) * 3 + x] }
+                }
             }
-            src = out; srcW = width; srcH = rows
         }
-        if needV {
-            var out = [UInt8](repeating: 0, count: srcW * height * 3)
-            src.withUnsafeBufferPointer { s in
-                vertical.weights.withUnsafeBufferPointer { kk in
-                    for yy in 0..<height {
-                        let (ymin, n) = vertical.bounds[yy]
-                        let k = yy * vertical.ksize
-                        for xx in 0..<srcW {
-                            var s0 = half, s1 = half, s2 = half
-                            for y in 0..<n {
-                                let p = ((y + ymin) * srcW + xx) * 3, w = Int(kk[k + y])
-                                s0 += Int(s[p]) * w; s1 += Int(s[p + 1]) * w; s2 += Int(s[p + 2]) * w
-                            }
-                            let o = (yy * srcW + xx) * 3
-                            out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2)
+        guard let v = vertical else { return RGBImage(width: outW, height: midH, pixels: mid) }
+        let outH = rows.count
+        var out = [UInt8](repeating: 0, count: outW * outH * 3)
+        mid.withUnsafeBufferPointer { s in
+            v.weights.withUnsafeBufferPointer { kk in
+                for yy in 0..<outH {
+                    let (ymin, n) = v.bounds[yy]
+                    let k = yy * v.ksize
+                    for xx in 0..<outW {
+                        var s0 = half, s1 = half, s2 = half
+                        for y in 0..<n {
+                            let p = ((y + ymin) * outW + xx) * 3, w = Int(kk[k + y])
+                            s0 += Int(s[p]) * w; s1 += Int(s[p + 1]) * w; s2 += Int(s[p + 2]) * w
                         }
+                        let o = (yy * outW + xx) * 3
+                        out[o] = clip8(s0); out[o + 1] = clip8(s1); out[o + 2] = clip8(s2)
                     }
                 }
             }
-            src = out; srcH = height
         }
-        return RGBImage(width: srcW, height: srcH, pixels: src)
+        return RGBImage(width: outW, height: outH, pixels: out)
     }
 }

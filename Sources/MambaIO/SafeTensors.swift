@@ -8,7 +8,10 @@ public enum SafeTensors {
 
     /// Memory-maps `path` and checks every entry against the file.
     public static func read(_ path: String) throws -> TensorFile {
-        let map = try MappedFile(path)
+        try read(MappedFile(path), path: path)
+    }
+
+    static func read(_ map: MappedFile, path: String) throws -> TensorFile {
         guard map.count >= 8 else { throw FileError.truncated(path: path, needed: 8, available: map.count) }
         let headerLength = UInt64(littleEndian: map.pointer.loadUnaligned(as: UInt64.self))
         guard headerLength <= UInt64(maxHeaderBytes) else {
@@ -115,6 +118,11 @@ final class MappedFile {
             throw FileError.unreadable(path: path, reason: String(cString: strerror(errno)))
         }
         storage = StorageBytes(pointer: UnsafeRawPointer(base), count: size, release: { munmap(base, size) })
+    }
+
+    /// A copy of bytes already in memory, read as if they were a file.
+    init(copying bytes: UnsafeRawBufferPointer) {
+        storage = StorageBytes(copying: bytes)
     }
 }
 

@@ -9,7 +9,11 @@ public struct TorchCheckpoint {
     let prefix: String
 
     public static func read(_ path: String) throws -> TorchCheckpoint {
-        let archive = try ZipArchive(path)
+        try read(ZipArchive(path))
+    }
+
+    static func read(_ archive: ZipArchive) throws -> TorchCheckpoint {
+        let path = archive.path
         guard let pkl = archive.names.first(where: { $0.hasSuffix("/data.pkl") || $0 == "data.pkl" }) else {
             throw FileError.missingEntry(path: path, entry: "data.pkl")
         }
@@ -42,10 +46,11 @@ public struct TorchCheckpoint {
             source = found
         }
         var file = TensorFile()
+        var copyBudget = copyAllowance
         for (k, v) in zip(source.keys, source.values) {
             guard var name = k.stringValue, case .tensor(let t) = v else { continue }
             if name.hasPrefix("module.") { name.removeFirst("module.".count) }
-            file.append(name, try tensor(t, name: name))
+            file.append(name, try tensor(t, name: name, copyBudget: &copyBudget))
         }
         return file
     }
@@ -58,10 +63,21 @@ public struct TorchCheckpoint {
     /// this many, so that a few bytes of pickle cannot ask for a copy of gigabytes.
     public static let maxExpandedElements = 1 << 24
 
+    /// The bytes all strided views read from one checkpoint may copy: the archive's size, plus
+    /// one largest expansion. Without a total, a state dict whose entries all name one memoized
+    /// expanded view (8 bytes of pickle each) would copy 128 MiB per entry.
+    var copyAllowance: Int { archive.map.count + Self.maxExpandedElements * 8 }
+
     /// A view of the tensor's elements in its storage; a non-contiguous view is copied to row-major.
     /// Sizes, strides and offsets come from the file: every product and sum is overflow-checked
     /// and the view is bounds-checked against the storage before anything is read or allocated.
     public func tensor(_ t: PickleTensor, name: String) throws -> StoredTensor {
+        var copyBudget = copyAllowance
+        return try tensor(t, name: name, copyBudget: &copyBudget)
+    }
+
+    /// The same, taking the bytes a copy needs from `copyBudget`.
+    func tensor(_ t: PickleTensor, name: String, copyBudget: inout Int) throws -> StoredTensor {
         let (bytes, base, count) = try archive.data(prefix + "data/" + t.storage.key)
         let esize = t.storage.dtype.byteCount
         guard t.offset >= 0, t.shape.allSatisfy({ $0 >= 0 }), t.stride.allSatisfy({ $0 >= 0 }), t.shape.count == t.stride.count else {
@@ -93,14 +109,29 @@ public struct TorchCheckpoint {
         if isContiguous {
             return StoredTensor(dtype: t.storage.dtype, shape: t.shape, storage: bytes, offset: base + t.offset * esize)
         }
-        // Gather a strided view into row-major order.
+        let copied = elements * esize                   // at most 8 · max(storage, 2^24): no overflow
+        guard copied <= copyBudget else {
+            throw FileError.copiesTooLarge(path: path, tensor: name, bytes: copyAllowance - copyBudget + copied, limit: copyAllowance)
+        }
+        copyBudget -= copied
+        // Gather a strided view into row-major order. Dimensions of size 1 move nothing, and
+        // without them at most 63 remain (each other size is at least 2): an odometer over
+        // the rest costs amortised O(1) per element, however many dimensions the file lists.
+        let dims = zip(t.shape, t.stride).filter { $0.0 != 1 }
         let out = UnsafeMutableRawPointer.allocate(byteCount: elements * esize, alignment: 64)
-        var index = [Int](repeating: 0, count: t.shape.count)
+        var index = [Int](repeating: 0, count: dims.count)
+        var src = t.offset                              // offset + Σ index·stride, kept up to date
         for i in 0..<elements {
-            let src = t.offset + zip(index, t.stride).reduce(0) { $0 + $1.0 * $1.1 }
             (out + i * esize).copyMemory(from: bytes.pointer + base + src * esize, byteCount: esize)
-            var d = t.shape.count - 1
-            while d >= 0 { index[d] += 1; if index[d] < t.shape[d] { break }; index[d] = 0; d -= 1 }
+            var d = dims.count - 1
+            while d >= 0 {
+                index[d] += 1
+                src += dims[d].1
+                if index[d] < dims[d].0 { break }
+                src -= index[d] * dims[d].1
+                index[d] = 0
+                d -= 1
+            }
         }
         let owned = StorageBytes(pointer: UnsafeRawPointer(out), count: elements * esize, release: { out.deallocate() })
         return StoredTensor(dtype: t.storage.dtype, shape: t.shape, storage: owned)

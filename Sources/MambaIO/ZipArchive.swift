@@ -15,8 +15,13 @@ struct ZipArchive {
     private(set) var names: [String] = []
 
     init(_ path: String) throws {
+        try self.init(MappedFile(path), path: path)
+    }
+
+    /// An archive already in memory (`path` names it in errors).
+    init(_ map: MappedFile, path: String) throws {
         self.path = path
-        map = try MappedFile(path)
+        self.map = map
         try readCentralDirectory()
     }
 

@@ -22,45 +22,19 @@ public struct CIFARDataset: ImageDataset {
         let names = DatasetError.cifarNames(classes: classes, train: train)
         var px = [UInt8](), lab = [Int]()
         if let dir = folders.first(where: { d in names.binary.allSatisfy { fm.fileExists(atPath: (d as NSString).appendingPathComponent($0)) } }) {
-            let labelBytes = classes == 10 ? 1 : 2, record = labelBytes + 3072
             for name in names.binary {
                 let file = (dir as NSString).appendingPathComponent(name)
                 guard let data = fm.contents(atPath: file) else { throw DatasetError.unreadable(path: file) }
-                guard !data.isEmpty, data.count % record == 0 else {
-                    throw DatasetError.recordSizeMismatch(path: file, recordBytes: record, fileSize: data.count)
-                }
-                let bytes = [UInt8](data)
-                for r in 0..<(bytes.count / record) {
-                    let label = Int(bytes[r * record + labelBytes - 1])   // CIFAR-100: the fine label
-                    guard label < classes else { throw DatasetError.labelOutOfRange(path: file, record: r, label: label, classes: classes) }
-                    lab.append(label)
-                    px += bytes[(r * record + labelBytes)..<((r + 1) * record)]
-                }
+                let batch = try Self.binaryBatch([UInt8](data), path: file, classes: classes)
+                px += batch.pixels
+                lab += batch.labels
             }
         } else if let dir = folders.first(where: { d in names.python.allSatisfy { fm.fileExists(atPath: (d as NSString).appendingPathComponent($0)) } }) {
             for name in names.python {
                 let file = (dir as NSString).appendingPathComponent(name)
-                let root = try readNumpyPickle(file)
-                guard case .dict(let d) = root else { throw DatasetError.malformedBatch(path: file, classes: classes) }
-                func entry(_ key: String) -> PickleValue? {
-                    for (k, v) in zip(d.keys, d.values) {
-                        if k.stringValue == key { return v }
-                        if case .bytes(let b) = k, b == Array(key.utf8) { return v }
-                    }
-                    return nil
-                }
-                let labelKey = classes == 10 ? "labels" : "fine_labels"
-                // uint8Array checks that the shape's product (overflow-checked) is the byte count.
-                guard case .object(let array)? = entry("data"), let (shape, bytes) = array.uint8Array(),
-                      shape.count == 2, shape[1] == 3072, case .list(let labels)? = entry(labelKey), labels.items.count == shape[0] else {
-                    throw DatasetError.malformedBatch(path: file, classes: classes)
-                }
-                for (r, item) in labels.items.enumerated() {
-                    guard case .int(let l) = item else { throw DatasetError.malformedBatch(path: file, classes: classes) }
-                    guard l >= 0, l < classes else { throw DatasetError.labelOutOfRange(path: file, record: r, label: l, classes: classes) }
-                    lab.append(l)
-                }
-                px += bytes
+                let batch = try Self.pythonBatch(try readNumpyPickle(file), path: file, classes: classes)
+                px += batch.pixels
+                lab += batch.labels
             }
         } else {
             throw DatasetError.missingCIFAR(path: path, classes: classes, train: train)
@@ -76,5 +50,43 @@ public struct CIFARDataset: ImageDataset {
 
     public func sample(_ index: Int) throws -> (image: [Float], label: Int) {
         (pixels[(index * 3072)..<((index + 1) * 3072)].map { Float($0) / 255 }, labels[index])
+    }
+}
+
+extension CIFARDataset {
+    /// One binary batch: per record the label byte (CIFAR-100: coarse then fine) and 3,072 pixels.
+    static func binaryBatch(_ bytes: [UInt8], path: String, classes: Int) throws -> (pixels: [UInt8], labels: [Int]) {
+        let labelBytes = classes == 10 ? 1 : 2, record = labelBytes + 3072
+        guard !bytes.isEmpty, bytes.count % record == 0 else {
+            throw DatasetError.recordSizeMismatch(path: path, recordBytes: record, fileSize: bytes.count)
+        }
+        var pixels = [UInt8](), labels = [Int]()
+        pixels.reserveCapacity(bytes.count / record * 3072)
+        for r in 0..<(bytes.count / record) {
+            let label = Int(bytes[r * record + labelBytes - 1])   // CIFAR-100: the fine label
+            guard label < classes else { throw DatasetError.labelOutOfRange(path: path, record: r, label: label, classes: classes) }
+            labels.append(label)
+            pixels += bytes[(r * record + labelBytes)..<((r + 1) * record)]
+        }
+        return (pixels, labels)
+    }
+
+    /// One unpickled python batch: a dict whose 'data' is a uint8 array [N, 3072] and whose
+    /// 'labels' (CIFAR-100: 'fine_labels') are N ints; keys may be str or (Python 2) bytes.
+    static func pythonBatch(_ root: PickleValue, path: String, classes: Int) throws -> (pixels: [UInt8], labels: [Int]) {
+        guard case .dict(let d) = root else { throw DatasetError.malformedBatch(path: path, classes: classes) }
+        let labelKey = classes == 10 ? "labels" : "fine_labels"
+        // uint8Array checks that the shape's product (overflow-checked) is the byte count.
+        guard case .object(let array)? = d.value(forText: "data"), let (shape, bytes) = array.uint8Array(),
+              shape.count == 2, shape[1] == 3072, case .list(let list)? = d.value(forText: labelKey), list.items.count == shape[0] else {
+            throw DatasetError.malformedBatch(path: path, classes: classes)
+        }
+        var labels = [Int]()
+        for (r, item) in list.items.enumerated() {
+            guard case .int(let l) = item else { throw DatasetError.malformedBatch(path: path, classes: classes) }
+            guard l >= 0, l < classes else { throw DatasetError.labelOutOfRange(path: path, record: r, label: l, classes: classes) }
+            labels.append(l)
+        }
+        return (bytes, labels)
     }
 }

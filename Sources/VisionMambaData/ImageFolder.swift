@@ -62,7 +62,7 @@ public struct ImageFolderDataset: ImageDataset {
         if train {
             out = randomResizedCrop(image, size: size, rng: &rng)
         } else {
-            out = EvalTransform.centerCrop(EvalTransform.resizeShorterSide(image, to: Int(Double(size) / 0.875)), size: size)
+            out = EvalTransform.resizedCenterCrop(image, resize: Int(Double(size) / 0.875), crop: size)
         }
         return (chw(out), files[index].label)
     }

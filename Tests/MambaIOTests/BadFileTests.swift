@@ -153,6 +153,39 @@ final class BadFileTests: XCTestCase {
         XCTAssertEqual(try CheckpointFile.readStateDict(small)["w"]?.shape, [4, 3])
     }
 
+    func testPthViewWithManyUnitDimensionsIsGatheredInLinearTime() throws {
+        // 2^20 elements expanded (stride 0) from one, then 5,000 dimensions of size 1: the gather
+        // once took 5,000 index steps per element (5 · 10^9 in all).
+        let ones = [Int](repeating: 1, count: 5000)
+        let path = try pth("unit-dims.pth", numel: 1, storageBytes: 4, shape: [1 << 20] + ones, stride: [0] + ones)
+        let t = try XCTUnwrap(CheckpointFile.readStateDict(path)["w"])
+        XCTAssertEqual(t.shape.count, 5001)
+        XCTAssertEqual(t.elementCount, 1 << 20)
+    }
+
+    func testPthEntriesNamingOneExpandedViewAreBounded() throws {
+        // w0: 2^24 float32 elements expanded from one (64 MiB once copied), memoized; w1 … w99
+        // name it again with 2 bytes of BINGET each. Two copies fit the allowance (the archive's
+        // size plus 128 MiB); the third is refused before it is allocated.
+        var p = Pickle()
+        p.op(0x80); p.byte(2); p.op(0x7D); p.op(0x28)                         // PROTO 2, {, MARK
+        p.string("w0")
+        p.global("torch._utils", "_rebuild_tensor_v2")
+        p.op(0x28)                                                             // MARK (args)
+        p.op(0x28); p.string("storage"); p.global("torch", "FloatStorage"); p.string("0"); p.string("cpu"); p.int(1)
+        p.op(0x74); p.op(0x51)                                                 // TUPLE, BINPERSID
+        p.int(0); p.tuple([1 << 12, 1 << 12]); p.tuple([0, 0]); p.op(0x89)
+        p.global("collections", "OrderedDict"); p.op(0x29); p.op(0x52)
+        p.op(0x74); p.op(0x52); p.op(0x71); p.byte(0)                          // TUPLE, REDUCE, BINPUT 0
+        for i in 1..<100 { p.string("w\(i)"); p.op(0x68); p.byte(0) }          // "wi", BINGET 0
+        p.op(0x75); p.op(0x2E)                                                 // SETITEMS, STOP
+        let path = tmp.appendingPathComponent("shared-expansion.pth").path
+        try StoredZip.write([("archive/data.pkl", p.bytes), ("archive/data/0", [0, 0, 0, 0])], to: path)
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        assertThrows(.copiesTooLarge(path: path, tensor: "w2", bytes: 3 << 26, limit: size + TorchCheckpoint.maxExpandedElements * 8),
+                     try CheckpointFile.readStateDict(path))
+    }
+
     func testPthViewOutsideItsStorage() throws {
         // Offset 1 + (3 − 1)·4 + (4 − 1)·1 = element 12 of a 12-element storage.
         let path = try pth("outside.pth", numel: 12, storageBytes: 48, offset: 1, shape: [3, 4], stride: [4, 1])
@@ -211,10 +244,16 @@ final class BadFileTests: XCTestCase {
     /// A numpy array record whose shape product overflows is refused, not trapped on.
     func testNumpyRecordWithAWrappingShape() {
         let array = PickleObject(type: "numpy.ndarray")
-        array.attributes["__state__"] = .tuple([.int(1), .tuple([.int(1 << 32), .int(1 << 32)]), .none, .bool(false), .bytes([])])
+        let uint8 = PickleValue.object(PickleObject(type: "numpy.dtype", args: .tuple(PickleTuple([.string("u1"), .bool(false), .bool(true)]))))
+        func state(_ dims: [Int], _ bytes: Int) -> PickleValue {
+            .tuple(PickleTuple([.int(1), .tuple(PickleTuple(dims.map { .int($0) })), uint8, .bool(false), .bytes([UInt8](repeating: 0, count: bytes))]))
+        }
+        array.state = state([1 << 32, 1 << 32], 0)
         XCTAssertNil(array.uint8Array())
-        array.attributes["__state__"] = .tuple([.int(1), .tuple([.int(-2), .int(-3)]), .none, .bool(false), .bytes([0, 0, 0, 0, 0, 0])])
+        array.state = state([-2, -3], 6)
         XCTAssertNil(array.uint8Array())
+        array.state = state([2, 3], 6)
+        XCTAssertEqual(array.uint8Array()?.shape, [2, 3])
     }
 
     // MARK: - images

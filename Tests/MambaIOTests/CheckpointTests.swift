@@ -48,8 +48,8 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(ckpt.topLevelKeys, ["model", "optimizer", "lr_scheduler", "epoch", "model_ema", "scaler", "args"])
         guard case .dict(let top) = ckpt.root, case .object(let args)? = top["args"] else { return XCTFail("args") }
         XCTAssertEqual(args.type, "argparse.Namespace")
-        XCTAssertEqual(args.attributes["model"]?.stringValue, "vim_tiny")
-        if case .int(let epochs)? = args.attributes["epochs"] { XCTAssertEqual(epochs, 300) } else { XCTFail("epochs") }
+        XCTAssertEqual(args["model"]?.stringValue, "vim_tiny")
+        if case .int(let epochs)? = args["epochs"] { XCTAssertEqual(epochs, 300) } else { XCTFail("epochs") }
         XCTAssertEqual(top["scaler"]?.stringValue, "none")
 
         // "model" wins over "model_ema"; "module." is stripped; every dtype converts.

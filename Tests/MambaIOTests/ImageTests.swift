@@ -32,4 +32,25 @@ final class ImageTests: XCTestCase {
         let crop = EvalTransform.centerCrop(image, size: 2)
         XCTAssertEqual(Array(crop.pixels.prefix(3)), Array(image.pixels[((2 * 7) + 2) * 3..<((2 * 7) + 2) * 3 + 3]))
     }
+
+    /// Resizing only the window the crop keeps gives the same bits as resizing the whole image.
+    func testResizedCenterCropMatchesResizeThenCrop() {
+        var g = SeededBytes(seed: 3)
+        let cases = [(7, 5, 4, 3), (5, 7, 9, 8), (20, 3, 6, 5), (3, 20, 6, 5), (4, 4, 8, 10), (9, 9, 9, 4), (1, 40, 8, 7), (33, 17, 18, 16), (6, 9, 6, 6)]
+        for (w, h, resize, crop) in cases {
+            let image = RGBImage(width: w, height: h, pixels: (0..<(w * h * 3)).map { _ in g.next() })
+            let full = EvalTransform.centerCrop(EvalTransform.resizeShorterSide(image, to: resize), size: crop)
+            let window = EvalTransform.resizedCenterCrop(image, resize: resize, crop: crop)
+            XCTAssertEqual([window.width, window.height], [crop, crop])
+            XCTAssertEqual(window.pixels, full.pixels, "\(w)x\(h) resized to \(resize), cropped to \(crop)")
+        }
+    }
+
+    /// A 1 × 60,000 image (a few hundred bytes of PNG) resized whole would be 256 × 15,360,000.
+    func testThinImageIsNotResizedWhole() {
+        let image = RGBImage(width: 1, height: 60_000, pixels: [UInt8](repeating: 200, count: 180_000))
+        let out = EvalTransform.apply(image, imgSize: 224)
+        XCTAssertEqual(out.count, 3 * 224 * 224)
+        XCTAssertEqual(out[0], (200 / 255 - EvalTransform.mean[0]) / EvalTransform.std[0], accuracy: 0.02)  // bicubic weights round
+    }
 }
