@@ -1,14 +1,17 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The kernels use SIMD8<Float> and fused multiply-adds. By default Swift builds for the
-// architecture's baseline (SSE2 on x86-64, where the scan runs about 1.6x slower than with
-// AVX2 + FMA). VISION_MAMBA_TARGET_CPU=native (or a CPU name such as haswell, znver4,
-// apple-m1) builds every target for that CPU instead: the README's build command sets it. A
-// binary built so runs only on CPUs with at least the build CPU's instruction sets. The flag
+// The kernels use SIMD8<Float> and multiply-adds. By default Swift builds for the
+// architecture's baseline (SSE2 on x86-64, without FMA, where the kernels multiply, then add).
+// VISION_MAMBA_TARGET_CPU=native (or a CPU name with FMA such as haswell, znver4, apple-m1)
+// builds every target for that CPU instead, with fused multiply-adds: the README's build
+// command sets it. A binary built so runs only on CPUs with at least the build CPU's
+// instruction sets. The flag
 // is never set for a package that depends on this one, so such a package resolves by version.
 let targetCPU = Context.environment["VISION_MAMBA_TARGET_CPU"].flatMap { $0.isEmpty ? nil : $0 }
-let fast: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0], .when(configuration: .release))] } ?? []
+let fast: [SwiftSetting] = targetCPU.map {
+    [.unsafeFlags(["-target-cpu", $0], .when(configuration: .release)), .define("VISION_MAMBA_FMA", .when(configuration: .release))]
+} ?? []
 
 // BLAS is Accelerate on Apple platforms and OpenBLAS elsewhere.
 let openBLAS: [Platform] = [.linux, .android, .windows, .openbsd]

@@ -34,8 +34,8 @@ public func causalConv1dSiLUForward(
                     let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
                     if src < 0 || src >= L { continue }
                     let w = wT + k * E + e, xs = xb + src * ldx
-                    acc0 = acc0.addingProduct(load8(w), load8(xs))
-                    acc1 = acc1.addingProduct(load8(w + 8), load8(xs + 8))
+                    acc0 = acc0.plusProduct(load8(w), load8(xs))
+                    acc1 = acc1.plusProduct(load8(w + 8), load8(xs + 8))
                 }
                 store8(ob + t * E, silu8(acc0))
                 store8(ob + t * E + 8, silu8(acc1))
@@ -88,8 +88,8 @@ public func causalConv1dSiLUBackward(
                     for k in 0..<K {
                         let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
                         if src < 0 || src >= L { continue }
-                        a0 = a0.addingProduct(load8(wT + k * E + e), load8(xb + src * ldx))
-                        a1 = a1.addingProduct(load8(wT + k * E + e + 8), load8(xb + src * ldx + 8))
+                        a0 = a0.plusProduct(load8(wT + k * E + e), load8(xb + src * ldx))
+                        a1 = a1.plusProduct(load8(wT + k * E + e + 8), load8(xb + src * ldx + 8))
                     }
                     let s0 = sigmoid8(a0), s1 = sigmoid8(a1)
                     let d0 = load8(ob + t * E) * s0 * (1 + a0 * (1 - s0))
@@ -99,10 +99,10 @@ public func causalConv1dSiLUBackward(
                         let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
                         if src < 0 || src >= L { continue }
                         let xs = xb + src * ldx, gs = gb + src * ldx
-                        store8(gs, load8(gs).addingProduct(load8(wT + k * E + e), d0))
-                        store8(gs + 8, load8(gs + 8).addingProduct(load8(wT + k * E + e + 8), d1))
-                        wg[2 * k] = wg[2 * k].addingProduct(d0, load8(xs))
-                        wg[2 * k + 1] = wg[2 * k + 1].addingProduct(d1, load8(xs + 8))
+                        store8(gs, load8(gs).plusProduct(load8(wT + k * E + e), d0))
+                        store8(gs + 8, load8(gs + 8).plusProduct(load8(wT + k * E + e + 8), d1))
+                        wg[2 * k] = wg[2 * k].plusProduct(d0, load8(xs))
+                        wg[2 * k + 1] = wg[2 * k + 1].plusProduct(d1, load8(xs + 8))
                     }
                 }
             }

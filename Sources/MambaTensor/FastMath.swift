@@ -9,9 +9,29 @@ import Foundation
 
 public typealias Float8 = SIMD8<Float>
 
-/// a·b + c as one fused multiply-add.
+extension SIMD8 where Scalar == Float {
+    /// self + a·b, the multiply-add every kernel uses. Fused (one rounding) where the build's
+    /// CPU has FMA: every arm64 CPU, and x86-64 when built for a named CPU (Package.swift defines
+    /// VISION_MAMBA_FMA with VISION_MAMBA_TARGET_CPU). The x86-64 baseline has no FMA
+    /// instruction, and a fused multiply-add there becomes one libm `fmaf` call per lane, which
+    /// made whole models about 15x slower; it multiplies, then adds.
+    @inlinable @inline(__always)
+    public func plusProduct(_ a: Self, _ b: Self) -> Self {
+        #if arch(arm64) || VISION_MAMBA_FMA
+        addingProduct(a, b)
+        #else
+        self + a * b
+        #endif
+    }
+
+    /// self + a·b for a scalar b.
+    @inlinable @inline(__always)
+    public func plusProduct(_ a: Self, _ b: Scalar) -> Self { plusProduct(a, Self(repeating: b)) }
+}
+
+/// a·b + c.
 @inlinable @inline(__always)
-func fma8(_ a: Float8, _ b: Float8, _ c: Float) -> Float8 { Float8(repeating: c).addingProduct(a, b) }
+func fma8(_ a: Float8, _ b: Float8, _ c: Float) -> Float8 { Float8(repeating: c).plusProduct(a, b) }
 
 @inlinable @inline(__always)
 func bits(_ x: Float8) -> SIMD8<Int32> { unsafeBitCast(x, to: SIMD8<Int32>.self) }
@@ -28,16 +48,16 @@ public func exp8(_ x: Float8) -> Float8 {
     let lo = Float8(repeating: -87.3), hi = Float8(repeating: 88.3)
     var x = x.replacing(with: lo, where: x .< lo)
     x = x.replacing(with: hi, where: x .> hi)
-    let t = x.addingProduct(x, Float8(repeating: 0.44269504088896341)) + magic  // x·log2(e) + magic
+    let t = x.plusProduct(x, Float8(repeating: 0.44269504088896341)) + magic  // x·log2(e) + magic
     let n = t - magic
-    var r = x.addingProduct(n, Float8(repeating: -0.693359375))
-    r = r.addingProduct(n, Float8(repeating: 2.12194440e-4))
+    var r = x.plusProduct(n, Float8(repeating: -0.693359375))
+    r = r.plusProduct(n, Float8(repeating: 2.12194440e-4))
     var p = fma8(Float8(repeating: 1.9875691500e-4), r, 1.3981999507e-3)
     p = fma8(p, r, 8.3334519073e-3)
     p = fma8(p, r, 4.1665795894e-2)
     p = fma8(p, r, 1.6666665459e-1)
     p = fma8(p, r, 5.0000001201e-1)
-    p = (p * (r * r)).addingProduct(r, Float8(repeating: 1)) + 1
+    p = (p * (r * r)).plusProduct(r, Float8(repeating: 1)) + 1
     // The low mantissa bits of t hold n (offset by the magic number's own bits).
     let scale = float8(bits: (bits(t) &- bits(magic) &+ 127) &<< 23)
     return p * scale
@@ -64,9 +84,9 @@ public func log8(_ x: Float8) -> Float8 {
     p = fma8(p, m, -2.4999993993e-1)
     p = fma8(p, m, 3.3333331174e-1)
     var y = p * m * z
-    y = y.addingProduct(e, Float8(repeating: -2.12194440e-4))
-    y = y.addingProduct(z, Float8(repeating: -0.5))
-    return (m + y).addingProduct(e, Float8(repeating: 0.693359375))
+    y = y.plusProduct(e, Float8(repeating: -2.12194440e-4))
+    y = y.plusProduct(z, Float8(repeating: -0.5))
+    return (m + y).plusProduct(e, Float8(repeating: 0.693359375))
 }
 
 /// softplus(v) = log(1 + e^v), and v itself above 20 (the threshold of the official

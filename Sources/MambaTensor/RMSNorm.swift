@@ -28,7 +28,7 @@ public func addRMSNormForward(
             var i = 0
             while i + 8 <= dim {
                 let v = load8(res + i)
-                acc = acc.addingProduct(v, v)
+                acc = acc.plusProduct(v, v)
                 i += 8
             }
             var ss = Double(acc.sum())

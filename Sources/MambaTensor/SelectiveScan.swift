@@ -54,12 +54,12 @@ public func selectiveScanForward(
                     let a = AT + n * E + e
                     let bn = Bt[n], cn = Ct[n]
                     // h = exp(Δ·A)·h + Δ·B·u as one FMA on the recurrence's critical path.
-                    let h0 = (dtu0 * bn).addingProduct(exp8(dt0 * load8(a)), h[2 * n])
-                    let h1 = (dtu1 * bn).addingProduct(exp8(dt1 * load8(a + 8)), h[2 * n + 1])
+                    let h0 = (dtu0 * bn).plusProduct(exp8(dt0 * load8(a)), h[2 * n])
+                    let h1 = (dtu1 * bn).plusProduct(exp8(dt1 * load8(a + 8)), h[2 * n + 1])
                     h[2 * n] = h0
                     h[2 * n + 1] = h1
-                    y0 = y0.addingProduct(h0, cn)
-                    y1 = y1.addingProduct(h1, cn)
+                    y0 = y0.plusProduct(h0, cn)
+                    y1 = y1.plusProduct(h1, cn)
                 }
                 let zr = z + row * ldz + e
                 y0 = y0 * silu8(load8(zr)) * scale

@@ -165,8 +165,8 @@ public func selectiveScanBackward(
                         for n in 0..<N {
                             let a = AT + n * E + e
                             let p0 = prev?[2 * n] ?? Float8(), p1 = prev?[2 * n + 1] ?? Float8()
-                            h[2 * n] = (dtu0 * Bt[n]).addingProduct(exp8(dt0 * load8(a)), p0)
-                            h[2 * n + 1] = (dtu1 * Bt[n]).addingProduct(exp8(dt1 * load8(a + 8)), p1)
+                            h[2 * n] = (dtu0 * Bt[n]).plusProduct(exp8(dt0 * load8(a)), p0)
+                            h[2 * n + 1] = (dtu1 * Bt[n]).plusProduct(exp8(dt1 * load8(a + 8)), p1)
                         }
                         prev = h
                     }
@@ -181,14 +181,14 @@ public func selectiveScanBackward(
                         let z0 = load8(zr), z1 = load8(zr + 8)
                         let Bt = B + row * ldBC, Ct = C + row * ldBC, h = hist + step * N * 2
                         var y0 = skip0 * u0, y1 = skip1 * u1
-                        for n in 0..<N { y0 = y0.addingProduct(h[2 * n], Ct[n]); y1 = y1.addingProduct(h[2 * n + 1], Ct[n]) }
+                        for n in 0..<N { y0 = y0.plusProduct(h[2 * n], Ct[n]); y1 = y1.plusProduct(h[2 * n + 1], Ct[n]) }
                         let s0 = sigmoid8(z0), s1 = sigmoid8(z1)
                         let o0 = load8(outGrad + row * E + e) * scale, o1 = load8(outGrad + row * E + e + 8) * scale
                         let dy0 = o0 * z0 * s0, dy1 = o1 * z1 * s1
                         let zg = zGrad + row * ldz + e
                         store8(zg, load8(zg) + o0 * y0 * s0 * (1 + z0 * (1 - s0)))
                         store8(zg + 8, load8(zg + 8) + o1 * y1 * s1 * (1 + z1 * (1 - s1)))
-                        dSkip0 = dSkip0.addingProduct(dy0, u0); dSkip1 = dSkip1.addingProduct(dy1, u1)
+                        dSkip0 = dSkip0.plusProduct(dy0, u0); dSkip1 = dSkip1.plusProduct(dy1, u1)
                         var du0 = dy0 * skip0, du1 = dy1 * skip1, ddt0 = Float8(), ddt1 = Float8()
                         let dtu0 = dt0 * u0, dtu1 = dt1 * u1
                         let pr = pb + row * 2 * N
@@ -196,17 +196,17 @@ public func selectiveScanBackward(
                             let a = AT + n * E + e
                             let a0 = load8(a), a1 = load8(a + 8)
                             let bn = Bt[n], cn = Ct[n]
-                            let gn0 = g[2 * n].addingProduct(dy0, cn), gn1 = g[2 * n + 1].addingProduct(dy1, cn)
+                            let gn0 = g[2 * n].plusProduct(dy0, cn), gn1 = g[2 * n + 1].plusProduct(dy1, cn)
                             let hp0 = step > 0 ? h[2 * n - 2 * N] : Float8(), hp1 = step > 0 ? h[2 * n + 1 - 2 * N] : Float8()
                             let dA0 = exp8(dt0 * a0), dA1 = exp8(dt1 * a1)
-                            pr[N + n] = pr[N + n].addingProduct(dy0, h[2 * n]).addingProduct(dy1, h[2 * n + 1])
-                            pr[n] = pr[n].addingProduct(gn0, dtu0).addingProduct(gn1, dtu1)
+                            pr[N + n] = pr[N + n].plusProduct(dy0, h[2 * n]).plusProduct(dy1, h[2 * n + 1])
+                            pr[n] = pr[n].plusProduct(gn0, dtu0).plusProduct(gn1, dtu1)
                             let adh0 = a0 * dA0 * hp0, adh1 = a1 * dA1 * hp1
-                            ddt0 = ddt0.addingProduct(gn0, adh0.addingProduct(u0, bn))
-                            ddt1 = ddt1.addingProduct(gn1, adh1.addingProduct(u1, bn))
-                            du0 = du0.addingProduct(gn0 * dt0, bn); du1 = du1.addingProduct(gn1 * dt1, bn)
-                            aGrad[2 * n] = aGrad[2 * n].addingProduct(gn0 * dt0, dA0 * hp0)
-                            aGrad[2 * n + 1] = aGrad[2 * n + 1].addingProduct(gn1 * dt1, dA1 * hp1)
+                            ddt0 = ddt0.plusProduct(gn0, adh0.plusProduct(u0, bn))
+                            ddt1 = ddt1.plusProduct(gn1, adh1.plusProduct(u1, bn))
+                            du0 = du0.plusProduct(gn0 * dt0, bn); du1 = du1.plusProduct(gn1 * dt1, bn)
+                            aGrad[2 * n] = aGrad[2 * n].plusProduct(gn0 * dt0, dA0 * hp0)
+                            aGrad[2 * n + 1] = aGrad[2 * n + 1].plusProduct(gn1 * dt1, dA1 * hp1)
                             g[2 * n] = gn0 * dA0
                             g[2 * n + 1] = gn1 * dA1
                         }
