@@ -1,3 +1,5 @@
+import Foundation
+
 /// The registered Vim models (hustvl/Vim `vim/models_mamba.py`, every `@register_model`) under
 /// their official names, plus short aliases. One literal table; nothing registers itself.
 public enum ModelZoo {
@@ -7,13 +9,17 @@ public enum ModelZoo {
         public let config: VimConfig
         /// The released weights this shape matches (Hugging Face file name), if any.
         public let weights: String?
+        /// Where the released weights are published, if any.
+        public let weightsURL: String?
     }
 
-    private static func vim(_ name: String, _ aliases: [String], dim: Int, stride: Int, weights: String?) -> Entry {
+    /// `repository` is the Hugging Face model repository (hustvl's README links them).
+    private static func vim(_ name: String, _ aliases: [String], dim: Int, stride: Int,
+                            repository: String, weights: String) -> Entry {
         Entry(name: name, aliases: aliases,
               config: VimConfig(name: name, imgSize: 224, patchSize: 16, stride: stride, embedDim: dim,
                                 depth: 24, numClasses: 1000),
-              weights: weights)
+              weights: weights, weightsURL: "https://huggingface.co/hustvl/\(repository)/resolve/main/\(weights)")
     }
 
     /// DyVM on a Vim backbone (NUS-HPC-AI-Lab/DyVM `DyVMTiny`/`DyVMSmall`/`DyVMBase`): stages
@@ -21,30 +27,33 @@ public enum ModelZoo {
     private static func dyvm(_ name: String, _ aliases: [String], dim: Int, tokenKeep: Double, blockKeep: Double) -> Entry {
         var c = VimConfig(name: name, imgSize: 224, patchSize: 16, stride: 16, embedDim: dim, depth: 24, numClasses: 1000)
         c.dyvm = DyVMConfig(pruningLoc: [6, 12, 18], tokenKeepRatio: tokenKeep, blockKeepRatio: blockKeep)
-        return Entry(name: name, aliases: aliases, config: c, weights: nil)
+        return Entry(name: name, aliases: aliases, config: c, weights: nil, weightsURL: nil)
     }
 
     public static let entries: [Entry] = [
+        Entry(name: digits.name, aliases: [digits.name], config: digits, weights: nil, weightsURL: nil),
         vim("vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
-            ["vim-tiny", "vim-t"], dim: 192, stride: 16, weights: "vim_t_midclstok_76p1acc.pth"),
+            ["vim-tiny", "vim-t"], dim: 192, stride: 16, repository: "Vim-tiny-midclstok", weights: "vim_t_midclstok_76p1acc.pth"),
         vim("vim_tiny_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
-            ["vim-tiny-stride8", "vim-tiny+", "vim-t+"], dim: 192, stride: 8, weights: "vim_t_midclstok_ft_78p3acc.pth"),
+            ["vim-tiny-stride8", "vim-tiny+", "vim-t+"], dim: 192, stride: 8, repository: "Vim-tiny-midclstok", weights: "vim_t_midclstok_ft_78p3acc.pth"),
         vim("vim_small_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
-            ["vim-small", "vim-s"], dim: 384, stride: 16, weights: "vim_s_midclstok_80p5acc.pth"),
+            ["vim-small", "vim-s"], dim: 384, stride: 16, repository: "Vim-small-midclstok", weights: "vim_s_midclstok_80p5acc.pth"),
         vim("vim_small_patch16_stride8_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
-            ["vim-small-stride8", "vim-small+", "vim-s+"], dim: 384, stride: 8, weights: "vim_s_midclstok_ft_81p6acc.pth"),
+            ["vim-small-stride8", "vim-small+", "vim-s+"], dim: 384, stride: 8, repository: "Vim-small-midclstok", weights: "vim_s_midclstok_ft_81p6acc.pth"),
         // Vim-B's official name says "middle_cls_token", not "midclstok"; its divide flag is
         // misspelt in the official code and only the constructor default keeps it on.
         vim("vim_base_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_middle_cls_token_div2",
-            ["vim-base", "vim-b"], dim: 768, stride: 16, weights: "vim_b_midclstok_81p9acc.pth"),
+            ["vim-base", "vim-b"], dim: 768, stride: 16, repository: "Vim-base-midclstok", weights: "vim_b_midclstok_81p9acc.pth"),
         dyvm("DyVMTiny", ["dyvm-tiny", "dyvm-t"], dim: 192, tokenKeep: 0.9, blockKeep: 0.8),
         dyvm("DyVMSmall", ["dyvm-small", "dyvm-s"], dim: 384, tokenKeep: 0.7, blockKeep: 0.8),
         dyvm("DyVMBase", ["dyvm-base", "dyvm-b"], dim: 768, tokenKeep: 0.7, blockKeep: 0.7),
     ]
 
-    /// The entry for an official name or alias (case-insensitive for aliases).
+    /// The entry for an official name or alias. Aliases are case-insensitive and take timm's
+    /// underscore spelling too (`vim_tiny` is `vim-tiny`).
     public static func entry(named name: String) throws -> Entry {
-        if let e = entries.first(where: { $0.name == name || $0.aliases.contains(name.lowercased()) }) { return e }
+        let alias = name.lowercased().replacingOccurrences(of: "_", with: "-")
+        if let e = entries.first(where: { $0.name == name || $0.aliases.contains(alias) }) { return e }
         throw ConfigError.unknownModel(name: name, valid: entries.flatMap { $0.aliases.prefix(2) })
     }
 
@@ -53,9 +62,8 @@ public enum ModelZoo {
     /// The small model the bundled digits train (8 px, patch 2, 4 blocks of width 64).
     public static let digits = VimConfig(name: "vim-digits", imgSize: 8, patchSize: 2, stride: 2, embedDim: 64, depth: 4, numClasses: 10)
 
-    /// What a `--model` argument names: `vim-digits`, a fixture-format JSON file, or a zoo name.
+    /// What a `--model` argument names: a fixture-format JSON file or a zoo name.
     public static func resolve(_ model: String) throws -> VimConfig {
-        if model == digits.name { return digits }
         if model.hasSuffix(".json") { return try VimConfig.load(json: model) }
         return try config(named: model)
     }

@@ -3,14 +3,14 @@ import Foundation
 import VisionMamba
 
 struct Models: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the model zoo with parameter counts.")
+    static let configuration = CommandConfiguration(abstract: "List the model zoo: names, aliases (timm's underscore spelling works too), parameters, tokens and released weights.")
 
     func run() throws {
         print(row("name", "aliases", "params", "tokens", "released weights"))
         for e in ModelZoo.entries {
             let c = e.config
             print(row(e.name, e.aliases.joined(separator: ", "), String(VimModel.parameterCount(c)),
-                      String(c.tokens), e.weights ?? "-"))
+                      String(c.tokens), e.weightsURL ?? "-"))
         }
     }
 

@@ -8,9 +8,13 @@ import VisionMambaTraining
 public struct VisionMambaCommand: ParsableCommand {
     public init() {}
 
+    /// The release this source tree is, as `--version` prints it.
+    public static let version = "0.1.0"
+
     public static let configuration = CommandConfiguration(
         commandName: "vision-mamba",
         abstract: "Run, benchmark and convert Vision Mamba (Vim) models.",
+        version: VisionMambaCommand.version,
         subcommands: [Forward.self, Gradients.self, Train.self, Eval.self, Bench.self, Flops.self, Study.self, Predict.self, Convert.self, Models.self])
 
     /// One place turns failures into the contract: usage errors keep argument-parser's own

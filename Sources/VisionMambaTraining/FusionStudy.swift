@@ -62,7 +62,7 @@ public struct FusionStudy {
                             top1: history.last?.top1 ?? 0, history: history))
         }
         try writeAtomically(Data(markdown(rows).utf8), to: outputDir + "/fusion-study.md")
-        try writeAtomically(Data(svg(rows).utf8), to: outputDir + "/fusion-study.svg")
+        try writeAtomically(Data(Self.svg(rows).utf8), to: outputDir + "/fusion-study.svg")
         return rows
     }
 
@@ -98,29 +98,19 @@ public struct FusionStudy {
     }
 
     /// Validation top-1 against cumulative training time, one line per strategy.
-    public func svg(_ rows: [Row]) -> String {
-        let (w, h, left, right, top, bottom) = (640.0, 400.0, 60.0, 120.0, 30.0, 50.0)
-        let pw = w - left - right, ph = h - top - bottom
+    public static func svg(_ rows: [Row]) -> String {
         let maxT = max(rows.map { $0.history.map(\.epochSeconds).reduce(0, +) }.max() ?? 1, 1e-3)
         let colors = ["#333333", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/><rect x=\"\(left)\" y=\"\(top)\" width=\"\(pw)\" height=\"\(ph)\" fill=\"none\" stroke=\"#888\"/>\n"
-        for i in 0...4 {
-            let f = Double(i) / 4
-            s += "<text x=\"\(left - 6)\" y=\"\(top + ph * (1 - f) + 4)\" text-anchor=\"end\">\(Int(100 * f))%</text>\n"
-            s += "<text x=\"\(left + pw * f)\" y=\"\(top + ph + 16)\" text-anchor=\"middle\">\(String(format: "%.0f", maxT * f))</text>\n"
-        }
-        s += "<text x=\"\(left + pw / 2)\" y=\"\(h - 12)\" text-anchor=\"middle\">training time (s)</text>\n"
-        for (k, r) in rows.enumerated() {
+        let series = rows.enumerated().map { k, r -> LinePlot.Series in
             var t = 0.0
-            let points = r.history.map { m -> String in
+            let points = r.history.map { m -> (x: Double, y: Double) in
                 t += m.epochSeconds
-                return String(format: "%.1f,%.1f", left + pw * t / maxT, top + ph * (1 - m.top1 / 100))
+                return (t, m.top1)
             }
-            let color = colors[k % colors.count]
-            s += "<polyline points=\"\(points.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
-            s += "<text x=\"\(left + pw + 10)\" y=\"\(top + 16 + 18 * Double(k))\" fill=\"\(color)\">\(r.strategy)</text>\n"
+            return .init(name: r.strategy, color: colors[k % colors.count], points: points)
         }
-        return s + "</svg>\n"
+        return LinePlot(x: .init(title: "training time (s)", max: maxT, label: { String(format: "%.0f", $0) }),
+                        y: .init(title: "validation top-1 (%)", max: 100, label: { "\(Int($0))%" }),
+                        series: series).svg()
     }
 }

@@ -41,34 +41,18 @@ enum MetricsWriter {
 
     /// Train and validation loss (left axis) and top-1 accuracy (right axis, %) against epoch.
     static func learningCurveSVG(_ history: [EpochMetrics]) -> String {
-        let (w, h, left, right, top, bottom) = (640.0, 400.0, 60.0, 60.0, 30.0, 50.0)
-        let plotW = w - left - right, plotH = h - top - bottom
-        let epochs = history.map { Double($0.epoch + 1) }
-        let maxEpoch = max(epochs.max() ?? 1, 1)
+        let maxEpoch = Double(max(history.map { $0.epoch + 1 }.max() ?? 1, 1))
         let maxLoss = max(history.flatMap { [$0.trainLoss, $0.valLoss] }.filter(\.isFinite).max() ?? 1, 1e-6)
-        func x(_ e: Double) -> Double { left + plotW * e / maxEpoch }
-        func yLoss(_ l: Double) -> Double { top + plotH * (1 - l / maxLoss) }
-        func yAcc(_ a: Double) -> Double { top + plotH * (1 - a / 100) }
-        func path(_ values: [Double], _ y: (Double) -> Double) -> String {
-            zip(epochs, values).enumerated().map { i, p in "\(i == 0 ? "M" : "L")\(String(format: "%.1f", x(p.0))),\(String(format: "%.1f", y(p.1)))" }.joined(separator: " ")
+        func points(_ value: (EpochMetrics) -> Double) -> [(x: Double, y: Double)] {
+            history.map { (Double($0.epoch + 1), value($0)) }
         }
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(plotW)\" height=\"\(plotH)\" fill=\"none\" stroke=\"#888\"/>\n"
-        for i in 0...4 {
-            let f = Double(i) / 4
-            s += "<text x=\"\(left - 6)\" y=\"\(yLoss(maxLoss * f) + 4)\" text-anchor=\"end\">\(String(format: "%.2f", maxLoss * f))</text>\n"
-            s += "<text x=\"\(left + plotW + 6)\" y=\"\(yAcc(100 * f) + 4)\">\(Int(100 * f))%</text>\n"
-        }
-        s += "<text x=\"\(left + plotW / 2)\" y=\"\(h - 15)\" text-anchor=\"middle\">epoch (of \(Int(maxEpoch)))</text>\n"
-        if !history.isEmpty {
-            s += "<path d=\"\(path(history.map(\.trainLoss), yLoss))\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n"
-            s += "<path d=\"\(path(history.map(\.valLoss), yLoss))\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\"/>\n"
-            s += "<path d=\"\(path(history.map(\.top1), yAcc))\" fill=\"none\" stroke=\"#2ca02c\" stroke-width=\"2\"/>\n"
-        }
-        s += "<text x=\"\(left + 8)\" y=\"\(top - 10)\" fill=\"#1f77b4\">train loss</text>"
-        s += "<text x=\"\(left + 90)\" y=\"\(top - 10)\" fill=\"#ff7f0e\">val loss</text>"
-        s += "<text x=\"\(left + 160)\" y=\"\(top - 10)\" fill=\"#2ca02c\">val top-1 (right axis)</text>\n</svg>\n"
-        return s
+        return LinePlot(
+            x: .init(title: "epoch", max: maxEpoch, integer: true, label: { String(Int($0)) }),
+            y: .init(title: "cross-entropy loss", max: maxLoss, label: { String(format: "%.2f", $0) }),
+            rightY: .init(title: "validation top-1 (%)", max: 100, label: { "\(Int($0))%" }),
+            series: [.init(name: "train loss", color: "#1f77b4", points: points(\.trainLoss)),
+                     .init(name: "val loss", color: "#ff7f0e", points: points(\.valLoss)),
+                     .init(name: "val top-1 (right axis)", color: "#2ca02c", points: points(\.top1), right: true)]
+        ).svg()
     }
 }

@@ -252,5 +252,20 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.out.contains("vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2"))
         XCTAssertTrue(r.out.contains("7148008"))
         XCTAssertTrue(r.out.contains("97598440"))
+        let digits = r.out.split(separator: "\n").first { $0.hasPrefix("vim-digits ") }
+        XCTAssertNotNil(digits, "vim-digits, the default of train, is listed")
+        XCTAssertTrue(r.out.contains("https://huggingface.co/hustvl/Vim-tiny-midclstok/resolve/main/vim_t_midclstok_76p1acc.pth"))
+    }
+
+    func testVersion() throws {
+        let r = try run(["--version"])
+        XCTAssertEqual(r.code, 0)
+        XCTAssertNotNil(r.out.range(of: #"^[0-9]+\.[0-9]+\.[0-9]+\n$"#, options: .regularExpression), r.out)
+    }
+
+    func testTimmUnderscoreModelNames() throws {
+        let r = try run(["flops", "--model", "vim_tiny"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(r.out, try run(["flops", "--model", "vim-tiny"]).out)
     }
 }

@@ -12,7 +12,10 @@ final class ModelTests: XCTestCase {
         ]
         for (name, count) in expected {
             XCTAssertEqual(VimModel.parameterCount(try ModelZoo.config(named: name)), count, name)
+            // timm's spelling of an alias names the same model.
+            XCTAssertEqual(try ModelZoo.config(named: name.replacingOccurrences(of: "-", with: "_").uppercased()), try ModelZoo.config(named: name))
         }
+        XCTAssertEqual(try ModelZoo.resolve("vim-digits"), ModelZoo.digits)
         // The allocated model agrees with the formula and has the official 415 tensors.
         let tiny = try VimModel(config: try ModelZoo.config(named: "vim-tiny"))
         XCTAssertEqual(tiny.parameterCount, 7_148_008)
