@@ -1,8 +1,31 @@
 import Foundation
 
 /// Reads a state dict from a PyTorch `.pth` checkpoint or a `.safetensors` file, told apart by
-/// their first bytes rather than the file name.
+/// their first bytes rather than the file name, and writes one in the format its name asks for.
 public enum CheckpointFile {
+    public enum Format: Sendable {
+        case safetensors
+        /// torch.save({"model": state_dict}), the layout of the released checkpoints.
+        case pth
+    }
+
+    /// The format a file name asks for: `.safetensors`, or `.pth`/`.pt` (any letter case).
+    public static func format(forWriting path: String) throws -> Format {
+        switch (path as NSString).pathExtension.lowercased() {
+        case "safetensors": return .safetensors
+        case "pth", "pt": return .pth
+        default: throw FileError.unsupportedExtension(path: path, supported: [".safetensors", ".pth", ".pt"])
+        }
+    }
+
+    /// Writes `file` in the format its path's extension names.
+    public static func write(_ file: TensorFile, to path: String) throws {
+        switch try format(forWriting: path) {
+        case .safetensors: try SafeTensors.write(file, to: path)
+        case .pth: try TorchCheckpointWriter.write(file, to: path)
+        }
+    }
+
     public static func readStateDict(_ path: String) throws -> TensorFile {
         let head = try firstBytes(path, 8)
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try TorchCheckpoint.read(path).stateDict() }

@@ -9,6 +9,8 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The operating system refused to open, stat or map the file.
     case unreadable(path: String, reason: String)
     case unwritable(path: String, reason: String)
+    /// A file to write whose extension names no format this library writes.
+    case unsupportedExtension(path: String, supported: [String])
     /// A structure needs bytes up to `needed`; the file (or entry) has `available`.
     case truncated(path: String, needed: Int, available: Int)
 
@@ -78,6 +80,8 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
         case .empty(let path): "\(oneLine(path)): empty file"
         case .unreadable(let path, let reason): "\(oneLine(path)): cannot read: \(clipped(reason))"
         case .unwritable(let path, let reason): "\(oneLine(path)): cannot write: \(clipped(reason))"
+        case .unsupportedExtension(let path, let supported):
+            "\(oneLine(path)): unknown file type; the extension must be one of \(supported.joined(separator: ", "))"
         case .truncated(let path, let needed, let available):
             "\(oneLine(path)): truncated: needs \(needed) bytes, has \(available)"
         case .headerTooLarge(let path, let length, let limit):

@@ -9,6 +9,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "The file to write: .safetensors, or .pth (torch.save({\"model\": state_dict}) layout).") var output: String
 
     func run() throws {
+        _ = try CheckpointFile.format(forWriting: output)   // before any reading
         var stateDict = try CheckpointFile.readStateDict(input)
         // A training checkpoint keeps only the model's tensors.
         if stateDict.metadata["training_state"] != nil {
@@ -16,11 +17,7 @@ struct Convert: ParsableCommand {
             stateDict.tensors = stateDict.tensors.filter { stateDict.names.contains($0.key) }
             stateDict.metadata = [:]
         }
-        if output.hasSuffix(".pth") || output.hasSuffix(".pt") {
-            try TorchCheckpointWriter.write(stateDict, to: output)
-        } else {
-            try SafeTensors.write(stateDict, to: output)
-        }
+        try CheckpointFile.write(stateDict, to: output)
         let elements = stateDict.tensors.values.reduce(0) { $0 + $1.elementCount }
         print("wrote \(stateDict.names.count) tensors (\(elements) values) to \(output)")
     }

@@ -16,7 +16,7 @@ struct Forward: ParsableCommand {
     @Option(help: "An image (JPEG/PNG) to run through the official eval transform instead of --input.")
     var image: String?
 
-    @Option(help: "Where to write logits and block.<i>.out (safetensors).")
+    @Option(help: "Where to write logits and block.<i>.out: .safetensors, or .pth.")
     var output: String
 
     @OptionGroup var threadOptions: ThreadOptions
@@ -26,6 +26,7 @@ struct Forward: ParsableCommand {
     }
 
     func run() throws {
+        _ = try CheckpointFile.format(forWriting: output)   // before any computing
         threadOptions.apply()
         let model = try modelOptions.makeModel()
         var out = TensorFile()
@@ -45,7 +46,7 @@ struct Forward: ParsableCommand {
         out.append("logits", StoredTensor(shape: logits.shape, floats: logits.array))
         for (i, r) in blocks { out.append("block.\(i).out", StoredTensor(shape: r.shape, floats: r.array)) }
         out.append(trace)
-        try SafeTensors.write(out, to: output)
+        try CheckpointFile.write(out, to: output)
     }
 }
 

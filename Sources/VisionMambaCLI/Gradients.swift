@@ -16,7 +16,7 @@ struct Gradients: ParsableCommand {
     @Option(help: "A safetensors file holding `input` [B, 3, H, W] and `labels` [B] (int64).")
     var input: String
 
-    @Option(help: "Where to write `loss` and `grad.<parameter name>` (safetensors).")
+    @Option(help: "Where to write `loss` and `grad.<parameter name>`: .safetensors, or .pth.")
     var output: String
 
     @Option(help: "DyVM: seed of the noise when the input file holds none.") var seed: UInt64 = 0
@@ -24,6 +24,7 @@ struct Gradients: ParsableCommand {
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
+        _ = try CheckpointFile.format(forWriting: output)   // before any computing
         threadOptions.apply()
         let model = try modelOptions.makeModel()
         let file = try SafeTensors.read(input)
@@ -45,7 +46,7 @@ struct Gradients: ParsableCommand {
         for (name, p) in model.namedParameters() {
             out.append("grad.\(name)", StoredTensor(shape: p.shape, floats: (p.grad ?? Tensor(zeroed: p.shape)).array))
         }
-        try SafeTensors.write(out, to: output)
+        try CheckpointFile.write(out, to: output)
     }
 
     /// The DyVM training step with the file's noise and targets.
@@ -92,6 +93,6 @@ struct Gradients: ParsableCommand {
         for (name, p) in model.namedParameters() {
             out.append("grad.\(name)", StoredTensor(shape: p.shape, floats: (p.grad ?? Tensor(zeroed: p.shape)).array))
         }
-        try SafeTensors.write(out, to: output)
+        try CheckpointFile.write(out, to: output)
     }
 }

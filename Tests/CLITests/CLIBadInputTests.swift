@@ -44,11 +44,11 @@ extension CLITests {
         let path = tmp.appendingPathComponent("input32.safetensors").path
         try SafeTensors.write(file, to: path)
         try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.safetensors"),
-                         "--img-size", "48", "--input", path, "--output", tmp.appendingPathComponent("o").path],
+                         "--img-size", "48", "--input", path, "--output", tmp.appendingPathComponent("o.safetensors").path],
                         mentioning: ["[1, 3, 32, 32]", "[B, 3, 48, 48]"])
         // 50 px is not a whole number of vim-micro's 8 px patches.
         try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.safetensors"),
-                         "--img-size", "50", "--input", path, "--output", tmp.appendingPathComponent("o").path],
+                         "--img-size", "50", "--input", path, "--output", tmp.appendingPathComponent("o.safetensors").path],
                         mentioning: ["img_size", "50"])
     }
 
@@ -60,7 +60,7 @@ extension CLITests {
         let path = tmp.appendingPathComponent("rank3.safetensors").path
         try SafeTensors.write(file, to: path)
         try assertFails(["gradients", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.safetensors"),
-                         "--input", path, "--output", tmp.appendingPathComponent("o").path],
+                         "--input", path, "--output", tmp.appendingPathComponent("o.safetensors").path],
                         mentioning: ["[3, 32, 32]", "[B, 3, 32, 32]"])
     }
 

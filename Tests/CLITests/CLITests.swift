@@ -73,7 +73,7 @@ final class CLITests: XCTestCase {
 
     func testMissingWeightsFile() throws {
         try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", tmp.appendingPathComponent("nope.pth").path,
-                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o.safetensors").path],
                         mentioning: ["nope.pth"])
     }
 
@@ -81,7 +81,7 @@ final class CLITests: XCTestCase {
         var g = SystemRandomNumberGenerator()
         let path = write("random.pth", (0..<4096).map { _ in UInt8.random(in: 0...255, using: &g) })
         try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", path,
-                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o.safetensors").path],
                         mentioning: ["random.pth"])
     }
 
@@ -89,7 +89,7 @@ final class CLITests: XCTestCase {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("vim-micro.pth"))))
         let path = write("truncated.pth", Array(bytes.prefix(bytes.count / 2)))
         try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", path,
-                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o.safetensors").path],
                         mentioning: ["truncated.pth"])
     }
 
@@ -98,14 +98,14 @@ final class CLITests: XCTestCase {
         withUnsafeBytes(of: UInt64(1 << 40).littleEndian) { for i in 0..<8 { bytes[i] = $0[i] } }
         let path = write("huge.safetensors", bytes)
         try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", path,
-                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o.safetensors").path],
                         mentioning: ["huge.safetensors"])
     }
 
     func testWeightsOfAnotherModelNameTheTensorAndShapes() throws {
         // vim-micro-overlap weights (D = 48) into the vim-micro model (D = 32).
         try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro-overlap.safetensors"),
-                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o.safetensors").path],
                         mentioning: ["cls_token", "[1, 1, 32]", "[1, 1, 48]"])
     }
 
@@ -115,7 +115,7 @@ final class CLITests: XCTestCase {
         let path = tmp.appendingPathComponent("small.safetensors").path
         try SafeTensors.write(file, to: path)
         try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.safetensors"),
-                         "--input", path, "--output", tmp.appendingPathComponent("o").path],
+                         "--input", path, "--output", tmp.appendingPathComponent("o.safetensors").path],
                         mentioning: ["input", "[1, 3, 16, 16]", "[B, 3, 32, 32]"])
     }
 
@@ -145,11 +145,30 @@ final class CLITests: XCTestCase {
         for name in b.names { XCTAssertEqual(a[name]!.floats(), b[name]!.floats(), name) }
     }
 
+    func testOutputFormatFollowsTheExtension() throws {
+        // An unknown extension is refused before anything is read or computed, and nothing is written.
+        for (args, out) in [(["convert", fixture("vim-micro.pth")], "m.onnx"),
+                            (["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.pth"),
+                              "--input", fixture("vim-micro.io.safetensors"), "--output"], "x.npy")] {
+            let path = tmp.appendingPathComponent(out).path
+            let r = try run(args + [path])
+            XCTAssertEqual(r.code, 1)
+            XCTAssertEqual(r.err, "error: \(path): unknown file type; the extension must be one of .safetensors, .pth, .pt\n")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+        }
+        // .pth round-trips through convert.
+        let pth = tmp.appendingPathComponent("m.PTH").path
+        XCTAssertEqual(try run(["convert", fixture("vim-micro.pth"), pth]).code, 0)
+        let a = try CheckpointFile.readStateDict(pth), b = try CheckpointFile.readStateDict(fixture("vim-micro.pth"))
+        XCTAssertEqual(Set(a.names), Set(b.names))
+        for name in b.names { XCTAssertEqual(a[name]!.floats(), b[name]!.floats(), name) }
+    }
+
     func testForeignPickleGlobalIsRefused() throws {
         let evil = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../MambaIOTests/Resources/evil.pth").standardized.path
         try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", evil,
-                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o").path],
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o.safetensors").path],
                         mentioning: ["evil.pth", "posix.system"])
     }
 
