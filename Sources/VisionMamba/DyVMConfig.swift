@@ -21,6 +21,14 @@ public struct DyVMConfig: Codable, Equatable, Sendable {
     /// A direction is on when sigmoid(logit) (training: of logit + noise, over τ) exceeds this.
     public var gateThreshold: Float = 0.5
 
+    /// Stages before blocks depth/4, depth/2 and 3·depth/4: the official 6, 12, 18 for 24 blocks,
+    /// scaled to other depths (1, 2, 3 for 4 blocks); fewer stages where blocks are too few.
+    public static func pruningLoc(depth: Int) -> [Int] {
+        var stages: [Int] = []
+        for s in [depth / 4, depth / 2, 3 * depth / 4] where s >= 1 && s < depth && !stages.contains(s) { stages.append(s) }
+        return stages
+    }
+
     public init(pruningLoc: [Int] = [6, 12, 18], tokenKeepRatio: Double, blockKeepRatio: Double = 0.8) {
         self.pruningLoc = pruningLoc
         self.tokenKeepRatio = tokenKeepRatio

@@ -4,7 +4,7 @@ import VisionMamba
 /// DyVM flags, named as the official main.py's: turn a Vim into a DyVM or change a DyVM's stages.
 struct DyVMOptions: ParsableArguments {
     @Flag(help: "Add DyVM token pruning and direction selection to a Vim model.") var dyvm = false
-    @Option(name: .customLong("pruning-loc"), help: "Blocks before which the pruning stages run (default 6,12,18).")
+    @Option(name: .customLong("pruning-loc"), help: "Blocks before which the pruning stages run (default: depth/4, depth/2, 3·depth/4, so 6,12,18 for 24 blocks).")
     var pruningLoc: String?
     @Option(name: .customLong("token-keep-ratio"), help: "r: stage s keeps int(r^s · M) patch tokens (default: the model's, else 0.7).")
     var tokenKeepRatio: Double?
@@ -41,7 +41,7 @@ struct DyVMOptions: ParsableArguments {
     func apply(to config: VimConfig) throws -> VimConfig {
         var c = config
         guard isSet || c.dyvm != nil else { return c }
-        var d = c.dyvm ?? DyVMConfig(tokenKeepRatio: 0.7)
+        var d = c.dyvm ?? DyVMConfig(pruningLoc: DyVMConfig.pruningLoc(depth: c.depth), tokenKeepRatio: 0.7)
         if let pruningLoc {
             d.pruningLoc = try pruningLoc.split(separator: ",").map { part in
                 guard let i = Int(part.trimmingCharacters(in: .whitespaces)) else {

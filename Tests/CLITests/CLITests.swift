@@ -276,6 +276,13 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.out.contains("https://huggingface.co/hustvl/Vim-tiny-midclstok/resolve/main/vim_t_midclstok_76p1acc.pth"))
     }
 
+    func testDyVMOnASmallModelUsesStagesScaledToItsDepth() throws {
+        let r = try run(["flops", "--model", "vim-digits", "--dyvm"])
+        XCTAssertEqual(r.code, 0, r.err)
+        // 4 blocks: stages before blocks 1, 2 and 3 keep int(0.7^s · 16) of the 16 patch tokens, plus the class token.
+        XCTAssertTrue(r.out.contains("tokens per block: 17 12 8 6"), r.out)
+    }
+
     func testVersion() throws {
         let r = try run(["--version"])
         XCTAssertEqual(r.code, 0)

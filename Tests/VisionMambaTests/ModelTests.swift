@@ -5,6 +5,14 @@ import XCTest
 @testable import VisionMamba
 
 final class ModelTests: XCTestCase {
+    func testDyVMStagesScaleWithDepth() {
+        XCTAssertEqual(DyVMConfig.pruningLoc(depth: 24), [6, 12, 18])
+        XCTAssertEqual(DyVMConfig.pruningLoc(depth: 12), [3, 6, 9])
+        XCTAssertEqual(DyVMConfig.pruningLoc(depth: 4), [1, 2, 3])
+        XCTAssertEqual(DyVMConfig.pruningLoc(depth: 2), [1])
+        XCTAssertEqual(DyVMConfig.pruningLoc(depth: 1), [])
+    }
+
     func testZooParameterCountsMatchTheOfficialModels() throws {
         let expected: [String: Int] = [
             "vim-tiny": 7_148_008, "vim-tiny-stride8": 7_250_344, "vim-small": 25_796_584,
