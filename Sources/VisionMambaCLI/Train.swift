@@ -17,13 +17,14 @@ struct Train: ParsableCommand {
     var posEmbedInterp: PositionEmbeddingInterpolation = .official
     @OptionGroup var fusionOptions: FusionOptions
     @OptionGroup var dyvmOptions: DyVMOptions
+    @OptionGroup var dyvmLossOptions: DyVMLossOptions
     @OptionGroup var threadOptions: ThreadOptions
 
     func run() throws {
         threadOptions.apply()
         let options = try recipe.makeOptions { config in
             if let fusion = try fusionOptions.make(depth: config.depth) { config.fusion = fusion }
-            config = try dyvmOptions.apply(to: config)
+            config = try dyvmLossOptions.apply(to: dyvmOptions.apply(to: config))
         }
         let world = try World.current()
         let printer = ProgressPrinter()

@@ -283,6 +283,18 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.out.contains("tokens per block: 17 12 8 6"), r.out)
     }
 
+    func testOnlyTrainingListsTheDyVMLossWeights() throws {
+        for command in ["bench", "flops"] {
+            let help = try run(["help", command]).out
+            XCTAssertTrue(help.contains("--pruning-loc"), command)
+            XCTAssertFalse(help.contains("--distill-weight"), command)
+        }
+        XCTAssertTrue(try run(["help", "train"]).out.contains("--distill-weight"))
+        let r = try run(["train", "--distill-weight", "1", "--epochs", "1"])
+        XCTAssertEqual(r.code, 64)
+        XCTAssertTrue(r.err.contains("the DyVM loss weights need --dyvm or a DyVM model"), r.err)
+    }
+
     func testVersion() throws {
         let r = try run(["--version"])
         XCTAssertEqual(r.code, 0)
