@@ -52,12 +52,13 @@ public func gemm(
 }
 
 /// Blocks for a product of `work` multiply-adds whose output is `span` rows (or columns) long: a
-/// power of two up to 8, so 1, 2, 4 or 8 threads get equal shares, with at least 2^21
-/// multiply-adds (about 40 µs of one core) and 32 rows per block. Every block packs the whole
-/// shared operand again, which more blocks would pay for on these matrix sizes.
+/// power of two up to 8, so 1, 2, 4 or 8 threads get equal shares, with at least 2^19
+/// multiply-adds (about 10 µs of one core) and 32 rows per block. Every block packs the whole
+/// shared operand again, which more blocks would pay for on these matrix sizes; with 2^21 the
+/// small products of a batch-1 forward pass (x_proj: 197 × 44 × 384) ran on one thread.
 func gemmBlocks(span: Int, work: Int) -> Int {
     var blocks = 1
-    while blocks < 8 && work / (2 * blocks) >= 1 << 21 && span / (2 * blocks) >= 32 { blocks *= 2 }
+    while blocks < 8 && work / (2 * blocks) >= 1 << 19 && span / (2 * blocks) >= 32 { blocks *= 2 }
     return blocks
 }
 
