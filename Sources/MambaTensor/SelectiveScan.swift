@@ -50,16 +50,20 @@ public func selectiveScanForward(
                 let dtu0 = dt0 * u0, dtu1 = dt1 * u1
                 let Bt = B + row * ldBC, Ct = C + row * ldBC
                 var y0 = skip0 * u0, y1 = skip1 * u1
+                // Pointers step through A and h: index arithmetic here would be overflow-checked
+                // in every iteration of the innermost loop.
+                var a = AT + e, hn = h
                 for n in 0..<N {
-                    let a = AT + n * E + e
                     let bn = Bt[n], cn = Ct[n]
                     // h = exp(Δ·A)·h + Δ·B·u as one FMA on the recurrence's critical path.
-                    let h0 = (dtu0 * bn).plusProduct(exp8(dt0 * load8(a)), h[2 * n])
-                    let h1 = (dtu1 * bn).plusProduct(exp8(dt1 * load8(a + 8)), h[2 * n + 1])
-                    h[2 * n] = h0
-                    h[2 * n + 1] = h1
+                    let h0 = (dtu0 * bn).plusProduct(exp8(dt0 * load8(a)), hn[0])
+                    let h1 = (dtu1 * bn).plusProduct(exp8(dt1 * load8(a + 8)), hn[1])
+                    hn[0] = h0
+                    hn[1] = h1
                     y0 = y0.plusProduct(h0, cn)
                     y1 = y1.plusProduct(h1, cn)
+                    a += E
+                    hn += 2
                 }
                 let zr = z + row * ldz + e
                 y0 = y0 * silu8(load8(zr)) * scale

@@ -144,7 +144,9 @@ public func selectiveScanBackward(
         let aGrad = UnsafeMutablePointer<Float8>.allocate(capacity: N * 2)
         let pb = UnsafeMutablePointer<Float8>.allocate(capacity: rows * 2 * N)   // [rows][B | C] lanes
         pb.initialize(repeating: Float8(), count: rows * 2 * N)
-        defer { hist.deallocate(); g.deallocate(); aGrad.deallocate(); pb.deallocate() }
+        let zeroState = UnsafeMutablePointer<Float8>.allocate(capacity: N * 2)  // h_{-1}
+        zeroState.initialize(repeating: Float8(), count: N * 2)
+        defer { hist.deallocate(); g.deallocate(); aGrad.deallocate(); pb.deallocate(); zeroState.deallocate() }
         for group in range {
             if group > range.lowerBound { pb.update(repeating: Float8(), count: rows * 2 * N) }
             for block in (group * blocksPerGroup)..<min(blocks, (group + 1) * blocksPerGroup) {
@@ -154,21 +156,23 @@ public func selectiveScanBackward(
                 var dSkip0 = Float8(), dSkip1 = Float8(), dBias0 = Float8(), dBias1 = Float8()
                 aGrad.initialize(repeating: Float8(), count: N * 2)
                 for b in 0..<batch {
-                    // Forward again, keeping h_t of every step.
-                    var prev: UnsafeMutablePointer<Float8>? = nil
+                    // Forward again, keeping h_t of every step. In the loops over states, pointers
+                    // step through A, h, g and the lanes: index arithmetic there would be
+                    // overflow-checked in every iteration.
+                    var prev = UnsafePointer(zeroState)
                     for step in 0..<L {
                         let t = reverse ? L - 1 - step : step, row = b * L + t
                         let dt0 = softplus8(load8(delta + row * E + e) + bias0)
                         let dt1 = softplus8(load8(delta + row * E + e + 8) + bias1)
                         let dtu0 = dt0 * load8(u + row * E + e), dtu1 = dt1 * load8(u + row * E + e + 8)
                         let Bt = B + row * ldBC, h = hist + step * N * 2
+                        var a = AT + e, hn = h, pn = prev
                         for n in 0..<N {
-                            let a = AT + n * E + e
-                            let p0 = prev?[2 * n] ?? Float8(), p1 = prev?[2 * n + 1] ?? Float8()
-                            h[2 * n] = (dtu0 * Bt[n]).plusProduct(exp8(dt0 * load8(a)), p0)
-                            h[2 * n + 1] = (dtu1 * Bt[n]).plusProduct(exp8(dt1 * load8(a + 8)), p1)
+                            hn[0] = (dtu0 * Bt[n]).plusProduct(exp8(dt0 * load8(a)), pn[0])
+                            hn[1] = (dtu1 * Bt[n]).plusProduct(exp8(dt1 * load8(a + 8)), pn[1])
+                            a += E; hn += 2; pn += 2
                         }
-                        prev = h
+                        prev = UnsafePointer(h)
                     }
                     // Back in time, carrying g = dL/dh.
                     g.initialize(repeating: Float8(), count: N * 2)
@@ -181,7 +185,11 @@ public func selectiveScanBackward(
                         let z0 = load8(zr), z1 = load8(zr + 8)
                         let Bt = B + row * ldBC, Ct = C + row * ldBC, h = hist + step * N * 2
                         var y0 = skip0 * u0, y1 = skip1 * u1
-                        for n in 0..<N { y0 = y0.plusProduct(h[2 * n], Ct[n]); y1 = y1.plusProduct(h[2 * n + 1], Ct[n]) }
+                        var hy = h
+                        for n in 0..<N {
+                            y0 = y0.plusProduct(hy[0], Ct[n]); y1 = y1.plusProduct(hy[1], Ct[n])
+                            hy += 2
+                        }
                         let s0 = sigmoid8(z0), s1 = sigmoid8(z1)
                         let o0 = load8(outGrad + row * E + e) * scale, o1 = load8(outGrad + row * E + e + 8) * scale
                         let dy0 = o0 * z0 * s0, dy1 = o1 * z1 * s1
@@ -191,24 +199,25 @@ public func selectiveScanBackward(
                         dSkip0 = dSkip0.plusProduct(dy0, u0); dSkip1 = dSkip1.plusProduct(dy1, u1)
                         var du0 = dy0 * skip0, du1 = dy1 * skip1, ddt0 = Float8(), ddt1 = Float8()
                         let dtu0 = dt0 * u0, dtu1 = dt1 * u1
-                        let pr = pb + row * 2 * N
+                        var a = AT + e, hn = UnsafePointer(h), hp = step > 0 ? UnsafePointer(h - 2 * N) : UnsafePointer(zeroState)
+                        var gs = g, ag = aGrad, laneB = pb + row * 2 * N, laneC = laneB + N
                         for n in 0..<N {
-                            let a = AT + n * E + e
                             let a0 = load8(a), a1 = load8(a + 8)
                             let bn = Bt[n], cn = Ct[n]
-                            let gn0 = g[2 * n].plusProduct(dy0, cn), gn1 = g[2 * n + 1].plusProduct(dy1, cn)
-                            let hp0 = step > 0 ? h[2 * n - 2 * N] : Float8(), hp1 = step > 0 ? h[2 * n + 1 - 2 * N] : Float8()
+                            let gn0 = gs[0].plusProduct(dy0, cn), gn1 = gs[1].plusProduct(dy1, cn)
+                            let hp0 = hp[0], hp1 = hp[1]
                             let dA0 = exp8(dt0 * a0), dA1 = exp8(dt1 * a1)
-                            pr[N + n] = pr[N + n].plusProduct(dy0, h[2 * n]).plusProduct(dy1, h[2 * n + 1])
-                            pr[n] = pr[n].plusProduct(gn0, dtu0).plusProduct(gn1, dtu1)
+                            laneC[0] = laneC[0].plusProduct(dy0, hn[0]).plusProduct(dy1, hn[1])
+                            laneB[0] = laneB[0].plusProduct(gn0, dtu0).plusProduct(gn1, dtu1)
                             let adh0 = a0 * dA0 * hp0, adh1 = a1 * dA1 * hp1
                             ddt0 = ddt0.plusProduct(gn0, adh0.plusProduct(u0, bn))
                             ddt1 = ddt1.plusProduct(gn1, adh1.plusProduct(u1, bn))
                             du0 = du0.plusProduct(gn0 * dt0, bn); du1 = du1.plusProduct(gn1 * dt1, bn)
-                            aGrad[2 * n] = aGrad[2 * n].plusProduct(gn0 * dt0, dA0 * hp0)
-                            aGrad[2 * n + 1] = aGrad[2 * n + 1].plusProduct(gn1 * dt1, dA1 * hp1)
-                            g[2 * n] = gn0 * dA0
-                            g[2 * n + 1] = gn1 * dA1
+                            ag[0] = ag[0].plusProduct(gn0 * dt0, dA0 * hp0)
+                            ag[1] = ag[1].plusProduct(gn1 * dt1, dA1 * hp1)
+                            gs[0] = gn0 * dA0
+                            gs[1] = gn1 * dA1
+                            a += E; hn += 2; hp += 2; gs += 2; ag += 2; laneB += 1; laneC += 1
                         }
                         // softplus'(v) = sigmoid(v); above the threshold softplus is v and the slope 1,
                         // which sigmoid already rounds to in float32.
