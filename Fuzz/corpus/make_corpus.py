@@ -124,4 +124,15 @@ put("image", "tall.png", bytes([9]) + png(1, 40, 0, 8, [bytes([y * 6]) for y in 
 for name in ["rgb.jpg", "grey.jpg"]:
     with open(os.path.join(resources, name), "rb") as f:
         put("image", name, bytes([30]) + f.read())
+# --- model configs: the fixtures' JSON, and small ones of each kind the format has ---------
+models = os.path.join(here, "..", "..", "Tests", "VisionMambaTests", "Resources")
+for name in sorted(os.listdir(models)):
+    if name.endswith(".json"):
+        with open(os.path.join(models, name), "rb") as f:
+            put("config", name, f.read())
+small = {"img_size": 16, "patch_size": 4, "stride": 4, "embed_dim": 8, "depth": 2, "num_classes": 3}
+put("config", "small.json", json.dumps(small).encode())
+put("config", "first.json", json.dumps(dict(small, cls_token_position="first", d_state=4, expand=1)).encode())
+put("config", "fusion.json", json.dumps(dict(small, fusion={"strategy": "all", "layer": 0, "tokens": 2})).encode())
+put("config", "dyvm.json", json.dumps(dict(small, dyvm={"pruning_loc": [1], "token_keep_ratio": 0.5})).encode())
 print("ok")

@@ -107,6 +107,11 @@ extension VimConfig {
     /// depth, num_classes, d_state, d_conv, expand, optional cls_token_position ("middle"/"first").
     public static func load(json path: String) throws -> VimConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError.unreadableFile(path: path) }
+        return try parse(json: data, path: path)
+    }
+
+    /// The JSON of `load(json:)` already read; `path` names it in errors.
+    static func parse(json data: Data, path: String) throws -> VimConfig {
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ConfigError.notAJSONObject(path: path)
         }
@@ -128,6 +133,8 @@ extension VimConfig {
             stride: try int("stride", try int("patch_size")), embedDim: try int("embed_dim"),
             depth: try int("depth"), numClasses: try int("num_classes"), dState: try int("d_state", 16),
             dConv: try int("d_conv", 4), expand: try int("expand", 2), clsPosition: position)
+        // The sizes first: the fusion blocks below are listed per block of `depth`.
+        try config.validate()
         if let f = object["fusion"] as? [String: Any] {
             // The fixture format: {strategy, layer, tokens} under the released code's per-block rule.
             guard let strategy = f["strategy"] as? String else { throw ConfigError.missingField(path: path, field: "fusion.strategy", expected: "string") }

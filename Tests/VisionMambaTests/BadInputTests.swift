@@ -149,6 +149,11 @@ final class BadInputTests: XCTestCase {
         try #"{"name": "b", "img_size": 32, "patch_size": 0, "embed_dim": 16, "depth": 2, "num_classes": 3}"#
             .write(toFile: bad, atomically: true, encoding: .utf8)
         expect(ConfigError.invalidValue(model: "b", field: "patch_size", value: "0", allowed: "1...img_size (32)")) { try VimConfig.load(json: bad) }
+        // The depth is checked before the fusion blocks are listed per block: 2^62 blocks would never end.
+        let deep = dir.appendingPathComponent("deep.json").path
+        try #"{"name": "d", "img_size": 32, "patch_size": 8, "embed_dim": 16, "depth": 4611686018427387904, "num_classes": 3, "fusion": {"strategy": "all", "tokens": 1}}"#
+            .write(toFile: deep, atomically: true, encoding: .utf8)
+        expect(ConfigError.invalidValue(model: "d", field: "depth", value: "4611686018427387904", allowed: "1...4096")) { try VimConfig.load(json: deep) }
     }
 
     func testDropPathSeedsAndRate() throws {
