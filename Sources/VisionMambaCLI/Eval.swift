@@ -43,7 +43,8 @@ struct Eval: ParsableCommand {
         try net.load(stateDict: try VimModel.modelTensors(weights, ema: ema), source: weights)
         let dataSet = self.dataSet ?? (data == nil ? "digits" : "auto")
         let dataset = try makeDataset(dataSet, path: data, train: false, imageSize: cfg.imgSize)
-        let result = try evaluate(net, loader: DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false))
+        let result = try evaluate(net, loader: DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false),
+                                  datasetName: data ?? dataSet)
         print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",
                      cfg.name, dataSet, result.count, result.top1, result.top5, result.loss)
               + (result.directionRate.map { String(format: "  directions on %.1f%%", 100 * $0) } ?? ""))

@@ -14,7 +14,14 @@ public struct Evaluation: Sendable {
 
 /// Evaluates `model` on every sample of `loader` (no augmentation), cross-entropy without smoothing.
 /// In a data-parallel run each rank evaluates its share and the sums are reduced.
-public func evaluate(_ model: VimModel, loader: DataLoader, world: ProcessGroup = SingleProcess()) throws -> Evaluation {
+public func evaluate(_ model: VimModel, loader: DataLoader, world: ProcessGroup = SingleProcess(),
+                     datasetName: String = "evaluation") throws -> Evaluation {
+    // A dataset with more classes than the head has labels the model cannot score: refused
+    // before the first batch (a model with more classes than the dataset is fine).
+    guard loader.dataset.numClasses <= model.config.numClasses else {
+        throw TrainingError.classCountMismatch(dataset: datasetName, datasetClasses: loader.dataset.numClasses,
+                                               modelClasses: model.config.numClasses)
+    }
     var lossSum = 0.0, correct1 = 0, correct5 = 0, seen = 0, gatesOn = 0, gates = 0
     try loader.forEachBatch(epoch: 0) { _, batch in
         // A label the head does not have (a dataset with more classes than the model) would

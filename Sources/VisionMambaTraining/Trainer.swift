@@ -106,8 +106,9 @@ public final class Trainer {
 
         let train = try makeDataset(options.dataset, path: options.dataPath, train: true, imageSize: options.model.imgSize)
         let val = try makeDataset(options.dataset, path: options.dataPath, train: false, imageSize: options.model.imgSize)
-        guard train.numClasses == options.model.numClasses else {
-            throw TrainingError.classCountMismatch(dataset: options.dataset, datasetClasses: train.numClasses, modelClasses: options.model.numClasses)
+        // Validation labels too, before the first step rather than after the first epoch.
+        for dataset in [train, val] where dataset.numClasses != options.model.numClasses {
+            throw TrainingError.classCountMismatch(dataset: options.dataset, datasetClasses: dataset.numClasses, modelClasses: options.model.numClasses)
         }
         let imageShape = [options.model.inChannels, options.model.imgSize, options.model.imgSize]
         for dataset in [train, val] where dataset.imageShape != imageShape {

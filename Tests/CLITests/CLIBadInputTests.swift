@@ -34,7 +34,7 @@ extension CLITests {
                                "--batch-size", "2", "--warmup-epochs", "0", "--output-dir", runDir, "--threads", "1"])
         XCTAssertEqual(trained.code, 0, trained.err)
         try assertFails(["eval", "--weights", runDir + "/checkpoint.safetensors", "--data-set", "digits", "--threads", "1"],
-                        mentioning: ["label", "outside the 2 classes"])
+                        mentioning: ["dataset digits has 10 classes; the model has 2"])
     }
 
     /// A 16 px input into the 32 px model: refused, naming both shapes (also at an --img-size override).

@@ -39,22 +39,23 @@ final class BadInputTests: XCTestCase {
         return model
     }
 
-    /// Labels of a dataset with more classes than the model's head are refused, not read past the logits.
+    /// A dataset with more classes than the model's head is refused before the first batch; a
+    /// dataset whose labels exceed its own class count is refused at the batch, not read past the logits.
     func testEvaluationLabelsOutsideTheModelsClasses() throws {
         let loader = DataLoader(dataset: LabelledImages(), batchSize: 4, shuffle: false, dropLast: false)
-        expect(TensorError.labelOutOfRange(label: 5, classes: 2)) { try evaluate(twoClassModel(), loader: loader) }
+        expect(TrainingError.classCountMismatch(dataset: "evaluation", datasetClasses: 6, modelClasses: 2)) {
+            try evaluate(twoClassModel(), loader: loader)
+        }
+        let mislabelled = DataLoader(dataset: LabelledImages(numClasses: 2), batchSize: 4, shuffle: false, dropLast: false)
+        expect(TensorError.labelOutOfRange(label: 5, classes: 2)) { try evaluate(twoClassModel(), loader: mislabelled) }
     }
 
     /// The reported case: a 2-class checkpoint evaluated on the 10-class digits.
     func testTwoClassModelOnTheDigits() throws {
-        let digits = try DigitsDataset(split: .val)
-        var firstBad: Int?
-        for i in 0..<digits.count where firstBad == nil {
-            let label = try digits.sample(i).label
-            if label >= 2 { firstBad = label }
+        let loader = DataLoader(dataset: try DigitsDataset(split: .val), batchSize: 64, shuffle: false, dropLast: false)
+        expect(TrainingError.classCountMismatch(dataset: "digits", datasetClasses: 10, modelClasses: 2)) {
+            try evaluate(try twoClassModel(), loader: loader, datasetName: "digits")
         }
-        let loader = DataLoader(dataset: digits, batchSize: 64, shuffle: false, dropLast: false)
-        expect(TensorError.labelOutOfRange(label: try XCTUnwrap(firstBad), classes: 2)) { try evaluate(try twoClassModel(), loader: loader) }
     }
 
     func testTrainingOptionsOutOfRange() {
