@@ -80,6 +80,17 @@ extension CLITests {
                              mentioning: "--img-size")
     }
 
+    /// A thread count above eight per core is refused, naming the allowed range, instead of being clamped.
+    func testThreadsAboveTheMaximum() throws {
+        let maximum = 8 * ProcessInfo.processInfo.activeProcessorCount
+        try assertUsageError(["bench", "--threads", "\(maximum + 1)"], mentioning: "--threads must be in 1...\(maximum)")
+        try assertUsageError(["train", "--threads", "0"], mentioning: "--threads must be in 1...\(maximum)")
+        let r = try run(["bench", "--model", "vim-tiny", "--img-size", "32", "--patch-size", "16", "--batch", "1", "--warmup", "0",
+                         "--iterations", "1", "--json", "--threads", "\(maximum)"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.contains("\"threads\":\(maximum)"), r.out)
+    }
+
     /// A model description with a value the model cannot be built with: one line naming the field.
     func testConfigWithAZeroPatchSize() throws {
         let config = tmp.appendingPathComponent("zero.json").path
