@@ -80,6 +80,12 @@ extension CLITests {
                              mentioning: "--img-size")
     }
 
+    /// A RandAugment setting out of its range is a usage error before anything loads.
+    func testRandAugmentOutOfRange() throws {
+        try assertUsageError(["train", "--aa", "rand-m9-mstd0.5-inc1-n2.5"], mentioning: "'n2.5'")
+        try assertUsageError(["study", "fusion", "--aa", "rand-m31"], mentioning: "--aa: rand-m31")
+    }
+
     /// A thread count above eight per core is refused, naming the allowed range, instead of being clamped.
     func testThreadsAboveTheMaximum() throws {
         let maximum = 8 * ProcessInfo.processInfo.activeProcessorCount
