@@ -86,6 +86,22 @@ extension CLITests {
         try assertUsageError(["study", "fusion", "--aa", "rand-m31"], mentioning: "--aa: rand-m31")
     }
 
+    /// Famba-V's r above what a fusion of all the model's tokens can remove: one line with the
+    /// value and the maximum, from every command that builds the model.
+    func testFusionTokensAboveTheMaximum() throws {
+        // vim-tiny at 224 px: 197 tokens, at most 98 per fusion.
+        let needles = ["fusion.tokens is 99", "removes at most 98"]
+        try assertFails(["flops", "--model", "vim-tiny", "--fusion-strategy", "all", "--fusion-tokens", "99"], mentioning: needles)
+        try assertFails(["bench", "--model", "vim-tiny", "--fusion-blocks", "3", "--fusion-tokens", "99"], mentioning: needles)
+        // At 32 px with patch 4: 65 tokens, at most 32.
+        try assertFails(["train", "--model", "vim-tiny", "--input-size", "32", "--patch-size", "4", "--fusion-strategy", "all",
+                         "--fusion-tokens", "33", "--output-dir", tmp.appendingPathComponent("run").path],
+                        mentioning: ["fusion.tokens is 33", "removes at most 32"])
+        let r = try run(["flops", "--model", "vim-tiny", "--fusion-strategy", "all", "--fusion-tokens", "98", "--json"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.contains("\"tokens\":[99,50,"), r.out)
+    }
+
     /// A thread count above eight per core is refused, naming the allowed range, instead of being clamped.
     func testThreadsAboveTheMaximum() throws {
         let maximum = 8 * ProcessInfo.processInfo.activeProcessorCount
