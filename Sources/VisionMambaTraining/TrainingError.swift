@@ -24,7 +24,9 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
     case notATrainingCheckpoint(path: String)
     /// A training checkpoint whose stored training state cannot be decoded.
     case unreadableTrainingState(path: String, reason: String)
-
+    /// A training checkpoint whose stored training state holds a value no run could have written:
+    /// `field` (as `TrainingState` names it, e.g. options.batchSize or epochsDone) is `value`.
+    case invalidCheckpointState(path: String, field: String, value: String, allowed: String)
     public var description: String {
         switch self {
         case let .invalidOption(name, value, allowed):
@@ -49,6 +51,8 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(abbreviated(path)): not a training checkpoint (no training_state in its metadata); weights alone can only start a fine-tuning run"
         case let .unreadableTrainingState(path, reason):
             return "\(abbreviated(path)): unreadable training state: \(abbreviated(reason))"
+        case let .invalidCheckpointState(path, field, value, allowed):
+            return "\(abbreviated(path)): stored training state \(field) is \(abbreviated(value)); allowed: \(allowed)"
         }
     }
 }

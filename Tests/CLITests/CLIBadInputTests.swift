@@ -102,6 +102,25 @@ extension CLITests {
         XCTAssertTrue(r.out.contains("\"tokens\":[99,50,"), r.out)
     }
 
+    /// A checkpoint edited to a negative epochsDone trapped when the run resumed: now one line naming
+    /// the checkpoint, the field and its value.
+    func testResumeFromAnEditedCheckpoint() throws {
+        let config = tmp.appendingPathComponent("tiny.json").path
+        try #"{"name": "tiny", "img_size": 8, "patch_size": 4, "stride": 4, "embed_dim": 16, "depth": 1, "num_classes": 10}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let runDir = tmp.appendingPathComponent("run").path
+        let trained = try run(["train", "--model", config, "--epochs", "2", "--warmup-epochs", "0", "--input-size", "8",
+                               "--output-dir", runDir, "--threads", "1"])
+        XCTAssertEqual(trained.code, 0, trained.err)
+        var file = try SafeTensors.read(runDir + "/checkpoint.safetensors")
+        file.metadata["training_state"] = file.metadata["training_state"]!
+            .replacingOccurrences(of: "\"epochsDone\" : 2", with: "\"epochsDone\" : -5")
+        let edited = tmp.appendingPathComponent("edited.safetensors").path
+        try SafeTensors.write(file, to: edited)
+        try assertFails(["train", "--resume", edited, "--output-dir", tmp.appendingPathComponent("again").path, "--threads", "1"],
+                        mentioning: [edited, "epochsDone is -5", "allowed: 0...2"])
+    }
+
     /// A thread count above eight per core is refused, naming the allowed range, instead of being clamped.
     func testThreadsAboveTheMaximum() throws {
         let maximum = 8 * ProcessInfo.processInfo.activeProcessorCount
