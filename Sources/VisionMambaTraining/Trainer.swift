@@ -89,7 +89,7 @@ public final class Trainer {
         self.report = world.isLeader ? events : { _ in }
         try options.validate()
         if options.model.dyvm != nil && options.dropPath > 0 { throw TrainingError.dyvmWithDropPath(rate: options.dropPath) }
-        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+        try prepareOutputFolder(outputDir)
 
         model = try VimModel(config: options.model)
         model.resetParameters(seed: options.seed)
@@ -250,6 +250,20 @@ public final class Trainer {
             try MetricsWriter.write(state.history, to: outputDir)
         }
         return state.history
+    }
+}
+
+/// Creates the output folder (and its parents) and writes and removes a probe file in it, so that
+/// a run that could not save its checkpoint fails before it trains, not after its first epoch.
+func prepareOutputFolder(_ path: String) throws {
+    let fm = FileManager.default
+    let probe = (path as NSString).appendingPathComponent(".write-probe-\(UUID().uuidString)")
+    do {
+        try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard fm.createFile(atPath: probe, contents: Data()) else { throw TrainingError.outputNotWritable(path: path) }
+        try fm.removeItem(atPath: probe)
+    } catch {
+        throw TrainingError.outputNotWritable(path: path)
     }
 }
 

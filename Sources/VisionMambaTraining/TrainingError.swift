@@ -27,6 +27,9 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A training checkpoint whose stored training state holds a value no run could have written:
     /// `field` (as `TrainingState` names it, e.g. options.batchSize or epochsDone) is `value`.
     case invalidCheckpointState(path: String, field: String, value: String, allowed: String)
+    /// The output folder cannot be created, or a file cannot be written into it.
+    case outputNotWritable(path: String)
+
     public var description: String {
         switch self {
         case let .invalidOption(name, value, allowed):
@@ -53,6 +56,8 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(abbreviated(path)): unreadable training state: \(abbreviated(reason))"
         case let .invalidCheckpointState(path, field, value, allowed):
             return "\(abbreviated(path)): stored training state \(field) is \(abbreviated(value)); allowed: \(allowed)"
+        case let .outputNotWritable(path):
+            return "\(abbreviated(path)): cannot create the output folder or write a file in it"
         }
     }
 }

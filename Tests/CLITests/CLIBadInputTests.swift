@@ -121,6 +121,13 @@ extension CLITests {
                         mentioning: [edited, "epochsDone is -5", "allowed: 0...2"])
     }
 
+    /// An output folder whose parent is a regular file: one line naming it, before any training.
+    func testTrainOutputUnderARegularFile() throws {
+        let file = write("file", [1])
+        try assertFails(["train", "--output-dir", file + "/run", "--threads", "1"],
+                        mentioning: [file + "/run", "cannot create the output folder"])
+    }
+
     /// A thread count above eight per core is refused, naming the allowed range, instead of being clamped.
     func testThreadsAboveTheMaximum() throws {
         let maximum = 8 * ProcessInfo.processInfo.activeProcessorCount

@@ -163,6 +163,37 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(try resume(try edited { _ in }).state.epochsDone, 1)
     }
 
+    /// An output folder that cannot be created (its parent is a regular file) is refused before anything trains.
+    func testOutputUnderARegularFile() throws {
+        let file = tmp.appendingPathComponent("file")
+        try Data("x".utf8).write(to: file)
+        let dir = file.appendingPathComponent("run").path
+        expect(TrainingError.outputNotWritable(path: dir)) { try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: dir, events: { _ in }) }
+        // The output folder itself a regular file.
+        expect(TrainingError.outputNotWritable(path: file.path)) {
+            try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: file.path, events: { _ in })
+        }
+        XCTAssertEqual("\(TrainingError.outputNotWritable(path: dir))", "\(dir): cannot create the output folder or write a file in it")
+    }
+
+    /// An output folder under a read-only folder is refused; the probe file leaves nothing behind
+    /// in a writable one. Root ignores permissions, so the refusal is only checked for other users.
+    func testOutputUnderAReadOnlyFolder() throws {
+        let writable = tmp.appendingPathComponent("ok").path
+        try prepareOutputFolder(writable)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: writable), [])
+        let locked = tmp.appendingPathComponent("locked")
+        try FileManager.default.createDirectory(at: locked, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: locked.path)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: locked.path) }
+        if geteuid() == 0 { throw XCTSkip("running as root, which ignores the folder's permissions") }
+        for dir in [locked.appendingPathComponent("run").path, locked.path] {
+            expect(TrainingError.outputNotWritable(path: dir)) {
+                try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: dir, events: { _ in })
+            }
+        }
+    }
+
     func testFusionStudyTokens() {
         expect(TrainingError.invalidOption(name: "tokens", value: "0", allowed: "1...1073741824")) {
             try FusionStudy(base: TrainerTests.smallOptions(epochs: 1), tokens: 0, outputDir: tmp.path)
