@@ -7,6 +7,9 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidValue(model: String, field: String, value: String, allowed: String)
     /// Two settings of `model` that cannot be used together.
     case incompatible(model: String, first: String, second: String)
+    /// Famba-V fusion asked to remove `requested` tokens per fusing block from a model whose
+    /// `tokens` tokens allow at most `maximum` ((T − 1) / 2, the class token kept) in any block.
+    case tooManyFusionTokens(model: String, requested: Int, maximum: Int, tokens: Int)
     /// A model name that is neither in the zoo nor a JSON file.
     case unknownModel(name: String, valid: [String])
     /// A Famba-V strategy name that is not one of `valid`.
@@ -32,6 +35,8 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(abbreviated(model)): \(field) is \(abbreviated(value)); allowed: \(allowed)"
         case let .incompatible(model, first, second):
             return "\(abbreviated(model)): \(first) and \(second) cannot be combined"
+        case let .tooManyFusionTokens(model, requested, maximum, tokens):
+            return "\(abbreviated(model)): fusion.tokens is \(requested); a fusion of its \(tokens) tokens removes at most \(maximum) ((T − 1) / 2, the class token kept)"
         case let .unknownModel(name, valid):
             return "unknown model '\(abbreviated(name))'; valid names: \(valid.joined(separator: ", ")), or an official name"
         case let .unknownFusionStrategy(name, valid):

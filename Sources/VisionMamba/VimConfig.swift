@@ -93,6 +93,15 @@ public struct VimConfig: Codable, Equatable, Sendable {
             if let bad = fusion.blocks.first(where: { !(0..<depth).contains($0) }) {
                 try check(false, "fusion.blocks", bad, "block indices in 0..<\(depth)")
             }
+            // The official code caps r at each fusion (ToMe's bipartite_soft_matching removes
+            // min(r, (T − 1) / 2); spec/famba-v.md §2.2), so an r that only later fusing blocks
+            // cap, as their token count shrinks, is the official behaviour and is kept. The first
+            // fusing block sees all T tokens: an r above its cap is capped in every block, never
+            // the r that runs, so it is refused.
+            let maximum = (tokens - 1) / 2
+            if !fusion.blocks.isEmpty && fusion.tokens > maximum {
+                throw ConfigError.tooManyFusionTokens(model: name, requested: fusion.tokens, maximum: maximum, tokens: tokens)
+            }
         }
         if let dyvm {
             if fusion != nil { throw ConfigError.incompatible(model: name, first: "DyVM pruning", second: "Famba-V fusion") }

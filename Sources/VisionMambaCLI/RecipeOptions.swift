@@ -1,5 +1,6 @@
 import ArgumentParser
 import VisionMamba
+import VisionMambaData
 import VisionMambaTraining
 
 /// The model, data and DeiT/Vim recipe flags, named like the official main.py and timm's
@@ -59,6 +60,10 @@ struct RecipeOptions: ParsableArguments {
         if padding < 0 { throw ValidationError("--padding must not be negative") }
         if let numClasses, numClasses < 1 { throw ValidationError("--num-classes must be at least 1") }
         try validateSizes(imgSize: inputSize, patchSize: patchSize, imgFlag: "--input-size")
+        // Parsed now, so that a bad setting is refused before a model or dataset is loaded.
+        if let aa, aa != "none" {
+            do { _ = try RandAugment(config: aa) } catch { throw ValidationError("--aa: \(error)") }
+        }
         if dataSet.lowercased() != "digits" && dataPath == nil { throw ValidationError("--data-set \(dataSet) needs --data-path") }
     }
 

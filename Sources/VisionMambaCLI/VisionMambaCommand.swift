@@ -45,7 +45,7 @@ public struct VisionMambaCommand: ParsableCommand {
 
 /// `--threads N`, shared by every command that computes.
 struct ThreadOptions: ParsableArguments {
-    @Option(help: "Threads for kernels and BLAS (default: all cores).")
+    @Option(help: "Threads for kernels and BLAS (default: all cores; at most eight per core).")
     var threads: Int?
 
     func apply() {
@@ -53,6 +53,10 @@ struct ThreadOptions: ParsableArguments {
     }
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        // More than Parallel.maxThreads would be clamped by the library: refused here, so that a
+        // run never uses another thread count than the one it was given.
+        if let threads, !(1...Parallel.maxThreads).contains(threads) {
+            throw ValidationError("--threads must be in 1...\(Parallel.maxThreads) (eight per core on this machine; got \(threads))")
+        }
     }
 }

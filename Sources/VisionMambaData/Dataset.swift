@@ -58,7 +58,7 @@ public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unreadable(let path): "\(path): cannot read"
         case .missingBundledData(let name): "\(name): the bundled data is missing from the build"
         case .invalidRandAugment(let config, let setting):
-            "\(clipped(config)): unknown or invalid RandAugment setting '\(clipped(setting))' (expected rand-m9-mstd0.5-inc1 style: m, n, mstd, inc, p)"
+            "\(clipped(config)): unknown or invalid RandAugment setting '\(clipped(setting))' (expected rand-m9-mstd0.5-inc1 style: m 0...30, n a whole 0...100, mstd 0...100, inc 0 or 1, p 0...1)"
         }
     }
 

@@ -19,21 +19,33 @@ public struct RandAugment: SampleTransform {
     public var probability = 0.5
 
     /// Parses `rand-m9-mstd0.5-inc1` (keys m, n, mstd, inc, p), as timm's `rand_augment_transform`.
+    /// Each value must be finite and in its range, or the setting is refused:
+    /// - `m`, the magnitude, 0...30. timm clips each drawn magnitude to [0, 10] (its `_LEVEL_DENOM`;
+    ///   only its `mmax` key, not read here, raises that bound), so a magnitude above 10 is legal
+    ///   there and acts as 10 here too, except that with `mstd` fewer draws fall below 10. Three
+    ///   times the scale is far past any published recipe (m9 for DeiT and Vim), so more is a typo.
+    /// - `n`, the ops per image, a whole number 0...100 (timm reads it with int()).
+    /// - `mstd`, the magnitude's standard deviation, 0...100 (above 100 timm samples the magnitude
+    ///   uniformly instead, a mode not implemented here).
+    /// - `inc`, 0 or 1: the variants whose strength grows with the magnitude.
+    /// - `p`, the probability of applying each drawn op, 0...1 (not a timm key; timm uses 0.5).
     public init(config: String) throws {
         let parts = config.split(separator: "-").map(String.init)
         guard parts.first == "rand" else { throw DatasetError.invalidRandAugment(config: config, setting: parts.first ?? "") }
         for part in parts.dropFirst() {
-            // Finite values only: Int(nan) or Int(1e300) would trap, and a NaN magnitude would spread.
-            func value(_ key: String) -> Double? {
-                guard part.hasPrefix(key), let v = Double(part.dropFirst(key.count)), v.isFinite else { return nil }
-                return v
+            let refused = DatasetError.invalidRandAugment(config: config, setting: part)
+            // "mstd" before "m": the longer key first.
+            guard let key = ["mstd", "inc", "m", "n", "p"].first(where: { part.hasPrefix($0) }),
+                  let v = Double(part.dropFirst(key.count)) else { throw refused }
+            // Comparisons are written so that NaN fails them: Int(nan) or Int(1e300) would trap,
+            // and a NaN magnitude would spread to every pixel.
+            switch key {
+            case "mstd": guard v >= 0 && v <= 100 else { throw refused }; magnitudeStd = v
+            case "inc": guard v == 0 || v == 1 else { throw refused }; increasing = v == 1
+            case "m": guard v >= 0 && v <= 30 else { throw refused }; magnitude = v
+            case "n": guard v >= 0 && v <= 100 && v == v.rounded() else { throw refused }; layers = Int(v)
+            default: guard v >= 0 && v <= 1 else { throw refused }; probability = v
             }
-            if let v = value("mstd") { magnitudeStd = v }
-            else if let v = value("inc") { increasing = v != 0 }
-            else if let v = value("m") { magnitude = v }
-            else if let v = value("n"), v >= 0, v <= 100 { layers = Int(v) }
-            else if let v = value("p") { probability = v }
-            else { throw DatasetError.invalidRandAugment(config: config, setting: part) }
         }
     }
 

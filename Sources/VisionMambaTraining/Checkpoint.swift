@@ -49,13 +49,54 @@ enum Checkpoint {
         return path
     }
 
+    /// The checkpoint's tensors and its training state, checked by `TrainingState.validate(path:)`.
     static func load(_ path: String) throws -> (file: TensorFile, state: TrainingState) {
         let file = try SafeTensors.read(path)
         guard let json = file.metadata["training_state"] else { throw TrainingError.notATrainingCheckpoint(path: path) }
+        let state: TrainingState
         do {
-            return (file, try JSONDecoder().decode(TrainingState.self, from: Data(json.utf8)))
+            state = try JSONDecoder().decode(TrainingState.self, from: Data(json.utf8))
         } catch {
             throw TrainingError.unreadableTrainingState(path: path, reason: "\(error)")
+        }
+        // Missing options take their defaults when decoded (older checkpoints), but the seed is
+        // the run's random state: every draw of a resumed run derives from it, and a default
+        // would continue another run's sequence.
+        let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
+        guard let options = object?["options"] as? [String: Any], options["seed"] != nil else {
+            throw TrainingError.invalidCheckpointState(path: path, field: "options.seed", value: "missing",
+                                                       allowed: "the run's random seed, an unsigned 64-bit integer")
+        }
+        try state.validate(path: path)
+        return (file, state)
+    }
+}
+
+extension TrainingState {
+    /// Rejects a stored state that no run could have written (an edited or damaged checkpoint)
+    /// before anything uses it: the options as `TrainOptions.validate()` checks them, epochsDone
+    /// within the run's epochs, a non-negative step count, a top-1 that is a percentage, and one
+    /// history entry per finished epoch, numbered in order. Errors name the field as stored.
+    func validate(path: String) throws {
+        func refuse(_ field: String, _ value: Any, _ allowed: String) -> TrainingError {
+            .invalidCheckpointState(path: path, field: field, value: "\(value)", allowed: allowed)
+        }
+        do {
+            try options.validate()
+        } catch let TrainingError.invalidOption(name, value, allowed) {
+            throw refuse("options." + name, value, allowed)
+        } catch let ConfigError.invalidValue(_, field, value, allowed) {
+            throw refuse("options.model." + field, value, allowed)
+        }
+        // Comparisons are written so that NaN fails them.
+        guard (0...options.epochs).contains(epochsDone) else { throw refuse("epochsDone", epochsDone, "0...\(options.epochs) (the run's epochs)") }
+        guard optimizerStep >= 0 else { throw refuse("optimizerStep", optimizerStep, "at least 0") }
+        guard bestTop1 >= 0 && bestTop1 <= 100 else { throw refuse("bestTop1", bestTop1, "0...100") }
+        guard history.count == epochsDone else {
+            throw refuse("history", "\(history.count) entries", "one per finished epoch (\(epochsDone))")
+        }
+        if let i = history.indices.first(where: { history[$0].epoch != $0 }) {
+            throw refuse("history[\(i)].epoch", history[i].epoch, "\(i) (entries in epoch order)")
         }
     }
 }

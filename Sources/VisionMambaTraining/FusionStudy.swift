@@ -31,6 +31,12 @@ public struct FusionStudy {
         self.tokens = tokens
         self.preserveOrder = preserveOrder
         self.outputDir = outputDir
+        // Every arm's r (2r for interleave) must fit the model before the first arm trains.
+        for (_, fusion) in arms() {
+            var model = base.model
+            model.fusion = fusion
+            try model.validate()
+        }
     }
 
     /// (name, fusion) for each arm of the study, with the paper's meaning of lower and upper.

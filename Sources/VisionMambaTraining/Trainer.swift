@@ -72,8 +72,9 @@ public final class Trainer {
                 events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
         var options = options
         var resumed: (file: TensorFile, state: TrainingState)? = nil
-        if let resume {
-            resumed = try Checkpoint.load(Checkpoint.resolve(resume))
+        let resumePath = resume.map(Checkpoint.resolve)
+        if let resumePath {
+            resumed = try Checkpoint.load(resumePath)
             options = resumed!.state.options        // a resumed run continues with its own settings
         } else if let finetune {
             options.finetune = finetune
@@ -88,7 +89,7 @@ public final class Trainer {
         self.report = world.isLeader ? events : { _ in }
         try options.validate()
         if options.model.dyvm != nil && options.dropPath > 0 { throw TrainingError.dyvmWithDropPath(rate: options.dropPath) }
-        try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+        try prepareOutputFolder(outputDir)
 
         model = try VimModel(config: options.model)
         model.resetParameters(seed: options.seed)
@@ -131,6 +132,17 @@ public final class Trainer {
                                rank: world.rank, worldSize: world.size)
         guard trainLoader.batchCount() > 0 else {
             throw TrainingError.batchLargerThanDataset(batchSize: options.batchSize, processes: world.size, images: train.count)
+        }
+        if let resumePath, let saved = resumed?.state {
+            // An optimizer step takes at least one image, so a run has made at most epochsDone ×
+            // (images per epoch) of them, whatever its batch size and process count were. AdamW's
+            // bias correction costs one multiplication per step taken, so an absurd count would hang.
+            let perEpoch = trainLoader.order(epoch: 0).count
+            let most = saved.epochsDone.multipliedReportingOverflow(by: perEpoch)
+            guard most.overflow || saved.optimizerStep <= most.partialValue else {
+                throw TrainingError.invalidCheckpointState(path: resumePath, field: "optimizerStep", value: "\(saved.optimizerStep)",
+                                                           allowed: "0...\(most.partialValue) (\(saved.epochsDone) epochs of at most \(perEpoch) steps)")
+            }
         }
 
         state = TrainingState(options: options, epochsDone: 0, optimizerStep: 0, bestTop1: 0, history: [])
@@ -239,6 +251,20 @@ public final class Trainer {
             try MetricsWriter.write(state.history, to: outputDir)
         }
         return state.history
+    }
+}
+
+/// Creates the output folder (and its parents) and writes and removes a probe file in it, so that
+/// a run that could not save its checkpoint fails before it trains, not after its first epoch.
+func prepareOutputFolder(_ path: String) throws {
+    let fm = FileManager.default
+    let probe = (path as NSString).appendingPathComponent(".write-probe-\(UUID().uuidString)")
+    do {
+        try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard fm.createFile(atPath: probe, contents: Data()) else { throw TrainingError.outputNotWritable(path: path) }
+        try fm.removeItem(atPath: probe)
+    } catch {
+        throw TrainingError.outputNotWritable(path: path)
     }
 }
 

@@ -24,6 +24,11 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
     case notATrainingCheckpoint(path: String)
     /// A training checkpoint whose stored training state cannot be decoded.
     case unreadableTrainingState(path: String, reason: String)
+    /// A training checkpoint whose stored training state holds a value no run could have written:
+    /// `field` (as `TrainingState` names it, e.g. options.batchSize or epochsDone) is `value`.
+    case invalidCheckpointState(path: String, field: String, value: String, allowed: String)
+    /// The output folder cannot be created, or a file cannot be written into it.
+    case outputNotWritable(path: String)
 
     public var description: String {
         switch self {
@@ -49,6 +54,10 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(abbreviated(path)): not a training checkpoint (no training_state in its metadata); weights alone can only start a fine-tuning run"
         case let .unreadableTrainingState(path, reason):
             return "\(abbreviated(path)): unreadable training state: \(abbreviated(reason))"
+        case let .invalidCheckpointState(path, field, value, allowed):
+            return "\(abbreviated(path)): stored training state \(field) is \(abbreviated(value)); allowed: \(allowed)"
+        case let .outputNotWritable(path):
+            return "\(abbreviated(path)): cannot create the output folder or write a file in it"
         }
     }
 }

@@ -80,6 +80,65 @@ extension CLITests {
                              mentioning: "--img-size")
     }
 
+    /// A RandAugment setting out of its range is a usage error before anything loads.
+    func testRandAugmentOutOfRange() throws {
+        try assertUsageError(["train", "--aa", "rand-m9-mstd0.5-inc1-n2.5"], mentioning: "'n2.5'")
+        try assertUsageError(["study", "fusion", "--aa", "rand-m31"], mentioning: "--aa: rand-m31")
+    }
+
+    /// Famba-V's r above what a fusion of all the model's tokens can remove: one line with the
+    /// value and the maximum, from every command that builds the model.
+    func testFusionTokensAboveTheMaximum() throws {
+        // vim-tiny at 224 px: 197 tokens, at most 98 per fusion.
+        let needles = ["fusion.tokens is 99", "removes at most 98"]
+        try assertFails(["flops", "--model", "vim-tiny", "--fusion-strategy", "all", "--fusion-tokens", "99"], mentioning: needles)
+        try assertFails(["bench", "--model", "vim-tiny", "--fusion-blocks", "3", "--fusion-tokens", "99"], mentioning: needles)
+        // At 32 px with patch 4: 65 tokens, at most 32.
+        try assertFails(["train", "--model", "vim-tiny", "--input-size", "32", "--patch-size", "4", "--fusion-strategy", "all",
+                         "--fusion-tokens", "33", "--output-dir", tmp.appendingPathComponent("run").path],
+                        mentioning: ["fusion.tokens is 33", "removes at most 32"])
+        let r = try run(["flops", "--model", "vim-tiny", "--fusion-strategy", "all", "--fusion-tokens", "98", "--json"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.contains("\"tokens\":[99,50,"), r.out)
+    }
+
+    /// A checkpoint edited to a negative epochsDone trapped when the run resumed: now one line naming
+    /// the checkpoint, the field and its value.
+    func testResumeFromAnEditedCheckpoint() throws {
+        let config = tmp.appendingPathComponent("tiny.json").path
+        try #"{"name": "tiny", "img_size": 8, "patch_size": 4, "stride": 4, "embed_dim": 16, "depth": 1, "num_classes": 10}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let runDir = tmp.appendingPathComponent("run").path
+        let trained = try run(["train", "--model", config, "--epochs", "2", "--warmup-epochs", "0", "--input-size", "8",
+                               "--output-dir", runDir, "--threads", "1"])
+        XCTAssertEqual(trained.code, 0, trained.err)
+        var file = try SafeTensors.read(runDir + "/checkpoint.safetensors")
+        file.metadata["training_state"] = file.metadata["training_state"]!
+            .replacingOccurrences(of: "\"epochsDone\" : 2", with: "\"epochsDone\" : -5")
+        let edited = tmp.appendingPathComponent("edited.safetensors").path
+        try SafeTensors.write(file, to: edited)
+        try assertFails(["train", "--resume", edited, "--output-dir", tmp.appendingPathComponent("again").path, "--threads", "1"],
+                        mentioning: [edited, "epochsDone is -5", "allowed: 0...2"])
+    }
+
+    /// An output folder whose parent is a regular file: one line naming it, before any training.
+    func testTrainOutputUnderARegularFile() throws {
+        let file = write("file", [1])
+        try assertFails(["train", "--output-dir", file + "/run", "--threads", "1"],
+                        mentioning: [file + "/run", "cannot create the output folder"])
+    }
+
+    /// A thread count above eight per core is refused, naming the allowed range, instead of being clamped.
+    func testThreadsAboveTheMaximum() throws {
+        let maximum = 8 * ProcessInfo.processInfo.activeProcessorCount
+        try assertUsageError(["bench", "--threads", "\(maximum + 1)"], mentioning: "--threads must be in 1...\(maximum)")
+        try assertUsageError(["train", "--threads", "0"], mentioning: "--threads must be in 1...\(maximum)")
+        let r = try run(["bench", "--model", "vim-tiny", "--img-size", "32", "--patch-size", "16", "--batch", "1", "--warmup", "0",
+                         "--iterations", "1", "--json", "--threads", "\(maximum)"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.contains("\"threads\":\(maximum)"), r.out)
+    }
+
     /// A model description with a value the model cannot be built with: one line naming the field.
     func testConfigWithAZeroPatchSize() throws {
         let config = tmp.appendingPathComponent("zero.json").path

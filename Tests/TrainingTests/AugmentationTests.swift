@@ -106,6 +106,27 @@ final class RandAugmentTests: XCTestCase {
         }
     }
 
+    /// Every value is bounded and finite; each refusal names the setting through the one error case.
+    func testValuesOutsideTheirRangesAreRefused() throws {
+        // (A minus sign splits the setting in two, so a negative value reaches the parser as a bare key.)
+        for bad in ["m31", "mnan", "m1e400", "mstd101", "mstdinf", "mstdnan", "n2.5", "n101", "ninf",
+                    "inc2", "inc0.5", "incnan", "p1.5", "pnan", "pinf", "m", "mstd"] {
+            let config = "rand-m9-" + bad + "-inc1"
+            XCTAssertThrowsError(try RandAugment(config: config), bad) {
+                XCTAssertEqual($0 as? DatasetError, .invalidRandAugment(config: config, setting: bad), bad)
+                XCTAssertTrue("\($0)".contains("m 0...30"), "\($0)")
+            }
+        }
+        // The edges of every range are accepted; timm's magnitudes above 10 (clipped to 10 when drawn) too.
+        let high = try RandAugment(config: "rand-m30-mstd100-n100-inc0-p1")
+        XCTAssertEqual(high.magnitude, 30); XCTAssertEqual(high.magnitudeStd, 100); XCTAssertEqual(high.layers, 100)
+        XCTAssertFalse(high.increasing); XCTAssertEqual(high.probability, 1)
+        let low = try RandAugment(config: "rand-m0-mstd0-n0-inc1-p0")
+        XCTAssertEqual(low.magnitude, 0); XCTAssertEqual(low.magnitudeStd, 0); XCTAssertEqual(low.layers, 0)
+        XCTAssertTrue(low.increasing); XCTAssertEqual(low.probability, 0)
+        XCTAssertEqual(try RandAugment(config: "rand-m12.5").magnitude, 12.5)
+    }
+
     func testPixelOps() throws {
         let ra = try RandAugment(config: "rand-m10-inc1")
         var rng = SeededGenerator(seed: 0)

@@ -111,6 +111,90 @@ final class BadInputTests: XCTestCase {
         }
     }
 
+    /// A checkpoint whose stored state was edited to values no run writes: resuming is refused with
+    /// the field, the value and what is allowed, before anything trains (a negative epochsDone
+    /// trapped in the data loader, a huge step count hung in AdamW's bias correction).
+    func testResumeFromAnEditedCheckpoint() throws {
+        let run = tmp.appendingPathComponent("run").path
+        _ = try Trainer(options: TrainerTests.smallOptions(epochs: 2), outputDir: run, events: { _ in }).run(stopAfter: 1)
+        let original = try SafeTensors.read(run + "/checkpoint.safetensors")
+        var edits = 0
+        func edited(_ change: (inout [String: Any]) -> Void) throws -> String {
+            var file = original
+            var state = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(file.metadata["training_state"]!.utf8)) as? [String: Any])
+            change(&state)
+            file.metadata["training_state"] = String(decoding: try JSONSerialization.data(withJSONObject: state), as: UTF8.self)
+            edits += 1
+            let path = tmp.appendingPathComponent("edited-\(edits).safetensors").path
+            try SafeTensors.write(file, to: path)
+            return path
+        }
+        func option(_ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
+            { state in var o = state["options"] as! [String: Any]; o[key] = value; state["options"] = o }
+        }
+        func resume(_ path: String) throws -> Trainer {
+            try Trainer(options: TrainerTests.smallOptions(epochs: 2), outputDir: tmp.appendingPathComponent("resumed").path,
+                        resume: path, events: { _ in })
+        }
+        func refused(_ change: @escaping (inout [String: Any]) -> Void, _ field: String, _ value: String, _ allowed: String,
+                     line: UInt = #line) throws {
+            let path = try edited(change)
+            expect(TrainingError.invalidCheckpointState(path: path, field: field, value: value, allowed: allowed), line: line) { try resume(path) }
+        }
+        try refused(option("batchSize", 0), "options.batchSize", "0", "at least 1")
+        try refused(option("lr", -1), "options.lr", "-1.0", "finite, at least 0")
+        try refused({ state in
+            var o = state["options"] as! [String: Any], m = o["model"] as! [String: Any]
+            m["patchSize"] = 0; o["model"] = m; state["options"] = o
+        }, "options.model.patch_size", "0", "1...img_size (8)")
+        try refused({ $0["options"] = ($0["options"] as! [String: Any]).filter { $0.key != "seed" } },
+                    "options.seed", "missing", "the run's random seed, an unsigned 64-bit integer")
+        try refused({ $0["epochsDone"] = -5 }, "epochsDone", "-5", "0...2 (the run's epochs)")
+        try refused({ $0["epochsDone"] = 3 }, "epochsDone", "3", "0...2 (the run's epochs)")
+        try refused({ $0["optimizerStep"] = -1 }, "optimizerStep", "-1", "at least 0")
+        try refused({ $0["bestTop1"] = 150 }, "bestTop1", "150.0", "0...100")
+        try refused({ $0["history"] = [Any]() }, "history", "0 entries", "one per finished epoch (1)")
+        try refused({ state in
+            var h = (state["history"] as! [[String: Any]]); h[0]["epoch"] = Int.max; state["history"] = h
+        }, "history[0].epoch", "\(Int.max)", "0 (entries in epoch order)")
+        // Within the file's own bounds, but more steps than one epoch of 1,437 images can take.
+        try refused({ $0["optimizerStep"] = 1_000_000_000_000_000 }, "optimizerStep", "1000000000000000",
+                    "0...\(DigitsDataset.trainCount) (1 epochs of at most \(DigitsDataset.trainCount) steps)")
+        // The unedited state resumes.
+        XCTAssertEqual(try resume(try edited { _ in }).state.epochsDone, 1)
+    }
+
+    /// An output folder that cannot be created (its parent is a regular file) is refused before anything trains.
+    func testOutputUnderARegularFile() throws {
+        let file = tmp.appendingPathComponent("file")
+        try Data("x".utf8).write(to: file)
+        let dir = file.appendingPathComponent("run").path
+        expect(TrainingError.outputNotWritable(path: dir)) { try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: dir, events: { _ in }) }
+        // The output folder itself a regular file.
+        expect(TrainingError.outputNotWritable(path: file.path)) {
+            try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: file.path, events: { _ in })
+        }
+        XCTAssertEqual("\(TrainingError.outputNotWritable(path: dir))", "\(dir): cannot create the output folder or write a file in it")
+    }
+
+    /// An output folder under a read-only folder is refused; the probe file leaves nothing behind
+    /// in a writable one. Root ignores permissions, so the refusal is only checked for other users.
+    func testOutputUnderAReadOnlyFolder() throws {
+        let writable = tmp.appendingPathComponent("ok").path
+        try prepareOutputFolder(writable)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: writable), [])
+        let locked = tmp.appendingPathComponent("locked")
+        try FileManager.default.createDirectory(at: locked, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: locked.path)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: locked.path) }
+        if geteuid() == 0 { throw XCTSkip("running as root, which ignores the folder's permissions") }
+        for dir in [locked.appendingPathComponent("run").path, locked.path] {
+            expect(TrainingError.outputNotWritable(path: dir)) {
+                try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: dir, events: { _ in })
+            }
+        }
+    }
+
     func testFusionStudyTokens() {
         expect(TrainingError.invalidOption(name: "tokens", value: "0", allowed: "1...1073741824")) {
             try FusionStudy(base: TrainerTests.smallOptions(epochs: 1), tokens: 0, outputDir: tmp.path)

@@ -32,6 +32,17 @@ final class FusionStudyTests: XCTestCase {
         XCTAssertEqual(c.tokenLayers, 2712)
     }
 
+    /// An r whose interleave arm (2r) exceeds what a fusion can remove is refused before any arm trains.
+    func testTokensTooManyForAnArmAreRefusedUpFront() throws {
+        // 8 px, patch 2: 17 tokens, at most 8 per fusion; the all arm's 5 fits, interleave's 10 does not.
+        let o = TrainOptions(model: VimConfig(name: "d", imgSize: 8, patchSize: 2, stride: 2, embedDim: 16, depth: 4, numClasses: 10))
+        XCTAssertThrowsError(try FusionStudy(base: o, tokens: 5, outputDir: tmp.path)) {
+            XCTAssertEqual($0 as? ConfigError, .tooManyFusionTokens(model: "d", requested: 10, maximum: 8, tokens: 17))
+        }
+        XCTAssertNoThrow(try FusionStudy(base: o, tokens: 4, outputDir: tmp.path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.appendingPathComponent("none").path))
+    }
+
     /// A CI-sized study on the bundled digits: every arm trains, the schedules are exact, fusion
     /// lowers peak tensor memory, and the table and plot are written.
     func testDigitsStudy() throws {

@@ -125,6 +125,29 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(try TokenFusion.blocks(strategy: "all", layer: 0, depth: -1, rule: .paper), [])
     }
 
+    /// r above what the first fusing block can remove ((T − 1) / 2 of its T = 17 tokens) is refused;
+    /// an r that only later blocks cap is the official behaviour and runs.
+    func testFusionTokensAboveTheFirstBlocksCap() throws {
+        var c = Self.small
+        c.fusion = TokenFusion(blocks: [1], tokens: 9)
+        expect(ConfigError.tooManyFusionTokens(model: "t", requested: 9, maximum: 8, tokens: 17)) { try VimModel(config: c) }
+        XCTAssertEqual("\(ConfigError.tooManyFusionTokens(model: "t", requested: 9, maximum: 8, tokens: 17))",
+                       "t: fusion.tokens is 9; a fusion of its 17 tokens removes at most 8 ((T − 1) / 2, the class token kept)")
+        // 8 in both blocks: block 0 removes 8 (17 → 9), block 1 is capped at (9 − 1) / 2 = 4.
+        c.fusion = TokenFusion(blocks: [0, 1], tokens: 8)
+        let model = try VimModel(config: c)
+        model.resetParameters(seed: 0)
+        _ = try model(Tensor(zeros: [1, 3, 32, 32]))
+        XCTAssertEqual(model.lastTokenSchedule, [9, 5])
+        // No fusing block: r does nothing and is not checked.
+        c.fusion = TokenFusion(blocks: [], tokens: 1000)
+        XCTAssertNoThrow(try c.validate())
+        // A smaller resolution lowers the cap: 16 px has 4 + 1 tokens, so r = 8 is refused there.
+        expect(ConfigError.tooManyFusionTokens(model: "t", requested: 8, maximum: 2, tokens: 5)) {
+            try model.setImageSize(16, interpolation: .classTokenAware)
+        }
+    }
+
     func testUnknownModelName() throws {
         XCTAssertThrowsError(try ModelZoo.resolve("vim-huge")) { error in
             guard case ConfigError.unknownModel(let name, let valid)? = error as? ConfigError else { return XCTFail("\(error)") }
