@@ -32,9 +32,7 @@ struct Eval: ParsableCommand {
         if let config { cfg = try VimConfig.load(json: config) }
         else if let model { cfg = try ModelZoo.resolve(model) }
         else {
-            let file = try SafeTensors.read(weights)
-            guard let json = file.metadata["training_state"],
-                  let state = try? JSONDecoder().decode(TrainingState.self, from: Data(json.utf8)) else {
+            guard let state = try Checkpoint.storedState(weights) else {
                 throw ValidationError("give --model or --config: \(weights) is not a training checkpoint of this package")
             }
             cfg = state.options.model

@@ -18,7 +18,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
 /// A training checkpoint: model parameters under their official names, `optimizer.exp_avg.<name>`,
 /// `optimizer.exp_avg_sq.<name>`, `model_ema.<name>` when EMA is on, and the training state as JSON
 /// in the safetensors metadata. One file, written atomically, so a crash leaves the previous one.
-enum Checkpoint {
+public enum Checkpoint {
     static let fileName = "checkpoint.safetensors"
 
     static func save(model: VimModel, optimizer: AdamW, ema: [String: Tensor]?, state: TrainingState,
@@ -53,6 +53,11 @@ enum Checkpoint {
     static func load(_ path: String) throws -> (file: TensorFile, state: TrainingState) {
         let file = try SafeTensors.read(path)
         guard let json = file.metadata["training_state"] else { throw TrainingError.notATrainingCheckpoint(path: path) }
+        return (file, try state(json: json, path: path))
+    }
+
+    /// The training state a checkpoint at `path` stores as `json`, decoded and validated.
+    static func state(json: String, path: String) throws -> TrainingState {
         let state: TrainingState
         do {
             state = try JSONDecoder().decode(TrainingState.self, from: Data(json.utf8))
@@ -68,7 +73,15 @@ enum Checkpoint {
                                                        allowed: "the run's random seed, an unsigned 64-bit integer")
         }
         try state.validate(path: path)
-        return (file, state)
+        return state
+    }
+
+    /// The training state of a checkpoint file of this package, validated; nil when the file has
+    /// none (plain weights).
+    public static func storedState(_ path: String) throws -> TrainingState? {
+        let file = try SafeTensors.read(path)
+        guard let json = file.metadata["training_state"] else { return nil }
+        return try state(json: json, path: path)
     }
 }
 

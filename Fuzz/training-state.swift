@@ -1,0 +1,21 @@
+// Fuzz target: the training state a checkpoint stores as JSON in its metadata (train --resume,
+// eval of a checkpoint), compiled into the VisionMambaTraining module.
+import Foundation
+import VisionMamba
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTrainingState(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let json = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+    do {
+        let state = try Checkpoint.state(json: json, path: "fuzz.safetensors")
+        _ = state.options.effectiveLR
+        _ = state.options.model.forwardFLOPs()
+    } catch let error as TrainingError {
+        checkMessage(error)
+    } catch let error as ConfigError {
+        checkMessage(error)
+    } catch {
+        untyped(error)
+    }
+    return 0
+}
