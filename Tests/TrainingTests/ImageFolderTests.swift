@@ -2,7 +2,9 @@ import Foundation
 import XCTest
 @testable import MambaIO
 import MambaTensor
+@testable import VisionMamba
 @testable import VisionMambaData
+@testable import VisionMambaTraining
 
 /// ImageFolder as torchvision walks it (nested files, links to folders, empty classes refused),
 /// with link cycles and unreadable images found when the dataset is built.
@@ -136,5 +138,43 @@ final class ImageFolderTests: XCTestCase {
         try put("val/eel/bad.png", try zeroWidthPNG())
         assertThrows(DatasetError.emptyClasses(path: split, classes: ["eel"]),
                      try ImageFolderDataset(root: root.path, split: "val", size: 16, train: false, skipBadImages: true))
+    }
+
+    /// The trainer passes `skipBadImages` on and reports what was left out as events, once per split.
+    func testTrainerReportsSkippedImages() throws {
+        for split in ["train", "val"] {
+            try put("\(split)/cat/a.png")
+            try put("\(split)/dog/b.jpg")
+        }
+        try put("train/cat/bad.png", try zeroWidthPNG())
+        var options = TrainOptions(model: VimConfig(name: "two", imgSize: 8, patchSize: 2, stride: 2, embedDim: 16, depth: 1, numClasses: 2))
+        options.dataset = "imagefolder"
+        options.dataPath = root.path
+        options.batchSize = 2
+        let out = root.appendingPathComponent("run").path
+        XCTAssertThrowsError(try Trainer(options: options, outputDir: out, events: { _ in })) { error in
+            guard case .unreadableImages(_, let images)? = error as? DatasetError else { return XCTFail("\(error)") }
+            XCTAssertEqual(images.count, 1)
+        }
+        options.skipBadImages = true
+        let box = EventBox()
+        _ = try Trainer(options: options, outputDir: out, events: box.append)
+        let skipped = box.events.compactMap { event -> String? in
+            if case let .skippedImages(path, count) = event { return "\(path) \(count)" }
+            return nil
+        }
+        XCTAssertEqual(skipped, [root.appendingPathComponent("train").path + " 1"])
+    }
+
+    /// Checkpoints written before the option existed decode with it off; it round-trips.
+    func testSkipBadImagesOptionDecodesFromOldCheckpoints() throws {
+        var options = TrainOptions(model: VimConfig(name: "two", imgSize: 8, patchSize: 2, stride: 2, embedDim: 16, depth: 1, numClasses: 2))
+        options.skipBadImages = true
+        let json = try JSONEncoder().encode(options)
+        XCTAssertEqual(try JSONDecoder().decode(TrainOptions.self, from: json).skipBadImages, true)
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        XCTAssertNotNil(object.removeValue(forKey: "skipBadImages"))
+        let old = try JSONDecoder().decode(TrainOptions.self, from: try JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(old.skipBadImages, false)
     }
 }
