@@ -55,14 +55,11 @@ public enum ImageDecoder {
         func failure() -> FileError {
             .decodeFailed(path: path, format: "JPEG", reason: String(cString: tjGetErrorStr2(handle)).trimmingCharacters(in: .whitespaces))
         }
-        var width: Int32 = 0, height: Int32 = 0, subsamp: Int32 = 0, colorspace: Int32 = 0
-        let ok = bytes.withUnsafeBufferPointer {
-            tjDecompressHeader3(handle, $0.baseAddress, UInt(bytes.count), &width, &height, &subsamp, &colorspace)
-        }
-        guard ok == 0, width > 0, height > 0 else { throw failure() }
+        let (w, h, colorspace) = try jpegSize(handle, bytes, path: path)
+        let width = Int32(w), height = Int32(h)
         let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
-        guard let count = byteCount(width: Int(width), height: Int(height), channels: isCMYK ? 4 : 3, maxPixels: maxPixels) else {
-            throw FileError.imageTooLarge(path: path, width: Int(width), height: Int(height))
+        guard let count = byteCount(width: w, height: h, channels: isCMYK ? 4 : 3, maxPixels: maxPixels) else {
+            throw FileError.imageTooLarge(path: path, width: w, height: h)
         }
         var out = [UInt8](repeating: 0, count: count)
         let status = bytes.withUnsafeBufferPointer { src in

@@ -16,6 +16,8 @@ struct Eval: ParsableCommand {
     var dataSet: String?
     @Option(name: [.customLong("data"), .customLong("data-path")], help: "Folder of the dataset (CIFAR batches, or an ImageFolder with val/<class>/).")
     var data: String?
+    @Flag(name: .customLong("skip-bad-images"), help: "Leave out image files that cannot be read (counted) instead of stopping.")
+    var skipBadImages = false
     @Option(name: .customLong("batch-size")) var batchSize: Int = 64
     @Flag(help: "Evaluate the EMA weights of a training checkpoint.") var ema = false
     @OptionGroup var threadOptions: ThreadOptions
@@ -40,7 +42,10 @@ struct Eval: ParsableCommand {
         let net = try VimModel(config: cfg)
         try net.load(stateDict: try VimModel.modelTensors(weights, ema: ema), source: weights)
         let dataSet = self.dataSet ?? (data == nil ? "digits" : "auto")
-        let dataset = try makeDataset(dataSet, path: data, train: false, imageSize: cfg.imgSize)
+        let dataset = try makeDataset(dataSet, path: data, train: false, imageSize: cfg.imgSize, skipBadImages: skipBadImages)
+        if let folder = dataset as? ImageFolderDataset, !folder.skipped.isEmpty {
+            print(ProgressPrinter.skippedLine(path: folder.folder, count: folder.skipped.count))
+        }
         let result = try evaluate(net, loader: DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false),
                                   datasetName: data ?? dataSet)
         print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",

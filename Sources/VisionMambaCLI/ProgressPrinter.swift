@@ -14,6 +14,9 @@ final class ProgressPrinter {
         case .note(let text):
             print(text)
             fflush(stdout)
+        case let .skippedImages(path, count):
+            print(Self.skippedLine(path: path, count: count))
+            fflush(stdout)
         case .epochStarted:
             epochStart = Date().timeIntervalSince(start)
             lastPrint = epochStart
@@ -35,6 +38,11 @@ final class ProgressPrinter {
                   + (m.directionRate.map { String(format: "  directions on %.1f%%", 100 * $0) } ?? ""))
             fflush(stdout)
         }
+    }
+
+    /// The one line that reports image files a dataset left out.
+    static func skippedLine(path: String, count: Int) -> String {
+        "skipped \(count) unreadable image file\(count == 1 ? "" : "s") in \(path)"
     }
 
     private func bar(_ step: Int, of total: Int) -> String {

@@ -11,6 +11,8 @@ struct RecipeOptions: ParsableArguments {
     @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled), cifar10, cifar100, imagefolder, or auto (recognised from --data-path).")
     var dataSet: String = "digits"
     @Option(name: [.customLong("data-path"), .customLong("data")], help: "Folder of the dataset (not needed for digits).") var dataPath: String?
+    @Flag(name: .customLong("skip-bad-images"), help: "Leave out image files that cannot be read (counted) instead of stopping.")
+    var skipBadImages = false
     @Option(name: .customLong("num-classes"), help: "Classes of the head (default: the dataset's).") var numClasses: Int?
     @Option var epochs: Int = 30
     @Option(name: .customLong("batch-size")) var batchSize: Int = 64
@@ -77,6 +79,7 @@ struct RecipeOptions: ParsableArguments {
         var options = TrainOptions(model: config)
         options.dataset = dataSet
         options.dataPath = dataPath
+        options.skipBadImages = skipBadImages
         options.epochs = epochs
         options.batchSize = batchSize
         options.lr = lr

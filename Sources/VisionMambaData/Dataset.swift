@@ -1,3 +1,4 @@
+import MambaIO
 import MambaTensor
 
 /// A labelled image dataset. `sample(i)` gives the image as CHW float32 in [0, 1] (before any
@@ -34,7 +35,13 @@ public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An ImageFolder split folder that does not exist.
     case missingFolder(path: String)
     case noClassFolders(path: String)
-    case noImages(path: String)
+    /// Class folders of an ImageFolder split that hold no readable .jpg, .jpeg or .png file.
+    case emptyClasses(path: String, classes: [String])
+    /// A link inside an ImageFolder class folder that leads back to a folder containing it.
+    case linkCycle(path: String)
+    /// Image files of an ImageFolder split whose headers cannot be read, each with its reason,
+    /// in file order.
+    case unreadableImages(path: String, images: [FileError])
     case unreadable(path: String)
     case missingBundledData(name: String)
     case invalidRandAugment(config: String, setting: String)
@@ -54,12 +61,22 @@ public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(path): not a CIFAR-\(classes) python batch (expected 'data' [N, 3072] uint8 and N '\(classes == 10 ? "labels" : "fine_labels")')"
         case .missingFolder(let path): "\(path): no such folder; an ImageFolder dataset needs <split>/<class>/<image>"
         case .noClassFolders(let path): "\(path): no class folders found"
-        case .noImages(let path): "\(path): no .jpg, .jpeg or .png images in its class folders"
+        case .emptyClasses(let path, let classes):
+            "\(path): no .jpg, .jpeg or .png images in class folder\(classes.count == 1 ? "" : "s") \(Self.firstFew(classes.map { clipped($0) }))"
+        case .linkCycle(let path): "\(path): a link to a folder that contains it; the images under it would be listed forever"
+        case .unreadableImages(let path, let images):
+            "\(path): \(images.count) image file\(images.count == 1 ? "" : "s") cannot be read: \(Self.firstFew(images.map { "\($0)" }, separator: "; "))"
         case .unreadable(let path): "\(path): cannot read"
         case .missingBundledData(let name): "\(name): the bundled data is missing from the build"
         case .invalidRandAugment(let config, let setting):
             "\(clipped(config)): unknown or invalid RandAugment setting '\(clipped(setting))' (expected rand-m9-mstd0.5-inc1 style: m 0...30, n a whole 0...100, mstd 0...100, inc 0 or 1, p 0...1)"
         }
+    }
+
+    /// The first three items, then how many there were in all.
+    static func firstFew(_ items: [String], separator: String = ", ") -> String {
+        let shown = items.prefix(3).joined(separator: separator)
+        return items.count <= 3 ? shown : shown + "\(separator)… (\(items.count) in all)"
     }
 
     static func cifarFolders(classes: Int) -> [String] {

@@ -2,48 +2,89 @@ import Foundation
 import MambaIO
 import MambaTensor
 
-/// torchvision's ImageFolder over `root/<split>/<class>/<image>` (JPEG or PNG; class index =
-/// position of the folder name in sorted order). Training samples get RandomResizedCrop(size,
-/// scale 0.08–1, ratio 3/4–4/3, PIL bicubic); evaluation samples the official eval transform
-/// (shorter side to size/0.875, centre crop). Images are decoded when a batch is prepared, on
-/// the loader's background queue.
+/// torchvision's ImageFolder over `root/<split>/<class>/…/<image>` (JPEG or PNG, at any depth
+/// under the class folder, following links to folders; class index = position of the folder name
+/// in sorted order; files in the order of their sorted paths). Hidden files and folders are left
+/// out. Training samples get RandomResizedCrop(size, scale 0.08–1, ratio 3/4–4/3, PIL bicubic);
+/// evaluation samples the official eval transform (shorter side to size/0.875, centre crop).
+///
+/// Every image's header is checked when the dataset is built (`ImageDecoder.verify`, in
+/// parallel), so a file that is not an image or was cut short stops the run before training
+/// rather than hours into it; the pixels are decoded when a batch is prepared, on the loader's
+/// background queue.
 public struct ImageFolderDataset: ImageDataset {
     public let root: String
+    public let split: String
     public let classNames: [String]
     public let files: [(path: String, label: Int)]
+    /// The image files left out because they cannot be read (with `skipBadImages`), in file order.
+    public let skipped: [FileError]
     public let size: Int
     public let train: Bool
 
     static let extensions: Set<String> = ["jpg", "jpeg", "png"]
 
-    public init(root: String, split: String, size: Int, train: Bool) throws {
+    /// `skipBadImages`: leave unreadable images out (listed in `skipped`) instead of throwing
+    /// `DatasetError.unreadableImages` naming them all.
+    public init(root: String, split: String, size: Int, train: Bool, skipBadImages: Bool = false) throws {
         let dir = (root as NSString).appendingPathComponent(split)
-        let fm = FileManager.default
         var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { throw DatasetError.missingFolder(path: dir) }
-        func contents(_ folder: String) throws -> [String] {
-            do { return try fm.contentsOfDirectory(atPath: folder) } catch { throw DatasetError.unreadable(path: folder) }
-        }
-        let classes = try contents(dir).filter { name in
-            var d: ObjCBool = false
-            return !name.hasPrefix(".") && fm.fileExists(atPath: (dir as NSString).appendingPathComponent(name), isDirectory: &d) && d.boolValue
-        }.sorted()
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { throw DatasetError.missingFolder(path: dir) }
+        let classes = try FolderWalk.visibleNames(dir).filter { name in
+            FolderWalk.folderID((dir as NSString).appendingPathComponent(name))?.isFolder ?? false
+        }.sorted(by: FolderWalk.precedes)
         guard !classes.isEmpty else { throw DatasetError.noClassFolders(path: dir) }
-        var files: [(String, Int)] = []
+        var candidates: [(path: String, label: Int)] = []
         for (label, name) in classes.enumerated() {
-            let classDir = (dir as NSString).appendingPathComponent(name)
-            for file in try contents(classDir).sorted()
-            where Self.extensions.contains((file as NSString).pathExtension.lowercased()) {
-                files.append(((classDir as NSString).appendingPathComponent(file), label))
+            let found = try FolderWalk.files(under: (dir as NSString).appendingPathComponent(name)) {
+                Self.extensions.contains(($0 as NSString).pathExtension.lowercased())
             }
+            candidates += found.map { ($0.path, label) }
         }
-        guard !files.isEmpty else { throw DatasetError.noImages(path: dir) }
+        func emptyClasses(_ files: [(path: String, label: Int)]) -> [String] {
+            var counts = [Int](repeating: 0, count: classes.count)
+            for file in files { counts[file.label] += 1 }
+            return classes.indices.filter { counts[$0] == 0 }.map { classes[$0] }
+        }
+        // As torchvision, a class without images is an error: its index would never be a label.
+        var empty = emptyClasses(candidates)
+        guard empty.isEmpty else { throw DatasetError.emptyClasses(path: dir, classes: empty) }
+
+        let problems = Self.check(candidates.map(\.path))
+        let bad = problems.compactMap { $0 }
+        if !bad.isEmpty && !skipBadImages { throw DatasetError.unreadableImages(path: dir, images: bad) }
+        let files = zip(candidates, problems).filter { $0.1 == nil }.map(\.0)
+        empty = emptyClasses(files)
+        guard empty.isEmpty else { throw DatasetError.emptyClasses(path: dir, classes: empty) }
         self.root = root
+        self.split = split
         classNames = classes
         self.files = files
+        skipped = bad
         self.size = size
         self.train = train
     }
+
+    /// Each file's problem (nil when its header reads), in the order of `paths` whatever the
+    /// thread count. Headers are read on all kernel threads: most of the time is waiting for
+    /// the disk.
+    static func check(_ paths: [String]) -> [FileError?] {
+        var problems = [FileError?](repeating: nil, count: paths.count)
+        problems.withUnsafeMutableBufferPointer { buffer in
+            let out = buffer                                  // each thread writes only its own range
+            parallelFor(paths.count) { range in
+                for i in range {
+                    do { _ = try ImageDecoder.verify(paths[i]) }
+                    catch let error as FileError { out[i] = error }
+                    catch { out[i] = .unreadable(path: paths[i], reason: "\(error)") }
+                }
+            }
+        }
+        return problems
+    }
+
+    /// The split folder the images were read from.
+    public var folder: String { (root as NSString).appendingPathComponent(split) }
 
     public var count: Int { files.count }
     public var numClasses: Int { classNames.count }

@@ -42,10 +42,13 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var finetune: String? = nil
     /// Data-parallel processes: `batchSize` is per process, as DDP's per-GPU batch.
     public var worldSize: Int = 1
+    /// Leave out image files that cannot be read (reported as a `skippedImages` event) instead of
+    /// refusing the dataset.
+    public var skipBadImages: Bool = false
 
     public init(model: VimConfig) { self.model = model }
 
-    enum CodingKeys: String, CodingKey { case model, dataset, dataPath, epochs, batchSize, lr, unscaleLR, minLR, warmupLR, warmupEpochs, weightDecay, smoothing, clipGrad, modelEMA, modelEMADecay, seed, cropPadding, horizontalFlip, dropPath, mixup, cutmix, mixupProb, mixupSwitchProb, reprob, repeatedAug, aa, finetune, worldSize }
+    enum CodingKeys: String, CodingKey { case model, dataset, dataPath, epochs, batchSize, lr, unscaleLR, minLR, warmupLR, warmupEpochs, weightDecay, smoothing, clipGrad, modelEMA, modelEMADecay, seed, cropPadding, horizontalFlip, dropPath, mixup, cutmix, mixupProb, mixupSwitchProb, reprob, repeatedAug, aa, finetune, worldSize, skipBadImages }
 
     /// Missing keys take their defaults, so checkpoints written before an option existed still load.
     public init(from decoder: Decoder) throws {
@@ -78,6 +81,7 @@ public struct TrainOptions: Codable, Equatable, Sendable {
         if let v = try c.decodeIfPresent(String.self, forKey: .aa) { aa = v }
         if let v = try c.decodeIfPresent(String.self, forKey: .finetune) { finetune = v }
         if let v = try c.decodeIfPresent(Int.self, forKey: .worldSize) { worldSize = v }
+        if let v = try c.decodeIfPresent(Bool.self, forKey: .skipBadImages) { skipBadImages = v }
     }
 
     /// Rejects values a run cannot use, naming the option as this type does (the model's own

@@ -6,8 +6,9 @@ import VisionMamba
 import VisionMambaData
 
 /// The datasets `train --data-set` knows, at `imageSize` px (fixed-size datasets are resized;
-/// nil keeps their own size, ImageFolder crops to 224).
-public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: Int? = nil) throws -> any ImageDataset {
+/// nil keeps their own size, ImageFolder crops to 224). `skipBadImages`: an ImageFolder leaves
+/// out the image files it cannot read (its `skipped`) instead of refusing them.
+public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: Int? = nil, skipBadImages: Bool = false) throws -> any ImageDataset {
     if let imageSize, !(1...65_536).contains(imageSize) {
         throw TrainingError.invalidOption(name: "imageSize", value: "\(imageSize)", allowed: "1...65536")
     }
@@ -27,13 +28,14 @@ public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: I
         if has(["train.bin", "train"]) && !fm.fileExists(atPath: root + "/train/") {
             return try makeDataset("cifar100", path: root, train: train, imageSize: imageSize)
         }
-        return try makeDataset("imagefolder", path: root, train: train, imageSize: imageSize)
+        return try makeDataset("imagefolder", path: root, train: train, imageSize: imageSize, skipBadImages: skipBadImages)
     case "digits": return resized(try DigitsDataset(split: train ? .train : .val), to: imageSize)
     case "cifar10", "cifar-10": return resized(try CIFARDataset(path: folder(), classes: 10, train: train), to: imageSize)
     case "cifar100", "cifar-100", "cifar":   // the official CIFAR means CIFAR-100
         return resized(try CIFARDataset(path: folder(), classes: 100, train: train), to: imageSize)
     case "imagefolder", "imnet":
-        return try ImageFolderDataset(root: folder(), split: train ? "train" : "val", size: imageSize ?? 224, train: train)
+        return try ImageFolderDataset(root: folder(), split: train ? "train" : "val", size: imageSize ?? 224, train: train,
+                                      skipBadImages: skipBadImages)
     default: throw TrainingError.unknownDataset(name: name, valid: ["digits", "cifar10", "cifar100", "imagefolder", "auto"])
     }
 }
@@ -105,8 +107,13 @@ public final class Trainer {
         schedule = CosineSchedule(lr: options.effectiveLR, minLR: options.minLR, warmupLR: options.warmupLR,
                                   warmupEpochs: options.warmupEpochs, epochs: options.epochs)
 
-        let train = try makeDataset(options.dataset, path: options.dataPath, train: true, imageSize: options.model.imgSize)
-        let val = try makeDataset(options.dataset, path: options.dataPath, train: false, imageSize: options.model.imgSize)
+        let train = try makeDataset(options.dataset, path: options.dataPath, train: true, imageSize: options.model.imgSize,
+                                    skipBadImages: options.skipBadImages)
+        let val = try makeDataset(options.dataset, path: options.dataPath, train: false, imageSize: options.model.imgSize,
+                                  skipBadImages: options.skipBadImages)
+        for case let folder as ImageFolderDataset in [train, val] where !folder.skipped.isEmpty {
+            report(.skippedImages(path: folder.folder, count: folder.skipped.count))
+        }
         // Validation labels too, before the first step rather than after the first epoch.
         for dataset in [train, val] where dataset.numClasses != options.model.numClasses {
             throw TrainingError.classCountMismatch(dataset: options.dataset, datasetClasses: dataset.numClasses, modelClasses: options.model.numClasses)

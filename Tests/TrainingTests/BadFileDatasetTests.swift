@@ -91,19 +91,25 @@ final class BadFileDatasetTests: XCTestCase {
         let split = tmp.appendingPathComponent("val")
         try FileManager.default.createDirectory(at: split, withIntermediateDirectories: true)
         assertThrows(DatasetError.noClassFolders(path: split.path), try ImageFolderDataset(root: tmp.path, split: "val", size: 16, train: false))
-        // Class folders holding no images (a text file is not one).
+        // A class folder holding no images (a text file is not one).
         try FileManager.default.createDirectory(at: split.appendingPathComponent("cat"), withIntermediateDirectories: true)
         try Data("not an image".utf8).write(to: split.appendingPathComponent("cat/notes.txt"))
-        assertThrows(DatasetError.noImages(path: split.path), try ImageFolderDataset(root: tmp.path, split: "val", size: 16, train: false))
+        assertThrows(DatasetError.emptyClasses(path: split.path, classes: ["cat"]), try ImageFolderDataset(root: tmp.path, split: "val", size: 16, train: false))
     }
 
-    /// An ImageFolder image that cannot be decoded fails when its batch is prepared, naming it.
-    func testImageFolderWithAnUnreadableImage() throws {
+    /// An ImageFolder image whose header reads and that ends as a JPEG should, but whose
+    /// compressed pixels are damaged, passes the check when the dataset is built and fails when
+    /// its batch is prepared, naming it.
+    func testImageFolderWithDamagedPixels() throws {
         let cat = tmp.appendingPathComponent("val/cat")
         try FileManager.default.createDirectory(at: cat, withIntermediateDirectories: true)
         let bad = cat.appendingPathComponent("broken.jpg")
-        try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]).write(to: bad)
+        let jpeg = [UInt8](try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../MambaIOTests/Resources/rgb.jpg")))
+        // rgb.jpg's headers end at byte 623; its scan replaced by zeros, then EOI.
+        try Data(jpeg.prefix(623) + [UInt8](repeating: 0, count: 100) + [0xFF, 0xD9]).write(to: bad)
         let data = try ImageFolderDataset(root: tmp.path, split: "val", size: 16, train: false)
+        XCTAssertEqual(data.count, 1)
         XCTAssertThrowsError(try data.sample(0)) { error in
             guard case .decodeFailed(bad.path, "JPEG", _)? = error as? FileError else { return XCTFail("\(error)") }
         }
