@@ -144,6 +144,27 @@ extension CLITests {
         try assertFails(["bench", "--img-size", "100000", "--patch-size", "16"], mentioning: ["img_size is 100000", "1...65536"])
     }
 
+    /// Every floating-point flag refuses NaN and both infinities as a usage error naming the flag
+    /// (its checks are written so that NaN fails them). The list is every Double or Float option
+    /// of the commands, with the commands that take it.
+    func testEveryFloatFlagRefusesNaNAndInfinity() throws {
+        let recipe = ["--lr", "--min-lr", "--warmup-lr", "--weight-decay", "--smoothing", "--clip-grad", "--model-ema-decay",
+                      "--drop-path", "--mixup", "--cutmix", "--mixup-prob", "--mixup-switch-prob", "--reprob"]
+        let dyvm = ["--token-keep-ratio", "--block-keep-ratio", "--gate-threshold"]
+        let dyvmLoss = ["--token-pruning-weight", "--block-pruning-weight", "--distill-weight", "--token-ratio-divisor"]
+        let commands: [([String], [String])] = [
+            (["train"], recipe + dyvm + dyvmLoss), (["study", "fusion"], recipe),
+            (["bench"], dyvm + ["--gate-rate"]), (["flops"], dyvm + ["--gate-rate"]),
+        ]
+        for (command, flags) in commands {
+            for flag in flags {
+                for value in ["nan", "inf", "-inf"] {
+                    try assertUsageError(command + ["\(flag)=\(value)"], mentioning: "\(flag) must be")
+                }
+            }
+        }
+    }
+
     /// A thread count above eight per core is refused, naming the allowed range, instead of being clamped.
     func testThreadsAboveTheMaximum() throws {
         let maximum = 8 * ProcessInfo.processInfo.activeProcessorCount
