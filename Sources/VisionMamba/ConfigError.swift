@@ -10,6 +10,9 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Famba-V fusion asked to remove `requested` tokens per fusing block from a model whose
     /// `tokens` tokens allow at most `maximum` ((T − 1) / 2, the class token kept) in any block.
     case tooManyFusionTokens(model: String, requested: Int, maximum: Int, tokens: Int)
+    /// A forward pass (or a training step, `training`) of `batch` images of `model` would need about
+    /// `estimatedBytes` (`VimConfig.estimatedBytes`), more than the machine's `availableBytes`.
+    case tooLarge(model: String, batch: Int, training: Bool, estimatedBytes: Int, availableBytes: Int)
     /// A model name that is neither in the zoo nor a JSON file.
     case unknownModel(name: String, valid: [String])
     /// A Famba-V strategy name that is not one of `valid`.
@@ -37,6 +40,8 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(abbreviated(model)): \(first) and \(second) cannot be combined"
         case let .tooManyFusionTokens(model, requested, maximum, tokens):
             return "\(abbreviated(model)): fusion.tokens is \(requested); a fusion of its \(tokens) tokens removes at most \(maximum) ((T − 1) / 2, the class token kept)"
+        case let .tooLarge(model, batch, training, estimatedBytes, availableBytes):
+            return "\(abbreviated(model)): a \(training ? "training step" : "forward pass") of \(batch) image(s) needs about \(describe(bytes: estimatedBytes)) (estimated), more than the \(describe(bytes: availableBytes)) of memory this machine has"
         case let .unknownModel(name, valid):
             return "unknown model '\(abbreviated(name))'; valid names: \(valid.joined(separator: ", ")), or an official name"
         case let .unknownFusionStrategy(name, valid):

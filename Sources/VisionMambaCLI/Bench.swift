@@ -41,6 +41,11 @@ struct Bench: ParsableCommand {
         config.fusion = try fusionOptions.make(depth: config.depth)
         config = try dyvmOptions.apply(to: config)
         if train && config.dyvm != nil { throw ValidationError("bench --train times plain Vim and Famba-V steps; DyVM is timed in inference") }
+        // At the resolution the passes run at, before the model or the input is allocated.
+        var target = config
+        if let imgSize, patchSize == nil { target.imgSize = imgSize }
+        try target.checkFitsInMemory(batch: batch, training: train)
+        let estimateMiB = Double(target.estimatedBytes(batch: batch, training: train)) / 1_048_576
         let net = try VimModel(config: config)
         net.resetParameters(seed: 0)
         if let gateRate {
@@ -98,7 +103,7 @@ struct Bench: ParsableCommand {
                 "\"tokens\":\(config.tokens)", "\"threads\":\(Parallel.threads)",
                 "\"images_per_second\":\(String(format: "%.3f", ips))",
                 "\"seconds_per_batch\":\(String(format: "%.4f", seconds / Double(iterations)))",
-                "\"peak_rss_mib\":\(String(format: "%.1f", rss))",
+                "\"peak_rss_mib\":\(String(format: "%.1f", rss))", "\"estimated_peak_mib\":\(String(format: "%.1f", estimateMiB))",
                 "\"gflop_per_image\":\(String(format: "%.3f", gflop))",
                 "\"peak_tensor_mib\":\(String(format: "%.1f", Double(TensorMemory.peakBytes) / 1_048_576))",
                 "\"token_schedule\":[\(net.config.tokenSchedule.map(String.init).joined(separator: ","))]",
@@ -113,8 +118,8 @@ struct Bench: ParsableCommand {
                 print(String(format: "  allreduce %.1f ms per step (waiting for other ranks included); %.1f ms for %d floats with all ranks ready",
                              1000 * allreduce, 1000 * pureAllreduce, gradientCount))
             }
-            print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB, %.2f GFLOP per image (%.1f GFLOP/s)",
-                         ips, 1000 * seconds / Double(iterations), rss, gflop, ips * gflop))
+            print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB (estimated %.0f), %.2f GFLOP per image (%.1f GFLOP/s)",
+                         ips, 1000 * seconds / Double(iterations), rss, estimateMiB, gflop, ips * gflop))
             if net.config.fusion != nil {
                 print("  tokens per block: \(net.config.tokenSchedule.map(String.init).joined(separator: " ")) (Σ \(net.config.tokenLayers) of \(net.config.tokens * net.config.depth))")
             }

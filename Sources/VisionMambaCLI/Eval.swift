@@ -39,13 +39,15 @@ struct Eval: ParsableCommand {
             }
             cfg = state.options.model
         }
-        let net = try VimModel(config: cfg)
-        try net.load(stateDict: try VimModel.modelTensors(weights, ema: ema), source: weights)
         let dataSet = self.dataSet ?? (data == nil ? "digits" : "auto")
         let dataset = try makeDataset(dataSet, path: data, train: false, imageSize: cfg.imgSize, skipBadImages: skipBadImages)
         if let folder = dataset as? ImageFolderDataset, !folder.skipped.isEmpty {
             print(ProgressPrinter.skippedLine(path: folder.folder, count: folder.skipped.count))
         }
+        // A batch is never larger than the dataset.
+        try cfg.checkFitsInMemory(batch: max(1, min(batchSize, dataset.count)), training: false)
+        let net = try VimModel(config: cfg)
+        try net.load(stateDict: try VimModel.modelTensors(weights, ema: ema), source: weights)
         let result = try evaluate(net, loader: DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false),
                                   datasetName: data ?? dataSet)
         print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",

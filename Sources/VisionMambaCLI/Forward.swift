@@ -28,16 +28,21 @@ struct Forward: ParsableCommand {
     func run() throws {
         _ = try CheckpointFile.format(forWriting: output)   // before any computing
         threadOptions.apply()
-        let model = try modelOptions.makeModel()
+        // The input is read first: its batch decides whether the pass fits in memory.
+        var stored: StoredTensor?
+        if let input {
+            let file = try SafeTensors.read(input)
+            guard let tensor = file["input"] else { throw FileError.missingTensor(path: input, name: "input") }
+            stored = tensor
+        }
+        let model = try modelOptions.makeModel(batch: max(1, stored?.shape.first ?? 1), keepsBlockOutputs: true)
         var out = TensorFile()
         let images: Tensor
-        if let image {
-            images = try loadImageBatch([image], imgSize: model.config.imgSize)
-            out.append("input", StoredTensor(shape: images.shape, floats: images.array))
-        } else {
-            let file = try SafeTensors.read(input!)
-            guard let stored = file["input"] else { throw FileError.missingTensor(path: input!, name: "input") }
+        if let stored {
             images = try Tensor(shape: stored.shape, values: stored.floats())
+        } else {
+            images = try loadImageBatch([image!], imgSize: model.config.imgSize)
+            out.append("input", StoredTensor(shape: images.shape, floats: images.array))
         }
         try model.checkInput(shape: images.shape)
         var blocks: [(Int, Tensor)] = []

@@ -26,10 +26,11 @@ struct Gradients: ParsableCommand {
     func run() throws {
         _ = try CheckpointFile.format(forWriting: output)   // before any computing
         threadOptions.apply()
-        let model = try modelOptions.makeModel()
         let file = try SafeTensors.read(input)
         guard let stored = file["input"] else { throw FileError.missingTensor(path: input, name: "input") }
         guard let storedLabels = file["labels"] else { throw FileError.missingTensor(path: input, name: "labels") }
+        // DyVM's case also writes every block's output.
+        let model = try modelOptions.makeModel(batch: max(1, stored.shape.first ?? 1), training: true, keepsBlockOutputs: true)
         let images = try Tensor(shape: stored.shape, values: stored.floats())
         images.requiresGrad = false
         try model.checkInput(shape: images.shape)

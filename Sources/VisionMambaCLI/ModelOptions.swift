@@ -36,9 +36,14 @@ struct ModelOptions: ParsableArguments {
         return try ModelZoo.resolve(model!)
     }
 
-    /// The model with its weights loaded, moved to --img-size if given.
-    func makeModel() throws -> VimModel {
-        let net = try VimModel(config: try makeConfig())
+    /// The model with its weights loaded, moved to --img-size if given, once its passes over
+    /// `batch` images are estimated to fit in memory (`VimConfig.checkFitsInMemory`).
+    func makeModel(batch: Int, training: Bool = false, keepsBlockOutputs: Bool = false) throws -> VimModel {
+        let config = try makeConfig()
+        var target = config
+        if let imgSize { target.imgSize = imgSize }
+        try target.checkFitsInMemory(batch: batch, training: training, keepsBlockOutputs: keepsBlockOutputs)
+        let net = try VimModel(config: config)
         let skipped = try net.load(weights: weights, strict: !nonStrict)
         if nonStrict && !skipped.isEmpty {
             FileHandle.standardError.write(Data("warning: \(skipped)\n".utf8))

@@ -22,7 +22,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
-        let model = try modelOptions.makeModel()
+        let model = try modelOptions.makeModel(batch: 1)   // one image at a time
         let names = try labels.map(readLabels) ?? []
         if !names.isEmpty && names.count != model.config.numClasses {
             throw FileError.countMismatch(path: labels!, what: "labels (one per class)", expected: model.config.numClasses, found: names.count)

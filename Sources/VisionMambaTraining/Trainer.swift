@@ -91,6 +91,10 @@ public final class Trainer {
         self.report = world.isLeader ? events : { _ in }
         try options.validate()
         if options.model.dyvm != nil && options.dropPath > 0 { throw TrainingError.dyvmWithDropPath(rate: options.dropPath) }
+        // Before the model or a batch is allocated: a training step, and the evaluation, which
+        // runs batches of at least 64.
+        try options.model.checkFitsInMemory(batch: options.batchSize, training: true, parameterCopies: options.modelEMA ? 1 : 0)
+        try options.model.checkFitsInMemory(batch: max(options.batchSize, 64), training: false)
         try prepareOutputFolder(outputDir)
 
         model = try VimModel(config: options.model)

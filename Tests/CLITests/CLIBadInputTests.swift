@@ -128,6 +128,43 @@ extension CLITests {
                         mentioning: [file + "/run", "cannot create the output folder"])
     }
 
+    /// Batches and images far past the machine's memory: one line with the estimate, before the
+    /// model or a batch is allocated (an allocation that size ended the process).
+    func testTooLargeForMemory() throws {
+        try assertFails(["bench", "--batch", "10000000"], mentioning: ["a forward pass of 10000000 image(s) needs about", "TiB (estimated)"])
+        try assertFails(["bench", "--img-size", "65536", "--patch-size", "16"], mentioning: ["a forward pass of 8 image(s)", "(estimated)"])
+        try assertFails(["bench", "--train", "--batch", "100000"], mentioning: ["a training step of 100000 image(s)", "(estimated)"])
+        try assertFails(["train", "--repeated-aug", "64", "--batch-size", "100000000", "--output-dir", tmp.appendingPathComponent("run").path],
+                        mentioning: ["vim-digits: a training step of 100000000 image(s)", "(estimated)"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.appendingPathComponent("run").path))
+        try assertFails(["forward", "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.safetensors"), "--img-size", "65536",
+                         "--input", fixture("vim-micro.io.safetensors"), "--output", tmp.appendingPathComponent("o.safetensors").path],
+                        mentioning: ["a forward pass of", "(estimated)"])
+        // Past the largest image size a model takes: refused by the model's own bounds.
+        try assertFails(["bench", "--img-size", "100000", "--patch-size", "16"], mentioning: ["img_size is 100000", "1...65536"])
+    }
+
+    /// Every floating-point flag refuses NaN and both infinities as a usage error naming the flag
+    /// (its checks are written so that NaN fails them). The list is every Double or Float option
+    /// of the commands, with the commands that take it.
+    func testEveryFloatFlagRefusesNaNAndInfinity() throws {
+        let recipe = ["--lr", "--min-lr", "--warmup-lr", "--weight-decay", "--smoothing", "--clip-grad", "--model-ema-decay",
+                      "--drop-path", "--mixup", "--cutmix", "--mixup-prob", "--mixup-switch-prob", "--reprob"]
+        let dyvm = ["--token-keep-ratio", "--block-keep-ratio", "--gate-threshold"]
+        let dyvmLoss = ["--token-pruning-weight", "--block-pruning-weight", "--distill-weight", "--token-ratio-divisor"]
+        let commands: [([String], [String])] = [
+            (["train"], recipe + dyvm + dyvmLoss), (["study", "fusion"], recipe),
+            (["bench"], dyvm + ["--gate-rate"]), (["flops"], dyvm + ["--gate-rate"]),
+        ]
+        for (command, flags) in commands {
+            for flag in flags {
+                for value in ["nan", "inf", "-inf"] {
+                    try assertUsageError(command + ["\(flag)=\(value)"], mentioning: "\(flag) must be")
+                }
+            }
+        }
+    }
+
     /// A thread count above eight per core is refused, naming the allowed range, instead of being clamped.
     func testThreadsAboveTheMaximum() throws {
         let maximum = 8 * ProcessInfo.processInfo.activeProcessorCount
