@@ -32,7 +32,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         // System libraries are found through pkg-config (Debian and Homebrew install the .pc files).
@@ -45,8 +44,7 @@ let package = Package(
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi",
                        providers: [.apt(["libopenmpi-dev"]), .brew(["open-mpi"])]),
         .target(name: "MambaTensor",
-                dependencies: [.target(name: "CBLAS", condition: .when(platforms: openBLAS)),
-                               .product(name: "Atomics", package: "swift-atomics")],
+                dependencies: [.target(name: "CBLAS", condition: .when(platforms: openBLAS))],
                 swiftSettings: fast,
                 linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS, .visionOS]))]),
         .target(name: "MambaNN", dependencies: ["MambaTensor"], swiftSettings: fast),

@@ -1,4 +1,3 @@
-import Atomics
 import Foundation
 
 /// How many threads kernels use; `--threads` sets it. Results are the same bits for any number.
@@ -52,13 +51,11 @@ final class WorkerPool: @unchecked Sendable {
     // Everything below is guarded by `condition`.
     private var workers = 0            // running workers, of the current epoch
     private var epoch = 0              // bumped by each resize; workers of older epochs exit
+    private var generation = 0         // bumped for each job and each resize
     private var job: ((Int) -> Void)?  // runs chunk i
     private var jobWidth = 0
+    private var pending = 0            // workers yet to finish the current job
     private var busy = false
-    // Changed under `condition` too, but atomic so that a thread can spin on them without it.
-    private let generation = ManagedAtomic(0)   // bumped for each job and each resize
-    private let pending = ManagedAtomic(0)      // workers yet to finish the current job
-    private var spins = 0                       // loads to spin before sleeping; 0 when oversubscribed
 
     private init(width: Int) { resize(width: width) }
 
@@ -73,15 +70,10 @@ final class WorkerPool: @unchecked Sendable {
         while busy { condition.wait() }
         if width - 1 == workers && epoch > 0 { return }
         epoch += 1
-        generation.wrappingIncrement(ordering: .sequentiallyConsistent)
+        generation += 1
         workers = width - 1
-        // Kernels come in quick succession (a Vim block runs a dozen), and a sleeping thread
-        // takes tens of microseconds to wake, a few percent of a batch-1 forward pass. So a
-        // thread that waits spins on the counters for a while first, unless there are more
-        // threads than cores, where spinning would take the core from a thread with work.
-        spins = width <= Parallel.defaultThreads ? 1 << 18 : 0
         for index in 1..<max(width, 1) {
-            let (epoch, generation) = (epoch, generation.load(ordering: .sequentiallyConsistent))
+            let (epoch, generation) = (epoch, generation)
             let thread = Thread { self.work(index: index, epoch: epoch, from: generation) }
             thread.stackSize = 8 << 20
             thread.start()
@@ -98,17 +90,15 @@ final class WorkerPool: @unchecked Sendable {
         return withoutActuallyEscaping(body) { body in
             job = body
             jobWidth = width
-            pending.store(workers, ordering: .sequentiallyConsistent)
-            generation.wrappingIncrement(ordering: .sequentiallyConsistent)
-            let spins = spins
+            pending = workers
+            generation += 1
             condition.broadcast()
             condition.unlock()
 
             body(0)
 
-            spin(spins) { pending.load(ordering: .acquiring) > 0 }
             condition.lock()
-            while pending.load(ordering: .sequentiallyConsistent) > 0 { condition.wait() }
+            while pending > 0 { condition.wait() }
             job = nil
             busy = false
             condition.broadcast()   // a resize may be waiting
@@ -121,27 +111,17 @@ final class WorkerPool: @unchecked Sendable {
         var seen = generation
         condition.lock()
         while true {
-            let spins = spins
-            condition.unlock()
-            spin(spins) { self.generation.load(ordering: .acquiring) == seen }
-            condition.lock()
-            while self.generation.load(ordering: .sequentiallyConsistent) == seen { condition.wait() }
-            seen = self.generation.load(ordering: .sequentiallyConsistent)
+            while self.generation == seen { condition.wait() }
+            seen = self.generation
             if epoch != self.epoch { break }
             guard let job else { continue }
             let width = jobWidth
             condition.unlock()
             if index < width { job(index) }
             condition.lock()
-            if pending.wrappingDecrementThenLoad(ordering: .sequentiallyConsistent) == 0 { condition.broadcast() }
+            pending -= 1
+            if pending == 0 { condition.broadcast() }
         }
         condition.unlock()
-    }
-
-    /// Checks `waiting` up to `count` times, returning as soon as it is false.
-    @inline(__always)
-    private func spin(_ count: Int, while waiting: () -> Bool) {
-        var left = count
-        while left > 0 && waiting() { left -= 1 }
     }
 }
