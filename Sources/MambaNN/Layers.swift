@@ -27,15 +27,8 @@ public final class Linear: Module {
     }
 
     /// y [..., out] for x [..., in].
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        guard x.rank >= 1, x.shape[x.rank - 1] == inFeatures else {
-            throw TensorError.dimensionMismatch(tensor: "x", axis: max(x.rank - 1, 0), expected: inFeatures, found: x.shape)
-        }
-        let rows = x.shape.dropLast().reduce(1, *)
-        let y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outFeatures])
-        linearForward(y.data, x.data, weight: weight.data, bias: bias?.data, rows: rows,
-                      inFeatures: inFeatures, outFeatures: outFeatures)
-        return y
+    public func callAsFunction(_ x: Tensor, tape: Tape? = nil) throws -> Tensor {
+        try linear(x, weight: weight, bias: bias, tape: tape)
     }
 }
 
@@ -67,31 +60,9 @@ public final class LayerNorm: Module {
 
     public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
 
-    /// Mean and 1/sqrt(var + eps) of one row of D values, in double precision.
-    package func rowStatistics(_ row: UnsafePointer<Float>) -> (mean: Double, rstd: Double) {
-        let D = weight.count
-        var mean = 0.0
-        for d in 0..<D { mean += Double(row[d]) }
-        mean /= Double(D)
-        var variance = 0.0
-        for d in 0..<D { let c = Double(row[d]) - mean; variance += c * c }
-        return (mean, 1 / (variance / Double(D) + Double(eps)).squareRoot())
-    }
-
     /// y [..., D] for x [..., D].
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        let D = weight.count
-        guard x.rank >= 1, x.shape[x.rank - 1] == D else {
-            throw TensorError.dimensionMismatch(tensor: "x", axis: max(x.rank - 1, 0), expected: D, found: x.shape)
-        }
-        let rows = x.shape.dropLast().reduce(1, *)
-        let y = Tensor(uninitializedShape: x.shape)
-        for r in 0..<rows {
-            let src = x.data + r * D, dst = y.data + r * D
-            let (mean, rstd) = rowStatistics(src)
-            for d in 0..<D { dst[d] = Float((Double(src[d]) - mean) * rstd) * weight.data[d] + bias.data[d] }
-        }
-        return y
+    public func callAsFunction(_ x: Tensor, tape: Tape? = nil) throws -> Tensor {
+        try layerNorm(x, weight: weight, bias: bias, eps: eps, tape: tape)
     }
 }
 
@@ -138,20 +109,7 @@ public final class Conv2d: Module {
     public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
 
     /// tokens [B, G_h·G_w, D] for images [B, Cin, H, W] (H, W ≥ kernel), flattened row-major over the grid.
-    public func tokens(_ images: Tensor) throws -> Tensor {
-        guard images.rank == 4 else { throw TensorError.rankMismatch(tensor: "images", expected: 4, found: images.shape) }
-        guard images.shape[1] == inChannels else {
-            throw TensorError.dimensionMismatch(tensor: "images", axis: 1, expected: inChannels, found: images.shape)
-        }
-        for (name, size) in [("image height", images.shape[2]), ("image width", images.shape[3])] where size < kernel {
-            throw TensorError.invalidArgument(name: name, value: Double(size), allowed: "at least the kernel, \(kernel)")
-        }
-        let (b, h, w) = (images.shape[0], images.shape[2], images.shape[3])
-        let gh = patchGrid(size: h, patch: kernel, stride: stride), gw = patchGrid(size: w, patch: kernel, stride: stride)
-        let out = Tensor(uninitializedShape: [b, gh * gw, outChannels])
-        patchConv2dForward(out: out.data, images: images.data, weight: weight.data, bias: bias.data,
-                           batch: b, inChannels: inChannels, height: h, width: w, outChannels: outChannels,
-                           patch: kernel, stride: stride)
-        return out
+    public func tokens(_ images: Tensor, tape: Tape? = nil) throws -> Tensor {
+        try patchEmbedding(images, weight: weight, bias: bias, stride: stride, tape: tape)
     }
 }

@@ -62,7 +62,7 @@ extension Module {
             guard floats.count == tensor.count else {
                 throw StateDictError.mismatch(source: source, problems: [.valueCountMismatch(key: name, expected: tensor.count, found: floats.count)])
             }
-            if tensor.count > 0 { floats.withUnsafeBufferPointer { tensor.data.update(from: $0.baseAddress!, count: tensor.count) } }
+            try tensor.assign(floats)
         }
         return strict ? StateDictReport() : StateDictReport(missing: missing.map(\.0), unexpected: unexpected.map(\.key))
     }

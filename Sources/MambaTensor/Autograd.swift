@@ -4,8 +4,8 @@
 /// gradient and adds (`+=`) into its inputs' gradients, exactly as llm.c's backward kernels
 /// do. `backward(from:)` seeds the loss gradient and runs the closures in reverse order, so
 /// every consumer of a tensor has contributed to its gradient before its producer reads it.
-/// The ops are coarse (linear, add + RMSNorm, the whole Mamba mixer, ...), so a Vim-T step
-/// records a few hundred closures, and each keeps only what its backward needs.
+/// The ops are coarse (linear, add + RMSNorm, the causal conv, the selective scan, ...), so a
+/// Vim-T step records about a thousand closures, and each keeps only what its backward needs.
 public final class Tape {
     private var steps: [() -> Void] = []
 
@@ -27,11 +27,86 @@ public final class Tape {
             throw TensorError.valueCountMismatch(tensor: "seed", expected: output.count, found: seed.count)
         }
         let g = output.gradBuffer()
-        for i in 0..<seed.count { g.data[i] += seed[i] }
+        let seedTensor = try Tensor(shape: output.shape, values: seed, device: output.device)
+        g.backend.combine(.add, g, seedTensor, into: g, accumulate: false)
         // Each step is dropped once it has run, so the activations it saved, and the gradients of
         // tensors no later step reads, are freed during the pass instead of all at its end.
         while let step = steps.popLast() { step() }
     }
+}
+
+extension Tape {
+    /// Runs `body` with this tape, so its ops record their backward steps, and marks the result
+    /// to be computed again by `body` without a tape when a backward step needs its values,
+    /// instead of being kept from the forward pass: the official `mamba_inner_fn` keeps neither
+    /// the conv output nor Δ. `body` must give the same values every time (our ops do).
+    public func recomputable(_ body: @escaping (Tape?) throws -> Tensor) throws -> Tensor {
+        let t = try body(self)
+        t.recipe = Recipe { try body(nil) }
+        return t
+    }
+}
+
+/// `tape.recomputable(body)`, or just `body(nil)` without a tape.
+public func recomputable(tape: Tape?, _ body: @escaping (Tape?) throws -> Tensor) throws -> Tensor {
+    guard let tape else { return try body(nil) }
+    return try tape.recomputable(body)
+}
+
+/// How to compute a tensor's values again. Backward steps that hold `SavedTensor`s of it share
+/// one recomputed copy, dropped when the last of them is gone.
+package final class Recipe: @unchecked Sendable {
+    private let compute: () throws -> Tensor
+    private var users = 0
+    private var cached: Tensor?
+
+    init(_ compute: @escaping () throws -> Tensor) { self.compute = compute }
+
+    func retain() { users += 1 }
+    func release() {
+        users -= 1
+        if users == 0 { cached = nil }
+    }
+
+    func values() -> Tensor {
+        if let cached { return cached }
+        do {
+            let t = try compute()
+            cached = t
+            return t
+        } catch {
+            preconditionFailure("recomputing a tensor whose forward pass succeeded failed: \(error)")
+        }
+    }
+}
+
+/// A tensor's values as a backward step keeps them: the tensor itself, or, for one made by
+/// `Tape.recomputable`, only the way to compute it again.
+package final class SavedTensor: @unchecked Sendable {
+    private let tensor: Tensor?
+    private let recipe: Recipe?
+
+    package init(_ t: Tensor) {
+        if let r = t.recipe {
+            recipe = r
+            tensor = nil
+            r.retain()
+        } else {
+            recipe = nil
+            tensor = t
+        }
+    }
+
+    deinit { recipe?.release() }
+
+    package var values: Tensor { tensor ?? recipe!.values() }
+}
+
+/// slot's gradient += values (row-major, the slot's count): for gradients computed on the host.
+package func addToGradient(_ slot: GradientSlot, _ values: [Float]) {
+    let g = slot.buffer()
+    let t = Tensor(ownValues: values, shape: g.shape, device: g.device)
+    g.backend.combine(.add, g, t, into: g, accumulate: false)
 }
 
 extension Tensor {
@@ -39,5 +114,5 @@ extension Tensor {
     public func gradBuffer() -> Tensor { slot.buffer() }
 
     /// Sets the gradient to zero (keeping the buffer), as `optimizer.zero_grad(set_to_none=False)`.
-    public func zeroGrad() { grad?.buffer.update(repeating: 0) }
+    public func zeroGrad() { grad?.fill(0) }
 }

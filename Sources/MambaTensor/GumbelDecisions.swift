@@ -12,23 +12,26 @@ public func gumbelSoftmaxKeep(_ logp: Tensor, noise: [Float], tape: Tape?) throw
     }
     let rows = logp.count / 2
     guard noise.count == logp.count else { throw TensorError.valueCountMismatch(tensor: "noise", expected: logp.count, found: noise.count) }
-    let keep = Tensor(uninitializedShape: Array(logp.shape.dropLast()))
-    var soft0 = [Float](repeating: 0, count: rows)
+    // Decisions are few (B × N): they are made on the host.
+    let values = logp.array
+    var keepValues = [Float](repeating: 0, count: rows), soft0 = [Float](repeating: 0, count: rows)
     for r in 0..<rows {
-        let y0 = logp.data[2 * r] + noise[2 * r], y1 = logp.data[2 * r + 1] + noise[2 * r + 1]
+        let y0 = values[2 * r] + noise[2 * r], y1 = values[2 * r + 1] + noise[2 * r + 1]
         let m = max(y0, y1), e0 = Foundation.exp(y0 - m), e1 = Foundation.exp(y1 - m)
         soft0[r] = e0 / (e0 + e1)
-        keep.data[r] = y0 >= y1 ? 1 : 0          // argmax takes the first index on a tie
+        keepValues[r] = y0 >= y1 ? 1 : 0          // argmax takes the first index on a tie
     }
+    let keep = Tensor(ownValues: keepValues, shape: Array(logp.shape.dropLast()), device: logp.device)
     let logpSlot = logp.slot, keepSlot = keep.slot
     tape?.record {
-        guard let dk = keepSlot.grad, logpSlot.requiresGrad else { return }
-        let g = logpSlot.buffer()
+        guard let keepGrad = keepSlot.grad?.array, logpSlot.requiresGrad else { return }
+        var g = [Float](repeating: 0, count: 2 * rows)
         for r in 0..<rows {
             let s0 = soft0[r], s1 = 1 - s0
-            g.data[2 * r] += s0 * (1 - s0) * dk.data[r]
-            g.data[2 * r + 1] += -s1 * s0 * dk.data[r]
+            g[2 * r] = s0 * (1 - s0) * keepGrad[r]
+            g[2 * r + 1] = -s1 * s0 * keepGrad[r]
         }
+        addToGradient(logpSlot, g)
     }
     return keep
 }
@@ -45,4 +48,17 @@ public func gumbelSigmoid(_ logits: [Float], noise: [Float], tau: Float, thresho
         gates[i] = soft[i] > threshold ? 1 : 0
     }
     return (gates, soft)
+}
+
+/// `gumbelSigmoid` on a logits tensor, with its straight-through backward: gates of logits'
+/// shape, exactly 0 or 1, whose gradient reaches the logits as d gate · soft · (1 − soft) / τ.
+public func gumbelSigmoidGates(_ logits: Tensor, noise: [Float], tau: Float, threshold: Float = 0.5, tape: Tape?) throws -> Tensor {
+    let g = try gumbelSigmoid(logits.array, noise: noise, tau: tau, threshold: threshold)
+    let gates = Tensor(ownValues: g.gates, shape: logits.shape, device: logits.device)
+    let logitsSlot = logits.slot, gatesSlot = gates.slot
+    tape?.record {
+        guard let gateGrad = gatesSlot.grad?.array, logitsSlot.requiresGrad else { return }
+        addToGradient(logitsSlot, (0..<gateGrad.count).map { i in gateGrad[i] * g.soft[i] * (1 - g.soft[i]) / tau })
+    }
+    return gates
 }

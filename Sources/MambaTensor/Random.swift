@@ -30,16 +30,17 @@ public struct SeededGenerator: RandomNumberGenerator {
 extension Tensor {
     /// Fills with U(−bound, bound).
     package func fillUniform(_ bound: Double, using rng: inout SeededGenerator) {
-        for i in 0..<count { data[i] = Float((2 * rng.uniform() - 1) * bound) }
+        backend.write((0..<count).map { _ in Float((2 * rng.uniform() - 1) * bound) }, into: self)
     }
 
     /// Fills with N(0, std²) truncated at ±2 absolute, as timm's `trunc_normal_(std=…)`.
     package func fillTruncatedNormal(std: Double, using rng: inout SeededGenerator) {
-        for i in 0..<count {
+        let values: [Float] = (0..<count).map { _ in
             var v: Double
             repeat { v = rng.normal() * std } while abs(v) > 2
-            data[i] = Float(v)
+            return Float(v)
         }
+        backend.write(values, into: self)
     }
 }
 

@@ -1,16 +1,28 @@
 import Foundation
 
-/// A float32 tensor: a shape and a contiguous, row-major, 64-byte-aligned buffer it owns.
+/// A float32 tensor: a shape over a `Storage` on some device.
 ///
-/// Kernels take `data` pointers directly; model code works with whole tensors.
+/// A tensor is a view: rows (every dimension but the last, flattened) start `rowStride` elements
+/// apart from `offset`, and the last dimension is contiguous. A fresh tensor is contiguous
+/// (rowStride = the last dimension); `columns(_:)` and `rows(_:)` give views that share the
+/// storage, so in_proj's x | z halves and x_proj's dt | B | C columns cost no copies. Model code
+/// works with whole tensors through ops; only backends read the storage.
 public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
-    public let data: UnsafeMutablePointer<Float>
+    public let storage: Storage
+    /// Elements from the storage's start to element 0.
+    public let offset: Int
+    /// Elements from one row to the next.
+    public let rowStride: Int
     /// Where d(loss)/d(self) accumulates. Backward steps that need only this tensor's gradient,
     /// not its values, keep the slot alone, so the values are freed as soon as the forward pass
-    /// is done with them.
+    /// is done with them. A view's slot is the same view of its base's gradient.
     public let slot: GradientSlot
+    /// How to compute these values again from the op's inputs, when the op that made them
+    /// chose to be recomputed in the backward pass instead of kept (see `Tape.recomputable`).
+    package var recipe: Recipe?
+
     /// d(loss)/d(self), filled by `Tape.backward` for tensors that reach the loss.
     /// Set only by our own ops (backward kernels write into it assuming the tensor's shape).
     public package(set) var grad: Tensor? {
@@ -23,90 +35,159 @@ public final class Tensor: @unchecked Sendable {
         set { slot.requiresGrad = newValue }
     }
 
+    public var device: Device { storage.device }
+    public var backend: any Backend { storage.device.backend }
+
+    private init(storage: Storage, shape: [Int], offset: Int, rowStride: Int, slot: GradientSlot) {
+        self.storage = storage
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.offset = offset
+        self.rowStride = rowStride
+        self.slot = slot
+    }
+
     /// An uninitialised tensor for our own kernels, which write all of it. Its shape comes from
     /// tensors that already exist, so a negative dimension here is a bug of ours; shapes from
     /// callers go through the throwing initialisers.
-    package init(uninitializedShape shape: [Int]) {
-        _ = Tensor.allocatorConfigured
+    package convenience init(uninitializedShape shape: [Int], device: Device = .cpu) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
-        self.shape = shape
-        self.count = shape.reduce(1, *)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        self.slot = GradientSlot(shape: shape)
-        TensorMemory.allocated(count * 4)
+        let count = shape.reduce(1, *)
+        self.init(storage: device.backend.allocate(count: count), shape: shape, offset: 0,
+                  rowStride: shape.last ?? 1, slot: GradientSlot(shape: shape))
     }
 
     /// Zeros of a shape of our own making (see `init(uninitializedShape:)`).
-    package convenience init(zeroed shape: [Int]) {
-        self.init(uninitializedShape: shape)
-        data.initialize(repeating: 0, count: count)
+    package convenience init(zeroed shape: [Int], device: Device = .cpu) {
+        self.init(uninitializedShape: shape, device: device)
+        backend.fill(self, with: 0)
+    }
+
+    /// Values we computed ourselves for a shape of our own (so the count matching is an invariant).
+    package convenience init(ownValues values: [Float], shape: [Int], device: Device = .cpu) {
+        self.init(uninitializedShape: shape, device: device)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        backend.write(values, into: self)
     }
 
     /// Zeros of `shape`.
-    public convenience init(zeros shape: [Int]) throws {
+    public convenience init(zeros shape: [Int], device: Device = .cpu) throws {
         _ = try checkedCount(shape, tensor: "zeros")
-        self.init(zeroed: shape)
+        self.init(zeroed: shape, device: device)
     }
 
     /// `value` everywhere in `shape`.
-    public convenience init(shape: [Int], repeating value: Float) throws {
+    public convenience init(shape: [Int], repeating value: Float, device: Device = .cpu) throws {
         _ = try checkedCount(shape, tensor: "repeating")
-        self.init(uninitializedShape: shape)
-        data.initialize(repeating: value, count: count)
+        self.init(uninitializedShape: shape, device: device)
+        backend.fill(self, with: value)
     }
 
     /// `values` in row-major order; there must be exactly as many as `shape` holds.
-    public convenience init(shape: [Int], values: [Float]) throws {
+    public convenience init(shape: [Int], values: [Float], device: Device = .cpu) throws {
         let count = try checkedCount(shape, tensor: "values")
         guard values.count == count else { throw TensorError.valueCountMismatch(tensor: "values", expected: count, found: values.count) }
-        self.init(uninitializedShape: shape)
-        if count > 0 { values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) } }
+        self.init(uninitializedShape: shape, device: device)
+        backend.write(values, into: self)
     }
-
-    deinit {
-        UnsafeMutableRawPointer(data).deallocate()
-        TensorMemory.freed(count * 4)
-    }
-
-    /// glibc serves blocks over 128 KiB-32 MiB with fresh mmap'd pages and returns them on free,
-    /// so every activation buffer of a forward pass paid its page faults again (a third of the
-    /// conv kernel's time at batch 8). Keeping large blocks on the heap lets them be reused.
-    private static let allocatorConfigured: Void = {
-        #if canImport(Glibc)
-        _ = glibcMallopt(-3, 1 << 30)  // M_MMAP_THRESHOLD
-        _ = glibcMallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
-        #endif
-    }()
 
     public var rank: Int { shape.count }
-    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
-    public var array: [Float] { Array(buffer) }
+    /// Every dimension but the last, flattened.
+    public var rowCount: Int { shape.count <= 1 ? 1 : shape.dropLast().reduce(1, *) }
+    /// The last dimension (1 for a scalar).
+    public var columnCount: Int { shape.last ?? 1 }
+    /// Whether the elements are one dense row-major run (rows one after another).
+    public var isContiguous: Bool { rowCount <= 1 || rowStride == columnCount }
 
-    /// A copy with a new shape of the same element count.
+    /// The values in row-major order, copied to the host.
+    public var array: [Float] { backend.read(self) }
+
+    /// Sets every element to `value`.
+    public func fill(_ value: Float) { backend.fill(self, with: value) }
+
+    /// Copies `values` (row-major, exactly `count` of them) into this tensor.
+    public func assign(_ values: [Float]) throws {
+        guard values.count == count else { throw TensorError.valueCountMismatch(tensor: "values", expected: count, found: values.count) }
+        backend.write(values, into: self)
+    }
+
+    /// Copies another tensor of the same shape into this one.
+    public func assign(_ source: Tensor) throws {
+        guard source.shape == shape else { throw TensorError.shapeMismatch(tensor: "source", expected: shape, found: source.shape) }
+        backend.copy(source, into: self)
+    }
+
+    /// Columns `range` of the last dimension, sharing this tensor's storage; its gradient is the
+    /// same columns of this tensor's gradient.
+    public func columns(_ range: Range<Int>) throws -> Tensor {
+        guard rank >= 1 else { throw TensorError.rankMismatch(tensor: "tensor", expected: 1, found: shape) }
+        guard range.lowerBound >= 0, range.upperBound <= columnCount else {
+            throw TensorError.rowsOutOfRange(tensor: "columns", start: range.lowerBound, count: range.count, size: columnCount)
+        }
+        return columnsView(range)
+    }
+
+    /// `columns(_:)` behind the caller's own bounds check.
+    package func columnsView(_ range: Range<Int>) -> Tensor {
+        let s = Array(shape.dropLast()) + [range.count]
+        return Tensor(storage: storage, shape: s, offset: offset + range.lowerBound, rowStride: rowStride,
+                      slot: GradientSlot(shape: s, base: slot) { $0.columnsView(range) })
+    }
+
+    /// Entries `range` of the first dimension, sharing this tensor's storage; its gradient is
+    /// the same entries of this tensor's gradient.
+    public func rows(_ range: Range<Int>) throws -> Tensor {
+        guard rank >= 2 else { throw TensorError.rankMismatch(tensor: "tensor", expected: 2, found: shape) }
+        guard range.lowerBound >= 0, range.upperBound <= shape[0] else {
+            throw TensorError.rowsOutOfRange(tensor: "tensor", start: range.lowerBound, count: range.count, size: shape[0])
+        }
+        return rowsView(range)
+    }
+
+    /// `rows(_:)` behind the caller's own bounds check.
+    package func rowsView(_ range: Range<Int>) -> Tensor {
+        let per = rowCount / max(shape[0], 1)   // rows of the flattened view per entry
+        let s = [range.count] + shape.dropFirst()
+        return Tensor(storage: storage, shape: s, offset: offset + range.lowerBound * per * rowStride, rowStride: rowStride,
+                      slot: GradientSlot(shape: s, base: slot) { $0.rowsView(range) })
+    }
+
+    /// The same elements under a new shape of the same count: any such shape when this tensor is
+    /// contiguous, else one with the same last dimension. Shares the storage and the gradient.
+    public func viewed(as newShape: [Int]) throws -> Tensor {
+        guard try checkedCount(newShape, tensor: "view") == count else { throw TensorError.cannotReshape(from: shape, to: newShape) }
+        guard isContiguous || newShape.last == shape.last else { throw TensorError.cannotReshape(from: shape, to: newShape) }
+        return reshapedView(newShape)
+    }
+
+    package func reshapedView(_ newShape: [Int]) -> Tensor {
+        let stride = isContiguous ? (newShape.last ?? 1) : rowStride
+        return Tensor(storage: storage, shape: newShape, offset: offset, rowStride: stride,
+                      slot: GradientSlot(shape: newShape, base: slot) { $0.reshapedView(newShape) })
+    }
+
+    /// A contiguous copy with a new shape of the same element count.
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
         guard try checkedCount(newShape, tensor: "reshape") == count else { throw TensorError.cannotReshape(from: shape, to: newShape) }
-        let t = Tensor(uninitializedShape: newShape)
-        t.data.update(from: data, count: count)
-        return t
+        let t = copy()
+        return Tensor(storage: t.storage, shape: newShape, offset: 0, rowStride: newShape.last ?? 1, slot: GradientSlot(shape: newShape))
     }
 
+    /// A contiguous copy of the values (no gradient link).
     public func copy() -> Tensor {
-        let t = Tensor(uninitializedShape: shape)
-        t.data.update(from: data, count: count)
+        let t = Tensor(uninitializedShape: shape, device: device)
+        backend.copy(self, into: t)
         return t
     }
 
-    /// Rows `[start, start + n)` of the first dimension, copied.
+    /// Entries `[start, start + n)` of the first dimension, copied.
     public func rows(_ start: Int, _ n: Int) throws -> Tensor {
         guard rank >= 1 else { throw TensorError.rankMismatch(tensor: "tensor", expected: 1, found: shape) }
         guard start >= 0, n >= 0, n <= shape[0] - start else {
             throw TensorError.rowsOutOfRange(tensor: "tensor", start: start, count: n, size: shape[0])
         }
-        let rowSize = shape.dropFirst().reduce(1, *)
-        let t = Tensor(uninitializedShape: [n] + shape.dropFirst())
-        t.data.update(from: data + start * rowSize, count: n * rowSize)
-        return t
+        if rank == 1 { return try Tensor(shape: [n], values: Array(array[start..<(start + n)]), device: device) }
+        return rowsView(start..<(start + n)).copy()
     }
 }
 
@@ -127,43 +208,54 @@ public func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
     a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in relativeL2(pa, pb) } }
 }
 
-#if canImport(Glibc)
-// glibc's mallopt (malloc.h is not part of the Glibc module).
-@_silgen_name("mallopt") private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
-#endif
 
-/// The gradient of one tensor, apart from its values.
+/// The gradient of one tensor, apart from its values. A view's slot holds no buffer of its own:
+/// its gradient is the same view of its base tensor's gradient, so what a consumer of the view
+/// adds lands in the base's gradient directly.
 public final class GradientSlot: @unchecked Sendable {
     public let shape: [Int]
-    /// Set only by our own ops: backward kernels write into it assuming `shape`.
-    public package(set) var grad: Tensor?
-    public var requiresGrad = true
+    private var own: Tensor?
+    private var ownRequiresGrad = true
+    private let base: GradientSlot?
+    private let view: ((Tensor) -> Tensor)?
 
-    init(shape: [Int]) { self.shape = shape }
+    init(shape: [Int]) {
+        self.shape = shape
+        base = nil
+        view = nil
+    }
+
+    init(shape: [Int], base: GradientSlot, view: @escaping (Tensor) -> Tensor) {
+        self.shape = shape
+        self.base = base
+        self.view = view
+    }
+
+    /// Set only by our own ops: backward kernels write into it assuming `shape`.
+    public package(set) var grad: Tensor? {
+        get {
+            if let base, let view { return base.grad.map(view) }
+            return own
+        }
+        set {
+            precondition(base == nil, "a view's gradient is its base's")
+            own = newValue
+        }
+    }
+
+    public var requiresGrad: Bool {
+        get { base?.requiresGrad ?? ownRequiresGrad }
+        set {
+            if let base { base.requiresGrad = newValue } else { ownRequiresGrad = newValue }
+        }
+    }
 
     /// The gradient buffer, created as zeros on first use.
     public func buffer() -> Tensor {
-        if let grad { return grad }
+        if let base, let view { return view(base.buffer()) }
+        if let own { return own }
         let g = Tensor(zeroed: shape)
-        grad = g
+        own = g
         return g
     }
-}
-
-/// Bytes held by live tensors now and at most since the last reset (what PyTorch reports as
-/// `max_memory_allocated`): the model's own memory, apart from the process's other allocations.
-public enum TensorMemory {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var live = 0
-    nonisolated(unsafe) private static var peak = 0
-
-    static func allocated(_ bytes: Int) {
-        lock.lock(); live += bytes; peak = max(peak, live); lock.unlock()
-    }
-    static func freed(_ bytes: Int) { lock.lock(); live -= bytes; lock.unlock() }
-
-    public static var liveBytes: Int { lock.lock(); defer { lock.unlock() }; return live }
-    public static var peakBytes: Int { lock.lock(); defer { lock.unlock() }; return peak }
-    /// Starts a new peak from the current live bytes.
-    public static func resetPeak() { lock.lock(); peak = live; lock.unlock() }
 }

@@ -43,15 +43,16 @@ public func bipartiteSoftMatching(_ metric: Tensor, r: Int, protected: [Int]?, p
                           protectedIndex: protected)
     }
     var sources: [[Int]] = [], destinations: [[Int]] = [], counts: [[Int]] = [], newProtected: [Int] = []
+    let values = metric.array   // the matching runs on the host
     for b in 0..<B {
         // Cosine similarity of every A token to every B token (no epsilon, as ToMe).
         var unit = [Double](repeating: 0, count: T * C)
         for t in 0..<T {
-            let row = metric.data + (b * T + t) * C
+            let row = values[((b * T + t) * C)...]
             var norm = 0.0
-            for c in 0..<C { norm += Double(row[c]) * Double(row[c]) }
+            for c in row.indices.prefix(C) { norm += Double(row[c]) * Double(row[c]) }
             norm = norm.squareRoot()
-            for c in 0..<C { unit[t * C + c] = Double(row[c]) / norm }
+            for (c, v) in row.prefix(C).enumerated() { unit[t * C + c] = Double(v) / norm }
         }
         let p = protected?[b]
         var bestScore = [Double](repeating: -.infinity, count: nA), bestB = [Int](repeating: 0, count: nA)
@@ -98,25 +99,26 @@ public func mergeTokens(_ x: Tensor, plan: FusionPlan, tape: Tape?) throws -> Te
     }
     let To = plan.tokensOut
     if To == T && plan.source.allSatisfy({ $0 == Array(0..<T) }) { return x }
-    let y = Tensor(zeroed: [B, To, D])
+    // Output token o is the mean of its inputs: input row (b, t) adds 1/n of itself to it.
+    var targets: [Int] = [], weights: [Float] = []
     for b in 0..<B {
         for t in 0..<T {
-            let o = plan.destination[b][t], w = 1 / Float(plan.count[b][o])
-            let src = x.data + (b * T + t) * D, dst = y.data + (b * To + o) * D
-            for d in 0..<D { dst[d] += src[d] * w }
+            let o = plan.destination[b][t]
+            targets.append(b * To + o); weights.append(1 / Float(plan.count[b][o]))
         }
     }
+    let be = x.backend
+    let y = Tensor(zeroed: [B, To, D], device: x.device)
+    be.scatterAddRows(x, indices: targets, weights: weights, into: y)
     let xSlot = x.slot, ySlot = y.slot        // the scatter needs no values
     tape?.record {
-        guard let dy = ySlot.grad, xSlot.requiresGrad else { return }
+        guard let yGrad = ySlot.grad, xSlot.requiresGrad else { return }
+        // Every contributor receives 1/n of its output token's gradient.
+        let picked = Tensor(uninitializedShape: [B, T, D], device: yGrad.device)
+        be.gatherRows(yGrad, indices: targets, into: picked)
+        let factors = Tensor(ownValues: weights, shape: [B * T], device: yGrad.device)
         let g = xSlot.buffer()
-        for b in 0..<B {
-            for t in 0..<T {
-                let o = plan.destination[b][t], w = 1 / Float(plan.count[b][o])
-                let src = dy.data + (b * To + o) * D, dst = g.data + (b * T + t) * D
-                for d in 0..<D { dst[d] += src[d] * w }
-            }
-        }
+        be.scaleRows(picked, by: factors, into: g, accumulate: true)
     }
     return y
 }

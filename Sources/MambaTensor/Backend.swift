@@ -1,0 +1,146 @@
+/// What a device must provide for the ops to run on it: memory, a matrix product, the Mamba
+/// kernels (conv, scan, norms) with their backward passes, and a few row-wise and elementwise
+/// primitives. Ops (`linear`, `selectiveScan`, ...) check their operands, allocate outputs on the
+/// operands' device and call these; model code calls ops only. `CPUBackend` holds the CPU
+/// kernels; a GPU backend implements the same methods over device memory and adds a `Device`
+/// case (docs/Backend.md lists the contract in prose).
+///
+/// Operands are tensors, possibly views: as matrices they are `rowCount` × `columnCount` with
+/// rows `rowStride` apart. Every method may assume what its op checked: shapes agree, the
+/// tensors named contiguous are, and every operand lives on this backend's device. Gradients
+/// are accumulated (`+=`) unless a method says it writes.
+public protocol Backend: AnyObject, Sendable {
+    var device: Device { get }
+
+    // Memory.
+    func allocate(count: Int) -> Storage
+    func fill(_ tensor: Tensor, with value: Float)
+    func read(_ tensor: Tensor) -> [Float]
+    func write(_ values: [Float], into tensor: Tensor)
+    /// destination = source, element for element (same shape; either may be a view).
+    func copy(_ source: Tensor, into destination: Tensor)
+
+    // Dense algebra.
+    func matrixProduct(_ op: MatrixProduct)
+    /// Every row of `matrix` set to `vector` (a bias before a product accumulates onto it).
+    func broadcastRows(_ vector: Tensor, into matrix: Tensor)
+    /// vector += Σ_rows matrix (a bias gradient).
+    func sumRows(_ matrix: Tensor, into vector: Tensor)
+    /// y = f(x) or, with `accumulate`, y += f(x), elementwise.
+    func map(_ function: PointwiseFunction, _ x: Tensor, into y: Tensor, accumulate: Bool)
+    /// y = f(a, b) or y += f(a, b), elementwise.
+    func combine(_ function: PointwiseCombination, _ a: Tensor, _ b: Tensor, into y: Tensor, accumulate: Bool)
+    /// y[r, :] = x[r, :] · factors[r], or += with `accumulate` (masks, gates, drop path).
+    func scaleRows(_ x: Tensor, by factors: Tensor, into y: Tensor, accumulate: Bool)
+    /// dots[r] += Σ_c a[r, c] · b[r, c], summed in double precision (the gradient of `scaleRows`' factors).
+    func rowDots(_ a: Tensor, _ b: Tensor, into dots: Tensor)
+
+    // Rows.
+    /// destination row i = source row indices[i].
+    func gatherRows(_ source: Tensor, indices: [Int], into destination: Tensor)
+    /// destination row indices[i] += weights[i] · source row i (weights nil: 1), in order of i.
+    func scatterAddRows(_ source: Tensor, indices: [Int], weights: [Float]?, into destination: Tensor)
+
+    // Normalisation.
+    func addRMSNorm(_ op: AddRMSNorm)
+    func addRMSNormBackward(residual: Tensor, rstd: Tensor, weight: Tensor, _ gradients: AddRMSNormGradients)
+    func layerNorm(_ op: LayerNormOperands)
+    func layerNormBackward(_ op: LayerNormOperands, _ gradients: LayerNormGradients)
+
+    // Mamba.
+    func causalConv1dSiLU(_ op: CausalConv1dSiLU)
+    func causalConv1dSiLUBackward(_ op: CausalConv1dSiLU, _ gradients: CausalConv1dSiLUGradients)
+    func selectiveScan(_ op: SelectiveScan)
+    func selectiveScanBackward(_ op: SelectiveScan, _ gradients: SelectiveScanGradients)
+
+    // Images.
+    /// cols [B·G_h·G_w, C·p·p]: the pixels each patch token sees, in the weight's (c, y, x) order.
+    func patchColumns(_ images: Tensor, patch: Int, stride: Int, into cols: Tensor)
+}
+
+/// c = alpha · op(a) · op(b) + beta · c, op = transpose when the flag is set; a, b, c as matrices.
+public struct MatrixProduct {
+    public var a: Tensor, b: Tensor, c: Tensor
+    public var transposeA = false, transposeB = false
+    public var alpha: Float = 1, beta: Float = 0
+
+    public init(a: Tensor, b: Tensor, c: Tensor, transposeA: Bool = false, transposeB: Bool = false, alpha: Float = 1, beta: Float = 0) {
+        (self.a, self.b, self.c) = (a, b, c)
+        (self.transposeA, self.transposeB, self.alpha, self.beta) = (transposeA, transposeB, alpha, beta)
+    }
+}
+
+/// Elementwise functions of one tensor.
+public enum PointwiseFunction: Sendable {
+    /// −exp(x): a Mamba mixer's A from A_log.
+    case negativeExp
+    /// The exact (erf) GELU.
+    case gelu
+    /// x · s for a constant s.
+    case scale(Float)
+}
+
+/// Elementwise functions of two tensors.
+public enum PointwiseCombination: Sendable {
+    case add, multiply
+    /// a · GELU'(b): the GELU backward, a the output gradient and b the input.
+    case geluGradient
+}
+
+/// The fused residual add + RMSNorm: residual ← residual + x (x nil: residual is the input
+/// itself), normed = residual · rstd · weight. The residual is updated in place.
+public struct AddRMSNorm {
+    public var residual: Tensor
+    public var x: Tensor?
+    public var weight: Tensor, normed: Tensor
+    /// 1 / sqrt(mean(residual²) + eps) per row, written when given.
+    public var rstd: Tensor?
+    public var eps: Float
+}
+
+/// Gradients of `AddRMSNorm`: `rowGrad` (written) receives d residual_in = d x.
+public struct AddRMSNormGradients {
+    public var normedGrad: Tensor?
+    public var residualGrad: Tensor?
+    public var rowGrad: Tensor, weightGrad: Tensor
+}
+
+/// y = (x − mean) / sqrt(var + eps) · weight + bias over the last dimension.
+public struct LayerNormOperands {
+    public var x: Tensor, weight: Tensor, bias: Tensor, y: Tensor, eps: Float
+}
+
+public struct LayerNormGradients {
+    public var yGrad: Tensor
+    public var xGrad: Tensor?
+    public var weightGrad: Tensor, biasGrad: Tensor
+}
+
+/// out = SiLU(causal depthwise conv(x) + bias) over tokens of `batch` sequences of `length`;
+/// x [B·L, E] rows (may be a column view), weight [E, K], out contiguous. `reverse` runs the
+/// conv from the end of each sequence (Vim's backward branch without a flipped copy).
+public struct CausalConv1dSiLU {
+    public var x: Tensor, weight: Tensor, bias: Tensor, out: Tensor
+    public var batch: Int, length: Int, reverse: Bool
+}
+
+public struct CausalConv1dSiLUGradients {
+    public var outGrad: Tensor, xGrad: Tensor, weightGrad: Tensor, biasGrad: Tensor
+}
+
+/// mamba_ssm's selective scan with delta_softplus, D skip and SiLU(z) gate, in token-major
+/// layout: out = scale · y (+ out when `accumulate`). u, delta, out contiguous [B·L, E]; B, C,
+/// z may be column views; A [E, N] (already −exp(A_log)); D, deltaBias [E].
+public struct SelectiveScan {
+    public var u: Tensor, delta: Tensor, deltaBias: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor
+    public var out: Tensor
+    public var scale: Float = 1, accumulate = false
+    public var batch: Int, length: Int, reverse: Bool
+}
+
+/// deltaGrad is written; the rest accumulate. Each has its operand's shape and layout.
+public struct SelectiveScanGradients {
+    public var outGrad: Tensor
+    public var uGrad: Tensor, deltaGrad: Tensor, deltaBiasGrad: Tensor, AGrad: Tensor
+    public var BGrad: Tensor, CGrad: Tensor, DGrad: Tensor, zGrad: Tensor
+}

@@ -1,0 +1,286 @@
+import Foundation
+
+/// The CPU backend: host memory, OpenBLAS (Accelerate on Apple platforms) for matrix products,
+/// and the Swift SIMD kernels in this module for everything else. Every kernel gives the same
+/// bits for any thread count (see `parallelFor` and `gemm`).
+public final class CPUBackend: Backend {
+    public static let shared = CPUBackend()
+    public var device: Device { .cpu }
+
+    private init() {
+        // glibc serves blocks over 128 KiB-32 MiB with fresh mmap'd pages and returns them on
+        // free, so every activation buffer of a forward pass paid its page faults again (a third
+        // of the conv kernel's time at batch 8). Keeping large blocks on the heap reuses them.
+        #if canImport(Glibc)
+        _ = glibcMallopt(-3, 1 << 30)  // M_MMAP_THRESHOLD
+        _ = glibcMallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
+        #endif
+    }
+
+    public func allocate(count: Int) -> Storage {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        return Storage(device: .cpu, count: count, address: raw) { $0.deallocate() }
+    }
+
+    public func fill(_ t: Tensor, with value: Float) {
+        forEachRow(t) { row, _ in row.update(repeating: value, count: t.columnCount) }
+    }
+
+    public func read(_ t: Tensor) -> [Float] {
+        var values = [Float](repeating: 0, count: t.count)
+        guard t.count > 0 else { return values }
+        values.withUnsafeMutableBufferPointer { out in
+            forEachRow(t) { row, r in (out.baseAddress! + r * t.columnCount).update(from: row, count: t.columnCount) }
+        }
+        return values
+    }
+
+    public func write(_ values: [Float], into t: Tensor) {
+        guard t.count > 0 else { return }
+        values.withUnsafeBufferPointer { src in
+            forEachRow(t) { row, r in row.update(from: src.baseAddress! + r * t.columnCount, count: t.columnCount) }
+        }
+    }
+
+    public func copy(_ source: Tensor, into destination: Tensor) {
+        let n = destination.columnCount
+        if source.columnCount == n {
+            forEachRow(destination) { row, r in row.update(from: source.data + r * source.rowStride, count: n) }
+        } else {
+            // Same count, different last dimension: both must be contiguous (`reshaped` copies).
+            precondition(source.isContiguous && destination.isContiguous, "copy between layouts of different rows")
+            destination.data.update(from: source.data, count: source.count)
+        }
+    }
+
+    /// body(row r's first element, r) for every row of t.
+    private func forEachRow(_ t: Tensor, _ body: (UnsafeMutablePointer<Float>, Int) -> Void) {
+        guard t.count > 0 else { return }
+        if t.isContiguous {
+            // One run: a single "row" of every element keeps small copies cheap.
+            let n = t.columnCount
+            for r in 0..<t.rowCount { body(t.data + r * n, r) }
+        } else {
+            for r in 0..<t.rowCount { body(t.data + r * t.rowStride, r) }
+        }
+    }
+
+    public func matrixProduct(_ op: MatrixProduct) {
+        let m = op.c.rowCount, n = op.c.columnCount
+        let k = op.transposeA ? op.a.rowCount : op.a.columnCount
+        gemm(transA: op.transposeA, transB: op.transposeB, m: m, n: n, k: k, alpha: op.alpha,
+             op.a.data, lda: op.a.rowStride, op.b.data, ldb: op.b.rowStride, beta: op.beta, op.c.data, ldc: op.c.rowStride)
+    }
+
+    public func broadcastRows(_ vector: Tensor, into matrix: Tensor) {
+        let n = matrix.columnCount, v = vector.data
+        forEachRowStrided(matrix) { row, _ in row.update(from: v, count: n) }
+    }
+
+    public func sumRows(_ matrix: Tensor, into vector: Tensor) {
+        let n = matrix.columnCount, v = vector.data
+        // Column blocks in parallel; each column adds its rows in order, as the old bias kernel did.
+        parallelFor(n, grain: 64) { cols in
+            for r in 0..<matrix.rowCount {
+                let row = matrix.data + r * matrix.rowStride
+                for c in cols { v[c] += row[c] }
+            }
+        }
+    }
+
+    public func map(_ function: PointwiseFunction, _ x: Tensor, into y: Tensor, accumulate: Bool) {
+        let n = y.columnCount
+        forEachRowStrided(y) { out, r in
+            let src = x.data + r * x.rowStride
+            switch function {
+            case .negativeExp:
+                for i in 0..<n { let v = -Foundation.exp(src[i]); out[i] = accumulate ? out[i] + v : v }
+            case .gelu:
+                for i in 0..<n {
+                    let v = Double(src[i])
+                    let g = Float(0.5 * v * (1 + erf(v / 2.0.squareRoot())))
+                    out[i] = accumulate ? out[i] + g : g
+                }
+            case .scale(let s):
+                for i in 0..<n { out[i] = accumulate ? out[i] + src[i] * s : src[i] * s }
+            }
+        }
+    }
+
+    public func combine(_ function: PointwiseCombination, _ a: Tensor, _ b: Tensor, into y: Tensor, accumulate: Bool) {
+        let n = y.columnCount
+        forEachRowStrided(y) { out, r in
+            let pa = a.data + r * a.rowStride, pb = b.data + r * b.rowStride
+            switch function {
+            case .add:
+                for i in 0..<n { out[i] = accumulate ? out[i] + (pa[i] + pb[i]) : pa[i] + pb[i] }
+            case .multiply:
+                for i in 0..<n { out[i] = accumulate ? out[i] + pa[i] * pb[i] : pa[i] * pb[i] }
+            case .geluGradient:
+                for i in 0..<n {
+                    let v = Double(pb[i])
+                    let cdf = 0.5 * (1 + erf(v / 2.0.squareRoot())), pdf = exp(-0.5 * v * v) / (2 * Double.pi).squareRoot()
+                    let g = Float(Double(pa[i]) * (cdf + v * pdf))
+                    out[i] = accumulate ? out[i] + g : g
+                }
+            }
+        }
+    }
+
+    public func scaleRows(_ x: Tensor, by factors: Tensor, into y: Tensor, accumulate: Bool) {
+        let n = y.columnCount, f = factors.data
+        forEachRowStrided(y) { out, r in
+            let src = x.data + r * x.rowStride, s = f[r]
+            if accumulate { for i in 0..<n { out[i] += src[i] * s } } else { for i in 0..<n { out[i] = src[i] * s } }
+        }
+    }
+
+    public func rowDots(_ a: Tensor, _ b: Tensor, into dots: Tensor) {
+        let n = a.columnCount, d = dots.data
+        for r in 0..<a.rowCount {
+            let pa = a.data + r * a.rowStride, pb = b.data + r * b.rowStride
+            var acc = 0.0
+            for i in 0..<n { acc += Double(pa[i]) * Double(pb[i]) }
+            d[r] += Float(acc)
+        }
+    }
+
+    /// body(row r, r) for every row of y, rows shared out over threads when there is work enough.
+    private func forEachRowStrided(_ y: Tensor, _ body: (UnsafeMutablePointer<Float>, Int) -> Void) {
+        let n = y.columnCount
+        parallelFor(y.rowCount, grain: max(1, 16384 / max(n, 1))) { rows in
+            for r in rows { body(y.data + r * y.rowStride, r) }
+        }
+    }
+
+    public func gatherRows(_ source: Tensor, indices: [Int], into destination: Tensor) {
+        let n = destination.columnCount
+        for (i, s) in indices.enumerated() {
+            (destination.data + i * destination.rowStride).update(from: source.data + s * source.rowStride, count: n)
+        }
+    }
+
+    public func scatterAddRows(_ source: Tensor, indices: [Int], weights: [Float]?, into destination: Tensor) {
+        let n = source.columnCount
+        for (i, d) in indices.enumerated() {
+            let src = source.data + i * source.rowStride, dst = destination.data + d * destination.rowStride
+            if let w = weights?[i] { for c in 0..<n { dst[c] += src[c] * w } } else { for c in 0..<n { dst[c] += src[c] } }
+        }
+    }
+
+    public func addRMSNorm(_ op: AddRMSNorm) {
+        addRMSNormForward(y: op.normed.data, residual: op.residual.data, x: op.x?.data, weight: op.weight.data,
+                          rstd: op.rstd?.data, rows: op.residual.rowCount, dim: op.residual.columnCount, eps: op.eps)
+    }
+
+    public func addRMSNormBackward(residual r: Tensor, rstd: Tensor, weight: Tensor, _ g: AddRMSNormGradients) {
+        MambaTensor.addRMSNormBackward(rowGrad: g.rowGrad.data, yGrad: g.normedGrad?.data, rGrad: g.residualGrad?.data,
+                           r: r.data, rstd: rstd.data, weight: weight.data, weightGrad: g.weightGrad.data,
+                           rows: r.rowCount, dim: r.columnCount)
+    }
+
+    public func layerNorm(_ op: LayerNormOperands) {
+        let D = op.x.columnCount, w = op.weight.data, b = op.bias.data
+        for r in 0..<op.x.rowCount {
+            let src = op.x.data + r * op.x.rowStride, dst = op.y.data + r * op.y.rowStride
+            let (mean, rstd) = rowStatistics(src, count: D, eps: op.eps)
+            for d in 0..<D { dst[d] = Float((Double(src[d]) - mean) * rstd) * w[d] + b[d] }
+        }
+    }
+
+    /// dx += rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)), dx̂ = dy · weight; the row statistics
+    /// are recomputed from x.
+    public func layerNormBackward(_ op: LayerNormOperands, _ g: LayerNormGradients) {
+        let D = op.x.columnCount, w = op.weight.data
+        let wg = g.weightGrad.data, bg = g.biasGrad.data
+        for r in 0..<op.x.rowCount {
+            let src = op.x.data + r * op.x.rowStride, dy = g.yGrad.data + r * g.yGrad.rowStride
+            let (mean, rstd) = rowStatistics(src, count: D, eps: op.eps)
+            var m1 = 0.0, m2 = 0.0
+            for d in 0..<D {
+                let xh = (Double(src[d]) - mean) * rstd, dxh = Double(dy[d]) * Double(w[d])
+                wg[d] += Float(Double(dy[d]) * xh)
+                bg[d] += dy[d]
+                m1 += dxh; m2 += dxh * xh
+            }
+            m1 /= Double(D); m2 /= Double(D)
+            guard let xGrad = g.xGrad else { continue }
+            let dx = xGrad.data + r * xGrad.rowStride
+            for d in 0..<D {
+                let xh = (Double(src[d]) - mean) * rstd, dxh = Double(dy[d]) * Double(w[d])
+                dx[d] += Float(rstd * (dxh - m1 - xh * m2))
+            }
+        }
+    }
+
+    /// Mean and 1/sqrt(var + eps) of one row, in double precision (biased variance, as torch).
+    private func rowStatistics(_ row: UnsafePointer<Float>, count D: Int, eps: Float) -> (mean: Double, rstd: Double) {
+        var mean = 0.0
+        for d in 0..<D { mean += Double(row[d]) }
+        mean /= Double(D)
+        var variance = 0.0
+        for d in 0..<D { let c = Double(row[d]) - mean; variance += c * c }
+        return (mean, 1 / (variance / Double(D) + Double(eps)).squareRoot())
+    }
+
+    public func causalConv1dSiLU(_ op: CausalConv1dSiLU) {
+        causalConv1dSiLUForward(out: op.out.data, x: op.x.data, ldx: op.x.rowStride, weight: op.weight.data, bias: op.bias.data,
+                                batch: op.batch, length: op.length, channels: op.x.columnCount,
+                                kernel: op.weight.count / max(op.x.columnCount, 1), reverse: op.reverse)
+    }
+
+    public func causalConv1dSiLUBackward(_ op: CausalConv1dSiLU, _ g: CausalConv1dSiLUGradients) {
+        precondition(g.xGrad.rowStride == op.x.rowStride, "x and its gradient must share a layout")
+        MambaTensor.causalConv1dSiLUBackward(xGrad: g.xGrad.data, weightGrad: g.weightGrad.data, biasGrad: g.biasGrad.data,
+                                 outGrad: g.outGrad.data, x: op.x.data, ldx: op.x.rowStride, weight: op.weight.data,
+                                 bias: op.bias.data, batch: op.batch, length: op.length, channels: op.x.columnCount,
+                                 kernel: op.weight.count / max(op.x.columnCount, 1), reverse: op.reverse)
+    }
+
+    public func selectiveScan(_ op: SelectiveScan) {
+        precondition(op.B.rowStride == op.C.rowStride, "B and C must share a layout")
+        selectiveScanForward(out: op.out.data, scale: op.scale, accumulate: op.accumulate, u: op.u.data, delta: op.delta.data,
+                             deltaBias: op.deltaBias.data, A: op.A.data, B: op.B.data, C: op.C.data, ldBC: op.B.rowStride,
+                             D: op.D.data, z: op.z.data, ldz: op.z.rowStride, batch: op.batch, length: op.length,
+                             channels: op.u.columnCount, states: op.A.columnCount, reverse: op.reverse)
+    }
+
+    public func selectiveScanBackward(_ op: SelectiveScan, _ g: SelectiveScanGradients) {
+        precondition(op.B.rowStride == op.C.rowStride && g.BGrad.rowStride == op.B.rowStride
+                     && g.CGrad.rowStride == op.B.rowStride && g.zGrad.rowStride == op.z.rowStride,
+                     "gradients must share their operands' layouts")
+        MambaTensor.selectiveScanBackward(uGrad: g.uGrad.data, deltaGrad: g.deltaGrad.data, deltaBiasGrad: g.deltaBiasGrad.data,
+                              AGrad: g.AGrad.data, BGrad: g.BGrad.data, CGrad: g.CGrad.data, DGrad: g.DGrad.data,
+                              zGrad: g.zGrad.data, outGrad: g.outGrad.data, scale: op.scale,
+                              u: op.u.data, delta: op.delta.data, deltaBias: op.deltaBias.data, A: op.A.data,
+                              B: op.B.data, C: op.C.data, ldBC: op.B.rowStride, D: op.D.data, z: op.z.data, ldz: op.z.rowStride,
+                              batch: op.batch, length: op.length, channels: op.u.columnCount, states: op.A.columnCount,
+                              reverse: op.reverse)
+    }
+
+    public func patchColumns(_ images: Tensor, patch: Int, stride: Int, into cols: Tensor) {
+        let (b, c, h, w) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
+        im2col(cols.data, images.data, batch: b, inChannels: c, height: h, width: w, patch: patch, stride: stride,
+               gridH: patchGrid(size: h, patch: patch, stride: stride), gridW: patchGrid(size: w, patch: patch, stride: stride))
+    }
+}
+
+extension Tensor {
+    /// Element 0 in host memory: for CPU kernels and tests only, never for model code.
+    package var data: UnsafeMutablePointer<Float> {
+        precondition(device == .cpu, "host pointer of a \(device) tensor")
+        return storage.address.assumingMemoryBound(to: Float.self) + offset
+    }
+
+    /// The elements as one host buffer; the tensor must be contiguous.
+    package var buffer: UnsafeMutableBufferPointer<Float> {
+        precondition(isContiguous, "buffer of a strided view")
+        return UnsafeMutableBufferPointer(start: data, count: count)
+    }
+}
+
+#if canImport(Glibc)
+// glibc's mallopt (malloc.h is not part of the Glibc module).
+@_silgen_name("mallopt") private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
+#endif

@@ -1,0 +1,93 @@
+/// Row `index` of every sequence: x [B, T, D] → [B, D] (the class-token readout).
+public func selectToken(_ x: Tensor, index: Int, tape: Tape?) throws -> Tensor {
+    guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
+    return try selectToken(x, indices: [Int](repeating: index, count: x.shape[0]), tape: tape)
+}
+
+/// Row `indices[b]` of sequence b (the class token after fusions moved it per sample).
+public func selectToken(_ x: Tensor, indices: [Int], tape: Tape?) throws -> Tensor {
+    guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
+    let (B, T, D) = (x.shape[0], x.shape[1], x.shape[2])
+    guard indices.count == B else { throw TensorError.valueCountMismatch(tensor: "indices", expected: B, found: indices.count) }
+    if let bad = indices.first(where: { $0 < 0 || $0 >= T }) { throw TensorError.indexOutOfRange(tensor: "indices", index: bad, count: T) }
+    return try gatherRows(x, index: indices.map { [$0] }, tape: tape).reshapedView([B, D])
+}
+
+/// Rows of each sequence picked by index: y[b, j] = x[b, index[b][j]] for x [B, T, ...] (every
+/// sequence the same number of picks). The backward scatters (+=) back; an index may repeat.
+public func gatherRows(_ x: Tensor, index: [[Int]], tape: Tape?) throws -> Tensor {
+    guard x.rank >= 2 else { throw TensorError.rankMismatch(tensor: "x", expected: 2, found: x.shape) }
+    let (B, T) = (x.shape[0], x.shape[1])
+    let To = index.first?.count ?? 0
+    guard index.count == B else { throw TensorError.valueCountMismatch(tensor: "index", expected: B, found: index.count) }
+    for row in index {
+        guard row.count == To else { throw TensorError.valueCountMismatch(tensor: "index row", expected: To, found: row.count) }
+        if let bad = row.first(where: { $0 < 0 || $0 >= T }) { throw TensorError.indexOutOfRange(tensor: "index", index: bad, count: T) }
+    }
+    let flat = index.enumerated().flatMap { b, row in row.map { b * T + $0 } }
+    return try pickRows(x, flat, rows: B * T, outputShape: [B, To] + x.shape.dropFirst(2), tape: tape)
+}
+
+/// Entries `samples` of the first dimension: x [B, ...] → [k, ...] (DyVM's images that run a
+/// direction). The backward scatters back.
+public func selectSamples(_ x: Tensor, _ samples: [Int], tape: Tape?) throws -> Tensor {
+    guard x.rank >= 1 else { throw TensorError.rankMismatch(tensor: "x", expected: 1, found: x.shape) }
+    if let bad = samples.first(where: { $0 < 0 || $0 >= x.shape[0] }) { throw TensorError.indexOutOfRange(tensor: "samples", index: bad, count: x.shape[0]) }
+    let per = x.rank == 1 ? 1 : x.rowCount / max(x.shape[0], 1)
+    let flat = samples.flatMap { s in (0..<per).map { s * per + $0 } }
+    return try pickRows(x, flat, rows: x.shape[0] * per, outputShape: [samples.count] + x.shape.dropFirst(), tape: tape)
+}
+
+/// y = base, with entries `samples` of the first dimension increased by `values` [k, ...] in turn.
+public func addingSamples(_ base: Tensor, _ values: Tensor, at samples: [Int], tape: Tape?) throws -> Tensor {
+    guard values.shape == [samples.count] + base.shape.dropFirst() else {
+        throw TensorError.shapeMismatch(tensor: "values", expected: [samples.count] + base.shape.dropFirst(), found: values.shape)
+    }
+    if let bad = samples.first(where: { $0 < 0 || $0 >= base.shape[0] }) { throw TensorError.indexOutOfRange(tensor: "samples", index: bad, count: base.shape[0]) }
+    try checkSameDevice(base, values)
+    let be = base.backend
+    let y = base.copy()
+    let per = base.rank == 1 ? 1 : base.rowCount / max(base.shape[0], 1)
+    let flat = samples.flatMap { s in (0..<per).map { s * per + $0 } }
+    be.scatterAddRows(rowMatrix(values.isContiguous ? values : values.copy()), indices: flat, weights: nil, into: rowMatrix(y))
+    let baseSlot = base.slot, valuesSlot = values.slot, ySlot = y.slot
+    tape?.record {
+        guard let yGrad = ySlot.grad else { return }
+        if baseSlot.requiresGrad { let g = baseSlot.buffer(); be.combine(.add, g, yGrad, into: g, accumulate: false) }
+        if valuesSlot.requiresGrad {
+            let picked = Tensor(uninitializedShape: values.shape, device: values.device)
+            be.gatherRows(rowMatrix(yGrad), indices: flat, into: rowMatrix(picked))
+            let g = valuesSlot.buffer()
+            be.combine(.add, g, picked, into: g, accumulate: false)
+        }
+    }
+    return y
+}
+
+/// Rows `flat` of x seen as `rows` rows of its trailing elements, shaped `outputShape`.
+private func pickRows(_ x: Tensor, _ flat: [Int], rows: Int, outputShape: [Int], tape: Tape?) throws -> Tensor {
+    let be = x.backend
+    let source = rows == x.rowCount ? x : x.isContiguous ? x.reshapedView([rows, x.count / max(rows, 1)]) : x.copy().reshapedView([rows, x.count / max(rows, 1)])
+    let y = Tensor(uninitializedShape: outputShape, device: x.device)
+    let yRows = y.reshapedView([flat.count, y.count / max(flat.count, 1)])
+    be.gatherRows(source, indices: flat, into: yRows)
+    let xSlot = x.slot, ySlot = y.slot
+    let width = source.columnCount
+    tape?.record {
+        guard let yGrad = ySlot.grad, xSlot.requiresGrad else { return }
+        let g = xSlot.buffer(), picked = yGrad.reshapedView([flat.count, width])
+        if g.isContiguous || g.rowCount == rows {
+            be.scatterAddRows(picked, indices: flat, weights: nil, into: g.isContiguous ? g.reshapedView([rows, width]) : g)
+        } else {
+            let dense = Tensor(zeroed: g.shape, device: g.device)
+            be.scatterAddRows(picked, indices: flat, weights: nil, into: dense.reshapedView([rows, width]))
+            be.combine(.add, g, dense, into: g, accumulate: false)
+        }
+    }
+    return y
+}
+
+/// A contiguous tensor as a matrix of its first dimension's entries.
+private func rowMatrix(_ t: Tensor) -> Tensor {
+    t.reshapedView([t.shape.first ?? 1, t.count / max(t.shape.first ?? 1, 1)])
+}
