@@ -30,9 +30,11 @@ public protocol Backend: AnyObject, Sendable {
     func map(_ function: PointwiseFunction, _ x: Tensor, into y: Tensor, accumulate: Bool)
     /// y = f(a, b) or y += f(a, b), elementwise.
     func combine(_ function: PointwiseCombination, _ a: Tensor, _ b: Tensor, into y: Tensor, accumulate: Bool)
-    /// y[r, :] = x[r, :] · factors[r], or += with `accumulate` (masks, gates, drop path).
+    /// y[r, :] = x[r, :] · factors[r], or += with `accumulate` (masks, gates, drop path). The
+    /// factors are one per row: contiguous, or a one-wide column view.
     func scaleRows(_ x: Tensor, by factors: Tensor, into y: Tensor, accumulate: Bool)
-    /// dots[r] += Σ_c a[r, c] · b[r, c], summed in double precision (the gradient of `scaleRows`' factors).
+    /// dots[r] += Σ_c a[r, c] · b[r, c], summed in double precision (the gradient of `scaleRows`'
+    /// factors, laid out as they are).
     func rowDots(_ a: Tensor, _ b: Tensor, into dots: Tensor)
 
     // Rows.

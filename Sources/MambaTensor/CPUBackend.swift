@@ -7,20 +7,13 @@ public final class CPUBackend: Backend {
     public static let shared = CPUBackend()
     public var device: Device { .cpu }
 
-    private init() {
-        // glibc serves blocks over 128 KiB-32 MiB with fresh mmap'd pages and returns them on
-        // free, so every activation buffer of a forward pass paid its page faults again (a third
-        // of the conv kernel's time at batch 8). Keeping large blocks on the heap reuses them.
-        #if canImport(Glibc)
-        _ = glibcMallopt(-3, 1 << 30)  // M_MMAP_THRESHOLD
-        _ = glibcMallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
-        #endif
-    }
+    private let pool = StoragePool()
+
+    private init() {}
 
     public func allocate(count: Int) -> Storage {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        return Storage(device: .cpu, count: count, address: raw) { $0.deallocate() }
+        let bytes = max(count, 1) * 4
+        return Storage(device: .cpu, count: count, address: pool.take(bytes: bytes)) { [pool] in pool.give($0, bytes: bytes) }
     }
 
     public func fill(_ t: Tensor, with value: Float) {
@@ -129,21 +122,29 @@ public final class CPUBackend: Backend {
     }
 
     public func scaleRows(_ x: Tensor, by factors: Tensor, into y: Tensor, accumulate: Bool) {
-        let n = y.columnCount, f = factors.data
+        let n = y.columnCount, f = factors.data, step = elementStep(factors)
         forEachRowStrided(y) { out, r in
-            let src = x.data + r * x.rowStride, s = f[r]
+            let src = x.data + r * x.rowStride, s = f[r * step]
             if accumulate { for i in 0..<n { out[i] += src[i] * s } } else { for i in 0..<n { out[i] = src[i] * s } }
         }
     }
 
     public func rowDots(_ a: Tensor, _ b: Tensor, into dots: Tensor) {
-        let n = a.columnCount, d = dots.data
+        let n = a.columnCount, d = dots.data, step = elementStep(dots)
         for r in 0..<a.rowCount {
             let pa = a.data + r * a.rowStride, pb = b.data + r * b.rowStride
             var acc = 0.0
             for i in 0..<n { acc += Double(pa[i]) * Double(pb[i]) }
-            d[r] += Float(acc)
+            d[r * step] += Float(acc)
         }
+    }
+
+    /// Elements from one entry of a per-row vector to the next: 1, or the row stride of a
+    /// one-wide column view.
+    private func elementStep(_ t: Tensor) -> Int {
+        if t.isContiguous { return 1 }
+        precondition(t.columnCount == 1, "per-row values must be contiguous or one column")
+        return t.rowStride
     }
 
     /// body(row r, r) for every row of y, rows shared out over threads when there is work enough.
@@ -156,6 +157,8 @@ public final class CPUBackend: Backend {
 
     public func gatherRows(_ source: Tensor, indices: [Int], into destination: Tensor) {
         let n = destination.columnCount
+        precondition(indices.count == destination.rowCount && source.columnCount == n
+                     && indices.allSatisfy { $0 >= 0 && $0 < source.rowCount }, "gather outside its operands")
         for (i, s) in indices.enumerated() {
             (destination.data + i * destination.rowStride).update(from: source.data + s * source.rowStride, count: n)
         }
@@ -163,6 +166,8 @@ public final class CPUBackend: Backend {
 
     public func scatterAddRows(_ source: Tensor, indices: [Int], weights: [Float]?, into destination: Tensor) {
         let n = source.columnCount
+        precondition(indices.count == source.rowCount && destination.columnCount == n && (weights?.count ?? indices.count) == indices.count
+                     && indices.allSatisfy { $0 >= 0 && $0 < destination.rowCount }, "scatter outside its operands")
         for (i, d) in indices.enumerated() {
             let src = source.data + i * source.rowStride, dst = destination.data + d * destination.rowStride
             if let w = weights?[i] { for c in 0..<n { dst[c] += src[c] * w } } else { for c in 0..<n { dst[c] += src[c] } }
@@ -277,6 +282,66 @@ extension Tensor {
     package var buffer: UnsafeMutableBufferPointer<Float> {
         precondition(isContiguous, "buffer of a strided view")
         return UnsafeMutableBufferPointer(start: data, count: count)
+    }
+}
+
+/// Host buffers for tensors, kept for reuse instead of freed. A training step or a forward pass
+/// asks for the same sizes every time, so after the first one nearly every buffer comes back from
+/// here. Two costs of going to malloc each time are avoided: large blocks served as fresh mmap'd
+/// pages fault in again on every use (a third of the conv kernel's time at batch 8), and large
+/// blocks kept in the heap instead fragment it around the small long-lived ones, which had peak
+/// RSS at twice the live tensors in training. Blocks of 64 KiB and more are cached by exact size;
+/// the cache holds at most as many bytes as were ever live at once, and gives the oldest back to
+/// the system beyond that.
+final class StoragePool: @unchecked Sendable {
+    private static let smallest = 64 << 10
+    private let lock = NSLock()
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]   // by byte count
+    private var order: [(bytes: Int, address: UnsafeMutableRawPointer)] = []   // cached blocks, oldest first
+    private var cached = 0, live = 0, peakLive = 0
+
+    init() {
+        #if canImport(Glibc)
+        // Large blocks from their own mappings (a fixed threshold also stops glibc from raising
+        // it after frees and moving large blocks back into the heap).
+        _ = glibcMallopt(-3, Int32(Self.smallest))  // M_MMAP_THRESHOLD
+        #endif
+    }
+
+    func take(bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes >= Self.smallest {
+            lock.lock()
+            live += bytes
+            peakLive = max(peakLive, live)
+            if let address = free[bytes]?.popLast() {
+                cached -= bytes
+                order.removeAll { $0.address == address }
+                lock.unlock()
+                return address
+            }
+            lock.unlock()
+        }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        raw.bindMemory(to: Float.self, capacity: bytes / 4)
+        return raw
+    }
+
+    func give(_ address: UnsafeMutableRawPointer, bytes: Int) {
+        guard bytes >= Self.smallest else { address.deallocate(); return }
+        lock.lock()
+        live -= bytes
+        free[bytes, default: []].append(address)
+        order.append((bytes, address))
+        cached += bytes
+        var released: [UnsafeMutableRawPointer] = []
+        while cached > peakLive, let oldest = order.first {
+            order.removeFirst()
+            free[oldest.bytes]!.removeAll { $0 == oldest.address }
+            cached -= oldest.bytes
+            released.append(oldest.address)
+        }
+        lock.unlock()
+        for address in released { address.deallocate() }
     }
 }
 

@@ -111,6 +111,13 @@ public final class Tensor: @unchecked Sendable {
         backend.write(values, into: self)
     }
 
+    /// Copies values we computed for this tensor's own shape (initialisers): a count that does
+    /// not match is a bug of ours.
+    package func write(_ values: [Float]) {
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        backend.write(values, into: self)
+    }
+
     /// Copies another tensor of the same shape into this one.
     public func assign(_ source: Tensor) throws {
         guard source.shape == shape else { throw TensorError.shapeMismatch(tensor: "source", expected: shape, found: source.shape) }

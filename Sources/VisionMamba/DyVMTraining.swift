@@ -63,108 +63,87 @@ extension VimModel {
                                     blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> DyVMStudentOutput {
         guard let dyvm = config.dyvm else { throw ConfigError.requiresDyVM(model: config.name) }
         try checkInput(shape: images.shape)
-        let B = images.shape[0], M = config.numPatches, T = M + 1
+        let (B, M) = (images.shape[0], config.numPatches)
         try noise.check(batch: B, numPatches: M, stages: dyvm.pruningLoc.count, depth: config.depth)
-        var h = try embed(images, tape: tape)
-        var residual: Tensor? = nil
-        var cls = [Int](repeating: config.clsIndex, count: B)
-        var patch = [[Int]](repeating: Array(0..<M), count: B)
-        var policy = try Tensor(shape: [B, M], repeating: 1)
-        policy.requiresGrad = false
-        var mask = try Tensor(shape: [B, T], repeating: 1)
-        mask.requiresGrad = false
-        var decisions: [Tensor] = [], gates: [Tensor] = [], directions: [Int] = []
-        func others(_ cls: [Int]) -> [[Int]] { cls.map { c in (0..<T).filter { $0 != c } } }
+        let pass = try encode(images, tape: tape, dropPath: nil, noise: noise, trace: trace, blockOutput: blockOutput)
+        let stream = pass.stream
+        let normed = try normalizedTokens(stream, tape: tape)
+        let logits = try head(selectToken(normed, indices: stream.cls, tape: tape), tape: tape)
+        let other = try gatherRows(normed, index: nonClassSlots(stream.cls, tokens: M + 1), tape: tape)
+        let policy = stream.policy?.array ?? [Float](repeating: 1, count: B * M)
+        trace?.record("final_policy", shape: [B, M], ints: policy.map { Int($0) })
+        trace?.record("final_patch", shape: [B, M], ints: stream.patches.flatMap { $0 })
+        return DyVMStudentOutput(logits: logits, other: other, decisions: pass.decisions, gates: pass.gates,
+                                 finalPolicy: policy, finalPatch: stream.patches)
+    }
 
-        for (i, block) in layers.enumerated() {
-            if let s = dyvm.pruningLoc.firstIndex(of: i), let r = residual {
-                let idx = others(cls)
-                let x = try add(gatherRows(h, index: idx, tape: tape), gatherRows(r, index: idx, tape: tape), tape: tape)
-                let logp = try scorePredictors[s](x, policy: policy, tape: tape)
-                let keep = try multiply(gumbelSoftmaxKeep(logp, noise: noise.token[s], tape: tape), policy, tape: tape)
-                decisions.append(keep)
-                // Kept slots first, then dropped ones, each in their current order.
-                var order: [[Int]] = [], newCls: [Int] = [], sequence: [[Int]] = []
-                for b in 0..<B {
-                    let kept: [Int] = (0..<M).filter { keep.data[b * M + $0] > 0.5 }
-                    let dropped: [Int] = (0..<M).filter { keep.data[b * M + $0] <= 0.5 }
-                    let c = kept.count / 2
-                    order.append(kept + dropped)
-                    newCls.append(c)
-                    // New slot j holds the class row at c, else the others slot order[j'] (j' = j or j − 1).
-                    var seq: [Int] = []
-                    for j in 0..<T { seq.append(j == c ? cls[b] : idx[b][order[b][j < c ? j : j - 1]]) }
-                    sequence.append(seq)
-                }
-                h = try gatherRows(h, index: sequence, tape: tape)
-                residual = try gatherRows(r, index: sequence, tape: tape)
-                policy = try gatherRows(keep, index: order, tape: tape)
-                patch = (0..<B).map { b in order[b].map { patch[b][$0] } }
-                mask = insertingClassOne(policy, at: newCls, tape: tape)
-                cls = newCls
-                trace?.record("prune.\(s).logp", shape: [B, M, 2], floats: logp.array)
-                trace?.record("prune.\(s).decision", shape: [B, M], ints: keep.array.map { Int($0) })
-                trace?.record("prune.\(s).order", shape: [B, M], ints: order.flatMap { $0 })
-                trace?.record("prune.\(s).patch", shape: [B, M], ints: patch.flatMap { $0 })
-                trace?.record("prune.\(s).cls_position", shape: [B], ints: cls)
-                trace?.record("prune.\(s).mask", shape: [B, T], ints: mask.array.map { Int($0) })
-            }
-            let (r, u) = try addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: tape)
-            residual = r
-            let m = try block.mixer.dynamicForward(u, tape: tape, mask: mask, cls: cls, noise: noise.block[i],
-                                                 tau: dyvm.gateTemperature, threshold: dyvm.gateThreshold)
-            h = m.out
-            gates.append(m.gates)
-            directions += m.gates.array.map { Int($0) }
-            trace?.record("block.\(i).head_logits", shape: [B, 2], floats: m.logits)
-            blockOutput?(i, streamAfterBlock(residual: r, mixerOutput: h))
+    /// A training stage s: keep decisions from the predictor's scores and Gumbel noise, times the
+    /// previous policy; then the sequences are rearranged, kept slots first (class token at
+    /// kept // 2) and dropped ones after, each in their current order, and the new policy and
+    /// mask follow the same order.
+    func sampleKeep(_ stream: TokenStream, stage s: Int, noise: [Float], tape: Tape?, trace: ForwardTrace?)
+        throws -> (stream: TokenStream, decision: Tensor) {
+        let (B, T) = (stream.h.shape[0], stream.h.shape[1])
+        let M = T - 1
+        let others = nonClassSlots(stream.cls, tokens: T)
+        let x = try add(gatherRows(stream.h, index: others, tape: tape), gatherRows(stream.residual!, index: others, tape: tape), tape: tape)
+        let policy = try stream.policy ?? constant([B, M], 1, device: x.device)
+        let logp = try scorePredictors[s](x, policy: policy, tape: tape)
+        let keep = try multiply(gumbelSoftmaxKeep(logp, noise: noise, tape: tape), policy, tape: tape)
+        let kept = keep.array
+        var order: [[Int]] = [], cls: [Int] = [], sequence: [[Int]] = []
+        for b in 0..<B {
+            let alive = (0..<M).filter { kept[b * M + $0] > 0.5 }, dropped = (0..<M).filter { kept[b * M + $0] <= 0.5 }
+            let c = alive.count / 2
+            order.append(alive + dropped)
+            cls.append(c)
+            // New slot j holds the class row at c, else the non-class slot order[j'] (j' = j or j − 1).
+            sequence.append((0..<T).map { j in j == c ? stream.cls[b] : others[b][order[b][j < c ? j : j - 1]] })
         }
-        trace?.record("directions", shape: [layers.count, B, 2], ints: directions)
-        let normed = try addRMSNorm(residual: residual!, h, weight: normF.weight, eps: normF.eps, tape: tape).normed
-        let logits = try linear(selectToken(normed, indices: cls, tape: tape), weight: head.weight, bias: head.bias, tape: tape)
-        let other = try gatherRows(normed, index: others(cls), tape: tape)
-        trace?.record("final_policy", shape: [B, M], ints: policy.array.map { Int($0) })
-        trace?.record("final_patch", shape: [B, M], ints: patch.flatMap { $0 })
-        return DyVMStudentOutput(logits: logits, other: other, decisions: decisions, gates: gates,
-                                 finalPolicy: policy.array, finalPatch: patch)
+        var next = stream
+        next.h = try gatherRows(stream.h, index: sequence, tape: tape)
+        next.residual = try gatherRows(stream.residual!, index: sequence, tape: tape)
+        let newPolicy = try gatherRows(keep, index: order, tape: tape)
+        next.policy = newPolicy
+        next.patches = (0..<B).map { b in order[b].map { stream.patches[b][$0] } }
+        next.mask = try insertingClassOne(newPolicy, at: cls, tape: tape)
+        next.cls = cls
+        trace?.record("prune.\(s).logp", shape: [B, M, 2], floats: logp.array)
+        trace?.record("prune.\(s).decision", shape: [B, M], ints: kept.map { Int($0) })
+        trace?.record("prune.\(s).order", shape: [B, M], ints: order.flatMap { $0 })
+        trace?.record("prune.\(s).patch", shape: [B, M], ints: next.patches.flatMap { $0 })
+        trace?.record("prune.\(s).cls_position", shape: [B], ints: cls)
+        trace?.record("prune.\(s).mask", shape: [B, T], ints: next.mask!.array.map { Int($0) })
+        return (next, keep)
     }
 
     /// The dense teacher's outputs (spec/dyvm.md §6): logits and the final normalised tokens
     /// without the class row [B, M, D], in original patch order.
     public func teacherOutputs(_ images: Tensor) throws -> (logits: Tensor, other: Tensor) {
         guard config.dyvm == nil && config.fusion == nil else { throw ConfigError.requiresPlainVim(model: config.name) }
-        var h = try embed(images, tape: nil)
-        var residual: Tensor? = nil
-        for block in layers {
-            let (r, u) = try addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: nil)
-            residual = r
-            h = try block.mixer(u)
-        }
-        let normed = try addRMSNorm(residual: residual!, h, weight: normF.weight, eps: normF.eps, tape: nil).normed
-        let B = images.shape[0], c = config.clsIndex
-        let logits = try linear(selectToken(normed, index: c, tape: nil), weight: head.weight, bias: head.bias, tape: nil)
-        let other = try gatherRows(normed, index: [[Int]](repeating: (0..<config.tokens).filter { $0 != c }, count: B), tape: nil)
+        let pass = try encode(images, tape: nil, dropPath: nil, noise: nil, trace: nil, blockOutput: nil)
+        let normed = try normalizedTokens(pass.stream, tape: nil)
+        let logits = try head(selectToken(normed, indices: pass.stream.cls, tape: nil))
+        let other = try gatherRows(normed, index: nonClassSlots(pass.stream.cls, tokens: config.tokens), tape: nil)
         return (logits, other)
     }
 }
 
+/// A tensor of `shape` filled with `value`, outside the graph.
+func constant(_ shape: [Int], _ value: Float, device: Device) throws -> Tensor {
+    let t = try Tensor(shape: shape, repeating: value, device: device)
+    t.requiresGrad = false
+    return t
+}
+
 /// The mask the mixers get after a stage: the policy [B, M] with a 1 inserted for the class
 /// token at `cls[b]` → [B, M + 1]. The class slot's gradient goes nowhere.
-func insertingClassOne(_ policy: Tensor, at cls: [Int], tape: Tape?) -> Tensor {
+func insertingClassOne(_ policy: Tensor, at cls: [Int], tape: Tape?) throws -> Tensor {
     let (B, M) = (policy.shape[0], policy.shape[1])
-    let mask = Tensor(uninitializedShape: [B, M + 1])
-    for b in 0..<B {
-        for j in 0...M { mask.data[b * (M + 1) + j] = j == cls[b] ? 1 : policy.data[b * M + (j < cls[b] ? j : j - 1)] }
-    }
-    let pSlot = policy.slot, mSlot = mask.slot
-    tape?.record {
-        guard let dm = mSlot.grad, pSlot.requiresGrad else { return }
-        let g = pSlot.buffer()
-        for b in 0..<B {
-            for j in 0...M where j != cls[b] { g.data[b * M + (j < cls[b] ? j : j - 1)] += dm.data[b * (M + 1) + j] }
-        }
-    }
-    return mask
+    // [policy | 1] seen as M + 1 one-wide tokens, then each sequence's tokens picked in order.
+    let extended = try concatenateColumns(policy, constant([B, 1], 1, device: policy.device), tape: tape).reshapedView([B, M + 1, 1])
+    let order = cls.map { c in (0...M).map { j in j == c ? M : j < c ? j : j - 1 } }
+    return try gatherRows(extended, index: order, tape: tape).reshapedView([B, M + 1])
 }
 
 extension VimModel {
@@ -177,7 +156,7 @@ extension VimModel {
         let teacher = try VimModel(config: c)
         let mine = Dictionary(uniqueKeysWithValues: namedParameters())
         for (name, p) in teacher.namedParameters() {
-            _ = p.buffer.update(from: mine[name]!.buffer)
+            try p.assign(mine[name]!)
             p.requiresGrad = false
         }
         return teacher

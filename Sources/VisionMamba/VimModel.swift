@@ -36,7 +36,11 @@ public final class VimModel: Module {
         patchEmbed = try PatchEmbed(config: config)
         clsToken = try Tensor(zeros: [1, 1, config.embedDim])
         posEmbed = try Tensor(zeros: [1, config.tokens, config.embedDim])
-        layers = try (0..<config.depth).map { _ in try VimBlock(config: config) }
+        layers = try (0..<config.depth).map { i in
+            let mixer: any TokenMixer = try config.dyvm.map { try DyVMMixer(config: config, dyvm: $0) } ?? MambaMixer(config: config)
+            let fusion = config.fusion.flatMap { $0.blocks.contains(i) ? (tokens: $0.tokens, preserveOrder: $0.preserveOrder) : nil }
+            return VimBlock(norm: try RMSNorm(config.embedDim, eps: config.normEps), mixer: mixer, fusion: fusion)
+        }
         normF = try RMSNorm(config.embedDim, eps: config.normEps)
         head = try Linear(config.embedDim, config.numClasses)
         scorePredictors = try (config.dyvm?.pruningLoc ?? []).map { _ in try TokenPredictor(dim: config.embedDim) }
@@ -56,16 +60,20 @@ public final class VimModel: Module {
         var rng = SeededGenerator(seed: seed)
         let fanIn = Double(config.inChannels * config.patchSize * config.patchSize)
         patchEmbed.proj.weight.fillTruncatedNormal(std: (1 / fanIn).squareRoot() / 0.87962566103423978, using: &rng)
-        patchEmbed.proj.bias.buffer.update(repeating: 0)
+        patchEmbed.proj.bias.fill(0)
         head.weight.fillTruncatedNormal(std: 0.02, using: &rng)
-        head.bias!.buffer.update(repeating: 0)
+        head.bias!.fill(0)
         posEmbed.fillTruncatedNormal(std: 0.02, using: &rng)
         clsToken.fillTruncatedNormal(std: 0.02, using: &rng)
         for block in layers {
-            block.norm.weight.buffer.update(repeating: 1)
-            block.mixer.resetParameters(depth: config.depth, using: &rng)
+            block.norm.weight.fill(1)
+            switch block.mixer {
+            case let m as DyVMMixer: m.resetParameters(depth: config.depth, using: &rng)
+            case let m as MambaMixer: m.resetParameters(depth: config.depth, using: &rng)
+            default: break
+            }
         }
-        normF.weight.buffer.update(repeating: 1)
+        normF.weight.fill(1)
         for p in scorePredictors { p.resetParameters(using: &rng) }
     }
 
@@ -77,39 +85,11 @@ public final class VimModel: Module {
     /// Tokens [B, T, D]: patch tokens with the class token inserted at `clsIndex`, plus pos_embed.
     func embed(_ images: Tensor, tape: Tape?) throws -> Tensor {
         try checkInput(shape: images.shape)
-        let c = config
-        let proj = patchEmbed.proj
-        let patches = try proj.tokens(images)                         // [B, M, D]
-        let batch = images.shape[0], M = c.numPatches, T = c.tokens, D = c.embedDim, ci = c.clsIndex
-        let h = Tensor(uninitializedShape: [batch, T, D])
-        for b in 0..<batch {
-            let src = patches.data + b * M * D, dst = h.data + b * T * D
-            dst.update(from: src, count: ci * D)
-            (dst + ci * D).update(from: clsToken.data, count: D)
-            (dst + (ci + 1) * D).update(from: src + ci * D, count: (M - ci) * D)
-            for i in 0..<(T * D) { dst[i] += posEmbed.data[i] }
-        }
-        let hSlot = h.slot
-        tape?.record { [self] in
-            guard let g = hSlot.grad else { return }
-            let patchGrad = Tensor(uninitializedShape: [batch * M, D])
-            let clsGrad = clsToken.gradBuffer(), posGrad = posEmbed.gradBuffer()
-            for b in 0..<batch {
-                let gb = g.data + b * T * D
-                for i in 0..<(T * D) { posGrad.data[i] += gb[i] }
-                for d in 0..<D { clsGrad.data[d] += gb[ci * D + d] }
-                (patchGrad.data + b * M * D).update(from: gb, count: ci * D)
-                (patchGrad.data + (b * M + ci) * D).update(from: gb + (ci + 1) * D, count: (M - ci) * D)
-            }
-            // The conv as im2col · weightᵀ: recompute the columns for the weight gradient.
-            let K = c.inChannels * c.patchSize * c.patchSize, G = c.grid
-            let cols = Tensor(uninitializedShape: [batch * M, K])
-            im2col(cols.data, images.data, batch: batch, inChannels: c.inChannels, height: c.imgSize, width: c.imgSize,
-                   patch: c.patchSize, stride: c.stride, gridH: G, gridW: G)
-            linearBackward(xGrad: nil, weightGrad: proj.weight.gradBuffer().data, biasGrad: proj.bias.gradBuffer().data,
-                           yGrad: patchGrad.data, x: cols.data, weight: proj.weight.data, rows: batch * M, inFeatures: K, outFeatures: D)
-        }
-        return h
+        let patches = try patchEmbed.proj.tokens(images, tape: tape)                       // [B, M, D]
+        let tokens = try insertToken(patches, token: clsToken, at: config.clsIndex, tape: tape)
+        let B = images.shape[0]
+        let positions = try selectSamples(posEmbed, [Int](repeating: 0, count: B), tape: tape)
+        return try add(tokens, positions, tape: tape)
     }
 
     /// Logits [B, C] for normalised images [B, channels, img_size, img_size]. `blockOutput(i, r)`
@@ -119,7 +99,7 @@ public final class VimModel: Module {
     public func callAsFunction(_ images: Tensor, tape: Tape? = nil, dropPath: DropPathDraw? = nil, trace: ForwardTrace? = nil,
                                blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> Tensor {
         let feature = try forwardFeatures(images, tape: tape, dropPath: dropPath, trace: trace, blockOutput: blockOutput)
-        return try linear(feature, weight: head.weight, bias: head.bias, tape: tape)
+        return try head(feature, tape: tape)
     }
 
     /// The class-token feature [B, D] after norm_f.
@@ -127,74 +107,105 @@ public final class VimModel: Module {
                                 trace: ForwardTrace? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> Tensor {
         // DyVM's training path needs its noise and teacher: dyvmTrainingStep.
         if config.dyvm != nil && tape != nil { throw ConfigError.dyvmForwardWithTape(model: config.name) }
-        try checkInput(shape: images.shape)
-        if let draw { try draw.check(batch: images.shape[0]) }
-        var h = try Profiler.measure("patch_embed") { try embed(images, tape: tape) }
-        var residual: Tensor? = nil           // block 0's residual is the embedded tokens themselves
-        // The class token's index per sample: fusions may move it (not when it sits first).
-        var cls = [Int](repeating: config.clsIndex, count: images.shape[0])
-        var seen: [Int] = [], seenCls: [Int] = []
-        var patches = [[Int]](repeating: Array(0..<config.numPatches), count: images.shape[0])
-        var directions: [Int] = []
-        for (i, block) in layers.enumerated() {
-            if let dyvm = config.dyvm, let s = dyvm.pruningLoc.firstIndex(of: i), let r = residual {
-                let keep = dyvm.keepTokens(numPatches: config.numPatches)[s]
-                let pruned = try prune(PrunedStream(h: h, residual: r, cls: cls, patches: patches), stage: s, keep: keep, trace: trace)
-                (h, residual, cls, patches) = (pruned.h, pruned.residual, pruned.cls, pruned.patches)
-            }
-            // Block i drops the previous block's mixer output with rate dpr[i − 1]
-            // (dpr = linspace(0, rate, depth)); block 0 has nothing to drop.
-            if let draw, i > 0 {
-                h = try MambaTensor.dropPath(h, rate: draw.rate(forBlock: i, depth: layers.count), uniforms: draw.uniforms(forBlock: i), tape: tape)
-            }
-            var (r, u) = try Profiler.measure("add_rms_norm") {
-                try addRMSNorm(residual: residual, h, weight: block.norm.weight, eps: block.norm.eps, tape: tape)
-            }
-            // Famba-V: fuse after the add + norm, before the mixer, with the normalised tokens as
-            // the metric and the same plan on the residual stream.
-            if let fusion = config.fusion, fusion.tokens > 0, fusion.blocks.contains(i) {
-                let plan = try Profiler.measure("token_fusion") {
-                    try bipartiteSoftMatching(u, r: fusion.tokens, protected: cls, preserveOrder: fusion.preserveOrder)
-                }
-                u = try mergeTokens(u, plan: plan, tape: tape)
-                r = try mergeTokens(r, plan: plan, tape: tape)
-                cls = plan.protectedIndex!
-            }
-            seen.append(u.shape[1])
-            seenCls.append(cls[0])
-            residual = r
-            if config.dyvm != nil {
-                let gated = try block.mixer.gatedForward(u, cls: cls, threshold: config.dyvm!.gateThreshold)
-                h = gated.out
-                directions += gated.on.map { $0 ? 1 : 0 }
-                trace?.record("block.\(i).head_logits", shape: [u.shape[0], 2], floats: gated.logits)
-            } else {
-                h = try block.mixer(u, tape: tape)
-            }
-            blockOutput?(i, streamAfterBlock(residual: r, mixerOutput: h))
-        }
+        let pass = try encode(images, tape: tape, dropPath: draw, noise: nil, trace: trace, blockOutput: blockOutput)
         // norm_f sees residual + last mixer output; only the class token row is read out.
-        lastTokenSchedule = seen
-        if config.fusion != nil || config.dyvm != nil { trace?.record("tokens", shape: [seen.count], ints: seen) }
-        if config.dyvm != nil {
-            trace?.record("cls_position", shape: [seen.count], ints: seenCls)
-            trace?.record("directions", shape: [seen.count, images.shape[0], 2], ints: directions)
-        }
-        let clsRow = try selectToken(residual!, indices: cls, tape: tape)
-        var last = try selectToken(h, indices: cls, tape: tape)
+        let clsRow = try selectToken(pass.stream.residual!, indices: pass.stream.cls, tape: tape)
+        var last = try selectToken(pass.stream.h, indices: pass.stream.cls, tape: tape)
         // The model-level drop path (full rate) on the last mixer output; per sample, so applying
         // it to the class row alone is the same.
         if let draw { last = try MambaTensor.dropPath(last, rate: draw.rate, uniforms: draw.uniforms(forBlock: layers.count), tape: tape) }
         return try addRMSNorm(residual: clsRow, last, weight: normF.weight, eps: normF.eps, tape: tape).normed
     }
+
+    /// norm_f over every token of a pass: [B, T, D].
+    func normalizedTokens(_ stream: TokenStream, tape: Tape?) throws -> Tensor {
+        try addRMSNorm(residual: stream.residual!, stream.h, weight: normF.weight, eps: normF.eps, tape: tape).normed
+    }
+}
+
+/// The token stream between blocks.
+struct TokenStream {
+    /// The last mixer output (the embedded tokens before block 0).
+    var h: Tensor
+    /// The residual stream; nil before block 0, whose residual is its input.
+    var residual: Tensor?
+    /// Each image's class-token index (fusion and pruning move it).
+    var cls: [Int]
+    /// The original patch index of every non-class slot.
+    var patches: [[Int]]
+    /// DyVM training: the keep policy of the non-class slots [B, M] and, with the class token's 1
+    /// inserted, the mask the mixers apply [B, T].
+    var policy: Tensor?
+    var mask: Tensor?
+}
+
+/// One forward pass: its final stream and what the blocks reported.
+struct ForwardPass {
+    var stream: TokenStream
+    /// DyVM training: keep decisions per stage [B, M] and gates per block [B, 2].
+    var decisions: [Tensor] = []
+    var gates: [Tensor] = []
+}
+
+extension VimModel {
+    /// The forward pass every mode shares: the embedding, then for each block DyVM's pruning stage
+    /// when one sits before it, and the block (drop path, add + norm, Famba-V fusion, mixer).
+    /// DyVM prunes by its top-k scores at inference and by noisy decisions and a mask when given
+    /// training `noise`. The trace gets each mode's records under the fixtures' names.
+    func encode(_ images: Tensor, tape: Tape?, dropPath draw: DropPathDraw?, noise: DyVMNoise?, trace: ForwardTrace?,
+                blockOutput: ((Int, Tensor) -> Void)?) throws -> ForwardPass {
+        try checkInput(shape: images.shape)
+        let B = images.shape[0], M = config.numPatches
+        if let draw { try draw.check(batch: B) }
+        var stream = TokenStream(h: try Profiler.measure("patch_embed") { try embed(images, tape: tape) }, residual: nil,
+                                 cls: [Int](repeating: config.clsIndex, count: B),
+                                 patches: [[Int]](repeating: Array(0..<M), count: B))
+        var pass = ForwardPass(stream: stream)
+        var tokens: [Int] = [], clsPositions: [Int] = [], directions: [Int] = []
+        for (i, block) in layers.enumerated() {
+            if let dyvm = config.dyvm, let s = dyvm.pruningLoc.firstIndex(of: i), stream.residual != nil {
+                if let noise {
+                    let stage = try sampleKeep(stream, stage: s, noise: noise.token[s], tape: tape, trace: trace)
+                    stream = stage.stream
+                    pass.decisions.append(stage.decision)
+                } else {
+                    stream = try prune(stream, stage: s, keep: dyvm.keepTokens(numPatches: M)[s], trace: trace)
+                }
+            }
+            // Block i drops the previous block's mixer output with rate dpr[i − 1]
+            // (dpr = linspace(0, rate, depth)); block 0 has nothing to drop.
+            let drop = draw.flatMap { d in i > 0 ? (rate: d.rate(forBlock: i, depth: layers.count), uniforms: d.uniforms(forBlock: i)) : nil }
+            var context = MixerContext(tape: tape, cls: stream.cls, mask: stream.mask, gateNoise: noise?.block[i])
+            let out = try block(stream.h, residual: stream.residual, dropPath: drop, context: &context)
+            (stream.h, stream.residual, stream.cls) = (out.out, out.residual, context.cls)
+            tokens.append(out.out.shape[1])
+            clsPositions.append(stream.cls[0])
+            if let gates = context.gates {
+                pass.gates.append(gates)
+                directions += gates.array.map { Int($0) }
+                trace?.record("block.\(i).head_logits", shape: [B, 2], floats: context.headLogits)
+            }
+            if let blockOutput { blockOutput(i, try streamAfterBlock(residual: out.residual, mixerOutput: out.out)) }
+        }
+        lastTokenSchedule = tokens
+        if noise != nil {
+            trace?.record("directions", shape: [layers.count, B, 2], ints: directions)
+        } else {
+            if config.fusion != nil || config.dyvm != nil { trace?.record("tokens", shape: [tokens.count], ints: tokens) }
+            if config.dyvm != nil {
+                trace?.record("cls_position", shape: [tokens.count], ints: clsPositions)
+                trace?.record("directions", shape: [tokens.count, B, 2], ints: directions)
+            }
+        }
+        pass.stream = stream
+        return pass
+    }
 }
 
 extension VimModel {
     /// The residual stream after a block, residual + mixer output, as the fixtures' `block.<i>.out`.
-    func streamAfterBlock(residual r: Tensor, mixerOutput h: Tensor) -> Tensor {
-        let out = r.copy()
-        for j in 0..<out.count { out.data[j] += h.data[j] }
-        return out
+    func streamAfterBlock(residual r: Tensor, mixerOutput h: Tensor) throws -> Tensor {
+        try add(r, h, tape: nil)
     }
 
     /// Parameter count of a config without allocating it (spec/vim.md §1.4).

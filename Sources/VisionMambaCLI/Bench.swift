@@ -53,7 +53,10 @@ struct Bench: ParsableCommand {
             // Pair k of the 2·depth (block, direction) pairs is off when ⌊(k+1)·(1−rate)⌋ steps up.
             let pairs = 2 * config.depth, off = 1 - gateRate
             for k in 0..<pairs where Int(Double(k + 1) * off) > Int(Double(k) * off) {
-                net.layers[k / 2].mixer.blockHead!.bias!.data[k % 2] = -5
+                guard let bias = (net.layers[k / 2].mixer as? DyVMMixer)?.blockHead.bias else { continue }
+                var values = bias.array
+                values[k % 2] = -5
+                try bias.assign(values)
             }
         }
         if let imgSize, patchSize == nil {
@@ -62,7 +65,7 @@ struct Bench: ParsableCommand {
         }
         var rng = SeededGenerator(seed: 1)
         let input = try Tensor(zeros: [batch, config.inChannels, config.imgSize, config.imgSize])
-        for i in 0..<input.count { input.data[i] = Float(rng.normal()) }
+        try input.assign((0..<input.count).map { _ in Float(rng.normal()) })
 
         input.requiresGrad = false
         let labels = (0..<batch).map { $0 % config.numClasses }

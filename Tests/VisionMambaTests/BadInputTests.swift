@@ -193,20 +193,24 @@ final class BadInputTests: XCTestCase {
     func testMixerTokensAndClassIndices() throws {
         let plain = try model(), dyvm = try model(Self.smallDyVM)
         let u = try Tensor(shape: [2, 5, 16], repeating: 0.1)
+        let mamba = try XCTUnwrap(plain.layers[0].mixer as? MambaMixer)
         expect(TensorError.dimensionMismatch(tensor: "u", axis: 2, expected: 16, found: [2, 5, 8])) {
-            try plain.layers[0].mixer(Tensor(shape: [2, 5, 8], repeating: 0.1))
+            try mamba(Tensor(shape: [2, 5, 8], repeating: 0.1))
         }
-        expect(TensorError.rankMismatch(tensor: "u", expected: 3, found: [10, 16])) { try plain.layers[0].mixer(Tensor(shape: [10, 16], repeating: 0)) }
-        expect(ConfigError.requiresDyVM(model: "mixer")) { try plain.layers[0].mixer.gatedForward(u, cls: [0, 0]) }
-        let mixer = dyvm.layers[0].mixer
-        expect(TensorError.indexOutOfRange(tensor: "cls", index: 5, count: 5)) { try mixer.gatedForward(u, cls: [2, 5]) }
-        expect(TensorError.valueCountMismatch(tensor: "cls", expected: 2, found: 1)) { try mixer.gatedForward(u, cls: [2]) }
+        expect(TensorError.rankMismatch(tensor: "u", expected: 3, found: [10, 16])) { try mamba(Tensor(shape: [10, 16], repeating: 0)) }
+        let mixer = try XCTUnwrap(dyvm.layers[0].mixer as? DyVMMixer)
+        func run(cls: [Int], mask: Tensor? = nil, noise: [Float]? = nil) throws {
+            var context = MixerContext(tape: nil, cls: cls, mask: mask, gateNoise: noise)
+            _ = try mixer(u, context: &context)
+        }
+        expect(TensorError.indexOutOfRange(tensor: "cls", index: 5, count: 5)) { try run(cls: [2, 5]) }
+        expect(TensorError.valueCountMismatch(tensor: "cls", expected: 2, found: 1)) { try run(cls: [2]) }
         let mask = try Tensor(shape: [2, 4], repeating: 1)
         expect(TensorError.shapeMismatch(tensor: "mask", expected: [2, 5], found: [2, 4])) {
-            try mixer.dynamicForward(u, tape: nil, mask: mask, cls: [2, 2], noise: [0, 0, 0, 0], tau: 1)
+            try run(cls: [2, 2], mask: mask, noise: [0, 0, 0, 0])
         }
         expect(TensorError.valueCountMismatch(tensor: "noise", expected: 4, found: 3)) {
-            try mixer.dynamicForward(u, tape: nil, mask: try Tensor(shape: [2, 5], repeating: 1), cls: [2, 2], noise: [0, 0, 0], tau: 1)
+            try run(cls: [2, 2], mask: try Tensor(shape: [2, 5], repeating: 1), noise: [0, 0, 0])
         }
     }
 

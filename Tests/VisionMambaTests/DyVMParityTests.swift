@@ -165,16 +165,21 @@ final class DyVMGradientCheckTests: XCTestCase {
     func testMaskedMixerBackward() throws {
         var config = VimConfig(name: "t", imgSize: 8, patchSize: 2, stride: 2, embedDim: 8, depth: 2, numClasses: 3)
         config.dyvm = DyVMConfig(pruningLoc: [1], tokenKeepRatio: 0.5)
-        let mixer = try MambaMixer(config: config)
+        config.dyvm!.gateTemperature = 2
+        let mixer = try DyVMMixer(config: config, dyvm: config.dyvm!)
         var g = SeededGenerator(seed: 3)
         mixer.resetParameters(depth: 2, using: &g)
         let (B, L, D) = (2, 6, 8)
         let u = try Tensor(shape: [B, L, D], values: random(B * L * D))
         let mask = try Tensor(shape: [B, L], values: (0..<(B * L)).map { _ in Float(0.2 + 0.8 * rng.uniform()) })
         let cls = [2, 3], noise = [Float](repeating: 0, count: 2 * B), seed = random(B * L * D)
-        let loss = { try self.weightedSum(mixer.dynamicForward(u, tape: nil, mask: mask, cls: cls, noise: noise, tau: 2).out.array, seed) }
+        func forward(_ tape: Tape?) throws -> Tensor {
+            var context = MixerContext(tape: tape, cls: cls, mask: mask, gateNoise: noise)
+            return try mixer(u, context: &context)
+        }
+        let loss = { try self.weightedSum(forward(nil).array, seed) }
         let tape = Tape()
-        let out = try mixer.dynamicForward(u, tape: tape, mask: mask, cls: cls, noise: noise, tau: 2).out
+        let out = try forward(tape)
         out.gradBuffer().buffer.update(from: seed)
         try tape.backward(from: try Tensor(shape: [1], values: [0]))
         XCTAssertLessThan(relativeL2(u.grad!.array, try numeric(u, loss)), 5e-3, "u")
@@ -200,11 +205,11 @@ final class DyVMFineTuneLoadTests: XCTestCase {
         XCTAssertEqual(fresh.count, 3 * 10 + 24 * 2, "\(fresh)")
         XCTAssertTrue(fresh.allSatisfy { $0.hasPrefix("score_predictors.") || $0.contains(".mixer.block_head.") })
         // Direction heads start open: weight 0, bias 5.
-        XCTAssertEqual(student.layers[7].mixer.blockHead!.bias!.array, [5, 5])
-        XCTAssertEqual(student.layers[7].mixer.blockHead!.weight.array.reduce(0) { $0 + abs($1) }, 0)
+        XCTAssertEqual((student.layers[7].mixer as! DyVMMixer).blockHead.bias!.array, [5, 5])
+        XCTAssertEqual((student.layers[7].mixer as! DyVMMixer).blockHead.weight.array.reduce(0) { $0 + abs($1) }, 0)
         // The teacher is the loaded dense backbone.
         let dense = try VimModel(config: try ModelZoo.config(named: "vim-tiny"))
         try dense.load(weights: path)
-        XCTAssertEqual(try student.denseCopy().layers[3].mixer.inProj.weight.array, dense.layers[3].mixer.inProj.weight.array)
+        XCTAssertEqual((try student.denseCopy().layers[3].mixer as! MambaMixer).inProj.weight.array, (dense.layers[3].mixer as! MambaMixer).inProj.weight.array)
     }
 }

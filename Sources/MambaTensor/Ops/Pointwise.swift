@@ -57,9 +57,9 @@ public func scaleRows(_ x: Tensor, by factors: Tensor, tape: Tape?) throws -> Te
 }
 
 /// x [B, ...] with every sample (entry of the first dimension) multiplied by its factor in
-/// `factors` [B] (DyVM's direction gates). The backward reaches both.
+/// `factors`, [B] or a [B, 1] column view (DyVM's direction gates). The backward reaches both.
 public func scaleSamples(_ x: Tensor, by factors: Tensor, tape: Tape?) throws -> Tensor {
-    guard x.rank >= 1, factors.shape == [x.shape[0]] else {
+    guard x.rank >= 1, factors.shape == [x.shape[0]] || factors.shape == [x.shape[0], 1] else {
         throw TensorError.shapeMismatch(tensor: "factors", expected: [x.rank >= 1 ? x.shape[0] : 1], found: factors.shape)
     }
     return try scale(x, rows: x.shape[0], by: factors, tape: tape)
@@ -72,7 +72,7 @@ private func scale(_ x: Tensor, rows: Int, by factors: Tensor, tape: Tape?) thro
     let source = rows == x.rowCount ? x : x.isContiguous ? x.reshapedView([rows, x.count / max(rows, 1)]) : x.copy().reshapedView([rows, x.count / max(rows, 1)])
     let y = Tensor(uninitializedShape: x.shape, device: x.device)
     let yRows = y.reshapedView(source.shape)
-    be.scaleRows(source, by: factors.isContiguous ? factors : factors.copy(), into: yRows, accumulate: false)
+    be.scaleRows(source, by: factors, into: yRows, accumulate: false)
     guard let tape else { return y }
     let xSaved = factors.requiresGrad ? SavedTensor(source) : nil, xSlot = x.slot, ySlot = y.slot, fSlot = factors.slot, width = source.columnCount
     tape.record {

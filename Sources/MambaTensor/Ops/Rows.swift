@@ -47,16 +47,18 @@ public func addingSamples(_ base: Tensor, _ values: Tensor, at samples: [Int], t
     try checkSameDevice(base, values)
     let be = base.backend
     let y = base.copy()
-    let per = base.rank == 1 ? 1 : base.rowCount / max(base.shape[0], 1)
+    // Both as matrices of rows of `width` elements: entry s is rows s·per ..< (s + 1)·per.
+    let per = base.rank == 1 ? 1 : base.rowCount / max(base.shape[0], 1), width = base.rank == 1 ? 1 : base.columnCount
     let flat = samples.flatMap { s in (0..<per).map { s * per + $0 } }
-    be.scatterAddRows(rowMatrix(values.isContiguous ? values : values.copy()), indices: flat, weights: nil, into: rowMatrix(y))
-    let baseSlot = base.slot, valuesSlot = values.slot, ySlot = y.slot
+    func rows(_ t: Tensor, _ n: Int) -> Tensor { t.reshapedView([n, width]) }
+    be.scatterAddRows(rows(values.isContiguous ? values : values.copy(), flat.count), indices: flat, weights: nil, into: rows(y, y.count / max(width, 1)))
+    let baseSlot = base.slot, valuesSlot = values.slot, ySlot = y.slot, valuesShape = values.shape, device = values.device
     tape?.record {
         guard let yGrad = ySlot.grad else { return }
         if baseSlot.requiresGrad { let g = baseSlot.buffer(); be.combine(.add, g, yGrad, into: g, accumulate: false) }
         if valuesSlot.requiresGrad {
-            let picked = Tensor(uninitializedShape: values.shape, device: values.device)
-            be.gatherRows(rowMatrix(yGrad), indices: flat, into: rowMatrix(picked))
+            let picked = Tensor(uninitializedShape: valuesShape, device: device)
+            be.gatherRows(rows(yGrad, yGrad.count / max(width, 1)), indices: flat, into: rows(picked, flat.count))
             let g = valuesSlot.buffer()
             be.combine(.add, g, picked, into: g, accumulate: false)
         }
@@ -87,7 +89,39 @@ private func pickRows(_ x: Tensor, _ flat: [Int], rows: Int, outputShape: [Int],
     return y
 }
 
-/// A contiguous tensor as a matrix of its first dimension's entries.
-private func rowMatrix(_ t: Tensor) -> Tensor {
-    t.reshapedView([t.shape.first ?? 1, t.count / max(t.shape.first ?? 1, 1)])
+/// x [B, M, D] with `token` [D] (any shape of D elements, e.g. a [1, 1, D] parameter) inserted
+/// at position `index` of every sequence → [B, M + 1, D]: the class token of ViT and Vim. The
+/// backward sends x its rows back and the token the sum over the batch.
+public func insertToken(_ x: Tensor, token: Tensor, at index: Int, tape: Tape?) throws -> Tensor {
+    guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
+    let (B, M, D) = (x.shape[0], x.shape[1], x.shape[2])
+    guard token.count == D else { throw TensorError.valueCountMismatch(tensor: "token", expected: D, found: token.count) }
+    guard index >= 0, index <= M else { throw TensorError.indexOutOfRange(tensor: "index", index: index, count: M + 1) }
+    try checkSameDevice(x, token)
+    let be = x.backend
+    let T = M + 1
+    // Row m of sequence b goes to b·T + m (m < index) or b·T + m + 1; the token to b·T + index.
+    let xTargets = (0..<B).flatMap { b in (0..<M).map { m in b * T + (m < index ? m : m + 1) } }
+    let tokenTargets = (0..<B).map { $0 * T + index }
+    let tokenRow = token.isContiguous ? token.reshapedView([1, D]) : token.copy().reshapedView([1, D])
+    let y = Tensor(zeroed: [B, T, D], device: x.device)
+    be.scatterAddRows(x, indices: xTargets, weights: nil, into: y)
+    for t in tokenTargets { be.scatterAddRows(tokenRow, indices: [t], weights: nil, into: y) }
+    let xSlot = x.slot, tokenSlot = token.slot, ySlot = y.slot
+    tape?.record {
+        guard let yGrad = ySlot.grad else { return }
+        if xSlot.requiresGrad {
+            let picked = Tensor(uninitializedShape: [B, M, D], device: yGrad.device)
+            be.gatherRows(yGrad, indices: xTargets, into: picked)
+            let g = xSlot.buffer()
+            be.combine(.add, g, picked, into: g, accumulate: false)
+        }
+        if tokenSlot.requiresGrad {
+            let rows = Tensor(uninitializedShape: [B, D], device: yGrad.device)
+            be.gatherRows(yGrad, indices: tokenTargets, into: rows)
+            let g = tokenSlot.buffer()
+            be.scatterAddRows(rows, indices: [Int](repeating: 0, count: B), weights: nil, into: g.reshapedView([1, D]))
+        }
+    }
+    return y
 }

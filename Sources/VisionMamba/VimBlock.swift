@@ -1,0 +1,69 @@
+import MambaNN
+import MambaTensor
+
+/// A block's token mixer: normalised tokens [B, T, D] → [B, T, D]. The Mamba mixer is one; a
+/// wrapper that adds behaviour (DyVM's direction gates) or another mixer is a new conformance.
+public protocol TokenMixer: Module {
+    func callAsFunction(_ u: Tensor, context: inout MixerContext) throws -> Tensor
+}
+
+/// What a pass gives a block's mixer besides its tokens, and what a mixer reports back.
+public struct MixerContext {
+    public var tape: Tape?
+    /// Each image's class-token index in the tokens the mixer sees.
+    public var cls: [Int]
+    /// DyVM training: the tokens still alive [B, T] (1 = kept), applied around the conv.
+    public var mask: Tensor?
+    /// DyVM training: this block's logistic gate noise [B·2]; nil at inference.
+    public var gateNoise: [Float]?
+    /// Set by a gated mixer: the direction-head logits [B·2] ([forward, backward] per image),
+    /// and the 0/1 gates [B, 2] it applied (straight-through when training).
+    public var headLogits: [Float] = []
+    public var gates: Tensor?
+
+    public init(tape: Tape?, cls: [Int], mask: Tensor? = nil, gateNoise: [Float]? = nil) {
+        self.tape = tape
+        self.cls = cls
+        self.mask = mask
+        self.gateNoise = gateNoise
+    }
+}
+
+/// One Vim block, `layers.i`: add + RMSNorm (`norm`), then the mixer (`mixer`). Famba-V fuses
+/// tokens between the two when the block is one of its fusion blocks.
+public final class VimBlock: Module {
+    public let norm: RMSNorm
+    public let mixer: any TokenMixer
+    /// Famba-V: tokens fused away before the mixer (r), or nil for a block that does not fuse.
+    public let fusion: (tokens: Int, preserveOrder: Bool)?
+
+    public init(norm: RMSNorm, mixer: any TokenMixer, fusion: (tokens: Int, preserveOrder: Bool)? = nil) {
+        self.norm = norm
+        self.mixer = mixer
+        self.fusion = fusion
+    }
+
+    public var children: [(String, Module)] { [("mixer", mixer), ("norm", norm)] }
+
+    /// The block on its input h (the previous mixer's output) and the residual stream (nil for
+    /// the first block): returns the mixer output and the new residual. `dropPath` scales h per
+    /// image first (stochastic depth of the previous block's branch).
+    public func callAsFunction(_ h: Tensor, residual: Tensor?, dropPath: (rate: Double, uniforms: [Double])? = nil,
+                               context: inout MixerContext) throws -> (out: Tensor, residual: Tensor) {
+        let tape = context.tape
+        var h = h
+        if let dropPath { h = try MambaTensor.dropPath(h, rate: dropPath.rate, uniforms: dropPath.uniforms, tape: tape) }
+        var (r, u) = try Profiler.measure("add_rms_norm") { try addRMSNorm(residual: residual, h, weight: norm.weight, eps: norm.eps, tape: tape) }
+        if let fusion, fusion.tokens > 0 {
+            // Famba-V: fuse after the add + norm, with the normalised tokens as the metric and the
+            // same plan on the residual stream; the class token is protected and may move.
+            let plan = try Profiler.measure("token_fusion") {
+                try bipartiteSoftMatching(u, r: fusion.tokens, protected: context.cls, preserveOrder: fusion.preserveOrder)
+            }
+            u = try mergeTokens(u, plan: plan, tape: tape)
+            r = try mergeTokens(r, plan: plan, tape: tape)
+            context.cls = plan.protectedIndex!
+        }
+        return (try mixer(u, context: &context), r)
+    }
+}
