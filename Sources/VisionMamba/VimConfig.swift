@@ -150,7 +150,7 @@ extension VimConfig {
             guard let tokens = f["tokens"] as? Int else { throw ConfigError.missingField(path: path, field: "fusion.tokens", expected: "integer") }
             let rule = (f["rule_name"] as? String).flatMap(TokenFusion.Rule.init(rawValue:)) ?? .official
             let blocks = try (f["blocks"] as? [Int])
-                ?? TokenFusion.blocks(strategy: strategy, layer: f["layer"] as? Int ?? 0, depth: config.depth, rule: rule)
+                ?? TokenFusion.blocks(strategy: TokenFusion.Strategy(name: strategy), layer: f["layer"] as? Int ?? 0, depth: config.depth, rule: rule)
             config.fusion = TokenFusion(blocks: blocks, tokens: tokens, preserveOrder: (f["order"] as? String) == "preserve")
         }
         if let d = object["dyvm"] as? [String: Any] {

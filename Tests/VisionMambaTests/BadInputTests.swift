@@ -120,9 +120,9 @@ final class BadInputTests: XCTestCase {
         c.fusion = TokenFusion(blocks: [1], tokens: -1)
         expect(ConfigError.invalidValue(model: "t", field: "fusion.tokens", value: "-1", allowed: "at least 0")) { try VimModel(config: c) }
         expect(ConfigError.unknownFusionStrategy(name: "uper", valid: ["none", "all", "interleave", "alternate", "lower", "upper"])) {
-            try TokenFusion.blocks(strategy: "uper", layer: 0, depth: 6, rule: .paper)
+            try TokenFusion.Strategy(name: "uper")
         }
-        XCTAssertEqual(try TokenFusion.blocks(strategy: "all", layer: 0, depth: -1, rule: .paper), [])
+        XCTAssertEqual(TokenFusion.blocks(strategy: .all, layer: 0, depth: -1, rule: .paper), [])
     }
 
     /// r above what the first fusing block can remove ((T − 1) / 2 of its T = 17 tokens) is refused;
