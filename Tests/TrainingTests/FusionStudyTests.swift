@@ -70,9 +70,9 @@ final class FusionStudyTests: XCTestCase {
 
     /// Fixed-size datasets are resized to the model's resolution (CIFAR-shaped Vim on digits).
     func testDigitsResizedTo32Pixels() throws {
-        let d = try makeDataset("digits", path: nil, train: false, imageSize: 32)
+        let d = try makeDataset(.digits, path: nil, train: false, imageSize: 32)
         XCTAssertEqual(d.imageShape, [3, 32, 32])
-        let native = try makeDataset("digits", path: nil, train: false)
+        let native = try makeDataset(.digits, path: nil, train: false)
         XCTAssertEqual(native.imageShape[1], 8)
         let (big, label) = try d.sample(5), (small, label0) = try native.sample(5)
         XCTAssertEqual(label, label0)
