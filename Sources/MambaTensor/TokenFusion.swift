@@ -108,12 +108,12 @@ public func mergeTokens(_ x: Tensor, plan: FusionPlan, tape: Tape?) throws -> Te
     }
     let xSlot = x.slot, ySlot = y.slot        // the scatter needs no values
     tape?.record {
-        guard let dy = ySlot.grad, xSlot.requiresGrad else { return }
+        guard let yGrad = ySlot.grad, xSlot.requiresGrad else { return }
         let g = xSlot.buffer()
         for b in 0..<B {
             for t in 0..<T {
                 let o = plan.destination[b][t], w = 1 / Float(plan.count[b][o])
-                let src = dy.data + (b * To + o) * D, dst = g.data + (b * T + t) * D
+                let src = yGrad.data + (b * To + o) * D, dst = g.data + (b * T + t) * D
                 for d in 0..<D { dst[d] += src[d] * w }
             }
         }
