@@ -58,8 +58,8 @@ public func causalConv1dSiLUForward(
 }
 
 /// Backward of `causalConv1dSiLUForward`. The pre-activation a is recomputed (as the official
-/// backward does), then with da = outGrad·SiLU'(a), SiLU'(a) = s·(1 + a·(1 − s)), s = sigmoid(a):
-///   xGrad[src] += w[e, k]·da[t],  weightGrad[e, k] += Σ da[t]·x[src],  biasGrad[e] += Σ da[t]
+/// backward does), then with aGrad = outGrad·SiLU'(a), SiLU'(a) = s·(1 + a·(1 − s)), s = sigmoid(a):
+///   xGrad[src] += w[e, k]·aGrad[t],  weightGrad[e, k] += Σ aGrad[t]·x[src],  biasGrad[e] += Σ aGrad[t]
 /// xGrad has row stride `ldx` like x. A task owns 16 channels for the whole batch, so no two
 /// threads touch one weight; channels past the last multiple of 16 take the plain loop.
 public func causalConv1dSiLUBackward(
@@ -92,17 +92,17 @@ public func causalConv1dSiLUBackward(
                         a1 = a1.plusProduct(load8(wT + k * E + e + 8), load8(xb + src * ldx + 8))
                     }
                     let s0 = sigmoid8(a0), s1 = sigmoid8(a1)
-                    let d0 = load8(ob + t * E) * s0 * (1 + a0 * (1 - s0))
-                    let d1 = load8(ob + t * E + 8) * s1 * (1 + a1 * (1 - s1))
-                    bg0 += d0; bg1 += d1
+                    let a0Grad = load8(ob + t * E) * s0 * (1 + a0 * (1 - s0))
+                    let a1Grad = load8(ob + t * E + 8) * s1 * (1 + a1 * (1 - s1))
+                    bg0 += a0Grad; bg1 += a1Grad
                     for k in 0..<K {
                         let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
                         if src < 0 || src >= L { continue }
                         let xs = xb + src * ldx, gs = gb + src * ldx
-                        store8(gs, load8(gs).plusProduct(load8(wT + k * E + e), d0))
-                        store8(gs + 8, load8(gs + 8).plusProduct(load8(wT + k * E + e + 8), d1))
-                        wg[2 * k] = wg[2 * k].plusProduct(d0, load8(xs))
-                        wg[2 * k + 1] = wg[2 * k + 1].plusProduct(d1, load8(xs + 8))
+                        store8(gs, load8(gs).plusProduct(load8(wT + k * E + e), a0Grad))
+                        store8(gs + 8, load8(gs + 8).plusProduct(load8(wT + k * E + e + 8), a1Grad))
+                        wg[2 * k] = wg[2 * k].plusProduct(a0Grad, load8(xs))
+                        wg[2 * k + 1] = wg[2 * k + 1].plusProduct(a1Grad, load8(xs + 8))
                     }
                 }
             }
@@ -128,13 +128,13 @@ public func causalConv1dSiLUBackward(
                     if src >= 0 && src < L { a += Double(weight[e * K + k]) * Double(xb[src * ldx]) }
                 }
                 let s = 1 / (1 + Foundation.exp(-a))
-                let da = Double(outGrad[(b * L + t) * E + e]) * s * (1 + a * (1 - s))
-                bgs += da
+                let aGrad = Double(outGrad[(b * L + t) * E + e]) * s * (1 + a * (1 - s))
+                bgs += aGrad
                 for k in 0..<K {
                     let src = reverse ? t + (K - 1) - k : t - (K - 1) + k
                     if src < 0 || src >= L { continue }
-                    gb[src * ldx] += Float(Double(weight[e * K + k]) * da)
-                    wgs[k] += da * Double(xb[src * ldx])
+                    gb[src * ldx] += Float(Double(weight[e * K + k]) * aGrad)
+                    wgs[k] += aGrad * Double(xb[src * ldx])
                 }
             }
         }

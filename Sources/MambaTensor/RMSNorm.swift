@@ -47,9 +47,9 @@ public func addRMSNormForward(
 }
 
 /// Backward of add + RMSNorm. With r = residual + x, y = r·rstd·w and g = yGrad·w:
-///   dr = rGrad + rstd·(g − r·rstd²·mean(g·r))      (rGrad: what later consumers of r sent back)
-///   dw += Σ_rows yGrad·r·rstd
-/// `rowGrad` [rows, D] receives dr, the gradient of both residual and x.
+///   rowGrad = rGrad + rstd·(g − r·rstd²·mean(g·r))      (rGrad: what later consumers of r sent back)
+///   weightGrad += Σ_rows yGrad·r·rstd
+/// `rowGrad` [rows, D] receives the gradient of r, which is the gradient of both residual and x.
 public func addRMSNormBackward(
     rowGrad: UnsafeMutablePointer<Float>, yGrad: UnsafePointer<Float>?, rGrad: UnsafePointer<Float>?,
     r: UnsafePointer<Float>, rstd: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -59,11 +59,11 @@ public func addRMSNormBackward(
         for row in range {
             let rr = r + row * dim, out = rowGrad + row * dim, s = rstd[row]
             if let yGrad {
-                let dy = yGrad + row * dim
+                let yGradRow = yGrad + row * dim
                 var dot = 0.0
-                for i in 0..<dim { dot += Double(dy[i] * weight[i]) * Double(rr[i]) }
+                for i in 0..<dim { dot += Double(yGradRow[i] * weight[i]) * Double(rr[i]) }
                 let c = Float(dot / Double(dim)) * s * s
-                for i in 0..<dim { out[i] = s * (dy[i] * weight[i] - rr[i] * c) }
+                for i in 0..<dim { out[i] = s * (yGradRow[i] * weight[i] - rr[i] * c) }
             } else {
                 for i in 0..<dim { out[i] = 0 }
             }

@@ -2,12 +2,14 @@ import Foundation
 
 // Backward of the selective scan (SelectiveScan.swift). As the official CUDA kernel does, nothing
 // but the inputs is kept from the forward: each task recomputes its states h_t over the sequence,
-// then walks back in time carrying g = dL/dh:
-//   dy_t  = outGrad_t·scale·SiLU(z_t)             dz_t = outGrad_t·scale·y_t·SiLU'(z_t)
-//   g_t   = g_{t+1}·exp(Δ_{t+1}A) + dy_t·C_t       dC_t += dy_t·h_t      dD += dy_t·u_t
-//   dΔ_t  = Σ_n g_t·(A·exp(Δ_t A)·h_{t−1} + B_t·u_t)                    dB_t += g_t·Δ_t·u_t
-//   du_t  = dy_t·D + Σ_n g_t·Δ_t·B_t                                   dA   += g_t·Δ_t·exp(Δ_t A)·h_{t−1}
-//   ddelta_t = dΔ_t·sigmoid(delta_t + bias) (1 above the softplus threshold), dbias += ddelta_t
+// then walks back in time carrying g = ∂L/∂h. With Δ_t = softplus(delta_t + bias) (`dt` in the
+// code) and the state's decay exp(Δ_t A) (`decay`):
+//   yGrad_t  = outGrad_t·scale·SiLU(z_t)             zGrad_t = outGrad_t·scale·y_t·SiLU'(z_t)
+//   g_t      = g_{t+1}·exp(Δ_{t+1}A) + yGrad_t·C_t    CGrad_t += yGrad_t·h_t     DGrad += yGrad_t·u_t
+//   dtGrad_t = Σ_n g_t·(A·exp(Δ_t A)·h_{t−1} + B_t·u_t)                       BGrad_t += g_t·Δ_t·u_t
+//   uGrad_t  = yGrad_t·D + Σ_n g_t·Δ_t·B_t                      AGrad += g_t·Δ_t·exp(Δ_t A)·h_{t−1}
+//   deltaGrad_t = dtGrad_t·sigmoid(delta_t + bias) (1 above the softplus threshold)
+//   deltaBiasGrad += deltaGrad_t
 // B and C are shared by all channels, so their gradients are sums over channels.
 
 /// The same gradients one channel at a time in double precision, for `channels` of rows `width`
@@ -39,7 +41,7 @@ public func selectiveScanBackwardReference(
         for task in range {
             let bc = partial + task * batch * L * 2 * N   // [batch·L][B | C]
             for e in (channels.lowerBound + task * per)..<min(channels.upperBound, channels.lowerBound + (task + 1) * per) {
-                var aGrad = [Double](repeating: 0, count: N), dGrad = 0.0, biasGrad = 0.0
+                var aGrad = [Double](repeating: 0, count: N), skipGrad = 0.0, biasGrad = 0.0
                 let a = (0..<N).map { Double(A[e * N + $0]) }
                 for b in 0..<batch {
                     // Forward again, keeping the states.
@@ -60,30 +62,30 @@ public func selectiveScanBackwardReference(
                         var y = Double(D[e]) * ut
                         for n in 0..<N { y += Double(C[row * ldBC + n]) * h[step * N + n] }
                         let zv = Double(z[row * ldz + e]), s = 1 / (1 + exp(-zv))
-                        let dout = Double(outGrad[row * E + e]) * Double(scale)
-                        let dy = dout * zv * s
-                        zGrad[row * ldz + e] += Float(dout * y * s * (1 + zv * (1 - s)))
-                        dGrad += dy * ut
-                        var du = dy * Double(D[e]), ddt = 0.0
+                        let gatedGrad = Double(outGrad[row * E + e]) * Double(scale)   // of y·SiLU(z)
+                        let yGrad = gatedGrad * zv * s
+                        zGrad[row * ldz + e] += Float(gatedGrad * y * s * (1 + zv * (1 - s)))
+                        skipGrad += yGrad * ut
+                        var utGrad = yGrad * Double(D[e]), dtGrad = 0.0
                         for n in 0..<N {
-                            let gn = g[n] + dy * Double(C[row * ldBC + n])
+                            let gn = g[n] + yGrad * Double(C[row * ldBC + n])
                             let hp = step > 0 ? h[(step - 1) * N + n] : 0
-                            let dA = exp(dt * a[n]), bn = Double(B[row * ldBC + n])
-                            bc[row * 2 * N + N + n] += dy * h[step * N + n]
+                            let decay = exp(dt * a[n]), bn = Double(B[row * ldBC + n])
+                            bc[row * 2 * N + N + n] += yGrad * h[step * N + n]
                             bc[row * 2 * N + n] += gn * dt * ut
-                            ddt += gn * (a[n] * dA * hp + bn * ut)
-                            du += gn * dt * bn
-                            aGrad[n] += gn * dt * dA * hp
-                            g[n] = gn * dA
+                            dtGrad += gn * (a[n] * decay * hp + bn * ut)
+                            utGrad += gn * dt * bn
+                            aGrad[n] += gn * dt * decay * hp
+                            g[n] = gn * decay
                         }
-                        let dRaw = v > 20 ? ddt : ddt / (1 + exp(-v))
-                        deltaGrad[row * E + e] = Float(dRaw)
-                        biasGrad += dRaw
-                        uGrad[row * E + e] += Float(du)
+                        let vGrad = v > 20 ? dtGrad : dtGrad / (1 + exp(-v))
+                        deltaGrad[row * E + e] = Float(vGrad)
+                        biasGrad += vGrad
+                        uGrad[row * E + e] += Float(utGrad)
                     }
                 }
                 for n in 0..<N { AGrad[e * N + n] += Float(aGrad[n]) }
-                DGrad[e] += Float(dGrad)
+                DGrad[e] += Float(skipGrad)
                 deltaBiasGrad[e] += Float(biasGrad)
             }
         }
@@ -153,7 +155,7 @@ public func selectiveScanBackward(
                 let e = block * 16
                 let bias0 = load8(deltaBias + e), bias1 = load8(deltaBias + e + 8)
                 let skip0 = load8(D + e), skip1 = load8(D + e + 8)
-                var dSkip0 = Float8(), dSkip1 = Float8(), dBias0 = Float8(), dBias1 = Float8()
+                var skip0Grad = Float8(), skip1Grad = Float8(), bias0Grad = Float8(), bias1Grad = Float8()
                 aGrad.initialize(repeating: Float8(), count: N * 2)
                 for b in 0..<batch {
                     // Forward again, keeping h_t of every step. In the loops over states, pointers
@@ -174,7 +176,7 @@ public func selectiveScanBackward(
                         }
                         prev = UnsafePointer(h)
                     }
-                    // Back in time, carrying g = dL/dh.
+                    // Back in time, carrying g = ∂L/∂h.
                     g.initialize(repeating: Float8(), count: N * 2)
                     for step in stride(from: L - 1, through: 0, by: -1) {
                         let t = reverse ? L - 1 - step : step, row = b * L + t
@@ -192,40 +194,40 @@ public func selectiveScanBackward(
                         }
                         let s0 = sigmoid8(z0), s1 = sigmoid8(z1)
                         let o0 = load8(outGrad + row * E + e) * scale, o1 = load8(outGrad + row * E + e + 8) * scale
-                        let dy0 = o0 * z0 * s0, dy1 = o1 * z1 * s1
+                        let y0Grad = o0 * z0 * s0, y1Grad = o1 * z1 * s1
                         let zg = zGrad + row * ldz + e
                         store8(zg, load8(zg) + o0 * y0 * s0 * (1 + z0 * (1 - s0)))
                         store8(zg + 8, load8(zg + 8) + o1 * y1 * s1 * (1 + z1 * (1 - s1)))
-                        dSkip0 = dSkip0.plusProduct(dy0, u0); dSkip1 = dSkip1.plusProduct(dy1, u1)
-                        var du0 = dy0 * skip0, du1 = dy1 * skip1, ddt0 = Float8(), ddt1 = Float8()
+                        skip0Grad = skip0Grad.plusProduct(y0Grad, u0); skip1Grad = skip1Grad.plusProduct(y1Grad, u1)
+                        var u0Grad = y0Grad * skip0, u1Grad = y1Grad * skip1, dt0Grad = Float8(), dt1Grad = Float8()
                         let dtu0 = dt0 * u0, dtu1 = dt1 * u1
                         var a = AT + e, hn = UnsafePointer(h), hp = step > 0 ? UnsafePointer(h - 2 * N) : UnsafePointer(zeroState)
                         var gs = g, ag = aGrad, laneB = pb + row * 2 * N, laneC = laneB + N
                         for n in 0..<N {
                             let a0 = load8(a), a1 = load8(a + 8)
                             let bn = Bt[n], cn = Ct[n]
-                            let gn0 = gs[0].plusProduct(dy0, cn), gn1 = gs[1].plusProduct(dy1, cn)
+                            let gn0 = gs[0].plusProduct(y0Grad, cn), gn1 = gs[1].plusProduct(y1Grad, cn)
                             let hp0 = hp[0], hp1 = hp[1]
-                            let dA0 = exp8(dt0 * a0), dA1 = exp8(dt1 * a1)
-                            laneC[0] = laneC[0].plusProduct(dy0, hn[0]).plusProduct(dy1, hn[1])
+                            let decay0 = exp8(dt0 * a0), decay1 = exp8(dt1 * a1)
+                            laneC[0] = laneC[0].plusProduct(y0Grad, hn[0]).plusProduct(y1Grad, hn[1])
                             laneB[0] = laneB[0].plusProduct(gn0, dtu0).plusProduct(gn1, dtu1)
-                            let adh0 = a0 * dA0 * hp0, adh1 = a1 * dA1 * hp1
-                            ddt0 = ddt0.plusProduct(gn0, adh0.plusProduct(u0, bn))
-                            ddt1 = ddt1.plusProduct(gn1, adh1.plusProduct(u1, bn))
-                            du0 = du0.plusProduct(gn0 * dt0, bn); du1 = du1.plusProduct(gn1 * dt1, bn)
-                            ag[0] = ag[0].plusProduct(gn0 * dt0, dA0 * hp0)
-                            ag[1] = ag[1].plusProduct(gn1 * dt1, dA1 * hp1)
-                            gs[0] = gn0 * dA0
-                            gs[1] = gn1 * dA1
+                            let aDecayHp0 = a0 * decay0 * hp0, aDecayHp1 = a1 * decay1 * hp1
+                            dt0Grad = dt0Grad.plusProduct(gn0, aDecayHp0.plusProduct(u0, bn))
+                            dt1Grad = dt1Grad.plusProduct(gn1, aDecayHp1.plusProduct(u1, bn))
+                            u0Grad = u0Grad.plusProduct(gn0 * dt0, bn); u1Grad = u1Grad.plusProduct(gn1 * dt1, bn)
+                            ag[0] = ag[0].plusProduct(gn0 * dt0, decay0 * hp0)
+                            ag[1] = ag[1].plusProduct(gn1 * dt1, decay1 * hp1)
+                            gs[0] = gn0 * decay0
+                            gs[1] = gn1 * decay1
                             a += E; hn += 2; hp += 2; gs += 2; ag += 2; laneB += 1; laneC += 1
                         }
                         // softplus'(v) = sigmoid(v); above the threshold softplus is v and the slope 1,
                         // which sigmoid already rounds to in float32.
-                        let r0 = ddt0 * sigmoid8(v0), r1 = ddt1 * sigmoid8(v1)
-                        store8(deltaGrad + row * E + e, r0); store8(deltaGrad + row * E + e + 8, r1)
-                        dBias0 += r0; dBias1 += r1
+                        let v0Grad = dt0Grad * sigmoid8(v0), v1Grad = dt1Grad * sigmoid8(v1)
+                        store8(deltaGrad + row * E + e, v0Grad); store8(deltaGrad + row * E + e + 8, v1Grad)
+                        bias0Grad += v0Grad; bias1Grad += v1Grad
                         let ug = uGrad + row * E + e
-                        store8(ug, load8(ug) + du0); store8(ug + 8, load8(ug + 8) + du1)
+                        store8(ug, load8(ug) + u0Grad); store8(ug + 8, load8(ug + 8) + u1Grad)
                     }
                 }
                 for n in 0..<N {
@@ -234,9 +236,9 @@ public func selectiveScanBackward(
                         AGrad[(e + 8 + lane) * N + n] += aGrad[2 * n + 1][lane]
                     }
                 }
-                store8(DGrad + e, load8(DGrad + e) + dSkip0); store8(DGrad + e + 8, load8(DGrad + e + 8) + dSkip1)
-                store8(deltaBiasGrad + e, load8(deltaBiasGrad + e) + dBias0)
-                store8(deltaBiasGrad + e + 8, load8(deltaBiasGrad + e + 8) + dBias1)
+                store8(DGrad + e, load8(DGrad + e) + skip0Grad); store8(DGrad + e + 8, load8(DGrad + e + 8) + skip1Grad)
+                store8(deltaBiasGrad + e, load8(deltaBiasGrad + e) + bias0Grad)
+                store8(deltaBiasGrad + e + 8, load8(deltaBiasGrad + e + 8) + bias1Grad)
             }
             let sums = groupSums + group * rows * 2 * N
             for i in 0..<(rows * 2 * N) { sums[i] = pb[i].sum() }

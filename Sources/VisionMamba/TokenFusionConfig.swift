@@ -4,6 +4,20 @@ public struct TokenFusion: Codable, Equatable, Sendable {
     /// layers (blocks i < L) and conserves the upper ones; `upper` fuses blocks i > L.
     public enum Strategy: String, Codable, CaseIterable, Sendable {
         case none, all, interleave, lower, upper
+
+        /// The strategy a name means: a raw value, or `no` / `alternate`, the released code's
+        /// names for none / interleave.
+        public init(name: String) throws {
+            switch name {
+            case "no": self = .none
+            case "alternate": self = .interleave
+            default:
+                guard let strategy = Strategy(rawValue: name) else {
+                    throw ConfigError.unknownFusionStrategy(name: name, valid: ["none", "all", "interleave", "alternate", "lower", "upper"])
+                }
+                self = strategy
+            }
+        }
     }
 
     /// How a strategy name maps to blocks: the paper's meaning, or the released code's per-block
@@ -25,17 +39,15 @@ public struct TokenFusion: Codable, Equatable, Sendable {
         self.preserveOrder = preserveOrder
     }
 
-    /// The blocks a named strategy fuses in a model of `depth` blocks.
-    public static func blocks(strategy: String, layer: Int, depth: Int, rule: Rule) throws -> [Int] {
+    /// The blocks a strategy fuses in a model of `depth` blocks.
+    public static func blocks(strategy: Strategy, layer: Int, depth: Int, rule: Rule) -> [Int] {
         let all = Array(0..<max(depth, 0))
         switch (strategy, rule) {
-        case ("none", _), ("no", _): return []
-        case ("all", _): return all
-        case ("interleave", _), ("alternate", _): return all.filter { $0 % 2 == 1 }
-        case ("lower", .paper), ("upper", .official): return all.filter { $0 < layer }
-        case ("upper", .paper), ("lower", .official): return all.filter { $0 > layer }
-        default:
-            throw ConfigError.unknownFusionStrategy(name: strategy, valid: ["none", "all", "interleave", "alternate", "lower", "upper"])
+        case (.none, _): return []
+        case (.all, _): return all
+        case (.interleave, _): return all.filter { $0 % 2 == 1 }
+        case (.lower, .paper), (.upper, .official): return all.filter { $0 < layer }
+        case (.upper, .paper), (.lower, .official): return all.filter { $0 > layer }
         }
     }
 

@@ -121,59 +121,196 @@ extension VimConfig {
 
     /// The JSON of `load(json:)` already read; `path` names it in errors.
     static func parse(json data: Data, path: String) throws -> VimConfig {
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        let file: ConfigFile
+        do {
+            file = try JSONDecoder().decode(ConfigFile.self, from: data)
+        } catch {
+            // Fields decode leniently (see ConfigFile), so only the file itself fails here: not
+            // JSON, or JSON that is not an object.
             throw ConfigError.notAJSONObject(path: path)
         }
-        func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
-            if let v = object[key] as? Int { return v }
-            if let fallback { return fallback }
-            throw ConfigError.missingField(path: path, field: key, expected: "integer")
+        func required(_ value: Int?, _ key: ConfigFile.CodingKeys) throws -> Int {
+            guard let value else { throw ConfigError.missingField(path: path, field: key.stringValue, expected: "integer") }
+            return value
         }
         var position = ClassTokenPosition.middle
-        if let p = object["cls_token_position"] as? String {
+        if let p = file.clsTokenPosition {
             guard let parsed = ClassTokenPosition(rawValue: p) else {
                 throw ConfigError.invalidValue(model: path, field: "cls_token_position", value: p, allowed: "middle or first")
             }
             position = parsed
         }
-        let name = (object["name"] as? String) ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let name = file.name ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let imgSize = try required(file.imgSize, .imgSize), patchSize = try required(file.patchSize, .patchSize)
         var config = VimConfig(
-            name: name, imgSize: try int("img_size"), patchSize: try int("patch_size"),
-            stride: try int("stride", try int("patch_size")), embedDim: try int("embed_dim"),
-            depth: try int("depth"), numClasses: try int("num_classes"), dState: try int("d_state", 16),
-            dConv: try int("d_conv", 4), expand: try int("expand", 2), clsPosition: position)
+            name: name, imgSize: imgSize, patchSize: patchSize, stride: file.stride ?? patchSize,
+            embedDim: try required(file.embedDim, .embedDim), depth: try required(file.depth, .depth),
+            numClasses: try required(file.numClasses, .numClasses), dState: file.dState ?? 16,
+            dConv: file.dConv ?? 4, expand: file.expand ?? 2, clsPosition: position)
         // The sizes first: the fusion blocks below are listed per block of `depth`.
         try config.validate()
-        if let f = object["fusion"] as? [String: Any] {
+        if let f = file.fusion {
             // The fixture format: {strategy, layer, tokens} under the released code's per-block rule.
-            guard let strategy = f["strategy"] as? String else { throw ConfigError.missingField(path: path, field: "fusion.strategy", expected: "string") }
-            guard let tokens = f["tokens"] as? Int else { throw ConfigError.missingField(path: path, field: "fusion.tokens", expected: "integer") }
-            let rule = (f["rule_name"] as? String).flatMap(TokenFusion.Rule.init(rawValue:)) ?? .official
-            let blocks = try (f["blocks"] as? [Int])
-                ?? TokenFusion.blocks(strategy: strategy, layer: f["layer"] as? Int ?? 0, depth: config.depth, rule: rule)
-            config.fusion = TokenFusion(blocks: blocks, tokens: tokens, preserveOrder: (f["order"] as? String) == "preserve")
+            guard let strategy = f.strategy else { throw ConfigError.missingField(path: path, field: "fusion.strategy", expected: "string") }
+            guard let tokens = f.tokens else { throw ConfigError.missingField(path: path, field: "fusion.tokens", expected: "integer") }
+            let rule = f.ruleName.flatMap(TokenFusion.Rule.init(rawValue:)) ?? .official
+            // Explicit blocks win, and then the strategy is not read.
+            let blocks = try f.blocks
+                ?? TokenFusion.blocks(strategy: TokenFusion.Strategy(name: strategy), layer: f.layer ?? 0, depth: config.depth, rule: rule)
+            config.fusion = TokenFusion(blocks: blocks, tokens: tokens, preserveOrder: f.order == "preserve")
         }
-        if let d = object["dyvm"] as? [String: Any] {
-            guard let loc = d["pruning_loc"] as? [Int] else {
+        if let d = file.dyvm {
+            guard let loc = d.pruningLoc else {
                 throw ConfigError.missingField(path: path, field: "dyvm.pruning_loc", expected: "list of integers")
             }
-            guard let r = (d["token_keep_ratio"] as? NSNumber)?.doubleValue else {
+            guard let r = d.tokenKeepRatio else {
                 throw ConfigError.missingField(path: path, field: "dyvm.token_keep_ratio", expected: "number")
             }
-            var dyvm = DyVMConfig(pruningLoc: loc, tokenKeepRatio: r,
-                                  blockKeepRatio: (d["block_keep_ratio"] as? NSNumber)?.doubleValue ?? 0.8)
-            if let loss = d["loss"] as? [String: Any] {
-                if let w = (loss["token_pruning_weight"] as? NSNumber)?.doubleValue { dyvm.tokenPruningWeight = w }
-                if let w = (loss["block_pruning_weight"] as? NSNumber)?.doubleValue { dyvm.blockPruningWeight = w }
-                if let w = (loss["distill_weight"] as? NSNumber)?.doubleValue { dyvm.distillWeight = w }
-                if let w = (loss["token_ratio_divisor"] as? NSNumber)?.doubleValue { dyvm.tokenRatioDivisor = w }
+            var dyvm = DyVMConfig(pruningLoc: loc, tokenKeepRatio: r, blockKeepRatio: d.blockKeepRatio ?? 0.8)
+            if let loss = d.loss {
+                if let w = loss.tokenPruningWeight { dyvm.tokenPruningWeight = w }
+                if let w = loss.blockPruningWeight { dyvm.blockPruningWeight = w }
+                if let w = loss.distillWeight { dyvm.distillWeight = w }
+                if let w = loss.tokenRatioDivisor { dyvm.tokenRatioDivisor = w }
             }
-            let selection = d["block_selection"] as? [String: Any]
-            if let tau = (selection?["tau"] as? NSNumber)?.floatValue { dyvm.gateTemperature = tau }
-            if let threshold = (selection?["threshold"] as? NSNumber)?.floatValue { dyvm.gateThreshold = threshold }
+            if let tau = d.blockSelection?.tau { dyvm.gateTemperature = Float(tau) }
+            if let threshold = d.blockSelection?.threshold { dyvm.gateThreshold = Float(threshold) }
             config.dyvm = dyvm
         }
         try config.validate()
         return config
+    }
+}
+
+/// The fixture JSON format as written, key for key. Every field is optional here, and one that is
+/// null or of another JSON type (a string or a fraction where an integer belongs, a number where
+/// an object belongs) reads as absent, as the format has always been read: `parse` then takes the
+/// field's default or reports it missing, in the order the format has always reported them.
+/// Integer fields take any number with an integral value (32, 32.0, 3.2e1); number fields also
+/// take integers.
+private struct ConfigFile: Decodable {
+    var name: String?
+    var imgSize: Int?
+    var patchSize: Int?
+    var stride: Int?
+    var embedDim: Int?
+    var depth: Int?
+    var numClasses: Int?
+    var dState: Int?
+    var dConv: Int?
+    var expand: Int?
+    var clsTokenPosition: String?
+    var fusion: Fusion?
+    var dyvm: DyVM?
+
+    enum CodingKeys: String, CodingKey {
+        case name, imgSize = "img_size", patchSize = "patch_size", stride, embedDim = "embed_dim", depth
+        case numClasses = "num_classes", dState = "d_state", dConv = "d_conv", expand
+        case clsTokenPosition = "cls_token_position", fusion, dyvm
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = c.lenient(.name)
+        imgSize = c.lenient(.imgSize)
+        patchSize = c.lenient(.patchSize)
+        stride = c.lenient(.stride)
+        embedDim = c.lenient(.embedDim)
+        depth = c.lenient(.depth)
+        numClasses = c.lenient(.numClasses)
+        dState = c.lenient(.dState)
+        dConv = c.lenient(.dConv)
+        expand = c.lenient(.expand)
+        clsTokenPosition = c.lenient(.clsTokenPosition)
+        fusion = c.lenient(.fusion)
+        dyvm = c.lenient(.dyvm)
+    }
+
+    /// `fusion`: a strategy over `layer`, or explicit `blocks`; `rule_name` (paper or official,
+    /// anything else official) and `order` ("preserve", or anything else the paper's order).
+    struct Fusion: Decodable {
+        var strategy: String?
+        var tokens: Int?
+        var layer: Int?
+        var blocks: [Int]?
+        var ruleName: String?
+        var order: String?
+
+        enum CodingKeys: String, CodingKey { case strategy, tokens, layer, blocks, ruleName = "rule_name", order }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            strategy = c.lenient(.strategy)
+            tokens = c.lenient(.tokens)
+            layer = c.lenient(.layer)
+            blocks = c.lenient(.blocks)
+            ruleName = c.lenient(.ruleName)
+            order = c.lenient(.order)
+        }
+    }
+
+    /// `dyvm`, with its optional `loss` weights and `block_selection` gate settings.
+    struct DyVM: Decodable {
+        var pruningLoc: [Int]?
+        var tokenKeepRatio: Double?
+        var blockKeepRatio: Double?
+        var loss: Loss?
+        var blockSelection: BlockSelection?
+
+        enum CodingKeys: String, CodingKey {
+            case pruningLoc = "pruning_loc", tokenKeepRatio = "token_keep_ratio", blockKeepRatio = "block_keep_ratio"
+            case loss, blockSelection = "block_selection"
+        }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            pruningLoc = c.lenient(.pruningLoc)
+            tokenKeepRatio = c.lenient(.tokenKeepRatio)
+            blockKeepRatio = c.lenient(.blockKeepRatio)
+            loss = c.lenient(.loss)
+            blockSelection = c.lenient(.blockSelection)
+        }
+    }
+
+    struct Loss: Decodable {
+        var tokenPruningWeight: Double?
+        var blockPruningWeight: Double?
+        var distillWeight: Double?
+        var tokenRatioDivisor: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case tokenPruningWeight = "token_pruning_weight", blockPruningWeight = "block_pruning_weight"
+            case distillWeight = "distill_weight", tokenRatioDivisor = "token_ratio_divisor"
+        }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            tokenPruningWeight = c.lenient(.tokenPruningWeight)
+            blockPruningWeight = c.lenient(.blockPruningWeight)
+            distillWeight = c.lenient(.distillWeight)
+            tokenRatioDivisor = c.lenient(.tokenRatioDivisor)
+        }
+    }
+
+    /// Numbers read as Double and rounded to the Float the gates use.
+    struct BlockSelection: Decodable {
+        var tau: Double?
+        var threshold: Double?
+
+        enum CodingKeys: String, CodingKey { case tau, threshold }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            tau = c.lenient(.tau)
+            threshold = c.lenient(.threshold)
+        }
+    }
+}
+
+private extension KeyedDecodingContainer {
+    /// The value under `key`; nil when the key is absent or null, or its value does not decode
+    /// as T (another JSON type, or a number T cannot hold exactly).
+    func lenient<T: Decodable>(_ key: Key) -> T? {
+        try? decodeIfPresent(T.self, forKey: key)
     }
 }

@@ -13,7 +13,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Model name or alias (default: the one stored in a training checkpoint).") var model: String?
     @Option(help: "A fixture-format JSON model description (instead of --model).") var config: String?
     @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled), cifar10, cifar100, imagefolder (default: digits, or recognised from --data).")
-    var dataSet: String?
+    var dataSet: DatasetKind?
     @Option(name: [.customLong("data"), .customLong("data-path")], help: "Folder of the dataset (CIFAR batches, or an ImageFolder with val/<class>/).")
     var data: String?
     @Flag(name: .customLong("skip-bad-images"), help: "Leave out image files that cannot be read (counted) instead of stopping.")
@@ -25,7 +25,7 @@ struct Eval: ParsableCommand {
     func validate() throws {
         if model != nil && config != nil { throw ValidationError("give --model or --config, not both") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if let dataSet, dataSet.lowercased() != "digits", data == nil { throw ValidationError("--data-set \(dataSet) needs --data") }
+        if let dataSet, dataSet != .digits, data == nil { throw ValidationError("--data-set \(dataSet.rawValue) needs --data") }
     }
 
     func run() throws {
@@ -39,7 +39,7 @@ struct Eval: ParsableCommand {
             }
             cfg = state.options.model
         }
-        let dataSet = self.dataSet ?? (data == nil ? "digits" : "auto")
+        let dataSet = self.dataSet ?? (data == nil ? .digits : .auto)
         let dataset = try makeDataset(dataSet, path: data, train: false, imageSize: cfg.imgSize, skipBadImages: skipBadImages)
         if let folder = dataset as? ImageFolderDataset, !folder.skipped.isEmpty {
             print(ProgressPrinter.skippedLine(path: folder.folder, count: folder.skipped.count))
@@ -49,9 +49,9 @@ struct Eval: ParsableCommand {
         let net = try VimModel(config: cfg)
         try net.load(stateDict: try VimModel.modelTensors(weights, ema: ema), source: weights)
         let result = try evaluate(net, loader: DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false),
-                                  datasetName: data ?? dataSet)
+                                  datasetName: data ?? dataSet.rawValue)
         print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",
-                     cfg.name, dataSet, result.count, result.top1, result.top5, result.loss)
+                     cfg.name, dataSet.rawValue, result.count, result.top1, result.top5, result.loss)
               + (result.directionRate.map { String(format: "  directions on %.1f%%", 100 * $0) } ?? ""))
     }
 }

@@ -3,10 +3,21 @@ import VisionMamba
 
 extension TokenFusion.Rule: ExpressibleByArgument {}
 
+extension TokenFusion.Strategy: ExpressibleByArgument {
+    /// A raw value, or the released code's `no` and `alternate`.
+    public init?(argument: String) { try? self.init(name: argument) }
+}
+
+/// Where merged tokens go: the paper's [surviving even tokens] ++ [odd tokens], or their original
+/// spatial order (a deviation).
+enum FusionOrder: String, CaseIterable, ExpressibleByArgument {
+    case paper, preserve
+}
+
 /// Famba-V token fusion flags, shared by train, bench and flops.
 struct FusionOptions: ParsableArguments {
     @Option(name: .customLong("fusion-strategy"), help: "none, all, interleave, lower (fuse blocks i < L: the lower layers), upper (i > L).")
-    var strategy: String?
+    var strategy: TokenFusion.Strategy?
     @Option(name: .customLong("fusion-layer"), help: "L, the boundary of lower/upper.") var layer: Int = 0
     @Option(name: .customLong("fusion-tokens"), help: "r, tokens removed in each fusing block.") var tokens: Int = 0
     @Option(name: .customLong("fusion-blocks"), help: "An explicit set of fusing blocks, e.g. 0,2,4 (instead of a strategy).")
@@ -14,11 +25,10 @@ struct FusionOptions: ParsableArguments {
     @Option(name: .customLong("fusion-rule"), help: "paper (default) or official: the released code's per-block flags (lower: i > L, upper: i < L).")
     var rule: TokenFusion.Rule = .paper
     @Option(name: .customLong("fusion-order"), help: "paper (default: [surviving even tokens] ++ [odd tokens]) or preserve (original spatial order; a deviation).")
-    var order: String = "paper"
+    var order: FusionOrder = .paper
 
     func validate() throws {
         if strategy != nil && blocks != nil { throw ValidationError("give --fusion-strategy or --fusion-blocks, not both") }
-        if order != "paper" && order != "preserve" { throw ValidationError("--fusion-order is paper or preserve") }
         if tokens < 0 { throw ValidationError("--fusion-tokens must not be negative") }
         if layer < 0 { throw ValidationError("--fusion-layer must not be negative") }
     }
@@ -34,10 +44,10 @@ struct FusionOptions: ParsableArguments {
                 return i
             }
         } else if let strategy {
-            chosen = try TokenFusion.blocks(strategy: strategy, layer: layer, depth: depth, rule: rule)
+            chosen = TokenFusion.blocks(strategy: strategy, layer: layer, depth: depth, rule: rule)
         } else {
             return nil
         }
-        return TokenFusion(blocks: chosen, tokens: tokens, preserveOrder: order == "preserve")
+        return TokenFusion(blocks: chosen, tokens: tokens, preserveOrder: order == .preserve)
     }
 }

@@ -3,13 +3,18 @@ import VisionMamba
 import VisionMambaData
 import VisionMambaTraining
 
+extension DatasetKind: ExpressibleByArgument {
+    /// Any letter case, and the official code's cifar-10, cifar-100, cifar and imnet.
+    public init?(argument: String) { try? self.init(name: argument) }
+}
+
 /// The model, data and DeiT/Vim recipe flags, named like the official main.py and timm's
 /// train.py; shared by `train` and `study`.
 struct RecipeOptions: ParsableArguments {
     @Option(help: "Model: a zoo name, `vim-digits` (the small model for the bundled digits), or a fixture-format JSON file.")
     var model: String = "vim-digits"
     @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled), cifar10, cifar100, imagefolder, or auto (recognised from --data-path).")
-    var dataSet: String = "digits"
+    var dataSet: DatasetKind = .digits
     @Option(name: [.customLong("data-path"), .customLong("data")], help: "Folder of the dataset (not needed for digits).") var dataPath: String?
     @Flag(name: .customLong("skip-bad-images"), help: "Leave out image files that cannot be read (counted) instead of stopping.")
     var skipBadImages = false
@@ -66,13 +71,13 @@ struct RecipeOptions: ParsableArguments {
         if let aa, aa != "none" {
             do { _ = try RandAugment(config: aa) } catch { throw ValidationError("--aa: \(error)") }
         }
-        if dataSet.lowercased() != "digits" && dataPath == nil { throw ValidationError("--data-set \(dataSet) needs --data-path") }
+        if dataSet != .digits && dataPath == nil { throw ValidationError("--data-set \(dataSet.rawValue) needs --data-path") }
     }
 
     /// The training options these flags describe; `adjust` changes the model (fusion, DyVM).
     func makeOptions(adjust: (inout VimConfig) throws -> Void = { _ in }) throws -> TrainOptions {
         var config = try ModelZoo.resolve(model)
-        if let numClasses { config.numClasses = numClasses } else if dataSet == "digits" { config.numClasses = 10 }
+        if let numClasses { config.numClasses = numClasses } else if dataSet == .digits { config.numClasses = 10 }
         if let inputSize { config.imgSize = inputSize }
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
         try adjust(&config)

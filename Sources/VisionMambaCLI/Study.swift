@@ -22,18 +22,17 @@ struct FusionStudyCommand: ParsableCommand {
     @Option(name: .customLong("fusion-tokens"), help: "r of the all-blocks arm; the other arms remove about as many tokens in all.")
     var tokens: Int = 1
     @Option(name: .customLong("fusion-order"), help: "paper or preserve (merged tokens keep their spatial order; a deviation).")
-    var order: String = "paper"
+    var order: FusionOrder = .paper
     @Option(name: .customLong("output-dir")) var outputDir: String = "runs/fusion-study"
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
         if tokens < 1 { throw ValidationError("--fusion-tokens must be at least 1") }
-        if order != "paper" && order != "preserve" { throw ValidationError("--fusion-order is paper or preserve") }
     }
 
     func run() throws {
         threadOptions.apply()
-        let study = try FusionStudy(base: try recipe.makeOptions(), tokens: tokens, preserveOrder: order == "preserve", outputDir: outputDir)
+        let study = try FusionStudy(base: try recipe.makeOptions(), tokens: tokens, preserveOrder: order == .preserve, outputDir: outputDir)
         let rows = try study.run(events: ProgressPrinter().handle)
         print(study.markdown(rows))
         print("wrote \(outputDir)/fusion-study.md and \(outputDir)/fusion-study.svg")

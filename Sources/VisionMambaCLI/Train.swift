@@ -32,7 +32,7 @@ struct Train: ParsableCommand {
                                   interpolation: posEmbedInterp, world: world, events: printer.handle)
         let processes = world.size > 1 ? "\(world.size) processes × " : ""
         if world.isLeader {
-            print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(processes)\(Parallel.threads) threads")
+            print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset.rawValue) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(processes)\(Parallel.threads) threads")
         }
         let history = try trainer.run()
         if world.isLeader {

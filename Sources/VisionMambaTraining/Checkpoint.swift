@@ -58,22 +58,21 @@ public enum Checkpoint {
 
     /// The training state a checkpoint at `path` stores as `json`, decoded and validated.
     static func state(json: String, path: String) throws -> TrainingState {
-        let state: TrainingState
+        let stored: StoredTrainingState
         do {
-            state = try JSONDecoder().decode(TrainingState.self, from: Data(json.utf8))
+            stored = try JSONDecoder().decode(StoredTrainingState.self, from: Data(json.utf8))
         } catch {
             throw TrainingError.unreadableTrainingState(path: path, reason: "\(error)")
         }
         // Missing options take their defaults when decoded (older checkpoints), but the seed is
         // the run's random state: every draw of a resumed run derives from it, and a default
         // would continue another run's sequence.
-        let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
-        guard let options = object?["options"] as? [String: Any], options["seed"] != nil else {
+        guard stored.hasSeed else {
             throw TrainingError.invalidCheckpointState(path: path, field: "options.seed", value: "missing",
                                                        allowed: "the run's random seed, an unsigned 64-bit integer")
         }
-        try state.validate(path: path)
-        return state
+        try stored.state.validate(path: path)
+        return stored.state
     }
 
     /// The training state of a checkpoint file of this package, validated; nil when the file has
@@ -82,6 +81,22 @@ public enum Checkpoint {
         let file = try SafeTensors.read(path)
         guard let json = file.metadata["training_state"] else { return nil }
         return try state(json: json, path: path)
+    }
+}
+
+/// A stored training state, and whether its options hold the key `seed` (whatever its value:
+/// `TrainOptions` decodes that).
+private struct StoredTrainingState: Decodable {
+    var state: TrainingState
+    var hasSeed: Bool
+
+    private enum StateKeys: String, CodingKey { case options }
+    private enum OptionKeys: String, CodingKey { case seed }
+
+    init(from decoder: Decoder) throws {
+        state = try TrainingState(from: decoder)
+        let options = try decoder.container(keyedBy: StateKeys.self).nestedContainer(keyedBy: OptionKeys.self, forKey: .options)
+        hasSeed = options.contains(.seed)
     }
 }
 

@@ -8,7 +8,7 @@ import VisionMamba
 /// and an SVG of validation top-1 against training time.
 public struct FusionStudy {
     public struct Row: Sendable {
-        public var strategy: String
+        public var strategy: TokenFusion.Strategy
         public var fusion: TokenFusion?
         public var schedule: [Int]
         public var secondsPerEpoch: Double
@@ -39,30 +39,30 @@ public struct FusionStudy {
         }
     }
 
-    /// (name, fusion) for each arm of the study, with the paper's meaning of lower and upper.
-    public func arms() -> [(String, TokenFusion?)] {
+    /// (strategy, fusion) for each arm of the study, with the paper's meaning of lower and upper.
+    public func arms() -> [(TokenFusion.Strategy, TokenFusion?)] {
         let depth = base.model.depth, quarter = depth / 4
         let r34 = Int((Double(tokens) * Double(depth) / Double(depth - quarter)).rounded())
         func fusion(_ blocks: [Int], _ r: Int) -> TokenFusion { TokenFusion(blocks: blocks, tokens: r, preserveOrder: preserveOrder) }
         return [
-            ("none", nil),
-            ("all", fusion(Array(0..<depth), tokens)),
-            ("interleave", fusion((0..<depth).filter { $0 % 2 == 1 }, 2 * tokens)),
-            ("lower", fusion(Array(0..<(depth - quarter)), r34)),
-            ("upper", fusion(Array(quarter..<depth), r34)),
+            (.none, nil),
+            (.all, fusion(Array(0..<depth), tokens)),
+            (.interleave, fusion((0..<depth).filter { $0 % 2 == 1 }, 2 * tokens)),
+            (.lower, fusion(Array(0..<(depth - quarter)), r34)),
+            (.upper, fusion(Array(quarter..<depth), r34)),
         ]
     }
 
     public func run(events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> [Row] {
         var rows: [Row] = []
-        for (name, fusion) in arms() {
+        for (strategy, fusion) in arms() {
             var options = base
             options.model.fusion = fusion
-            let dir = outputDir + "/" + name
+            let dir = outputDir + "/" + strategy.rawValue
             try? FileManager.default.removeItem(atPath: dir)
-            events(.note("== \(name): fused blocks \(fusion?.blocks.map(String.init).joined(separator: ",") ?? "none"), r = \(fusion?.tokens ?? 0)"))
+            events(.note("== \(strategy.rawValue): fused blocks \(fusion?.blocks.map(String.init).joined(separator: ",") ?? "none"), r = \(fusion?.tokens ?? 0)"))
             let history = try Trainer(options: options, outputDir: dir, events: events).run()
-            rows.append(Row(strategy: name, fusion: fusion, schedule: options.model.tokenSchedule,
+            rows.append(Row(strategy: strategy, fusion: fusion, schedule: options.model.tokenSchedule,
                             secondsPerEpoch: median(history.map(\.epochSeconds)),
                             peakTensorMiB: history.compactMap(\.peakTensorMiB).max() ?? 0,
                             top1: history.last?.top1 ?? 0, history: history))
@@ -79,14 +79,14 @@ public struct FusionStudy {
     }
 
     public func markdown(_ rows: [Row]) -> String {
-        let baseRow = rows.first { $0.strategy == "none" }
+        let baseRow = rows.first { $0.strategy == .none }
         var s = "| strategy | fused blocks | r | tokens per block | Σ token·layers | s / epoch | Δ time | peak tensor MiB | Δ memory | final top-1 |\n"
         s += "|---|---|---|---|---|---|---|---|---|---|\n"
         for r in rows {
             let blocks = r.fusion.map { $0.blocks.isEmpty ? "none" : compact($0.blocks) } ?? "none"
             let dt = baseRow.map { String(format: "%+.1f%%", 100 * (r.secondsPerEpoch / $0.secondsPerEpoch - 1)) } ?? "-"
             let dm = baseRow.map { String(format: "%+.1f%%", 100 * (r.peakTensorMiB / $0.peakTensorMiB - 1)) } ?? "-"
-            s += "| \(r.strategy) | \(blocks) | \(r.fusion?.tokens ?? 0) | \(r.schedule.map(String.init).joined(separator: " ")) | \(r.schedule.reduce(0, +)) | "
+            s += "| \(r.strategy.rawValue) | \(blocks) | \(r.fusion?.tokens ?? 0) | \(r.schedule.map(String.init).joined(separator: " ")) | \(r.schedule.reduce(0, +)) | "
             s += String(format: "%.2f | %@ | %.1f | %@ | %.2f%% |\n", r.secondsPerEpoch, dt, r.peakTensorMiB, dm, r.top1)
         }
         return s
@@ -113,7 +113,7 @@ public struct FusionStudy {
                 t += m.epochSeconds
                 return (t, m.top1)
             }
-            return .init(name: r.strategy, color: colors[k % colors.count], points: points)
+            return .init(name: r.strategy.rawValue, color: colors[k % colors.count], points: points)
         }
         return LinePlot(x: .init(title: "training time (s)", max: maxT, label: { String(format: "%.0f", $0) }),
                         y: .init(title: "validation top-1 (%)", max: 100, label: { "\(Int($0))%" }),

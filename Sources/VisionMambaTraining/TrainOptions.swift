@@ -4,7 +4,7 @@ import VisionMamba
 /// Stored in every checkpoint so `--resume` continues the same run.
 public struct TrainOptions: Codable, Equatable, Sendable {
     public var model: VimConfig
-    public var dataset: String = "digits"
+    public var dataset: DatasetKind = .digits
     public var dataPath: String? = nil
     public var epochs: Int = 30
     public var batchSize: Int = 64
@@ -54,7 +54,7 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(VimConfig.self, forKey: .model)
-        if let v = try c.decodeIfPresent(String.self, forKey: .dataset) { dataset = v }
+        if let v = try c.decodeIfPresent(DatasetKind.self, forKey: .dataset) { dataset = v }
         if let v = try c.decodeIfPresent(String.self, forKey: .dataPath) { dataPath = v }
         if let v = try c.decodeIfPresent(Int.self, forKey: .epochs) { epochs = v }
         if let v = try c.decodeIfPresent(Int.self, forKey: .batchSize) { batchSize = v }

@@ -5,38 +5,36 @@ import MambaTensor
 import VisionMamba
 import VisionMambaData
 
-/// The datasets `train --data-set` knows, at `imageSize` px (fixed-size datasets are resized;
-/// nil keeps their own size, ImageFolder crops to 224). `skipBadImages`: an ImageFolder leaves
-/// out the image files it cannot read (its `skipped`) instead of refusing them.
-public func makeDataset(_ name: String, path: String?, train: Bool, imageSize: Int? = nil, skipBadImages: Bool = false) throws -> any ImageDataset {
+/// The dataset `kind` at `path`, at `imageSize` px (fixed-size datasets are resized; nil keeps
+/// their own size, ImageFolder crops to 224). `skipBadImages`: an ImageFolder leaves out the image
+/// files it cannot read (its `skipped`) instead of refusing them.
+public func makeDataset(_ kind: DatasetKind, path: String?, train: Bool, imageSize: Int? = nil, skipBadImages: Bool = false) throws -> any ImageDataset {
     if let imageSize, !(1...65_536).contains(imageSize) {
         throw TrainingError.invalidOption(name: "imageSize", value: "\(imageSize)", allowed: "1...65536")
     }
     func folder() throws -> String {
-        guard let path else { throw TrainingError.missingDataPath(dataset: name) }
+        guard let path else { throw TrainingError.missingDataPath(dataset: kind.rawValue) }
         return path
     }
-    switch name.lowercased() {
-    case "auto":
+    switch kind {
+    case .auto:
         // Recognise a folder by its contents: CIFAR batches of either format, else ImageFolder.
         let root = try folder(), fm = FileManager.default
         func has(_ names: [String]) -> Bool {
             [root, root + "/cifar-10-batches-bin", root + "/cifar-10-batches-py", root + "/cifar-100-binary", root + "/cifar-100-python"]
                 .contains { dir in names.contains { fm.fileExists(atPath: dir + "/" + $0) } }
         }
-        if has(["data_batch_1", "data_batch_1.bin"]) { return try makeDataset("cifar10", path: root, train: train, imageSize: imageSize) }
+        if has(["data_batch_1", "data_batch_1.bin"]) { return try makeDataset(.cifar10, path: root, train: train, imageSize: imageSize) }
         if has(["train.bin", "train"]) && !fm.fileExists(atPath: root + "/train/") {
-            return try makeDataset("cifar100", path: root, train: train, imageSize: imageSize)
+            return try makeDataset(.cifar100, path: root, train: train, imageSize: imageSize)
         }
-        return try makeDataset("imagefolder", path: root, train: train, imageSize: imageSize, skipBadImages: skipBadImages)
-    case "digits": return resized(try DigitsDataset(split: train ? .train : .val), to: imageSize)
-    case "cifar10", "cifar-10": return resized(try CIFARDataset(path: folder(), classes: 10, train: train), to: imageSize)
-    case "cifar100", "cifar-100", "cifar":   // the official CIFAR means CIFAR-100
-        return resized(try CIFARDataset(path: folder(), classes: 100, train: train), to: imageSize)
-    case "imagefolder", "imnet":
+        return try makeDataset(.imagefolder, path: root, train: train, imageSize: imageSize, skipBadImages: skipBadImages)
+    case .digits: return resized(try DigitsDataset(split: train ? .train : .val), to: imageSize)
+    case .cifar10: return resized(try CIFARDataset(path: folder(), classes: 10, train: train), to: imageSize)
+    case .cifar100: return resized(try CIFARDataset(path: folder(), classes: 100, train: train), to: imageSize)
+    case .imagefolder:
         return try ImageFolderDataset(root: folder(), split: train ? "train" : "val", size: imageSize ?? 224, train: train,
                                       skipBadImages: skipBadImages)
-    default: throw TrainingError.unknownDataset(name: name, valid: ["digits", "cifar10", "cifar100", "imagefolder", "auto"])
     }
 }
 
@@ -120,11 +118,11 @@ public final class Trainer {
         }
         // Validation labels too, before the first step rather than after the first epoch.
         for dataset in [train, val] where dataset.numClasses != options.model.numClasses {
-            throw TrainingError.classCountMismatch(dataset: options.dataset, datasetClasses: dataset.numClasses, modelClasses: options.model.numClasses)
+            throw TrainingError.classCountMismatch(dataset: options.dataset.rawValue, datasetClasses: dataset.numClasses, modelClasses: options.model.numClasses)
         }
         let imageShape = [options.model.inChannels, options.model.imgSize, options.model.imgSize]
         for dataset in [train, val] where dataset.imageShape != imageShape {
-            throw TrainingError.imageShapeMismatch(dataset: options.dataset, found: dataset.imageShape, expected: imageShape)
+            throw TrainingError.imageShapeMismatch(dataset: options.dataset.rawValue, found: dataset.imageShape, expected: imageShape)
         }
         var transforms: [any SampleTransform] = []
         if options.cropPadding > 0 { transforms.append(RandomCropWithPadding(padding: options.cropPadding)) }

@@ -92,13 +92,33 @@ final class BadInputTests: XCTestCase {
         }
     }
 
-    func testDatasetsByName() {
+    func testDatasetsByName() throws {
         expect(TrainingError.unknownDataset(name: "mnist", valid: ["digits", "cifar10", "cifar100", "imagefolder", "auto"])) {
-            try makeDataset("mnist", path: nil, train: true)
+            try DatasetKind(name: "mnist")
         }
-        expect(TrainingError.missingDataPath(dataset: "imagefolder")) { try makeDataset("imagefolder", path: nil, train: false) }
+        // Any letter case, and the official code's names (its CIFAR is CIFAR-100).
+        XCTAssertEqual(try ["Digits", "CIFAR-10", "cifar10", "cifar-100", "CIFAR", "IMNET", "imagefolder", "auto"].map(DatasetKind.init(name:)),
+                       [.digits, .cifar10, .cifar10, .cifar100, .cifar100, .imagefolder, .imagefolder, .auto])
+        expect(TrainingError.missingDataPath(dataset: "imagefolder")) { try makeDataset(.imagefolder, path: nil, train: false) }
         expect(TrainingError.invalidOption(name: "imageSize", value: "0", allowed: "1...65536")) {
-            try makeDataset("digits", path: nil, train: false, imageSize: 0)
+            try makeDataset(.digits, path: nil, train: false, imageSize: 0)
+        }
+    }
+
+    /// Checkpoints store the dataset by name; those written with a name as given on the command
+    /// line still load, new ones store the canonical name, and an unknown one is refused.
+    func testStoredDatasetNames() throws {
+        var options = TrainOptions(model: VimConfig(name: "d", imgSize: 8, patchSize: 2, stride: 2, embedDim: 16, depth: 1, numClasses: 10))
+        options.dataset = .cifar100
+        let json = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
+        XCTAssertTrue(json.contains(#""dataset":"cifar100""#), json)
+        for (stored, kind) in [("CIFAR", DatasetKind.cifar100), ("imnet", .imagefolder), ("digits", .digits)] {
+            let old = json.replacingOccurrences(of: #""dataset":"cifar100""#, with: #""dataset":"\#(stored)""#)
+            XCTAssertEqual(try JSONDecoder().decode(TrainOptions.self, from: Data(old.utf8)).dataset, kind)
+        }
+        let unknown = json.replacingOccurrences(of: #""dataset":"cifar100""#, with: #""dataset":"mnist""#)
+        XCTAssertThrowsError(try JSONDecoder().decode(TrainOptions.self, from: Data(unknown.utf8))) { error in
+            XCTAssertTrue("\(error)".contains("unknown dataset 'mnist'"), "\(error)")
         }
     }
 

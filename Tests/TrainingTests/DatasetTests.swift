@@ -79,10 +79,10 @@ final class DatasetTests: XCTestCase {
             let text = "\(error)"
             XCTAssertTrue(text.hasPrefix("/nonexistent/cifar: ") && text.contains("data_batch_1"), text)
         }
-        XCTAssertThrowsError(try makeDataset("cifar10", path: nil, train: true)) { error in
+        XCTAssertThrowsError(try makeDataset(.cifar10, path: nil, train: true)) { error in
             XCTAssertEqual(error as? TrainingError, .missingDataPath(dataset: "cifar10"))
         }
-        XCTAssertThrowsError(try makeDataset("mnist", path: nil, train: true)) { error in
+        XCTAssertThrowsError(try DatasetKind(name: "mnist")) { error in
             XCTAssertTrue("\(error)".contains("digits, cifar10, cifar100, imagefolder"))
         }
     }

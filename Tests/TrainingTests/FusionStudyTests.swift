@@ -18,7 +18,7 @@ final class FusionStudyTests: XCTestCase {
     func testArmsMatchTheTokenBudget() throws {
         let o = TrainOptions(model: try ModelZoo.config(named: "vim-tiny"))
         let arms = try FusionStudy(base: o, tokens: 7, outputDir: tmp.path).arms()
-        XCTAssertEqual(arms.map(\.0), ["none", "all", "interleave", "lower", "upper"])
+        XCTAssertEqual(arms.map(\.0), [.none, .all, .interleave, .lower, .upper])
         // spec/famba-v.md §4.3: all r7 = 168, alternate r14 = 168, lower/upper over 18 blocks r9 = 162.
         XCTAssertEqual(arms.map { ($0.1?.blocks.count ?? 0) * ($0.1?.tokens ?? 0) }, [0, 168, 168, 162, 162])
         XCTAssertEqual(arms[3].1!.blocks, Array(0..<18))      // lower layers fuse, upper conserved
@@ -53,7 +53,7 @@ final class FusionStudyTests: XCTestCase {
         o.warmupEpochs = 1
         let study = try FusionStudy(base: o, tokens: 1, outputDir: tmp.path)
         let rows = try study.run(events: { _ in })
-        XCTAssertEqual(rows.map(\.strategy), ["none", "all", "interleave", "lower", "upper"])
+        XCTAssertEqual(rows.map(\.strategy), [.none, .all, .interleave, .lower, .upper])
         XCTAssertEqual(rows.map(\.schedule), [[17, 17, 17, 17], [16, 15, 14, 13], [17, 15, 15, 13], [16, 15, 14, 14], [17, 16, 15, 14]])
         for r in rows {
             XCTAssertEqual(r.history.count, 4)
@@ -70,9 +70,9 @@ final class FusionStudyTests: XCTestCase {
 
     /// Fixed-size datasets are resized to the model's resolution (CIFAR-shaped Vim on digits).
     func testDigitsResizedTo32Pixels() throws {
-        let d = try makeDataset("digits", path: nil, train: false, imageSize: 32)
+        let d = try makeDataset(.digits, path: nil, train: false, imageSize: 32)
         XCTAssertEqual(d.imageShape, [3, 32, 32])
-        let native = try makeDataset("digits", path: nil, train: false)
+        let native = try makeDataset(.digits, path: nil, train: false)
         XCTAssertEqual(native.imageShape[1], 8)
         let (big, label) = try d.sample(5), (small, label0) = try native.sample(5)
         XCTAssertEqual(label, label0)

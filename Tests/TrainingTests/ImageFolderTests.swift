@@ -148,7 +148,7 @@ final class ImageFolderTests: XCTestCase {
         }
         try put("train/cat/bad.png", try zeroWidthPNG())
         var options = TrainOptions(model: VimConfig(name: "two", imgSize: 8, patchSize: 2, stride: 2, embedDim: 16, depth: 1, numClasses: 2))
-        options.dataset = "imagefolder"
+        options.dataset = .imagefolder
         options.dataPath = root.path
         options.batchSize = 2
         let out = root.appendingPathComponent("run").path

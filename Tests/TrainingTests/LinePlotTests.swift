@@ -36,7 +36,7 @@ final class LinePlotTests: XCTestCase {
     }
 
     func testFusionStudyChartHasTitledAxes() {
-        let row = FusionStudy.Row(strategy: "none", fusion: nil, schedule: [4], secondsPerEpoch: 10, peakTensorMiB: 1,
+        let row = FusionStudy.Row(strategy: .none, fusion: nil, schedule: [4], secondsPerEpoch: 10, peakTensorMiB: 1,
                                   top1: 50, history: [epoch(0)])
         let svg = FusionStudy.svg([row])
         XCTAssertTrue(svg.contains(">training time (s)</text>"))

@@ -120,9 +120,9 @@ final class BadInputTests: XCTestCase {
         c.fusion = TokenFusion(blocks: [1], tokens: -1)
         expect(ConfigError.invalidValue(model: "t", field: "fusion.tokens", value: "-1", allowed: "at least 0")) { try VimModel(config: c) }
         expect(ConfigError.unknownFusionStrategy(name: "uper", valid: ["none", "all", "interleave", "alternate", "lower", "upper"])) {
-            try TokenFusion.blocks(strategy: "uper", layer: 0, depth: 6, rule: .paper)
+            try TokenFusion.Strategy(name: "uper")
         }
-        XCTAssertEqual(try TokenFusion.blocks(strategy: "all", layer: 0, depth: -1, rule: .paper), [])
+        XCTAssertEqual(TokenFusion.blocks(strategy: .all, layer: 0, depth: -1, rule: .paper), [])
     }
 
     /// r above what the first fusing block can remove ((T − 1) / 2 of its T = 17 tokens) is refused;
@@ -177,6 +177,81 @@ final class BadInputTests: XCTestCase {
         try #"{"name": "d", "img_size": 32, "patch_size": 8, "embed_dim": 16, "depth": 4611686018427387904, "num_classes": 3, "fusion": {"strategy": "all", "tokens": 1}}"#
             .write(toFile: deep, atomically: true, encoding: .utf8)
         expect(ConfigError.invalidValue(model: "d", field: "depth", value: "4611686018427387904", allowed: "1...4096")) { try VimConfig.load(json: deep) }
+    }
+
+    /// The fixture JSON format field by field: which fields are required, what each defaults to,
+    /// which take integers and which any number, and the error each malformed field gives.
+    func testConfigFileFields() throws {
+        func parse(_ fields: String) throws -> VimConfig {
+            try VimConfig.parse(json: Data("{\(fields)}".utf8), path: "cases/c.json")
+        }
+        let sizes = #""img_size": 32, "patch_size": 8, "embed_dim": 16, "depth": 6, "num_classes": 3"#
+        // Defaults: the file's name, stride = patch size, d_state 16, d_conv 4, expand 2, middle class token.
+        var expected = VimConfig(name: "c", imgSize: 32, patchSize: 8, stride: 8, embedDim: 16, depth: 6, numClasses: 3)
+        XCTAssertEqual(try parse(sizes), expected)
+        // Integer fields take integral numbers in any spelling; an optional field of another type
+        // keeps its default, as the format has always been read.
+        XCTAssertEqual(try parse(#""img_size": 32.0, "patch_size": 8, "embed_dim": 1.6e1, "depth": 6, "num_classes": 3"#), expected)
+        XCTAssertEqual(try parse(sizes + #", "d_state": "8", "expand": 2.5, "stride": null, "cls_token_position": 1, "name": 7"#), expected)
+        expected.name = "n"; expected.stride = 4; expected.dState = 8; expected.dConv = 3; expected.expand = 1; expected.clsPosition = .first
+        XCTAssertEqual(try parse(sizes + #", "name": "n", "stride": 4, "d_state": 8, "d_conv": 3, "expand": 1, "cls_token_position": "first""#), expected)
+        // Required fields in order; a fraction or a string is not an integer.
+        expect(ConfigError.missingField(path: "cases/c.json", field: "img_size", expected: "integer")) { try parse(#""img_size": 32.5"#) }
+        expect(ConfigError.missingField(path: "cases/c.json", field: "patch_size", expected: "integer")) { try parse(#""img_size": 32, "patch_size": "8""#) }
+        expect(ConfigError.missingField(path: "cases/c.json", field: "embed_dim", expected: "integer")) { try parse(#""img_size": 32, "patch_size": 8"#) }
+        expect(ConfigError.missingField(path: "cases/c.json", field: "num_classes", expected: "integer")) {
+            try parse(#""img_size": 32, "patch_size": 8, "embed_dim": 16, "depth": 6, "num_classes": 9223372036854775808"#)
+        }
+        // The class token position is read before the sizes.
+        expect(ConfigError.invalidValue(model: "cases/c.json", field: "cls_token_position", value: "last", allowed: "middle or first")) {
+            try parse(#""cls_token_position": "last""#)
+        }
+        for text in ["", "[]", "3", "{", #"{"img_size": 32} x"#] {
+            expect(ConfigError.notAJSONObject(path: "c.json")) { try VimConfig.parse(json: Data(text.utf8), path: "c.json") }
+        }
+
+        // Fusion: the fixture's {strategy, layer, tokens} under the released code's rule unless
+        // rule_name says paper; explicit blocks instead of the strategy; a value that is not an
+        // object is no fusion.
+        XCTAssertEqual(try parse(sizes + #", "fusion": {"strategy": "upper", "layer": 3, "tokens": 2}"#).fusion,
+                       TokenFusion(blocks: [0, 1, 2], tokens: 2))
+        XCTAssertEqual(try parse(sizes + #", "fusion": {"strategy": "upper", "layer": 3, "tokens": 2, "rule_name": "paper", "order": "preserve"}"#).fusion,
+                       TokenFusion(blocks: [4, 5], tokens: 2, preserveOrder: true))
+        XCTAssertEqual(try parse(sizes + #", "fusion": {"strategy": "alternate", "tokens": 1}"#).fusion, TokenFusion(blocks: [1, 3, 5], tokens: 1))
+        XCTAssertEqual(try parse(sizes + #", "fusion": {"strategy": "no", "tokens": 1}"#).fusion, TokenFusion(blocks: [], tokens: 1))
+        XCTAssertEqual(try parse(sizes + #", "fusion": {"strategy": "uper", "blocks": [4, 2], "tokens": 1}"#).fusion, TokenFusion(blocks: [2, 4], tokens: 1))
+        XCTAssertNil(try parse(sizes + #", "fusion": "all""#).fusion)
+        expect(ConfigError.unknownFusionStrategy(name: "uper", valid: ["none", "all", "interleave", "alternate", "lower", "upper"])) {
+            try parse(sizes + #", "fusion": {"strategy": "uper", "tokens": 1}"#)
+        }
+        expect(ConfigError.missingField(path: "cases/c.json", field: "fusion.strategy", expected: "string")) {
+            try parse(sizes + #", "fusion": {"blocks": [1], "tokens": 1}"#)
+        }
+        expect(ConfigError.missingField(path: "cases/c.json", field: "fusion.tokens", expected: "integer")) {
+            try parse(sizes + #", "fusion": {"strategy": "all", "tokens": 1.5}"#)
+        }
+        expect(ConfigError.invalidValue(model: "c", field: "fusion.blocks", value: "6", allowed: "block indices in 0..<6")) {
+            try parse(sizes + #", "fusion": {"strategy": "all", "blocks": [6], "tokens": 1}"#)
+        }
+
+        // DyVM: ratios and weights take any number; loss and block_selection are optional.
+        var dyvm = DyVMConfig(pruningLoc: [2, 4], tokenKeepRatio: 1, blockKeepRatio: 0.8)
+        XCTAssertEqual(try parse(sizes + #", "dyvm": {"pruning_loc": [2, 4.0], "token_keep_ratio": 1}"#).dyvm, dyvm)
+        dyvm.blockKeepRatio = 0.5
+        dyvm.tokenPruningWeight = 2; dyvm.blockPruningWeight = 3.5; dyvm.distillWeight = 0; dyvm.tokenRatioDivisor = 2
+        dyvm.gateTemperature = 1.5; dyvm.gateThreshold = 0.25
+        XCTAssertEqual(try parse(sizes + #", "dyvm": {"pruning_loc": [2, 4], "token_keep_ratio": 1, "block_keep_ratio": 0.5, "#
+                                 + #""loss": {"token_pruning_weight": 2, "block_pruning_weight": 3.5, "distill_weight": 0, "token_ratio_divisor": 2}, "#
+                                 + #""block_selection": {"tau": 1.5, "threshold": 0.25}}"#).dyvm, dyvm)
+        expect(ConfigError.missingField(path: "cases/c.json", field: "dyvm.pruning_loc", expected: "list of integers")) {
+            try parse(sizes + #", "dyvm": {"pruning_loc": [2.5], "token_keep_ratio": 0.5}"#)
+        }
+        expect(ConfigError.missingField(path: "cases/c.json", field: "dyvm.token_keep_ratio", expected: "number")) {
+            try parse(sizes + #", "dyvm": {"pruning_loc": [2], "token_keep_ratio": "0.5"}"#)
+        }
+        expect(ConfigError.invalidValue(model: "c", field: "dyvm.block_selection.tau", value: "inf", allowed: "positive and finite")) {
+            try parse(sizes + #", "dyvm": {"pruning_loc": [2], "token_keep_ratio": 0.5, "block_selection": {"tau": 1e300}}"#)
+        }
     }
 
     func testDropPathSeedsAndRate() throws {

@@ -106,12 +106,16 @@ final class FusionParityTests: XCTestCase {
 
     func testStrategyRules() throws {
         // spec/famba-v.md §10.12: under the official rule upper L18 = {0…17}, lower L5 = {6…23}.
-        XCTAssertEqual(try TokenFusion.blocks(strategy: "upper", layer: 18, depth: 24, rule: .official), Array(0...17))
-        XCTAssertEqual(try TokenFusion.blocks(strategy: "lower", layer: 5, depth: 24, rule: .official), Array(6...23))
+        XCTAssertEqual(TokenFusion.blocks(strategy: .upper, layer: 18, depth: 24, rule: .official), Array(0...17))
+        XCTAssertEqual(TokenFusion.blocks(strategy: .lower, layer: 5, depth: 24, rule: .official), Array(6...23))
         // The paper's meaning is the reverse: lower-layer fusion fuses the first blocks.
-        XCTAssertEqual(try TokenFusion.blocks(strategy: "lower", layer: 5, depth: 24, rule: .paper), Array(0...4))
-        XCTAssertEqual(try TokenFusion.blocks(strategy: "interleave", layer: 0, depth: 6, rule: .paper), [1, 3, 5])
-        XCTAssertThrowsError(try TokenFusion.blocks(strategy: "uper", layer: 0, depth: 6, rule: .paper))
+        XCTAssertEqual(TokenFusion.blocks(strategy: .lower, layer: 5, depth: 24, rule: .paper), Array(0...4))
+        XCTAssertEqual(TokenFusion.blocks(strategy: .interleave, layer: 0, depth: 6, rule: .paper), [1, 3, 5])
+        // The released code's names parse to the same strategies; others are refused.
+        XCTAssertEqual(try TokenFusion.Strategy(name: "alternate"), .interleave)
+        XCTAssertEqual(try TokenFusion.Strategy(name: "no"), TokenFusion.Strategy.none)
+        XCTAssertEqual(try TokenFusion.Strategy(name: "lower"), .lower)
+        XCTAssertThrowsError(try TokenFusion.Strategy(name: "uper"))
         // §10.1: the presets' token schedules.
         let all = TokenFusion(blocks: Array(0..<24), tokens: 7).schedule(tokens: 197, depth: 24)
         XCTAssertEqual(all.first, 190); XCTAssertEqual(all.last, 29)
