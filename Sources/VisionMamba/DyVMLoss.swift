@@ -35,13 +35,16 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
     }
     var parts = DyVMLossParts()
     let ce = try softTargetCrossEntropy(s.logits, targets: targets, tape: tape)
-    parts.cls = Double(ce.data[0])
+    parts.cls = Double(ce.array[0])
+    // The rest is computed on the host: decisions, gates and logits are small, and the final
+    // tokens are read once.
 
     // Token keep ratios: per image the cumulative kept fraction of the original patches.
     let ratios = config.tokenRatios, wt = config.tokenPruningWeight / config.tokenRatioDivisor
     var keepMeans: [[Double]] = []
     for (stage, keep) in s.decisions.enumerated() {
-        let means = (0..<B).map { b in (0..<M).reduce(0.0) { $0 + Double(keep.data[b * M + $1]) } / Double(M) }
+        let k = keep.array
+        let means = (0..<B).map { b in (0..<M).reduce(0.0) { $0 + Double(k[b * M + $1]) } / Double(M) }
         keepMeans.append(means)
         parts.tokenRatio += wt * means.reduce(0.0) { $0 + ($1 - ratios[stage]) * ($1 - ratios[stage]) } / Double(B)
     }
@@ -52,17 +55,18 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
 
     // KL(teacher ‖ student) over the batch, τ = 1.
     var ps = [Double](repeating: 0, count: B * C), pt = ps
+    let studentLogits = s.logits.array, teacher = teacherLogits.array
     for b in 0..<B {
-        func softmax(_ x: UnsafeMutablePointer<Float>, into p: inout [Double]) -> Double {
-            let m = (0..<C).map { Double(x[$0]) }.max()!
+        func softmax(_ x: [Float], into p: inout [Double]) -> Double {
+            let m = (0..<C).map { Double(x[b * C + $0]) }.max()!
             var z = 0.0
-            for c in 0..<C { p[b * C + c] = exp(Double(x[c]) - m); z += p[b * C + c] }
+            for c in 0..<C { p[b * C + c] = exp(Double(x[b * C + c]) - m); z += p[b * C + c] }
             for c in 0..<C { p[b * C + c] /= z }
             return m + log(z)
         }
-        let lseS = softmax(s.logits.data + b * C, into: &ps), lseT = softmax(teacherLogits.data + b * C, into: &pt)
+        let lseS = softmax(studentLogits, into: &ps), lseT = softmax(teacher, into: &pt)
         for c in 0..<C where pt[b * C + c] > 0 {
-            let logPt = Double(teacherLogits.data[b * C + c]) - lseT, logPs = Double(s.logits.data[b * C + c]) - lseS
+            let logPt = Double(teacher[b * C + c]) - lseT, logPs = Double(studentLogits[b * C + c]) - lseS
             parts.kl += config.distillWeight * pt[b * C + c] * (logPt - logPs) / Double(B)
         }
     }
@@ -70,12 +74,14 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
     var keptSlots: [(Int, Int)] = []
     for b in 0..<B { for j in 0..<M where s.finalPolicy[b * M + j] > 0.5 { keptSlots.append((b, j)) } }
     let distillCount = Double(keptSlots.count * D)
-    func teacherRow(_ b: Int, _ j: Int) -> UnsafeMutablePointer<Float> { teacherOther.data + (b * M + s.finalPatch[b][j]) * D }
+    let other = s.other.array, teacherTokens = teacherOther.array
+    /// Offsets of slot (b, j) in `other` and of the teacher's token at the same patch.
+    func rows(_ b: Int, _ j: Int) -> (Int, Int) { ((b * M + j) * D, (b * M + s.finalPatch[b][j]) * D) }
     if !keptSlots.isEmpty {
         var sum = 0.0
         for (b, j) in keptSlots {
-            let o = s.other.data + (b * M + j) * D, t = teacherRow(b, j)
-            for d in 0..<D { let e = Double(o[d]) - Double(t[d]); sum += e * e }
+            let (o, t) = rows(b, j)
+            for d in 0..<D { let e = Double(other[o + d]) - Double(teacherTokens[t + d]); sum += e * e }
         }
         parts.tokenDistill = config.distillWeight * sum / distillCount
     }
@@ -83,30 +89,31 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
     let rest = try Tensor(shape: [1], values: [Float(parts.total - parts.cls)])
     let restSlot = rest.slot
     tape?.record {
-        guard let dl = restSlot.grad?.data[0] else { return }
+        guard let dl = restSlot.grad?.array[0] else { return }
         let seed = Double(dl)
         for (stage, keep) in s.decisions.enumerated() where keep.requiresGrad {
-            let g = keep.gradBuffer()
+            var g = [Float](repeating: 0, count: B * M)
             for b in 0..<B {
                 let d = seed * wt * 2 * (keepMeans[stage][b] - ratios[stage]) / Double(B * M)
-                for j in 0..<M { g.data[b * M + j] += Float(d) }
+                for j in 0..<M { g[b * M + j] = Float(d) }
             }
+            addToGradient(keep.slot, g)
         }
         let dGate = Float(seed * config.blockPruningWeight * 2 * (gateMean - config.blockKeepRatio) / gateCount)
         for gate in s.gates where gate.requiresGrad {
-            let g = gate.gradBuffer()
-            for k in 0..<g.count { g.data[k] += dGate }
+            addToGradient(gate.slot, [Float](repeating: dGate, count: gate.count))
         }
         if s.logits.requiresGrad {
-            let g = s.logits.gradBuffer()
-            for k in 0..<(B * C) { g.data[k] += Float(seed * config.distillWeight * (ps[k] - pt[k]) / Double(B)) }
+            addToGradient(s.logits.slot, (0..<(B * C)).map { Float(seed * config.distillWeight * (ps[$0] - pt[$0]) / Double(B)) })
         }
         if !keptSlots.isEmpty && s.other.requiresGrad {
-            let g = s.other.gradBuffer(), scale = seed * config.distillWeight * 2 / distillCount
+            var g = [Float](repeating: 0, count: B * M * D)
+            let scale = seed * config.distillWeight * 2 / distillCount
             for (b, j) in keptSlots {
-                let o = s.other.data + (b * M + j) * D, t = teacherRow(b, j), dst = g.data + (b * M + j) * D
-                for d in 0..<D { dst[d] += Float(scale * (Double(o[d]) - Double(t[d]))) }
+                let (o, t) = rows(b, j)
+                for d in 0..<D { g[o + d] = Float(scale * (Double(other[o + d]) - Double(teacherTokens[t + d]))) }
             }
+            addToGradient(s.other.slot, g)
         }
     }
     return (try add(ce, rest, tape: tape), parts)

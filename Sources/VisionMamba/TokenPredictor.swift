@@ -27,7 +27,7 @@ public final class TokenPredictor: Module {
     public func resetParameters(using rng: inout SeededGenerator) {
         for l in [inLinear, out0, out2, out4] {
             l.weight.fillTruncatedNormal(std: 0.02, using: &rng)
-            l.bias!.buffer.update(repeating: 0)
+            l.bias!.fill(0)
         }
     }
 
