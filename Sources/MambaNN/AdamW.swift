@@ -64,19 +64,10 @@ public final class AdamW {
         let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
         for (name, p) in parameters {
             guard let g = p.grad else { continue }
-            let mt = m[name]!, vt = v[name]!, wd = decayOf[name] ?? 0
-            let decay = 1 - lr * wd
-            let (b1, b2, e) = (beta1, beta2, eps)
-            let pp = p.data, gp = g.data, mp = mt.data, vp = vt.data
-            parallelFor(p.count, grain: 16384) { range in
-                for i in range {
-                    let gi = gp[i]
-                    pp[i] *= decay
-                    mp[i] = b1 * mp[i] + (1 - b1) * gi
-                    vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
-                    pp[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + e)
-                }
-            }
+            let wd = decayOf[name] ?? 0
+            p.backend.adamW(AdamWStep(parameter: p, gradient: g, firstMoment: m[name]!, secondMoment: v[name]!,
+                                      decay: 1 - lr * wd, stepSize: stepSize, beta1: beta1, beta2: beta2,
+                                      secondCorrectionRoot: bc2Sqrt, eps: eps))
         }
     }
 
@@ -94,8 +85,8 @@ public final class AdamW {
             }
         }
         for (name, _) in parameters {
-            _ = self.m[name]!.buffer.update(from: m[name]!)
-            _ = self.v[name]!.buffer.update(from: v[name]!)
+            self.m[name]!.write(m[name]!)
+            self.v[name]!.write(v[name]!)
         }
         self.step = step
     }

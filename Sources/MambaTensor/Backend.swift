@@ -33,9 +33,15 @@ public protocol Backend: AnyObject, Sendable {
     /// y[r, :] = x[r, :] · factors[r], or += with `accumulate` (masks, gates, drop path). The
     /// factors are one per row: contiguous, or a one-wide column view.
     func scaleRows(_ x: Tensor, by factors: Tensor, into y: Tensor, accumulate: Bool)
+    /// Σ x², in double precision, in a fixed order (gradient clipping).
+    func sumOfSquares(_ x: Tensor) -> Double
     /// dots[r] += Σ_c a[r, c] · b[r, c], summed in double precision (the gradient of `scaleRows`'
     /// factors, laid out as they are).
     func rowDots(_ a: Tensor, _ b: Tensor, into dots: Tensor)
+
+    // Optimizer.
+    /// One AdamW step (decoupled weight decay, bias-corrected moments) on a parameter in place.
+    func adamW(_ op: AdamWStep)
 
     // Rows.
     /// destination row i = source row indices[i].
@@ -87,6 +93,22 @@ public enum PointwiseCombination: Sendable {
     case add, multiply
     /// a · GELU'(b): the GELU backward, a the output gradient and b the input.
     case geluGradient
+    /// w · a + (1 − w) · b (an exponential moving average, a the average).
+    case interpolate(Float)
+}
+
+/// torch.optim.AdamW on one parameter: p ← p·(1 − lr·wd); m ← β₁m + (1 − β₁)g;
+/// v ← β₂v + (1 − β₂)g²; p ← p − stepSize · m / (√v / √(1 − β₂ᵗ) + eps), stepSize = lr / (1 − β₁ᵗ).
+public struct AdamWStep {
+    public var parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor
+    public var decay: Float, stepSize: Float, beta1: Float, beta2: Float, secondCorrectionRoot: Float, eps: Float
+
+    public init(parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor,
+                decay: Float, stepSize: Float, beta1: Float, beta2: Float, secondCorrectionRoot: Float, eps: Float) {
+        (self.parameter, self.gradient, self.firstMoment, self.secondMoment) = (parameter, gradient, firstMoment, secondMoment)
+        (self.decay, self.stepSize, self.beta1, self.beta2) = (decay, stepSize, beta1, beta2)
+        (self.secondCorrectionRoot, self.eps) = (secondCorrectionRoot, eps)
+    }
 }
 
 /// The fused residual add + RMSNorm: residual ← residual + x (x nil: residual is the input

@@ -110,6 +110,8 @@ public final class CPUBackend: Backend {
                 for i in 0..<n { out[i] = accumulate ? out[i] + (pa[i] + pb[i]) : pa[i] + pb[i] }
             case .multiply:
                 for i in 0..<n { out[i] = accumulate ? out[i] + pa[i] * pb[i] : pa[i] * pb[i] }
+            case .interpolate(let w):
+                for i in 0..<n { let v = w * pa[i] + (1 - w) * pb[i]; out[i] = accumulate ? out[i] + v : v }
             case .geluGradient:
                 for i in 0..<n {
                     let v = Double(pb[i])
@@ -136,6 +138,29 @@ public final class CPUBackend: Backend {
             var acc = 0.0
             for i in 0..<n { acc += Double(pa[i]) * Double(pb[i]) }
             d[r * step] += Float(acc)
+        }
+    }
+
+    public func sumOfSquares(_ x: Tensor) -> Double {
+        var total = 0.0
+        for r in 0..<x.rowCount {
+            let row = x.data + r * x.rowStride
+            for i in 0..<x.columnCount { total += Double(row[i]) * Double(row[i]) }
+        }
+        return total
+    }
+
+    public func adamW(_ op: AdamWStep) {
+        let pp = op.parameter.data, gp = op.gradient.data, mp = op.firstMoment.data, vp = op.secondMoment.data
+        let (decay, stepSize, b1, b2, bc2Sqrt, e) = (op.decay, op.stepSize, op.beta1, op.beta2, op.secondCorrectionRoot, op.eps)
+        parallelFor(op.parameter.count, grain: 16384) { range in
+            for i in range {
+                let gi = gp[i]
+                pp[i] *= decay
+                mp[i] = b1 * mp[i] + (1 - b1) * gi
+                vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
+                pp[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + e)
+            }
         }
     }
 
@@ -194,27 +219,27 @@ public final class CPUBackend: Backend {
         }
     }
 
-    /// dx += rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)), dx̂ = dy · weight; the row statistics
+    /// xGrad += rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂)), ĝ = yGrad · weight; the row statistics
     /// are recomputed from x.
     public func layerNormBackward(_ op: LayerNormOperands, _ g: LayerNormGradients) {
         let D = op.x.columnCount, w = op.weight.data
         let wg = g.weightGrad.data, bg = g.biasGrad.data
         for r in 0..<op.x.rowCount {
-            let src = op.x.data + r * op.x.rowStride, dy = g.yGrad.data + r * g.yGrad.rowStride
+            let src = op.x.data + r * op.x.rowStride, yRow = g.yGrad.data + r * g.yGrad.rowStride
             let (mean, rstd) = rowStatistics(src, count: D, eps: op.eps)
             var m1 = 0.0, m2 = 0.0
             for d in 0..<D {
-                let xh = (Double(src[d]) - mean) * rstd, dxh = Double(dy[d]) * Double(w[d])
-                wg[d] += Float(Double(dy[d]) * xh)
-                bg[d] += dy[d]
-                m1 += dxh; m2 += dxh * xh
+                let xh = (Double(src[d]) - mean) * rstd, xHatGrad = Double(yRow[d]) * Double(w[d])
+                wg[d] += Float(Double(yRow[d]) * xh)
+                bg[d] += yRow[d]
+                m1 += xHatGrad; m2 += xHatGrad * xh
             }
             m1 /= Double(D); m2 /= Double(D)
             guard let xGrad = g.xGrad else { continue }
-            let dx = xGrad.data + r * xGrad.rowStride
+            let xRow = xGrad.data + r * xGrad.rowStride
             for d in 0..<D {
-                let xh = (Double(src[d]) - mean) * rstd, dxh = Double(dy[d]) * Double(w[d])
-                dx[d] += Float(rstd * (dxh - m1 - xh * m2))
+                let xh = (Double(src[d]) - mean) * rstd, xHatGrad = Double(yRow[d]) * Double(w[d])
+                xRow[d] += Float(rstd * (xHatGrad - m1 - xh * m2))
             }
         }
     }

@@ -89,8 +89,8 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
     let rest = try Tensor(shape: [1], values: [Float(parts.total - parts.cls)])
     let restSlot = rest.slot
     tape?.record {
-        guard let dl = restSlot.grad?.array[0] else { return }
-        let seed = Double(dl)
+        guard let restGrad = restSlot.grad?.array[0] else { return }
+        let seed = Double(restGrad)
         for (stage, keep) in s.decisions.enumerated() where keep.requiresGrad {
             var g = [Float](repeating: 0, count: B * M)
             for b in 0..<B {

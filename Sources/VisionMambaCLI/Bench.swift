@@ -146,12 +146,12 @@ struct Bench: ParsableCommand {
 func measureSgemmGFLOPs() -> Double {
     let n = 1024
     let a = Tensor(zeroed: [n, n]), b = Tensor(zeroed: [n, n]), c = Tensor(zeroed: [n, n])
-    a.buffer.update(repeating: 0.5)
-    b.buffer.update(repeating: 0.25)
+    a.fill(0.5)
+    b.fill(0.25)
     var best = Double.infinity
     for _ in 0..<5 {
         let start = DispatchTime.now().uptimeNanoseconds
-        gemm(transA: false, transB: false, m: n, n: n, k: n, a.data, lda: n, b.data, ldb: n, c.data, ldc: n)
+        c.backend.matrixProduct(MatrixProduct(a: a, b: b, c: c))
         best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
     }
     return 2 * Double(n * n * n) / best / 1e9

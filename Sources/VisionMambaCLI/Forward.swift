@@ -57,13 +57,9 @@ struct Forward: ParsableCommand {
 
 /// Decodes images and applies the official eval transform: [N, 3, S, S].
 func loadImageBatch(_ paths: [String], imgSize: Int) throws -> Tensor {
-    let batch = Tensor(uninitializedShape: [paths.count, 3, imgSize, imgSize])
-    let per = 3 * imgSize * imgSize
-    for (i, path) in paths.enumerated() {
-        let pixels = EvalTransform.apply(try ImageDecoder.decode(path), imgSize: imgSize)
-        pixels.withUnsafeBufferPointer { (batch.data + i * per).update(from: $0.baseAddress!, count: per) }
-    }
-    return batch
+    var pixels: [Float] = []
+    for path in paths { pixels += EvalTransform.apply(try ImageDecoder.decode(path), imgSize: imgSize) }
+    return try Tensor(shape: [paths.count, 3, imgSize, imgSize], values: pixels)
 }
 
 extension TensorFile {

@@ -76,8 +76,7 @@ public struct DataLoader: Sendable {
         let first = min(order.count, (b * worldSize + rank) * batchSize)
         let indices = Array(order[first..<min(order.count, first + batchSize)])
         let shape = dataset.imageShape, per = shape.reduce(1, *)
-        let images = Tensor(uninitializedShape: [indices.count] + shape)
-        images.requiresGrad = false
+        var pixels = [Float](repeating: 0, count: indices.count * per)
         var labels = [Int]()
         let (mean, std) = dataset.normalization
         for (i, index) in indices.enumerated() {
@@ -86,9 +85,11 @@ public struct DataLoader: Sendable {
             for t in transforms { t.apply(&image, shape: shape, rng: &rng) }
             normalize(&image, shape: shape, mean: mean, std: std)
             for t in postTransforms { t.apply(&image, shape: shape, rng: &rng) }
-            image.withUnsafeBufferPointer { (images.data + i * per).update(from: $0.baseAddress!, count: per) }
+            pixels.replaceSubrange((i * per)..<((i + 1) * per), with: image)
             labels.append(label)
         }
+        let images = Tensor(ownValues: pixels, shape: [indices.count] + shape)
+        images.requiresGrad = false
         return Batch(images: images, labels: labels, indices: indices, positions: Array(first..<(first + indices.count)))
     }
 

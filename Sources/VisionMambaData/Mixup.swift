@@ -29,7 +29,8 @@ public struct Mixup: Sendable {
         if isActive && rng.uniform() < prob {
             let useCutmix = cutmixAlpha > 0 && (mixupAlpha <= 0 || rng.uniform() < switchProb)
             lambda = useCutmix ? rng.beta(cutmixAlpha, cutmixAlpha) : rng.beta(mixupAlpha, mixupAlpha)
-            let original = images.copy(), per = C * H * W
+            let original = images.array, per = C * H * W
+            var mixed = original
             if useCutmix {
                 // timm rand_bbox: centre uniform over pixels, half-sides int(side·√(1−λ)) / 2, clipped.
                 let ratio = (1 - lambda).squareRoot()
@@ -38,17 +39,18 @@ public struct Mixup: Sendable {
                 let y0 = min(max(cy - cutH / 2, 0), H), y1 = min(max(cy + cutH / 2, 0), H)
                 let x0 = min(max(cx - cutW / 2, 0), W), x1 = min(max(cx + cutW / 2, 0), W)
                 for b in 0..<B {
-                    let src = original.data + (B - 1 - b) * per, dst = images.data + b * per
-                    for c in 0..<C { for y in y0..<y1 { for x in x0..<x1 { dst[(c * H + y) * W + x] = src[(c * H + y) * W + x] } } }
+                    let src = (B - 1 - b) * per, dst = b * per
+                    for c in 0..<C { for y in y0..<y1 { for x in x0..<x1 { mixed[dst + (c * H + y) * W + x] = original[src + (c * H + y) * W + x] } } }
                 }
                 lambda = 1 - Double((y1 - y0) * (x1 - x0)) / Double(H * W)
             } else {
                 let l = Float(lambda)
                 for b in 0..<B {
-                    let src = original.data + (B - 1 - b) * per, dst = images.data + b * per
-                    for i in 0..<per { dst[i] = l * dst[i] + (1 - l) * src[i] }
+                    let src = (B - 1 - b) * per, dst = b * per
+                    for i in 0..<per { mixed[dst + i] = l * original[dst + i] + (1 - l) * original[src + i] }
                 }
             }
+            images.write(mixed)
         }
         let off = Float(smoothing) / Float(classes), on = 1 - Float(smoothing) + off
         var targets = [Float](repeating: 0, count: B * classes)

@@ -34,8 +34,9 @@ public func evaluate(_ model: VimModel, loader: DataLoader, world: ProcessGroup 
         }
         let B = batch.labels.count, C = logits.shape[1]
         lossSum += Double(try crossEntropy(logits, labels: batch.labels, tape: nil).array[0]) * Double(B)
+        let values = logits.array
         for b in 0..<B {
-            let row = Array(logits.buffer[(b * C)..<((b + 1) * C)])
+            let row = Array(values[(b * C)..<((b + 1) * C)])
             let target = row[batch.labels[b]]
             // Rank of the true class: how many logits beat it (ties count for the label, as topk does).
             let better = row.filter { $0 > target }.count

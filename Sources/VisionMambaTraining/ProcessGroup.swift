@@ -38,22 +38,25 @@ extension ProcessGroup {
             while i < parameters.count && (group.isEmpty || n + parameters[i].count <= bucket) {
                 group.append(parameters[i]); n += parameters[i].count; i += 1
             }
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: n)
-            defer { buffer.deallocate() }
+            var buffer: [Float] = []
+            buffer.reserveCapacity(n)
+            for p in group { buffer += p.gradBuffer().array }
+            buffer.withUnsafeMutableBufferPointer { sum($0.baseAddress!, count: n) }
+            let scale = 1 / Float(size)
             var offset = 0
             for p in group {
-                (buffer + offset).update(from: p.gradBuffer().data, count: p.count)
-                offset += p.count
-            }
-            sum(buffer, count: n)
-            let scale = 1 / Float(size)
-            offset = 0
-            for p in group {
-                let g = p.gradBuffer()
-                for k in 0..<p.count { g.data[k] = buffer[offset + k] * scale }
+                p.gradBuffer().write(buffer[offset..<(offset + p.count)].map { $0 * scale })
                 offset += p.count
             }
         }
+    }
+
+    /// Rank 0's values of `t` on every rank.
+    func broadcast(_ t: Tensor) {
+        guard t.count > 0 else { return }
+        var values = t.array
+        values.withUnsafeMutableBufferPointer { broadcast($0.baseAddress!, count: $0.count) }
+        t.write(values)
     }
 
     /// Seconds one sum of `count` floats takes with every rank already waiting (the network's

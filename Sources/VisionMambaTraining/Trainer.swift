@@ -172,15 +172,15 @@ public final class Trainer {
                     guard stored.shape == p.shape else {
                         throw StateDictError.mismatch(source: resume!, problems: [.shapeMismatch(key: "model_ema.\(name)", expected: p.shape, found: stored.shape)])
                     }
-                    _ = p.buffer.update(from: stored.floats())
+                    try p.assign(stored.floats())
                 }
             }
             try optimizer.restore(step: saved.optimizerStep, m: m, v: v)
             state = saved
         }
         // Every rank starts from rank 0's parameters (and EMA), as DDP does.
-        for (_, p) in model.namedParameters() { world.broadcast(p.data, count: p.count) }
-        for (_, e) in (ema ?? [:]).sorted(by: { $0.key < $1.key }) { world.broadcast(e.data, count: e.count) }
+        for (_, p) in model.namedParameters() { world.broadcast(p) }
+        for (_, e) in (ema ?? [:]).sorted(by: { $0.key < $1.key }) { world.broadcast(e) }
     }
 
     /// Trains from the current epoch to `options.epochs` (or to `stopAfter` epochs), evaluating
@@ -279,18 +279,16 @@ func prepareOutputFolder(_ path: String) throws {
 
 /// Scales all gradients so their global L2 norm is at most `maxNorm` (torch.nn.utils.clip_grad_norm_).
 func clipGradNorm(_ params: [Tensor], maxNorm: Double) {
-    var total = 0.0
-    for p in params { if let g = p.grad { for i in 0..<g.count { total += Double(g.data[i]) * Double(g.data[i]) } } }
-    let norm = total.squareRoot(), coef = maxNorm / (norm + 1e-6)
+    let grads = params.compactMap(\.grad)
+    let norm = grads.reduce(0.0) { $0 + $1.backend.sumOfSquares($1) }.squareRoot(), coef = maxNorm / (norm + 1e-6)
     guard coef < 1 else { return }
-    for p in params { if let g = p.grad { for i in 0..<g.count { g.data[i] *= Float(coef) } } }
+    for g in grads { g.backend.map(.scale(Float(coef)), g, into: g, accumulate: false) }
 }
 
 /// timm ModelEma: ema ← decay·ema + (1 − decay)·model after every optimizer step.
 func updateEMA(_ ema: [String: Tensor], params: [(String, Tensor)], decay: Double) {
-    let d = Float(decay)
     for (name, p) in params {
         let e = ema[name]!
-        for i in 0..<p.count { e.data[i] = d * e.data[i] + (1 - d) * p.data[i] }
+        e.backend.combine(.interpolate(Float(decay)), e, p, into: e, accumulate: false)
     }
 }

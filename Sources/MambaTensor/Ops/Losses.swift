@@ -36,8 +36,8 @@ public func softTargetCrossEntropy(_ logits: Tensor, targets: [Float], tape: Tap
     let loss = try Tensor(shape: [1], values: [Float(total / Double(B))], device: logits.device)
     let lossSlot = loss.slot, logitsSlot = logits.slot
     tape?.record {
-        guard let dl = lossSlot.grad, logitsSlot.requiresGrad else { return }
-        let scale = Double(dl.array[0]) / Double(B)
+        guard let lossGrad = lossSlot.grad, logitsSlot.requiresGrad else { return }
+        let scale = Double(lossGrad.array[0]) / Double(B)
         var g = [Float](repeating: 0, count: B * C)
         for b in 0..<B {
             var tsum = 0.0
