@@ -12,8 +12,8 @@ public final class CPUBackend: Backend {
     private init() {}
 
     public func allocate(count: Int) -> Storage {
-        let bytes = max(count, 1) * 4
-        return Storage(device: .cpu, count: count, address: pool.take(bytes: bytes)) { [pool] in pool.give($0, bytes: bytes) }
+        let block = pool.take(bytes: max(count, 1) * 4)
+        return Storage(device: .cpu, count: count, address: block.address) { [pool] in pool.give($0, bytes: block.bytes) }
     }
 
     public func fill(_ t: Tensor, with value: Float) {
@@ -212,10 +212,12 @@ public final class CPUBackend: Backend {
 
     public func layerNorm(_ op: LayerNormOperands) {
         let D = op.x.columnCount, w = op.weight.data, b = op.bias.data
-        for r in 0..<op.x.rowCount {
-            let src = op.x.data + r * op.x.rowStride, dst = op.y.data + r * op.y.rowStride
-            let (mean, rstd) = rowStatistics(src, count: D, eps: op.eps)
-            for d in 0..<D { dst[d] = Float((Double(src[d]) - mean) * rstd) * w[d] + b[d] }
+        parallelFor(op.x.rowCount, grain: max(1, 4096 / max(D, 1))) { rows in
+            for r in rows {
+                let src = op.x.data + r * op.x.rowStride, dst = op.y.data + r * op.y.rowStride
+                let (mean, rstd) = self.rowStatistics(src, count: D, eps: op.eps)
+                for d in 0..<D { dst[d] = Float((Double(src[d]) - mean) * rstd) * w[d] + b[d] }
+            }
         }
     }
 
@@ -333,22 +335,28 @@ final class StoragePool: @unchecked Sendable {
         #endif
     }
 
-    func take(bytes: Int) -> UnsafeMutableRawPointer {
+    /// A block of at least `bytes`: a cached one of the same size, or else the smallest cached
+    /// one less than twice as large (DyVM's stages shrink the sequences, so a later stage's
+    /// buffers fit in an earlier one's), or a new one.
+    func take(bytes: Int) -> (address: UnsafeMutableRawPointer, bytes: Int) {
         if bytes >= Self.smallest {
             lock.lock()
+            defer { lock.unlock() }
+            let size = free[bytes]?.isEmpty == false ? bytes
+                : free.keys.filter { $0 > bytes && $0 < 2 * bytes && free[$0]?.isEmpty == false }.min()
+            if let size, let address = free[size]?.popLast() {
+                cached -= size
+                order.removeAll { $0.address == address }
+                live += size
+                peakLive = max(peakLive, live)
+                return (address, size)
+            }
             live += bytes
             peakLive = max(peakLive, live)
-            if let address = free[bytes]?.popLast() {
-                cached -= bytes
-                order.removeAll { $0.address == address }
-                lock.unlock()
-                return address
-            }
-            lock.unlock()
         }
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         raw.bindMemory(to: Float.self, capacity: bytes / 4)
-        return raw
+        return (raw, bytes)
     }
 
     func give(_ address: UnsafeMutableRawPointer, bytes: Int) {
