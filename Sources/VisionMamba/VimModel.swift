@@ -117,6 +117,15 @@ public final class VimModel: Module {
         return try addRMSNorm(residual: clsRow, last, weight: normF.weight, eps: normF.eps, tape: tape).normed
     }
 
+    /// Every token after norm_f [B, T, D] and each image's class-token index: what a dense head,
+    /// such as a segmentation decoder, reads. `patches` gives the original patch index of every
+    /// non-class token (DyVM keeps a subset, reordered); it is nil when Famba-V merged tokens.
+    public func forwardTokens(_ images: Tensor, tape: Tape? = nil) throws -> (tokens: Tensor, cls: [Int], patches: [[Int]]?) {
+        if config.dyvm != nil && tape != nil { throw ConfigError.dyvmForwardWithTape(model: config.name) }
+        let pass = try encode(images, tape: tape, dropPath: nil, noise: nil, trace: nil, blockOutput: nil)
+        return (try normalizedTokens(pass.stream, tape: tape), pass.stream.cls, config.fusion == nil ? pass.stream.patches : nil)
+    }
+
     /// norm_f over every token of a pass: [B, T, D].
     func normalizedTokens(_ stream: TokenStream, tape: Tape?) throws -> Tensor {
         try addRMSNorm(residual: stream.residual!, stream.h, weight: normF.weight, eps: normF.eps, tape: tape).normed

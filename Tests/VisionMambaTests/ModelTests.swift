@@ -49,6 +49,31 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(shapes["pos_embed"], [1, 197, 192])
     }
 
+    /// The tokens a dense head reads: every token after norm_f, whose class row is the feature
+    /// the classifier reads; DyVM's keep only the tokens that survived, with their patches.
+    func testForwardTokens() throws {
+        var config = VimConfig(name: "t", imgSize: 8, patchSize: 2, stride: 2, embedDim: 16, depth: 2, numClasses: 3)
+        let plain = try VimModel(config: config)
+        plain.resetParameters(seed: 4)
+        var rng = SeededGenerator(seed: 5)
+        let images = try Tensor(shape: [2, 3, 8, 8], values: (0..<384).map { _ in Float(rng.normal()) })
+        let out = try plain.forwardTokens(images)
+        XCTAssertEqual(out.tokens.shape, [2, 17, 16])
+        XCTAssertEqual(out.cls, [8, 8])
+        XCTAssertEqual(out.patches ?? [], [[Int]](repeating: Array(0..<16), count: 2))
+        let feature = try plain.forwardFeatures(images).array
+        let clsRows = try selectToken(out.tokens, indices: out.cls, tape: nil).array
+        XCTAssertLessThan(relativeL2(clsRows, feature), 1e-6)
+        config.dyvm = DyVMConfig(pruningLoc: [1], tokenKeepRatio: 0.5)
+        let dyvm = try VimModel(config: config)
+        dyvm.resetParameters(seed: 4)
+        let pruned = try dyvm.forwardTokens(images)
+        XCTAssertEqual(pruned.tokens.shape, [2, 9, 16])
+        XCTAssertEqual(pruned.cls, [4, 4])
+        XCTAssertEqual(pruned.patches?.map(\.count), [8, 8])
+        XCTAssertTrue(pruned.patches!.allSatisfy { $0 == $0.sorted() && Set($0).count == 8 })
+    }
+
     func testClassTokenIndexAndGrid() throws {
         let stride8 = try ModelZoo.config(named: "vim-tiny-stride8")
         XCTAssertEqual(stride8.grid, 27)
