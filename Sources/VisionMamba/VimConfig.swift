@@ -189,19 +189,19 @@ extension VimConfig {
 /// Integer fields take any number with an integral value (32, 32.0, 3.2e1); number fields also
 /// take integers.
 private struct ConfigFile: Decodable {
-    var name: String?
-    var imgSize: Int?
-    var patchSize: Int?
-    var stride: Int?
-    var embedDim: Int?
-    var depth: Int?
-    var numClasses: Int?
-    var dState: Int?
-    var dConv: Int?
-    var expand: Int?
-    var clsTokenPosition: String?
-    var fusion: Fusion?
-    var dyvm: DyVM?
+    @Lenient var name: String?
+    @Lenient var imgSize: Int?
+    @Lenient var patchSize: Int?
+    @Lenient var stride: Int?
+    @Lenient var embedDim: Int?
+    @Lenient var depth: Int?
+    @Lenient var numClasses: Int?
+    @Lenient var dState: Int?
+    @Lenient var dConv: Int?
+    @Lenient var expand: Int?
+    @Lenient var clsTokenPosition: String?
+    @Lenient var fusion: Fusion?
+    @Lenient var dyvm: DyVM?
 
     enum CodingKeys: String, CodingKey {
         case name, imgSize = "img_size", patchSize = "patch_size", stride, embedDim = "embed_dim", depth
@@ -209,108 +209,66 @@ private struct ConfigFile: Decodable {
         case clsTokenPosition = "cls_token_position", fusion, dyvm
     }
 
-    init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        name = c.lenient(.name)
-        imgSize = c.lenient(.imgSize)
-        patchSize = c.lenient(.patchSize)
-        stride = c.lenient(.stride)
-        embedDim = c.lenient(.embedDim)
-        depth = c.lenient(.depth)
-        numClasses = c.lenient(.numClasses)
-        dState = c.lenient(.dState)
-        dConv = c.lenient(.dConv)
-        expand = c.lenient(.expand)
-        clsTokenPosition = c.lenient(.clsTokenPosition)
-        fusion = c.lenient(.fusion)
-        dyvm = c.lenient(.dyvm)
-    }
-
     /// `fusion`: a strategy over `layer`, or explicit `blocks`; `rule_name` (paper or official,
     /// anything else official) and `order` ("preserve", or anything else the paper's order).
     struct Fusion: Decodable {
-        var strategy: String?
-        var tokens: Int?
-        var layer: Int?
-        var blocks: [Int]?
-        var ruleName: String?
-        var order: String?
+        @Lenient var strategy: String?
+        @Lenient var tokens: Int?
+        @Lenient var layer: Int?
+        @Lenient var blocks: [Int]?
+        @Lenient var ruleName: String?
+        @Lenient var order: String?
 
         enum CodingKeys: String, CodingKey { case strategy, tokens, layer, blocks, ruleName = "rule_name", order }
-
-        init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            strategy = c.lenient(.strategy)
-            tokens = c.lenient(.tokens)
-            layer = c.lenient(.layer)
-            blocks = c.lenient(.blocks)
-            ruleName = c.lenient(.ruleName)
-            order = c.lenient(.order)
-        }
     }
 
     /// `dyvm`, with its optional `loss` weights and `block_selection` gate settings.
     struct DyVM: Decodable {
-        var pruningLoc: [Int]?
-        var tokenKeepRatio: Double?
-        var blockKeepRatio: Double?
-        var loss: Loss?
-        var blockSelection: BlockSelection?
+        @Lenient var pruningLoc: [Int]?
+        @Lenient var tokenKeepRatio: Double?
+        @Lenient var blockKeepRatio: Double?
+        @Lenient var loss: Loss?
+        @Lenient var blockSelection: BlockSelection?
 
         enum CodingKeys: String, CodingKey {
             case pruningLoc = "pruning_loc", tokenKeepRatio = "token_keep_ratio", blockKeepRatio = "block_keep_ratio"
             case loss, blockSelection = "block_selection"
         }
-
-        init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            pruningLoc = c.lenient(.pruningLoc)
-            tokenKeepRatio = c.lenient(.tokenKeepRatio)
-            blockKeepRatio = c.lenient(.blockKeepRatio)
-            loss = c.lenient(.loss)
-            blockSelection = c.lenient(.blockSelection)
-        }
     }
 
     struct Loss: Decodable {
-        var tokenPruningWeight: Double?
-        var blockPruningWeight: Double?
-        var distillWeight: Double?
-        var tokenRatioDivisor: Double?
+        @Lenient var tokenPruningWeight: Double?
+        @Lenient var blockPruningWeight: Double?
+        @Lenient var distillWeight: Double?
+        @Lenient var tokenRatioDivisor: Double?
 
         enum CodingKeys: String, CodingKey {
             case tokenPruningWeight = "token_pruning_weight", blockPruningWeight = "block_pruning_weight"
             case distillWeight = "distill_weight", tokenRatioDivisor = "token_ratio_divisor"
         }
-
-        init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            tokenPruningWeight = c.lenient(.tokenPruningWeight)
-            blockPruningWeight = c.lenient(.blockPruningWeight)
-            distillWeight = c.lenient(.distillWeight)
-            tokenRatioDivisor = c.lenient(.tokenRatioDivisor)
-        }
     }
 
     /// Numbers read as Double and rounded to the Float the gates use.
     struct BlockSelection: Decodable {
-        var tau: Double?
-        var threshold: Double?
+        @Lenient var tau: Double?
+        @Lenient var threshold: Double?
 
         enum CodingKeys: String, CodingKey { case tau, threshold }
-
-        init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            tau = c.lenient(.tau)
-            threshold = c.lenient(.threshold)
-        }
     }
 }
 
-private extension KeyedDecodingContainer {
-    /// The value under `key`; nil when the key is absent or null, or its value does not decode
-    /// as T (another JSON type, or a number T cannot hold exactly).
-    func lenient<T: Decodable>(_ key: Key) -> T? {
-        try? decodeIfPresent(T.self, forKey: key)
+/// A field read leniently: nil when it is absent or null, or its value does not decode as T
+/// (another JSON type, or a number T cannot hold exactly). The checks that follow treat it as
+/// missing, or use its default.
+@propertyWrapper
+struct Lenient<T: Decodable>: Decodable {
+    var wrappedValue: T?
+    init(wrappedValue: T?) { self.wrappedValue = wrappedValue }
+    init(from decoder: Decoder) throws { wrappedValue = try? T(from: decoder) }
+}
+
+extension KeyedDecodingContainer {
+    func decode<T>(_ type: Lenient<T>.Type, forKey key: Key) throws -> Lenient<T> {
+        Lenient(wrappedValue: try? decodeIfPresent(T.self, forKey: key))
     }
 }
