@@ -172,10 +172,12 @@ public final class CPUBackend: Backend {
         return t.rowStride
     }
 
-    /// body(row r, r) for every row of y, rows shared out over threads when there is work enough.
+    /// body(row r, r) for every row of y, rows shared out over threads when there is work enough:
+    /// an elementwise pass over fewer than 2^18 elements is done before a woken thread would
+    /// start, and under CPU contention each wake-up costs a scheduling slice.
     private func forEachRowStrided(_ y: Tensor, _ body: (UnsafeMutablePointer<Float>, Int) -> Void) {
         let n = y.columnCount
-        parallelFor(y.rowCount, grain: max(1, 16384 / max(n, 1))) { rows in
+        parallelFor(y.rowCount, grain: max(1, (1 << 18) / max(n, 1))) { rows in
             for r in rows { body(y.data + r * y.rowStride, r) }
         }
     }
