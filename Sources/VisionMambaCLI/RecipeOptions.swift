@@ -19,7 +19,7 @@ struct RecipeOptions: ParsableArguments {
     @Flag(name: .customLong("skip-bad-images"), help: "Leave out image files that cannot be read (counted) instead of stopping.")
     var skipBadImages = false
     @Option(name: .customLong("num-classes"), help: "Classes of the head (default: the dataset's).") var numClasses: Int?
-    @Option var epochs: Int = 30
+    @Option(help: "Epochs in the schedule (default 30); with --resume, a larger number extends the run's schedule.") var epochs: Int?
     @Option(name: .customLong("batch-size")) var batchSize: Int = 64
     @Option(help: "Base learning rate, scaled by batch-size / 512 unless --unscale-lr.") var lr: Double = 5e-4
     @Flag(name: .customLong("unscale-lr")) var unscaleLR = false
@@ -48,7 +48,7 @@ struct RecipeOptions: ParsableArguments {
 
     // Comparisons are written so that NaN fails them.
     func validate() throws {
-        if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if warmupEpochs < 0 { throw ValidationError("--warmup-epochs must not be negative") }
         if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be positive") }
@@ -85,7 +85,7 @@ struct RecipeOptions: ParsableArguments {
         options.dataset = dataSet
         options.dataPath = dataPath
         options.skipBadImages = skipBadImages
-        options.epochs = epochs
+        options.epochs = epochs ?? 30
         options.batchSize = batchSize
         options.lr = lr
         options.unscaleLR = unscaleLR

@@ -23,7 +23,8 @@ struct FusionStudyCommand: ParsableCommand {
     var tokens: Int = 1
     @Option(name: .customLong("fusion-order"), help: "paper or preserve (merged tokens keep their spatial order; a deviation).")
     var order: FusionOrder = .paper
-    @Option(name: .customLong("output-dir")) var outputDir: String = "runs/fusion-study"
+    @Option(name: .customLong("output-dir"), help: "Folder of the study: one run per strategy, the table and the chart.") var outputDir: String = "runs/fusion-study"
+    @Flag(help: "Let the study replace the runs already in --output-dir.") var overwrite = false
     @OptionGroup var threadOptions: ThreadOptions
 
     func validate() throws {
@@ -32,7 +33,7 @@ struct FusionStudyCommand: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
-        let study = try FusionStudy(base: try recipe.makeOptions(), tokens: tokens, preserveOrder: order == .preserve, outputDir: outputDir)
+        let study = try FusionStudy(base: try recipe.makeOptions(), tokens: tokens, preserveOrder: order == .preserve, outputDir: outputDir, overwrite: overwrite)
         let rows = try study.run(events: ProgressPrinter().handle)
         print(study.markdown(rows))
         print("wrote \(outputDir)/fusion-study.md and \(outputDir)/fusion-study.svg")

@@ -9,8 +9,10 @@ struct Train: ParsableCommand {
         abstract: "Train a Vim model (the DeiT/Vim recipe); checkpoints, metrics.jsonl and a learning-curve SVG go to --output-dir.")
 
     @OptionGroup var recipe: RecipeOptions
-    @Option(name: .customLong("output-dir")) var outputDir: String = "runs/digits"
-    @Option(help: "A checkpoint, or an output directory meaning its latest checkpoint, to continue from.") var resume: String?
+    @Option(name: .customLong("output-dir"), help: "Folder for checkpoints, metrics.jsonl and the plot (default: a new runs/<model>-<dataset>-<time>); one that holds a run is refused without --overwrite.")
+    var outputDir: String?
+    @Flag(help: "Let a new run replace the run already in --output-dir.") var overwrite = false
+    @Option(help: "A checkpoint, or a run folder meaning its latest checkpoint, to continue from; the run continues in that folder.") var resume: String?
     @Option(help: "Weights to fine-tune from (e.g. an official .pth): the head is replaced when the class count differs and pos_embed is interpolated to the new grid.")
     var finetune: String?
     @Option(name: .customLong("pos-embed-interp"), help: "pos_embed interpolation for --finetune: official (row 0 as class row, as main.py) or cls-aware.")
@@ -29,10 +31,13 @@ struct Train: ParsableCommand {
         let world = try World.current()
         let printer = ProgressPrinter()
         let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
+                                  epochs: resume == nil ? nil : recipe.epochs, overwrite: overwrite,
                                   interpolation: posEmbedInterp, world: world, events: printer.handle)
         let processes = world.size > 1 ? "\(world.size) processes × " : ""
+        let outputDir = trainer.outputDir
         if world.isLeader {
-            print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset.rawValue) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(processes)\(Parallel.threads) threads")
+            print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset.rawValue) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(processes)\(Parallel.threads) threads; writing to \(outputDir)")
+            fflush(stdout)
         }
         let history = try trainer.run()
         if world.isLeader {

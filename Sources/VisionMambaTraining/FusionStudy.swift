@@ -21,8 +21,10 @@ public struct FusionStudy {
     public let tokens: Int
     public let preserveOrder: Bool
     public let outputDir: String
+    public let overwrite: Bool
 
-    public init(base: TrainOptions, tokens: Int, preserveOrder: Bool = false, outputDir: String) throws {
+    /// `overwrite` lets the arms replace runs already in their folders (refused otherwise).
+    public init(base: TrainOptions, tokens: Int, preserveOrder: Bool = false, outputDir: String, overwrite: Bool = false) throws {
         try base.validate()
         guard (1...(1 << 30)).contains(tokens) else {
             throw TrainingError.invalidOption(name: "tokens", value: "\(tokens)", allowed: "1...\(1 << 30)")
@@ -31,6 +33,7 @@ public struct FusionStudy {
         self.tokens = tokens
         self.preserveOrder = preserveOrder
         self.outputDir = outputDir
+        self.overwrite = overwrite
         // Every arm's r (2r for interleave) must fit the model before the first arm trains.
         for (_, fusion) in arms() {
             var model = base.model
@@ -61,7 +64,7 @@ public struct FusionStudy {
             let dir = outputDir + "/" + strategy.rawValue
             try? FileManager.default.removeItem(atPath: dir)
             events(.note("== \(strategy.rawValue): fused blocks \(fusion?.blocks.map(String.init).joined(separator: ",") ?? "none"), r = \(fusion?.tokens ?? 0)"))
-            let history = try Trainer(options: options, outputDir: dir, events: events).run()
+            let history = try Trainer(options: options, outputDir: dir, overwrite: overwrite, events: events).run()
             rows.append(Row(strategy: strategy, fusion: fusion, schedule: options.model.tokenSchedule,
                             secondsPerEpoch: median(history.map(\.epochSeconds)),
                             peakTensorMiB: history.compactMap(\.peakTensorMiB).max() ?? 0,

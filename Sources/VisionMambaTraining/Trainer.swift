@@ -67,18 +67,41 @@ public final class Trainer {
     /// `finetune`: weights to start from (an official .pth or any weights file), loaded as the
     /// official main.py `--finetune` does: a head of another class count is replaced and pos_embed
     /// interpolated to the new grid (`interpolation`).
-    public init(options: TrainOptions, outputDir: String, resume: String? = nil, finetune: String? = nil,
+    ///
+    /// Runs are never lost. A resumed run continues in its checkpoint's folder and nowhere else,
+    /// with its own settings; `epochs` may extend its schedule. A new run goes to `outputDir`, or
+    /// when nil to a fresh folder named from model, dataset and time (`Trainer.newRunFolder`),
+    /// and a folder that already holds a run is refused unless `overwrite` is set.
+    public init(options: TrainOptions, outputDir: String? = nil, resume: String? = nil, finetune: String? = nil,
+                epochs: Int? = nil, overwrite: Bool = false,
                 interpolation: PositionEmbeddingInterpolation = .official, world: ProcessGroup = SingleProcess(),
                 events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
         var options = options
         var resumed: (file: TensorFile, state: TrainingState)? = nil
         let resumePath = resume.map(Checkpoint.resolve)
+        let folder: String
         if let resumePath {
             resumed = try Checkpoint.load(resumePath)
             options = resumed!.state.options        // a resumed run continues with its own settings
-        } else if let finetune {
-            options.finetune = finetune
+            let runFolder = (resumePath as NSString).deletingLastPathComponent
+            folder = runFolder.isEmpty ? "." : runFolder
+            if let outputDir, !samePath(outputDir, folder) {
+                throw TrainingError.resumeElsewhere(checkpoint: resumePath, outputDir: outputDir)
+            }
+            if let epochs, epochs != options.epochs {
+                let done = resumed!.state.epochsDone
+                guard epochs > done else { throw TrainingError.epochsAlreadyDone(requested: epochs, done: done, checkpoint: resumePath) }
+                if world.isLeader { events(.note("extending the schedule from \(options.epochs) to \(epochs) epochs")) }
+                options.epochs = epochs
+                resumed!.state.options.epochs = epochs
+            }
+        } else {
+            if let finetune { options.finetune = finetune }
+            if let epochs { options.epochs = epochs }
+            folder = outputDir ?? Trainer.newRunFolder(model: options.model.name, dataset: options.dataset.rawValue)
+            if !overwrite && Trainer.holdsRun(folder) { throw TrainingError.outputHoldsRun(path: folder) }
         }
+        let outputDir = folder
         if resumed != nil && options.worldSize != world.size {
             if world.isLeader { events(.note("resuming a run of \(options.worldSize) process(es) on \(world.size): the global batch is now \(options.batchSize * world.size)")) }
         }
@@ -265,6 +288,33 @@ public final class Trainer {
 
 /// Creates the output folder (and its parents) and writes and removes a probe file in it, so that
 /// a run that could not save its checkpoint fails before it trains, not after its first epoch.
+extension Trainer {
+    /// A folder for a new run that no other run uses: runs/<model>-<dataset>-<yyyyMMdd-HHmmss>,
+    /// with -2, -3, ... when two runs start in the same second.
+    public static func newRunFolder(model: String, dataset: String, now: Date = Date()) -> String {
+        let format = DateFormatter()
+        format.locale = Locale(identifier: "en_US_POSIX")
+        format.dateFormat = "yyyyMMdd-HHmmss"
+        let base = "runs/\(model)-\(dataset)-\(format.string(from: now))"
+        var name = base, n = 1
+        while FileManager.default.fileExists(atPath: name) { n += 1; name = "\(base)-\(n)" }
+        return name
+    }
+
+    /// Whether `folder` holds a run's checkpoint or metrics.
+    public static func holdsRun(_ folder: String) -> Bool {
+        [Checkpoint.fileName, "best-checkpoint.safetensors", "metrics.jsonl"].contains {
+            FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0))
+        }
+    }
+}
+
+/// Whether two paths name the same folder (after resolving `.`, `..` and links).
+func samePath(_ a: String, _ b: String) -> Bool {
+    URL(fileURLWithPath: a).standardizedFileURL.resolvingSymlinksInPath().path
+        == URL(fileURLWithPath: b).standardizedFileURL.resolvingSymlinksInPath().path
+}
+
 func prepareOutputFolder(_ path: String) throws {
     let fm = FileManager.default
     let probe = (path as NSString).appendingPathComponent(".write-probe-\(UUID().uuidString)")

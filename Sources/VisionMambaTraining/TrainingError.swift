@@ -29,6 +29,12 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidCheckpointState(path: String, field: String, value: String, allowed: String)
     /// The output folder cannot be created, or a file cannot be written into it.
     case outputNotWritable(path: String)
+    /// A new run asked to write where another run's checkpoint or metrics are.
+    case outputHoldsRun(path: String)
+    /// A resumed run asked to write somewhere other than its checkpoint's folder.
+    case resumeElsewhere(checkpoint: String, outputDir: String)
+    /// A resumed run asked for a total of epochs it has already trained.
+    case epochsAlreadyDone(requested: Int, done: Int, checkpoint: String)
 
     public var description: String {
         switch self {
@@ -58,6 +64,12 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(abbreviated(path)): stored training state \(field) is \(abbreviated(value)); allowed: \(allowed)"
         case let .outputNotWritable(path):
             return "\(abbreviated(path)): cannot create the output folder or write a file in it"
+        case let .outputHoldsRun(path):
+            return "\(abbreviated(path)) already holds a run (checkpoint or metrics); continue it with resume, choose another output folder, or overwrite it explicitly"
+        case let .resumeElsewhere(checkpoint, outputDir):
+            return "a resumed run continues in its own folder: \(abbreviated(checkpoint)) is not in \(abbreviated(outputDir))"
+        case let .epochsAlreadyDone(requested, done, checkpoint):
+            return "\(abbreviated(checkpoint)) has already trained \(done) epochs; a schedule of \(requested) epochs would not run any more"
         }
     }
 }

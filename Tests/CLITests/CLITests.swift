@@ -265,6 +265,30 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(a, b)
     }
 
+    /// A second `train` into a folder that holds a run is refused and leaves the run as it was;
+    /// `--resume DIR` continues in DIR (not in another --output-dir), and a larger --epochs
+    /// extends its schedule.
+    func testRunsAreNeverOverwritten() throws {
+        let config = tmp.appendingPathComponent("small.json").path
+        try #"{"name": "small", "img_size": 8, "patch_size": 2, "stride": 2, "embed_dim": 16, "depth": 1, "num_classes": 10}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let runDir = tmp.appendingPathComponent("run").path, other = tmp.appendingPathComponent("other").path
+        let common = ["train", "--model", config, "--batch-size", "32", "--warmup-epochs", "0", "--threads", "2"]
+        XCTAssertEqual(try run(common + ["--epochs", "1", "--output-dir", runDir]).code, 0)
+        let metrics = try String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8)
+        let again = try run(common + ["--epochs", "1", "--output-dir", runDir])
+        XCTAssertEqual(again.code, 1)
+        XCTAssertTrue(again.err.contains("already holds a run"), again.err)
+        XCTAssertEqual(try String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8), metrics)
+        let elsewhere = try run(["train", "--resume", runDir, "--output-dir", other, "--threads", "2"])
+        XCTAssertEqual(elsewhere.code, 1)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: other))
+        let extended = try run(["train", "--resume", runDir, "--epochs", "2", "--threads", "2"])
+        XCTAssertEqual(extended.code, 0, extended.err)
+        XCTAssertTrue(extended.out.contains("extending the schedule from 1 to 2 epochs"), extended.out)
+        XCTAssertEqual(try String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").count, 2)
+    }
+
     func testModelsListsTheZooWithParameterCounts() throws {
         let r = try run(["models"])
         XCTAssertEqual(r.code, 0)

@@ -153,8 +153,7 @@ final class BadInputTests: XCTestCase {
             { state in var o = state["options"] as! [String: Any]; o[key] = value; state["options"] = o }
         }
         func resume(_ path: String) throws -> Trainer {
-            try Trainer(options: TrainerTests.smallOptions(epochs: 2), outputDir: tmp.appendingPathComponent("resumed").path,
-                        resume: path, events: { _ in })
+            try Trainer(options: TrainerTests.smallOptions(epochs: 2), resume: path, events: { _ in })
         }
         func refused(_ change: @escaping (inout [String: Any]) -> Void, _ field: String, _ value: String, _ allowed: String,
                      line: UInt = #line) throws {
