@@ -38,30 +38,13 @@ final class DeterminismTests: XCTestCase {
             for reverse in [false, true] {
                 for simd in [true, false] {
                     assertSameBitsForAnyThreadCount("scan backward E=\(E) reverse=\(reverse) simd=\(simd)") {
-                        var uG = [Float](repeating: 0.5, count: u.count), dG = [Float](repeating: 0, count: u.count)
-                        var bG = [Float](repeating: 0, count: E), aG = [Float](repeating: 0, count: E * N)
-                        var DG = [Float](repeating: 0, count: E), xG = [Float](repeating: 0.125, count: xdbl.count)
-                        var zG = [Float](repeating: 0.25, count: z.count)
-                        xG.withUnsafeMutableBufferPointer { xg in zG.withUnsafeMutableBufferPointer { zg in
-                            xdbl.withUnsafeBufferPointer { x in z.withUnsafeBufferPointer { zp in
-                                let (Bp, Cp, zz) = (x.baseAddress! + 3, x.baseAddress! + 3 + N, zp.baseAddress! + E)
-                                if simd {
-                                    selectiveScanBackward(
-                                        uGrad: &uG, deltaGrad: &dG, deltaBiasGrad: &bG, AGrad: &aG, BGrad: xg.baseAddress! + 3,
-                                        CGrad: xg.baseAddress! + 3 + N, DGrad: &DG, zGrad: zg.baseAddress! + E, outGrad: seed,
-                                        scale: 0.5, u: u, delta: delta, deltaBias: bias, A: A, B: Bp, C: Cp, ldBC: P, D: D,
-                                        z: zz, ldz: 2 * E, batch: batch, length: L, channels: E, states: N, reverse: reverse)
-                                } else {
-                                    selectiveScanBackwardReference(
-                                        uGrad: &uG, deltaGrad: &dG, deltaBiasGrad: &bG, AGrad: &aG, BGrad: xg.baseAddress! + 3,
-                                        CGrad: xg.baseAddress! + 3 + N, DGrad: &DG, zGrad: zg.baseAddress! + E, outGrad: seed,
-                                        scale: 0.5, u: u, delta: delta, deltaBias: bias, A: A, B: Bp, C: Cp, ldBC: P, D: D,
-                                        z: zz, ldz: 2 * E, batch: batch, length: L, channels: 0..<E, width: E, states: N,
-                                        reverse: reverse)
-                                }
-                            } }
-                        } }
-                        return uG + dG + bG + aG + DG + xG + zG
+                        let scan = ScanCase(u: u, delta: delta, bias: bias, A: A, D: D, xdbl: xdbl, z: z,
+                                            batch: batch, length: L, channels: E, states: N, P: P, bOffset: 3)
+                        var start = scan.gradients(startingAt: 0)
+                        start.u = [Float](repeating: 0.5, count: u.count)
+                        start.xdbl = [Float](repeating: 0.125, count: xdbl.count)
+                        start.z = [Float](repeating: 0.25, count: z.count)
+                        return scan.backward(seed: seed, scale: 0.5, reverse: reverse, start: start, reference: !simd).all
                     }
                 }
             }

@@ -37,29 +37,17 @@ final class GradientCheckTests: XCTestCase {
         var A = random(E * N).map { -abs($0) - 0.2 }, D = random(E), xdbl = random(batch * L * P), z = random(batch * L * 2 * E)
         let seed = random(batch * L * E)
         for reverse in [false, true] {
+            func scan(_ u: [Float], _ delta: [Float], _ bias: [Float], _ A: [Float], _ xdbl: [Float], _ D: [Float], _ z: [Float]) -> ScanCase {
+                ScanCase(u: u, delta: delta, bias: bias, A: A, D: D, xdbl: xdbl, z: z, batch: batch, length: L, channels: E, states: N, P: P, bOffset: 1)
+            }
             func forward(_ u: [Float], _ delta: [Float], _ bias: [Float], _ A: [Float], _ xdbl: [Float], _ D: [Float], _ z: [Float]) -> Double {
-                var out = [Float](repeating: 0, count: batch * L * E)
-                xdbl.withUnsafeBufferPointer { x in z.withUnsafeBufferPointer { zp in
-                    selectiveScanReference(out: &out, scale: 0.5, accumulate: false, u: u, delta: delta, deltaBias: bias, A: A,
-                                           B: x.baseAddress! + 1, C: x.baseAddress! + 1 + N, ldBC: P, D: D,
-                                           z: zp.baseAddress! + E, ldz: 2 * E, batch: batch, length: L, channels: 0..<E,
-                                           width: E, states: N, reverse: reverse)
-                } }
+                let out = scan(u, delta, bias, A, xdbl, D, z).forward(out: [Float](repeating: 0, count: batch * L * E), scale: 0.5,
+                                                                   accumulate: false, reverse: reverse, reference: true)
                 return weightedSum(out, seed)
             }
-            var uG = [Float](repeating: 0, count: u.count), dG = [Float](repeating: 0, count: delta.count)
-            var bG = [Float](repeating: 0, count: E), aG = [Float](repeating: 0, count: E * N)
-            var xG = [Float](repeating: 0, count: xdbl.count), DG = [Float](repeating: 0, count: E), zG = [Float](repeating: 0, count: z.count)
-            xG.withUnsafeMutableBufferPointer { xg in zG.withUnsafeMutableBufferPointer { zg in
-                xdbl.withUnsafeBufferPointer { x in z.withUnsafeBufferPointer { zp in
-                    selectiveScanBackward(uGrad: &uG, deltaGrad: &dG, deltaBiasGrad: &bG, AGrad: &aG,
-                                          BGrad: xg.baseAddress! + 1, CGrad: xg.baseAddress! + 1 + N, DGrad: &DG,
-                                          zGrad: zg.baseAddress! + E, outGrad: seed, scale: 0.5, u: u, delta: delta,
-                                          deltaBias: bias, A: A, B: x.baseAddress! + 1, C: x.baseAddress! + 1 + N, ldBC: P,
-                                          D: D, z: zp.baseAddress! + E, ldz: 2 * E, batch: batch, length: L, channels: E,
-                                          states: N, reverse: reverse)
-                } }
-            } }
+            let start = scan(u, delta, bias, A, xdbl, D, z)
+            let g = start.backward(seed: seed, scale: 0.5, reverse: reverse, start: start.gradients(startingAt: 0))
+            let (uG, dG, bG, aG, DG, xG, zG) = (g.u, g.delta, g.bias, g.A, g.D, g.xdbl, g.z)
             let tag = reverse ? "reverse" : "forward"
             assertClose(uG, numericGradient(&u) { forward($0, delta, bias, A, xdbl, D, z) }, "u \(tag)")
             assertClose(dG, numericGradient(&delta) { forward(u, $0, bias, A, xdbl, D, z) }, "delta \(tag)")
@@ -175,27 +163,13 @@ final class ScanBackwardKernelTests: XCTestCase {
         for reverse in [false, true] {
             var results: [[Float]] = []
             for simd in [true, false] {
-                var uG = [Float](repeating: 0.5, count: u.count), dG = [Float](repeating: 0, count: u.count)
-                var bG = [Float](repeating: 0, count: E), aG = [Float](repeating: 0, count: E * N), DG = [Float](repeating: 0, count: E)
-                var xG = [Float](repeating: 0, count: xdbl.count), zG = [Float](repeating: 0.25, count: z.count)
-                xG.withUnsafeMutableBufferPointer { xg in zG.withUnsafeMutableBufferPointer { zg in
-                    xdbl.withUnsafeBufferPointer { x in z.withUnsafeBufferPointer { zp in
-                        let (Bp, Cp, zz) = (x.baseAddress! + 3, x.baseAddress! + 3 + N, zp.baseAddress! + E)
-                        if simd {
-                            selectiveScanBackward(uGrad: &uG, deltaGrad: &dG, deltaBiasGrad: &bG, AGrad: &aG, BGrad: xg.baseAddress! + 3,
-                                                  CGrad: xg.baseAddress! + 3 + N, DGrad: &DG, zGrad: zg.baseAddress! + E, outGrad: seed,
-                                                  scale: 0.5, u: u, delta: delta, deltaBias: bias, A: A, B: Bp, C: Cp, ldBC: P, D: D,
-                                                  z: zz, ldz: 2 * E, batch: batch, length: L, channels: E, states: N, reverse: reverse)
-                        } else {
-                            selectiveScanBackwardReference(uGrad: &uG, deltaGrad: &dG, deltaBiasGrad: &bG, AGrad: &aG,
-                                                           BGrad: xg.baseAddress! + 3, CGrad: xg.baseAddress! + 3 + N, DGrad: &DG,
-                                                           zGrad: zg.baseAddress! + E, outGrad: seed, scale: 0.5, u: u, delta: delta,
-                                                           deltaBias: bias, A: A, B: Bp, C: Cp, ldBC: P, D: D, z: zz, ldz: 2 * E,
-                                                           batch: batch, length: L, channels: 0..<E, width: E, states: N, reverse: reverse)
-                        }
-                    } }
-                } }
-                results.append(uG + dG + bG + aG + DG + xG + zG)
+                let scan = ScanCase(u: u, delta: delta, bias: bias, A: A, D: D, xdbl: xdbl, z: z,
+                                    batch: batch, length: L, channels: E, states: N, P: P, bOffset: 3)
+                var start = scan.gradients(startingAt: 0)
+                start.u = [Float](repeating: 0.5, count: u.count)
+                start.z = [Float](repeating: 0.25, count: z.count)
+                let g = scan.backward(seed: seed, scale: 0.5, reverse: reverse, start: start, reference: !simd)
+                results.append(g.all)
             }
             let err = relativeL2(results[0], results[1])
             XCTAssertLessThan(err, 1e-5, "reverse=\(reverse): rel L2 \(err)")

@@ -17,11 +17,9 @@ final class KernelTests: XCTestCase {
         let A = random(E * N).map { -abs($0) - 0.1 }, D = random(E)
         let xdbl = random(batch * L * P), z = random(batch * L * 2 * E)
         for reverse in [false, true] {
-            var out = [Float](repeating: 0.25, count: batch * L * E)
-            selectiveScanForward(out: &out, scale: 0.5, accumulate: true, u: u, delta: delta, deltaBias: bias,
-                                 A: A, B: Array(xdbl.dropFirst(3)), C: Array(xdbl.dropFirst(3 + N)), ldBC: P,
-                                 D: D, z: Array(z.dropFirst(E)), ldz: 2 * E,
-                                 batch: batch, length: L, channels: E, states: N, reverse: reverse)
+            let scan = ScanCase(u: u, delta: delta, bias: bias, A: A, D: D, xdbl: xdbl, z: z,
+                                batch: batch, length: L, channels: E, states: N, P: P, bOffset: 3)
+            let out = scan.forward(out: [Float](repeating: 0.25, count: batch * L * E), scale: 0.5, accumulate: true, reverse: reverse)
             var expected = [Double](repeating: 0.25, count: batch * L * E)
             for b in 0..<batch {
                 for e in 0..<E {

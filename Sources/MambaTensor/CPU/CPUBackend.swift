@@ -274,23 +274,23 @@ public final class CPUBackend: Backend {
 
     public func selectiveScan(_ op: SelectiveScan) {
         precondition(op.B.rowStride == op.C.rowStride, "B and C must share a layout")
-        selectiveScanForward(out: op.out.data, scale: op.scale, accumulate: op.accumulate, u: op.u.data, delta: op.delta.data,
-                             deltaBias: op.deltaBias.data, A: op.A.data, B: op.B.data, C: op.C.data, ldBC: op.B.rowStride,
-                             D: op.D.data, z: op.z.data, ldz: op.z.rowStride, batch: op.batch, length: op.length,
-                             channels: op.u.columnCount, states: op.A.columnCount, reverse: op.reverse)
+        selectiveScanForward(pointers(op), out: op.out.data, accumulate: op.accumulate)
     }
 
     public func selectiveScanBackward(_ op: SelectiveScan, _ g: SelectiveScanGradients) {
-        precondition(op.B.rowStride == op.C.rowStride && g.BGrad.rowStride == op.B.rowStride
-                     && g.CGrad.rowStride == op.B.rowStride && g.zGrad.rowStride == op.z.rowStride,
-                     "gradients must share their operands' layouts")
-        MambaTensor.selectiveScanBackward(uGrad: g.uGrad.data, deltaGrad: g.deltaGrad.data, deltaBiasGrad: g.deltaBiasGrad.data,
-                              AGrad: g.AGrad.data, BGrad: g.BGrad.data, CGrad: g.CGrad.data, DGrad: g.DGrad.data,
-                              zGrad: g.zGrad.data, outGrad: g.outGrad.data, scale: op.scale,
-                              u: op.u.data, delta: op.delta.data, deltaBias: op.deltaBias.data, A: op.A.data,
-                              B: op.B.data, C: op.C.data, ldBC: op.B.rowStride, D: op.D.data, z: op.z.data, ldz: op.z.rowStride,
-                              batch: op.batch, length: op.length, channels: op.u.columnCount, states: op.A.columnCount,
-                              reverse: op.reverse)
+        precondition(g.BGrad.rowStride == op.B.rowStride && g.CGrad.rowStride == op.B.rowStride
+                     && g.zGrad.rowStride == op.z.rowStride, "gradients must share their operands' layouts")
+        MambaTensor.selectiveScanBackward(pointers(op), ScanGradientPointers(
+            outGrad: g.outGrad.data, uGrad: g.uGrad.data, deltaGrad: g.deltaGrad.data, deltaBiasGrad: g.deltaBiasGrad.data,
+            AGrad: g.AGrad.data, BGrad: g.BGrad.data, CGrad: g.CGrad.data, DGrad: g.DGrad.data, zGrad: g.zGrad.data))
+    }
+
+    private func pointers(_ op: SelectiveScan) -> ScanPointers {
+        precondition(op.B.rowStride == op.C.rowStride, "B and C must share a layout")
+        return ScanPointers(u: op.u.data, delta: op.delta.data, deltaBias: op.deltaBias.data, A: op.A.data, B: op.B.data, C: op.C.data,
+                            ldBC: op.B.rowStride, D: op.D.data, z: op.z.data, ldz: op.z.rowStride, batch: op.batch,
+                            length: op.length, channels: op.u.columnCount, states: op.A.columnCount, reverse: op.reverse,
+                            scale: op.scale)
     }
 
     public func patchColumns(_ images: Tensor, patch: Int, stride: Int, into cols: Tensor) {

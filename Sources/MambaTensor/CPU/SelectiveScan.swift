@@ -13,16 +13,31 @@ import Foundation
 // broadcast. The exp is the cost: L · E · N of them per direction. Channels past the last
 // multiple of 16 take the scalar reference path.
 
-/// out [batch, L, E] = scale · y (+ out when `accumulate`). u, delta [batch, L, E] contiguous;
-/// A [E, N] (already −exp(A_log)); B and C rows of stride `ldBC` (columns of x_proj's output);
-/// z rows of stride `ldz`; D, deltaBias [E].
-public func selectiveScanForward(
-    out: UnsafeMutablePointer<Float>, scale: Float = 1, accumulate: Bool = false,
-    u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>,
-    A: UnsafePointer<Float>, B: UnsafePointer<Float>, C: UnsafePointer<Float>, ldBC: Int,
-    D: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int,
-    batch: Int, length: Int, channels: Int, states: Int, reverse: Bool
-) {
+/// One direction's operands as the CPU scan kernels read them: u, delta [batch, L, E]
+/// contiguous; A [E, N] (already −exp(A_log)); B and C rows `ldBC` apart (columns of x_proj's
+/// output); z rows `ldz` apart; D, deltaBias [E]. The output is scaled by `scale`.
+public struct ScanPointers {
+    public var u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>
+    public var A: UnsafePointer<Float>, B: UnsafePointer<Float>, C: UnsafePointer<Float>, ldBC: Int
+    public var D: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int
+    public var batch: Int, length: Int, channels: Int, states: Int, reverse: Bool
+    public var scale: Float
+
+    public init(u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>,
+                A: UnsafePointer<Float>, B: UnsafePointer<Float>, C: UnsafePointer<Float>, ldBC: Int,
+                D: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int,
+                batch: Int, length: Int, channels: Int, states: Int, reverse: Bool, scale: Float = 1) {
+        (self.u, self.delta, self.deltaBias, self.A, self.B, self.C, self.ldBC) = (u, delta, deltaBias, A, B, C, ldBC)
+        (self.D, self.z, self.ldz) = (D, z, ldz)
+        (self.batch, self.length, self.channels, self.states, self.reverse, self.scale) = (batch, length, channels, states, reverse, scale)
+    }
+}
+
+/// out [batch, L, E] = scale · y (+ out when `accumulate`).
+public func selectiveScanForward(_ s: ScanPointers, out: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+    let (u, delta, deltaBias, A, B, C, ldBC, D, z, ldz) = (s.u, s.delta, s.deltaBias, s.A, s.B, s.C, s.ldBC, s.D, s.z, s.ldz)
+    let (batch, channels, states, reverse, scale) = (s.batch, s.channels, s.states, s.reverse, s.scale)
+    let length = s.length
     let E = channels, N = states, L = length
     // A task is one sequence × 16 channels: two SIMD8 halves, one 64-byte cache line of every
     // token row, so rows fetched for a task are used whole (8-channel tasks left half of each
@@ -76,21 +91,15 @@ public func selectiveScanForward(
         }
     }
     if blocks * 16 < E {
-        selectiveScanReference(out: out, scale: scale, accumulate: accumulate, u: u, delta: delta,
-                               deltaBias: deltaBias, A: A, B: B, C: C, ldBC: ldBC, D: D, z: z, ldz: ldz,
-                               batch: batch, length: L, channels: blocks * 16..<E, width: E, states: N, reverse: reverse)
+        selectiveScanReference(s, out: out, accumulate: accumulate, channels: blocks * 16..<E)
     }
 }
 
 /// The same recurrence, one channel at a time in double precision, for `channels` of a row of
 /// `width` channels: the tail that does not fill a SIMD8, and the tests' reference.
-public func selectiveScanReference(
-    out: UnsafeMutablePointer<Float>, scale: Float, accumulate: Bool,
-    u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>,
-    A: UnsafePointer<Float>, B: UnsafePointer<Float>, C: UnsafePointer<Float>, ldBC: Int,
-    D: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int,
-    batch: Int, length L: Int, channels: Range<Int>, width E: Int, states N: Int, reverse: Bool
-) {
+public func selectiveScanReference(_ s: ScanPointers, out: UnsafeMutablePointer<Float>, accumulate: Bool, channels: Range<Int>) {
+    let (u, delta, deltaBias, A, B, C, ldBC, D, z, ldz) = (s.u, s.delta, s.deltaBias, s.A, s.B, s.C, s.ldBC, s.D, s.z, s.ldz)
+    let (batch, L, E, N, reverse, scale) = (s.batch, s.length, s.channels, s.states, s.reverse, s.scale)
     var h = [Double](repeating: 0, count: N)
     for b in 0..<batch {
         for e in channels {

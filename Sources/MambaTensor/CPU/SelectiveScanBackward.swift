@@ -12,19 +12,31 @@ import Foundation
 //   deltaBiasGrad += deltaGrad_t
 // B and C are shared by all channels, so their gradients are sums over channels.
 
-/// The same gradients one channel at a time in double precision, for `channels` of rows `width`
-/// wide: the tail that does not fill 16 lanes, and the tests' reference.
-public func selectiveScanBackwardReference(
-    uGrad: UnsafeMutablePointer<Float>, deltaGrad: UnsafeMutablePointer<Float>,
-    deltaBiasGrad: UnsafeMutablePointer<Float>, AGrad: UnsafeMutablePointer<Float>,
-    BGrad: UnsafeMutablePointer<Float>, CGrad: UnsafeMutablePointer<Float>,
-    DGrad: UnsafeMutablePointer<Float>, zGrad: UnsafeMutablePointer<Float>,
-    outGrad: UnsafePointer<Float>, scale: Float,
-    u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>,
-    A: UnsafePointer<Float>, B: UnsafePointer<Float>, C: UnsafePointer<Float>, ldBC: Int,
-    D: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int,
-    batch: Int, length: Int, channels: Range<Int>, width: Int, states: Int, reverse: Bool
-) {
+/// Where a scan backward writes: deltaGrad is written; uGrad, BGrad, CGrad, zGrad (in their
+/// operands' layouts), AGrad [E, N], DGrad and deltaBiasGrad [E] are accumulated.
+public struct ScanGradientPointers {
+    public var outGrad: UnsafePointer<Float>
+    public var uGrad: UnsafeMutablePointer<Float>, deltaGrad: UnsafeMutablePointer<Float>
+    public var deltaBiasGrad: UnsafeMutablePointer<Float>, AGrad: UnsafeMutablePointer<Float>
+    public var BGrad: UnsafeMutablePointer<Float>, CGrad: UnsafeMutablePointer<Float>
+    public var DGrad: UnsafeMutablePointer<Float>, zGrad: UnsafeMutablePointer<Float>
+
+    public init(outGrad: UnsafePointer<Float>, uGrad: UnsafeMutablePointer<Float>, deltaGrad: UnsafeMutablePointer<Float>,
+                deltaBiasGrad: UnsafeMutablePointer<Float>, AGrad: UnsafeMutablePointer<Float>,
+                BGrad: UnsafeMutablePointer<Float>, CGrad: UnsafeMutablePointer<Float>,
+                DGrad: UnsafeMutablePointer<Float>, zGrad: UnsafeMutablePointer<Float>) {
+        (self.outGrad, self.uGrad, self.deltaGrad, self.deltaBiasGrad, self.AGrad) = (outGrad, uGrad, deltaGrad, deltaBiasGrad, AGrad)
+        (self.BGrad, self.CGrad, self.DGrad, self.zGrad) = (BGrad, CGrad, DGrad, zGrad)
+    }
+}
+
+/// The same gradients one channel at a time in double precision, for `channels` of the
+/// operands' channels: the tail that does not fill 16 lanes, and the tests' reference.
+public func selectiveScanBackwardReference(_ s: ScanPointers, _ g: ScanGradientPointers, channels: Range<Int>) {
+    let (u, delta, deltaBias, A, B, C, ldBC, D, z, ldz) = (s.u, s.delta, s.deltaBias, s.A, s.B, s.C, s.ldBC, s.D, s.z, s.ldz)
+    let (uGrad, deltaGrad, deltaBiasGrad, AGrad, BGrad, CGrad, DGrad, zGrad, outGrad)
+        = (g.uGrad, g.deltaGrad, g.deltaBiasGrad, g.AGrad, g.BGrad, g.CGrad, g.DGrad, g.zGrad, g.outGrad)
+    let (batch, width, states, reverse, scale, length) = (s.batch, s.channels, s.states, s.reverse, s.scale, s.length)
     let E = width, N = states, L = length
     // Tasks of a fixed 4 channels (never a share of the thread count), each with its own B/C
     // gradient partials, added in task order after the parallel loop: the same bits for any
@@ -110,17 +122,11 @@ public func selectiveScanBackwardReference(
 /// A block of 16 channels (two SIMD8 halves) is worked on by one thread for the whole batch, so
 /// the per-channel gradients (A, D, Δ bias) need no locks; its states h_t for one sequence live in
 /// a [L][N][2] buffer.
-public func selectiveScanBackward(
-    uGrad: UnsafeMutablePointer<Float>, deltaGrad: UnsafeMutablePointer<Float>,
-    deltaBiasGrad: UnsafeMutablePointer<Float>, AGrad: UnsafeMutablePointer<Float>,
-    BGrad: UnsafeMutablePointer<Float>, CGrad: UnsafeMutablePointer<Float>,
-    DGrad: UnsafeMutablePointer<Float>, zGrad: UnsafeMutablePointer<Float>,
-    outGrad: UnsafePointer<Float>, scale: Float,
-    u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>,
-    A: UnsafePointer<Float>, B: UnsafePointer<Float>, C: UnsafePointer<Float>, ldBC: Int,
-    D: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int,
-    batch: Int, length: Int, channels: Int, states: Int, reverse: Bool
-) {
+public func selectiveScanBackward(_ s: ScanPointers, _ g: ScanGradientPointers) {
+    let (u, delta, deltaBias, A, B, C, ldBC, D, z, ldz) = (s.u, s.delta, s.deltaBias, s.A, s.B, s.C, s.ldBC, s.D, s.z, s.ldz)
+    let (uGrad, deltaGrad, deltaBiasGrad, AGrad, BGrad, CGrad, DGrad, zGrad, outGrad)
+        = (g.uGrad, g.deltaGrad, g.deltaBiasGrad, g.AGrad, g.BGrad, g.CGrad, g.DGrad, g.zGrad, g.outGrad)
+    let (batch, channels, states, reverse, scale, length) = (s.batch, s.channels, s.states, s.reverse, s.scale, s.length)
     let E = channels, N = states, L = length, rows = batch * L
     let blocks = E / 16
     let AT = UnsafeMutablePointer<Float>.allocate(capacity: N * E)   // [N, E]
@@ -258,10 +264,6 @@ public func selectiveScanBackward(
         }
     }
     if blocks * 16 < E {
-        selectiveScanBackwardReference(
-            uGrad: uGrad, deltaGrad: deltaGrad, deltaBiasGrad: deltaBiasGrad, AGrad: AGrad, BGrad: BGrad, CGrad: CGrad,
-            DGrad: DGrad, zGrad: zGrad, outGrad: outGrad, scale: scale, u: u, delta: delta, deltaBias: deltaBias,
-            A: A, B: B, C: C, ldBC: ldBC, D: D, z: z, ldz: ldz, batch: batch, length: L,
-            channels: (blocks * 16)..<E, width: E, states: N, reverse: reverse)
+        selectiveScanBackwardReference(s, g, channels: blocks * 16..<E)
     }
 }
