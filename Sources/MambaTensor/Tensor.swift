@@ -257,6 +257,28 @@ public final class GradientSlot: @unchecked Sendable {
         }
     }
 
+    /// Adds `g` to the gradient. The first gradient of a tensor that is not a view takes `g`
+    /// itself, which the caller must not use again (a gradient handed on, as by `add`).
+    package func accumulate(taking g: Tensor) {
+        if base == nil, own == nil, g.shape == shape, g.isContiguous { own = g; return }
+        let target = buffer()
+        target.backend.combine(.add, target, g, into: target, accumulate: false)
+    }
+
+    /// Adds `g` to the gradient; the first gradient of a tensor that is not a view is a copy.
+    package func accumulate(copying g: Tensor) {
+        if base == nil, own == nil, g.shape == shape { own = g.copy(); return }
+        let target = buffer()
+        target.backend.combine(.add, target, g, into: target, accumulate: false)
+    }
+
+    /// Gives up this tensor's own gradient (its consumer has used it and hands it on).
+    package func release() -> Tensor? {
+        guard base == nil else { return nil }
+        defer { own = nil }
+        return own
+    }
+
     /// The gradient buffer, created as zeros on first use.
     public func buffer() -> Tensor {
         if let base, let view { return view(base.buffer()) }

@@ -319,7 +319,7 @@ extension Tensor {
 /// here. Two costs of going to malloc each time are avoided: large blocks served as fresh mmap'd
 /// pages fault in again on every use (a third of the conv kernel's time at batch 8), and large
 /// blocks kept in the heap instead fragment it around the small long-lived ones, which had peak
-/// RSS at twice the live tensors in training. Blocks of 64 KiB and more are cached by exact size;
+/// RSS at twice the live tensors in training. Blocks of 64 KiB and more are cached by size class;
 /// the cache holds at most as many bytes as were ever live at once, and gives the oldest back to
 /// the system beyond that.
 final class StoragePool: @unchecked Sendable {
@@ -331,34 +331,45 @@ final class StoragePool: @unchecked Sendable {
 
     init() {
         #if canImport(Glibc)
-        // Large blocks from their own mappings (a fixed threshold also stops glibc from raising
-        // it after frees and moving large blocks back into the heap).
-        _ = glibcMallopt(-3, Int32(Self.smallest))  // M_MMAP_THRESHOLD
+        // Everything else stays in the heap too: kernels' scratch buffers (the scan backward's
+        // group sums, hundreds of KiB per call) served as fresh mmap'd pages faulted in again
+        // on every call.
+        _ = glibcMallopt(-3, 1 << 30)  // M_MMAP_THRESHOLD
+        _ = glibcMallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
         #endif
     }
 
-    /// A block of at least `bytes`: a cached one of the same size, or else the smallest cached
-    /// one less than twice as large (DyVM's stages shrink the sequences, so a later stage's
-    /// buffers fit in an earlier one's), or a new one.
+    /// A block of at least `bytes`. Large blocks come in size classes an eighth of a power of two
+    /// apart (at most 12.5% larger than asked), so that a cached block serves every request of its
+    /// class: a training step asks for the same sizes each time, DyVM's shrinking stages for
+    /// nearby ones.
     func take(bytes: Int) -> (address: UnsafeMutableRawPointer, bytes: Int) {
-        if bytes >= Self.smallest {
-            lock.lock()
-            defer { lock.unlock() }
-            let size = free[bytes]?.isEmpty == false ? bytes
-                : free.keys.filter { $0 > bytes && $0 < 2 * bytes && free[$0]?.isEmpty == false }.min()
-            if let size, let address = free[size]?.popLast() {
-                cached -= size
-                order.removeAll { $0.address == address }
-                live += size
-                peakLive = max(peakLive, live)
-                return (address, size)
-            }
-            live += bytes
-            peakLive = max(peakLive, live)
+        guard bytes >= Self.smallest else { return (allocate(bytes), bytes) }
+        let size = Self.sizeClass(bytes)
+        lock.lock()
+        live += size
+        peakLive = max(peakLive, live)
+        if let address = free[size]?.popLast() {
+            cached -= size
+            order.removeAll { $0.address == address }
+            lock.unlock()
+            return (address, size)
         }
+        lock.unlock()
+        return (allocate(size), size)
+    }
+
+    /// The smallest 2^k · (1 + j/8) of at least `bytes`.
+    static func sizeClass(_ bytes: Int) -> Int {
+        let power = 1 << (Int.bitWidth - 1 - (bytes - 1).leadingZeroBitCount)   // the largest 2^k below bytes (k ≥ 16 here)
+        let step = power / 8
+        return power + (bytes - power + step - 1) / step * step
+    }
+
+    private func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         raw.bindMemory(to: Float.self, capacity: bytes / 4)
-        return (raw, bytes)
+        return raw
     }
 
     func give(_ address: UnsafeMutableRawPointer, bytes: Int) {

@@ -16,13 +16,15 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, tape: Tape?) thro
     let xSaved = SavedTensor(x), xSlot = x.slot, ySlot = y.slot
     tape.record {
         guard let yGrad = ySlot.grad else { return }
-        let x = xSaved.values
+        let x = Profiler.measure("recompute") { xSaved.values }
         // x·Wᵀ backward: xGrad += yGrad·W, weightGrad += yGradᵀ·x, biasGrad += Σ_rows yGrad.
-        if xSlot.requiresGrad {
-            be.matrixProduct(MatrixProduct(a: yGrad, b: weight, c: xSlot.buffer(), beta: 1))
-        }
-        if weight.requiresGrad {
-            be.matrixProduct(MatrixProduct(a: yGrad, b: x, c: weight.gradBuffer(), transposeA: true, beta: 1))
+        Profiler.measure("linear_backward") {
+            if xSlot.requiresGrad {
+                be.matrixProduct(MatrixProduct(a: yGrad, b: weight, c: xSlot.buffer(), beta: 1))
+            }
+            if weight.requiresGrad {
+                be.matrixProduct(MatrixProduct(a: yGrad, b: x, c: weight.gradBuffer(), transposeA: true, beta: 1))
+            }
         }
         if let bias, bias.requiresGrad { be.sumRows(yGrad, into: bias.gradBuffer()) }
     }

@@ -36,9 +36,11 @@ public func causalConv1dSiLU(_ x: Tensor, weight: Tensor, bias: Tensor, reverse:
         guard let mask else {
             // The gradient goes straight into x's (a view of in_proj's output gradient).
             let xGrad = xSlot.requiresGrad ? xSlot.buffer() : Tensor(zeroed: x.shape, device: x.device)
-            be.causalConv1dSiLUBackward(CausalConv1dSiLU(x: x, weight: weight, bias: bias, out: outGrad, batch: B, length: L, reverse: reverse),
-                                        CausalConv1dSiLUGradients(outGrad: outGrad, xGrad: xGrad, weightGrad: weight.gradBuffer(),
-                                                                  biasGrad: bias.gradBuffer()))
+            Profiler.measure("conv_backward") {
+                be.causalConv1dSiLUBackward(CausalConv1dSiLU(x: x, weight: weight, bias: bias, out: outGrad, batch: B, length: L, reverse: reverse),
+                                            CausalConv1dSiLUGradients(outGrad: outGrad, xGrad: xGrad, weightGrad: weight.gradBuffer(),
+                                                                      biasGrad: bias.gradBuffer()))
+            }
             return
         }
         // out = raw ⊙ m, raw = SiLU(conv(x ⊙ m)): d m gets Σ d out · raw and Σ d(x ⊙ m) · x.
@@ -102,9 +104,9 @@ public func selectiveScan(u: Tensor, delta: Tensor, deltaBias: Tensor, A: Tensor
         let uGrad = uDirect ? uSlot.buffer() : Tensor(zeroed: shape, device: device)
         let deltaDirect = deltaDense && deltaSlot.grad == nil
         let deltaGrad = deltaDirect ? deltaSlot.buffer() : Tensor(uninitializedShape: shape, device: device)
-        be.selectiveScanBackward(op, SelectiveScanGradients(
+        Profiler.measure("scan_backward") { be.selectiveScanBackward(op, SelectiveScanGradients(
             outGrad: outGrad, uGrad: uGrad, deltaGrad: deltaGrad, deltaBiasGrad: deltaBias.gradBuffer(), AGrad: A.gradBuffer(),
-            BGrad: B.gradBuffer(), CGrad: C.gradBuffer(), DGrad: D.gradBuffer(), zGrad: z.gradBuffer()))
+            BGrad: B.gradBuffer(), CGrad: C.gradBuffer(), DGrad: D.gradBuffer(), zGrad: z.gradBuffer())) }
         if !uDirect && uSlot.requiresGrad { let g = uSlot.buffer(); be.combine(.add, g, uGrad, into: g, accumulate: false) }
         if !deltaDirect && deltaSlot.requiresGrad { let g = deltaSlot.buffer(); be.combine(.add, g, deltaGrad, into: g, accumulate: false) }
     }

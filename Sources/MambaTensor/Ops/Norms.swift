@@ -24,9 +24,10 @@ public func addRMSNorm(residual: Tensor?, _ x: Tensor, weight: Tensor, eps: Floa
         be.addRMSNormBackward(residual: r, rstd: rstd, weight: weight,
                               AddRMSNormGradients(normedGrad: ySlot.grad, residualGrad: r.grad, rowGrad: rowGrad,
                                                   weightGrad: weight.gradBuffer()))
-        for input in inputs where input.requiresGrad {
-            let g = input.buffer()
-            be.combine(.add, g, rowGrad, into: g, accumulate: false)
+        // rowGrad is ours: the last input that needs it takes it, the others get copies.
+        let needing = inputs.filter(\.requiresGrad)
+        for (k, input) in needing.enumerated() {
+            if k == needing.count - 1 { input.accumulate(taking: rowGrad) } else { input.accumulate(copying: rowGrad) }
         }
     }
     return (r, y)

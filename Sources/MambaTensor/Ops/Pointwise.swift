@@ -7,11 +7,9 @@ public func add(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
     be.combine(.add, a, b, into: y, accumulate: false)
     let aSlot = a.slot, bSlot = b.slot, ySlot = y.slot
     tape?.record {
-        guard let yGrad = ySlot.grad else { return }
-        for s in [aSlot, bSlot] where s.requiresGrad {
-            let g = s.buffer()
-            be.combine(.add, g, yGrad, into: g, accumulate: false)
-        }
+        // y's gradient is complete here and read by no later step: b gets a copy, a the buffer.
+        if bSlot.requiresGrad, let yGrad = ySlot.grad { bSlot.accumulate(copying: yGrad) }
+        if aSlot.requiresGrad, let yGrad = ySlot.release() ?? ySlot.grad { aSlot.accumulate(taking: yGrad) }
     }
     return y
 }
