@@ -27,8 +27,6 @@ public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidArgument(name: String, value: Double, allowed: String)
     /// Operands of one op on different devices.
     case deviceMismatch(expected: String, found: String)
-    /// A kernel needs this operand as one dense row-major run, and it is a strided view.
-    case notContiguous(tensor: String, shape: [Int])
     /// Operands the kernel reads with one row stride were views with different strides.
     case layoutMismatch(tensor: String, expected: Int, found: Int)
 
@@ -60,8 +58,6 @@ public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(abbreviated(name)) is \(value); allowed: \(allowed)"
         case let .deviceMismatch(expected, found):
             return "operands on different devices: expected \(expected), found \(found)"
-        case let .notContiguous(tensor, shape):
-            return "\(abbreviated(tensor)): a strided view of shape \(describe(shape: shape)) where a contiguous tensor is needed"
         case let .layoutMismatch(tensor, expected, found):
             return "\(abbreviated(tensor)): row stride \(found), expected \(expected) (the same as its partner operand)"
         }

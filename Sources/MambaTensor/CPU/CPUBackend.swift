@@ -50,13 +50,7 @@ public final class CPUBackend: Backend {
     /// body(row r's first element, r) for every row of t.
     private func forEachRow(_ t: Tensor, _ body: (UnsafeMutablePointer<Float>, Int) -> Void) {
         guard t.count > 0 else { return }
-        if t.isContiguous {
-            // One run: a single "row" of every element keeps small copies cheap.
-            let n = t.columnCount
-            for r in 0..<t.rowCount { body(t.data + r * n, r) }
-        } else {
-            for r in 0..<t.rowCount { body(t.data + r * t.rowStride, r) }
-        }
+        for r in 0..<t.rowCount { body(t.data + r * t.rowStride, r) }
     }
 
     public func matrixProduct(_ op: MatrixProduct) {

@@ -67,7 +67,7 @@ public func scaleSamples(_ x: Tensor, by factors: Tensor, tape: Tape?) throws ->
 private func scale(_ x: Tensor, rows: Int, by factors: Tensor, tape: Tape?) throws -> Tensor {
     try checkSameDevice(x, factors)
     let be = x.backend
-    let source = rows == x.rowCount ? x : x.isContiguous ? x.reshapedView([rows, x.count / max(rows, 1)]) : x.copy().reshapedView([rows, x.count / max(rows, 1)])
+    let source = asRows(x, rows)
     let y = Tensor(uninitializedShape: x.shape, device: x.device)
     let yRows = y.reshapedView(source.shape)
     be.scaleRows(source, by: factors, into: yRows, accumulate: false)

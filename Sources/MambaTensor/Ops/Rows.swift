@@ -34,7 +34,7 @@ public func selectSamples(_ x: Tensor, _ samples: [Int], tape: Tape?) throws -> 
     guard x.rank >= 1 else { throw TensorError.rankMismatch(tensor: "x", expected: 1, found: x.shape) }
     if let bad = samples.first(where: { $0 < 0 || $0 >= x.shape[0] }) { throw TensorError.indexOutOfRange(tensor: "samples", index: bad, count: x.shape[0]) }
     let per = x.rank == 1 ? 1 : x.rowCount / max(x.shape[0], 1)
-    let flat = samples.flatMap { s in (0..<per).map { s * per + $0 } }
+    let flat = sampleRows(samples, per: per)
     return try pickRows(x, flat, rows: x.shape[0] * per, outputShape: [samples.count] + x.shape.dropFirst(), tape: tape)
 }
 
@@ -49,7 +49,7 @@ public func addingSamples(_ base: Tensor, _ values: Tensor, at samples: [Int], t
     let y = base.copy()
     // Both as matrices of rows of `width` elements: entry s is rows s·per ..< (s + 1)·per.
     let per = base.rank == 1 ? 1 : base.rowCount / max(base.shape[0], 1), width = base.rank == 1 ? 1 : base.columnCount
-    let flat = samples.flatMap { s in (0..<per).map { s * per + $0 } }
+    let flat = sampleRows(samples, per: per)
     func rows(_ t: Tensor, _ n: Int) -> Tensor { t.reshapedView([n, width]) }
     be.scatterAddRows(rows(values.isContiguous ? values : values.copy(), flat.count), indices: flat, weights: nil, into: rows(y, y.count / max(width, 1)))
     let baseSlot = base.slot, valuesSlot = values.slot, ySlot = y.slot, valuesShape = values.shape, device = values.device
@@ -69,7 +69,7 @@ public func addingSamples(_ base: Tensor, _ values: Tensor, at samples: [Int], t
 /// Rows `flat` of x seen as `rows` rows of its trailing elements, shaped `outputShape`.
 private func pickRows(_ x: Tensor, _ flat: [Int], rows: Int, outputShape: [Int], tape: Tape?) throws -> Tensor {
     let be = x.backend
-    let source = rows == x.rowCount ? x : x.isContiguous ? x.reshapedView([rows, x.count / max(rows, 1)]) : x.copy().reshapedView([rows, x.count / max(rows, 1)])
+    let source = asRows(x, rows)
     let y = Tensor(uninitializedShape: outputShape, device: x.device)
     let yRows = y.reshapedView([flat.count, y.count / max(flat.count, 1)])
     be.gatherRows(source, indices: flat, into: yRows)
@@ -124,4 +124,16 @@ public func insertToken(_ x: Tensor, token: Tensor, at index: Int, tape: Tape?) 
         }
     }
     return y
+}
+
+/// x seen as `rows` rows of its trailing elements: itself when its rows already are those, a
+/// view when it is contiguous, else a contiguous copy.
+func asRows(_ x: Tensor, _ rows: Int) -> Tensor {
+    if rows == x.rowCount { return x }
+    return (x.isContiguous ? x : x.copy()).reshapedView([rows, x.count / max(rows, 1)])
+}
+
+/// The flat row indices of first-dimension entries `samples` of a tensor with `per` rows each.
+private func sampleRows(_ samples: [Int], per: Int) -> [Int] {
+    samples.flatMap { s in (s * per)..<((s + 1) * per) }
 }
