@@ -28,12 +28,20 @@ public enum CheckpointFile {
 
     public static func readStateDict(_ path: String) throws -> TensorFile {
         let head = try firstBytes(path, 8)
-        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try TorchCheckpoint.read(path).stateDict() }
-        if head.first == 0x80 && head.count > 1 && head[1] <= 5 {
-            throw FileError.legacyTorchFormat(path: path)
-        }
+        if isZip(head) { return try TorchCheckpoint.read(path).stateDict() }
+        if isPickle(head) { throw FileError.legacyTorchFormat(path: path) }
         return try SafeTensors.read(path)
     }
+
+    /// Whether the file is a PyTorch checkpoint (torch.save's zip, or its legacy pickle), by its
+    /// first bytes: such a file holds weights only, never a training state of this package.
+    public static func isTorchFile(_ path: String) throws -> Bool {
+        let head = try firstBytes(path, 8)
+        return isZip(head) || isPickle(head)
+    }
+
+    private static func isZip(_ head: [UInt8]) -> Bool { head.starts(with: [0x50, 0x4B, 0x03, 0x04]) }
+    private static func isPickle(_ head: [UInt8]) -> Bool { head.first == 0x80 && head.count > 1 && head[1] <= 5 }
 
     static func firstBytes(_ path: String, _ n: Int) throws -> [UInt8] {
         var isDir: ObjCBool = false

@@ -38,6 +38,8 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
     case noStateDict(path: String, keys: [String])
     case missingMetadata(path: String, key: String)
     case malformedMetadata(path: String, key: String)
+    /// A stored setting (metadata) outside what any writer of this package produces.
+    case invalidValue(path: String, field: String, value: String, allowed: String)
 
     // Tensors.
     /// A safetensors header entry without a string dtype, an integer shape or two data offsets.
@@ -111,6 +113,8 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(oneLine(path)): no state dict found (top-level keys: \(shortList(keys.map { clipped($0) })))"
         case .missingMetadata(let path, let key): "\(oneLine(path)): no '\(clipped(key))' in its metadata"
         case .malformedMetadata(let path, let key): "\(oneLine(path)): metadata '\(clipped(key))' cannot be parsed"
+        case .invalidValue(let path, let field, let value, let allowed):
+            "\(oneLine(path)): \(field) is \(clipped(value)); it must be \(allowed)"
         case .malformedEntry(let path, let tensor):
             "\(oneLine(path)): tensor '\(clipped(tensor))': header entry needs a dtype, an integer shape and two data_offsets"
         case .unsupportedDType(let path, let tensor, let dtype):

@@ -9,17 +9,7 @@ public enum EvalTransform {
 
     /// CHW float32 [3, imgSize, imgSize].
     public static func apply(_ image: RGBImage, imgSize: Int = 224, cropPct: Double = 0.875) -> [Float] {
-        let crop = resizedCenterCrop(image, resize: Int(Double(imgSize) / cropPct), crop: imgSize)
-        var out = [Float](repeating: 0, count: 3 * imgSize * imgSize)
-        let plane = imgSize * imgSize
-        for i in 0..<plane {
-            for c in 0..<3 {
-                // float32 as torchvision: img.float().div(255), then sub(mean).div(std).
-                let v = Float(crop.pixels[3 * i + c]) / 255
-                out[c * plane + i] = (v - mean[c]) / std[c]
-            }
-        }
-        return out
+        InputTransform.imagenet(size: imgSize, cropPct: cropPct).apply(image)
     }
 
     /// torchvision's Resize(size) with an int: the shorter side becomes `size`, the longer
@@ -201,5 +191,60 @@ public enum PILResample {
             }
         }
         return RGBImage(width: outW, height: outH, pixels: out)
+    }
+}
+
+/// How an image file becomes a model's input: the eval transform above with a model's own size,
+/// crop fraction and normalisation, and optionally grey (for models trained on grey images, such
+/// as the bundled digits). Stored in the checkpoints of this package, so that `predict` feeds a
+/// model what it was trained on.
+public struct InputTransform: Codable, Equatable, Sendable {
+    /// Side of the square input, px.
+    public var size: Int
+    /// The shorter side is resized to int(size / cropPct) before the centre crop (1: no margin).
+    public var cropPct: Double
+    public var mean: [Float]
+    public var std: [Float]
+    /// PIL's convert("L") (ITU-R 601-2 luma), replicated to the three channels.
+    public var grayscale: Bool
+
+    public init(size: Int, cropPct: Double, mean: [Float], std: [Float], grayscale: Bool = false) {
+        (self.size, self.cropPct, self.mean, self.std, self.grayscale) = (size, cropPct, mean, std, grayscale)
+    }
+
+    /// The official Vim/DeiT eval transform: ImageNet mean and std, crop 0.875.
+    public static func imagenet(size: Int, cropPct: Double = 0.875) -> InputTransform {
+        InputTransform(size: size, cropPct: cropPct, mean: EvalTransform.mean, std: EvalTransform.std)
+    }
+
+    /// Rejects a stored transform no model input can come from (an edited checkpoint), naming the
+    /// field, before any image is resized with it.
+    public func validate(source: String) throws {
+        func refuse(_ field: String, _ value: Any, _ allowed: String) -> FileError {
+            .invalidValue(path: source, field: "transform." + field, value: "\(value)", allowed: allowed)
+        }
+        guard (1...65_536).contains(size) else { throw refuse("size", size, "1...65536") }
+        guard cropPct > 0.05 && cropPct <= 1 else { throw refuse("cropPct", cropPct, "(0.05, 1]") }
+        guard mean.count == 3, mean.allSatisfy(\.isFinite) else { throw refuse("mean", mean, "3 finite numbers") }
+        guard std.count == 3, std.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw refuse("std", std, "3 positive finite numbers") }
+    }
+
+    /// CHW float32 [3, size, size].
+    public func apply(_ image: RGBImage) -> [Float] {
+        let crop = EvalTransform.resizedCenterCrop(image, resize: Int(Double(size) / cropPct), crop: size)
+        var out = [Float](repeating: 0, count: 3 * size * size)
+        let plane = size * size
+        for i in 0..<plane {
+            let r = Int(crop.pixels[3 * i]), g = Int(crop.pixels[3 * i + 1]), b = Int(crop.pixels[3 * i + 2])
+            // PIL: L = (R·299 + G·587 + B·114 + 500) / 1000, in integers.
+            let grey: Int = (r * 299 + g * 587 + b * 114 + 500) / 1000
+            let rgb = grayscale ? SIMD3(grey, grey, grey) : SIMD3(r, g, b)
+            for c in 0..<3 {
+                // float32 as torchvision: img.float().div(255), then sub(mean).div(std).
+                let v = Float(rgb[c]) / 255
+                out[c * plane + i] = (v - mean[c]) / std[c]
+            }
+        }
+        return out
     }
 }
