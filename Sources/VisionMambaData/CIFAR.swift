@@ -47,6 +47,19 @@ public struct CIFARDataset: ImageDataset {
     public var numClasses: Int { classes }
     public var imageShape: [Int] { [3, 32, 32] }
     public var normalization: (mean: [Float], std: [Float]) { ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) }
+    public var classNames: [String] { classes == 10 ? Self.cifar10Names : Self.cifar100Names }
+
+    /// The label names of the datasets' own meta files (batches.meta, meta), in label order.
+    static let cifar10Names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    static let cifar100Names = """
+        apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can castle \
+        caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin elephant flatfish \
+        forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle \
+        mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree plain plate poppy porcupine \
+        possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper snail snake spider squirrel streetcar \
+        sunflower sweet_pepper table tank telephone television tiger tractor train trout tulip turtle wardrobe whale \
+        willow_tree wolf woman worm
+        """.split(separator: " ").map(String.init)
 
     public func sample(_ index: Int) throws -> (image: [Float], label: Int) {
         (pixels[(index * 3072)..<((index + 1) * 3072)].map { Float($0) / 255 }, labels[index])

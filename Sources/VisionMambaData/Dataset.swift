@@ -10,12 +10,24 @@ public protocol ImageDataset: Sendable {
     var imageShape: [Int] { get }
     /// Per-channel mean and std used to normalise this data.
     var normalization: (mean: [Float], std: [Float]) { get }
+    /// Class i's name (default: "0", "1", ...).
+    var classNames: [String] { get }
+    /// How an image file becomes an input like this dataset's validation images, for a model of
+    /// `size` px: what a checkpoint stores for `predict`.
+    func inputTransform(size: Int) -> InputTransform
     func sample(_ index: Int) throws -> (image: [Float], label: Int)
     /// The same with random draws for datasets that crop while decoding (ImageFolder).
     func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int)
 }
 
 extension ImageDataset {
+    public var classNames: [String] { (0..<numClasses).map(String.init) }
+
+    /// Fixed-size datasets: the whole image resized (no crop margin), with their normalisation.
+    public func inputTransform(size: Int) -> InputTransform {
+        InputTransform(size: size, cropPct: 1, mean: normalization.mean, std: normalization.std)
+    }
+
     public func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int) { try sample(index) }
 }
 
@@ -35,6 +47,8 @@ public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An ImageFolder split folder that does not exist.
     case missingFolder(path: String)
     case noClassFolders(path: String)
+    /// A folder given as images that holds no .jpg, .jpeg or .png file.
+    case noImages(path: String)
     /// Class folders of an ImageFolder split that hold no readable .jpg, .jpeg or .png file.
     case emptyClasses(path: String, classes: [String])
     /// A link inside an ImageFolder class folder that leads back to a folder containing it.
@@ -61,6 +75,7 @@ public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(path): not a CIFAR-\(classes) python batch (expected 'data' [N, 3072] uint8 and N '\(classes == 10 ? "labels" : "fine_labels")')"
         case .missingFolder(let path): "\(path): no such folder; an ImageFolder dataset needs <split>/<class>/<image>"
         case .noClassFolders(let path): "\(path): no class folders found"
+        case .noImages(let path): "\(path): no .jpg, .jpeg or .png images in this folder or below"
         case .emptyClasses(let path, let classes):
             "\(path): no .jpg, .jpeg or .png images in class folder\(classes.count == 1 ? "" : "s") \(Self.firstFew(classes.map { clipped($0) }))"
         case .linkCycle(let path): "\(path): a link to a folder that contains it; the images under it would be listed forever"

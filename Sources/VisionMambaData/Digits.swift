@@ -1,4 +1,5 @@
 import Foundation
+import MambaIO
 import MambaTensor
 
 /// The UCI optical handwritten digits (the copy scikit-learn ships as `load_digits`; CC BY 4.0,
@@ -50,6 +51,11 @@ public struct DigitsDataset: ImageDataset {
     public var numClasses: Int { 10 }
     public var imageShape: [Int] { [3, 8, 8] }
     public let normalization: (mean: [Float], std: [Float])
+
+    /// The digits are grey, ink bright on a dark ground; an image file is taken as grey too.
+    public func inputTransform(size: Int) -> InputTransform {
+        InputTransform(size: size, cropPct: 1, mean: normalization.mean, std: normalization.std, grayscale: true)
+    }
 
     /// The grey image replicated to three channels, scaled to [0, 1].
     public func sample(_ index: Int) throws -> (image: [Float], label: Int) {

@@ -24,9 +24,9 @@ public struct ImageFolderDataset: ImageDataset {
 
     static let extensions: Set<String> = ["jpg", "jpeg", "png"]
 
-    /// `skipBadImages`: leave unreadable images out (listed in `skipped`) instead of throwing
-    /// `DatasetError.unreadableImages` naming them all.
-    public init(root: String, split: String, size: Int, train: Bool, skipBadImages: Bool = false) throws {
+    /// The class folders of a split, sorted as torchvision sorts them: class i is the i-th name.
+    /// Reads only the folder listing, so a run can size its head before it reads any image.
+    public static func classNames(root: String, split: String) throws -> [String] {
         let dir = (root as NSString).appendingPathComponent(split)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { throw DatasetError.missingFolder(path: dir) }
@@ -34,6 +34,14 @@ public struct ImageFolderDataset: ImageDataset {
             FolderWalk.folderID((dir as NSString).appendingPathComponent(name))?.isFolder ?? false
         }.sorted(by: FolderWalk.precedes)
         guard !classes.isEmpty else { throw DatasetError.noClassFolders(path: dir) }
+        return classes
+    }
+
+    /// `skipBadImages`: leave unreadable images out (listed in `skipped`) instead of throwing
+    /// `DatasetError.unreadableImages` naming them all.
+    public init(root: String, split: String, size: Int, train: Bool, skipBadImages: Bool = false) throws {
+        let dir = (root as NSString).appendingPathComponent(split)
+        let classes = try Self.classNames(root: root, split: split)
         var candidates: [(path: String, label: Int)] = []
         for (label, name) in classes.enumerated() {
             let found = try FolderWalk.files(under: (dir as NSString).appendingPathComponent(name)) {
@@ -90,6 +98,8 @@ public struct ImageFolderDataset: ImageDataset {
     public var numClasses: Int { classNames.count }
     public var imageShape: [Int] { [3, size, size] }
     public var normalization: (mean: [Float], std: [Float]) { (EvalTransform.mean, EvalTransform.std) }
+    /// The official eval transform: ImageNet statistics, crop 0.875 (as the validation split).
+    public func inputTransform(size: Int) -> InputTransform { .imagenet(size: size) }
 
     /// Evaluation view (no randomness).
     public func sample(_ index: Int) throws -> (image: [Float], label: Int) {

@@ -1,3 +1,4 @@
+import MambaIO
 import MambaTensor
 
 /// A fixed-size dataset's images resized bicubically to `size` px, so a model of another
@@ -17,6 +18,8 @@ public struct ResizedDataset: ImageDataset {
     public var numClasses: Int { base.numClasses }
     public var imageShape: [Int] { [base.imageShape[0], size, size] }
     public var normalization: (mean: [Float], std: [Float]) { base.normalization }
+    public var classNames: [String] { base.classNames }
+    public func inputTransform(size: Int) -> InputTransform { base.inputTransform(size: size) }
 
     public func sample(_ index: Int) throws -> (image: [Float], label: Int) { resize(try base.sample(index)) }
 
