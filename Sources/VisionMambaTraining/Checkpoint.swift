@@ -13,6 +13,10 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var optimizerStep: Int
     public var bestTop1: Double
     public var history: [EpochMetrics]
+    /// The dataset's class names, in label order (absent in checkpoints of older releases).
+    public var classNames: [String]? = nil
+    /// How an image file becomes this model's input: the dataset's validation transform.
+    public var transform: InputTransform? = nil
 }
 
 /// A training checkpoint: model parameters under their official names, `optimizer.exp_avg.<name>`,
@@ -40,6 +44,12 @@ public enum Checkpoint {
         try writeAtomically(json, to: URL(fileURLWithPath: path).deletingPathExtension().path + ".json")
     }
 
+    /// The training state of the checkpoint a resumed run starts from: `path` is a checkpoint
+    /// file or a run folder (meaning its checkpoint).
+    public static func trainingState(_ path: String) throws -> TrainingState {
+        try load(resolve(path)).state
+    }
+
     /// `path` is a checkpoint file or a run directory (meaning its checkpoint).
     static func resolve(_ path: String) -> String {
         var isDir: ObjCBool = false
@@ -51,6 +61,7 @@ public enum Checkpoint {
 
     /// The checkpoint's tensors and its training state, checked by `TrainingState.validate(path:)`.
     static func load(_ path: String) throws -> (file: TensorFile, state: TrainingState) {
+        if try CheckpointFile.isTorchFile(path) { throw TrainingError.notATrainingCheckpoint(path: path) }
         let file = try SafeTensors.read(path)
         guard let json = file.metadata["training_state"] else { throw TrainingError.notATrainingCheckpoint(path: path) }
         return (file, try state(json: json, path: path))
@@ -78,6 +89,7 @@ public enum Checkpoint {
     /// The training state of a checkpoint file of this package, validated; nil when the file has
     /// none (plain weights).
     public static func storedState(_ path: String) throws -> TrainingState? {
+        if try CheckpointFile.isTorchFile(path) { return nil }
         let file = try SafeTensors.read(path)
         guard let json = file.metadata["training_state"] else { return nil }
         return try state(json: json, path: path)
@@ -126,5 +138,9 @@ extension TrainingState {
         if let i = history.indices.first(where: { history[$0].epoch != $0 }) {
             throw refuse("history[\(i)].epoch", history[i].epoch, "\(i) (entries in epoch order)")
         }
+        if let classNames, classNames.count != options.model.numClasses {
+            throw refuse("classNames", "\(classNames.count) names", "one per class of the model (\(options.model.numClasses))")
+        }
+        try transform?.validate(source: path)
     }
 }

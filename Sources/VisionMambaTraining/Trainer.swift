@@ -17,24 +17,40 @@ public func makeDataset(_ kind: DatasetKind, path: String?, train: Bool, imageSi
         return path
     }
     switch kind {
-    case .auto:
-        // Recognise a folder by its contents: CIFAR batches of either format, else ImageFolder.
-        let root = try folder(), fm = FileManager.default
-        func has(_ names: [String]) -> Bool {
-            [root, root + "/cifar-10-batches-bin", root + "/cifar-10-batches-py", root + "/cifar-100-binary", root + "/cifar-100-python"]
-                .contains { dir in names.contains { fm.fileExists(atPath: dir + "/" + $0) } }
-        }
-        if has(["data_batch_1", "data_batch_1.bin"]) { return try makeDataset(.cifar10, path: root, train: train, imageSize: imageSize) }
-        if has(["train.bin", "train"]) && !fm.fileExists(atPath: root + "/train/") {
-            return try makeDataset(.cifar100, path: root, train: train, imageSize: imageSize)
-        }
-        return try makeDataset(.imagefolder, path: root, train: train, imageSize: imageSize, skipBadImages: skipBadImages)
+    case .auto: return try makeDataset(resolveDataset(.auto, path: path), path: path, train: train, imageSize: imageSize, skipBadImages: skipBadImages)
     case .digits: return resized(try DigitsDataset(split: train ? .train : .val), to: imageSize)
     case .cifar10: return resized(try CIFARDataset(path: folder(), classes: 10, train: train), to: imageSize)
     case .cifar100: return resized(try CIFARDataset(path: folder(), classes: 100, train: train), to: imageSize)
     case .imagefolder:
         return try ImageFolderDataset(root: folder(), split: train ? "train" : "val", size: imageSize ?? 224, train: train,
                                       skipBadImages: skipBadImages)
+    }
+}
+
+/// The dataset `kind` means at `path`: `.auto` recognised from the folder's contents (CIFAR
+/// batches of either format, else an ImageFolder), any other kind itself.
+public func resolveDataset(_ kind: DatasetKind, path: String?) throws -> DatasetKind {
+    guard kind == .auto else { return kind }
+    guard let root = path else { throw TrainingError.missingDataPath(dataset: kind.rawValue) }
+    let fm = FileManager.default
+    func has(_ names: [String]) -> Bool {
+        [root, root + "/cifar-10-batches-bin", root + "/cifar-10-batches-py", root + "/cifar-100-binary", root + "/cifar-100-python"]
+            .contains { dir in names.contains { fm.fileExists(atPath: dir + "/" + $0) } }
+    }
+    if has(["data_batch_1", "data_batch_1.bin"]) { return .cifar10 }
+    if has(["train.bin", "train"]) && !fm.fileExists(atPath: root + "/train/") { return .cifar100 }
+    return .imagefolder
+}
+
+/// The class count of dataset `kind` at `path`, read without loading its images (an
+/// ImageFolder's class folders are listed, not walked).
+public func datasetClassCount(_ kind: DatasetKind, path: String?) throws -> Int {
+    switch try resolveDataset(kind, path: path) {
+    case .digits, .cifar10: return 10
+    case .cifar100: return 100
+    case .imagefolder, .auto:
+        guard let path else { throw TrainingError.missingDataPath(dataset: kind.rawValue) }
+        return try ImageFolderDataset.classNames(root: path, split: "train").count
     }
 }
 
@@ -127,6 +143,9 @@ public final class Trainer {
         }
         // DyVM distils from the dense model it started as, frozen.
         teacher = options.model.dyvm == nil ? nil : try model.denseCopy()
+        if teacher != nil && options.finetune == nil && resume == nil {
+            report(.note("warning: DyVM is starting from random weights, so its frozen teacher is untrained and the distillation losses teach nothing; start from trained weights to fine-tune it as the official recipe does"))
+        }
         optimizer = try AdamW(parameters: model.namedParameters(), lr: Float(options.effectiveLR),
                           weightDecay: Float(options.weightDecay), noWeightDecay: ["pos_embed", "cls_token"])
         schedule = CosineSchedule(lr: options.effectiveLR, minLR: options.minLR, warmupLR: options.warmupLR,
@@ -177,7 +196,8 @@ public final class Trainer {
             }
         }
 
-        state = TrainingState(options: options, epochsDone: 0, optimizerStep: 0, bestTop1: 0, history: [])
+        state = TrainingState(options: options, epochsDone: 0, optimizerStep: 0, bestTop1: 0, history: [],
+                              classNames: val.classNames, transform: val.inputTransform(size: options.model.imgSize))
         if options.modelEMA {
             var e: [String: Tensor] = [:]
             for (name, p) in model.namedParameters() { e[name] = p.copy() }
@@ -199,7 +219,10 @@ public final class Trainer {
                 }
             }
             try optimizer.restore(step: saved.optimizerStep, m: m, v: v)
+            // A checkpoint of an older release gains the description it lacked.
             state = saved
+            state.classNames = saved.classNames ?? val.classNames
+            state.transform = saved.transform ?? val.inputTransform(size: options.model.imgSize)
         }
         // Every rank starts from rank 0's parameters (and EMA), as DDP does.
         for (_, p) in model.namedParameters() { world.broadcast(p) }
