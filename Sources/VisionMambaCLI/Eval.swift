@@ -12,13 +12,13 @@ struct Eval: ParsableCommand {
     @Option(help: "Weights: a training checkpoint of this package, a .pth or a .safetensors file.") var weights: String
     @Option(help: "Model name or alias (default: the one stored in a training checkpoint).") var model: String?
     @Option(help: "A fixture-format JSON model description (instead of --model).") var config: String?
-    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled), cifar10, cifar100, imagefolder (default: digits, or recognised from --data).")
+    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled), cifar10, cifar100, imagefolder (default: the one a training checkpoint was trained on, else recognised from --data, else digits).")
     var dataSet: DatasetKind?
     @Option(name: [.customLong("data"), .customLong("data-path")], help: "Folder of the dataset (CIFAR batches, or an ImageFolder with val/<class>/).")
     var data: String?
     @Flag(name: .customLong("skip-bad-images"), help: "Leave out image files that cannot be read (counted) instead of stopping.")
     var skipBadImages = false
-    @Option(name: .customLong("batch-size")) var batchSize: Int = 64
+    @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 64
     @Flag(help: "Evaluate the EMA weights of a training checkpoint.") var ema = false
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -30,28 +30,35 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
-        let cfg: VimConfig
-        if let config { cfg = try VimConfig.load(json: config) }
-        else if let model { cfg = try ModelZoo.resolve(model) }
-        else {
-            guard let state = try Checkpoint.storedState(weights) else {
-                throw ValidationError("give --model or --config: \(weights) is not a training checkpoint of this package")
-            }
-            cfg = state.options.model
+        let given: VimConfig? = try config.map(VimConfig.load(json:)) ?? model.map(ModelZoo.resolve)
+        let description: ModelDescription
+        do {
+            description = try ModelDescription(weights: weights, config: given)
+        } catch TrainingError.notATrainingCheckpoint {
+            throw ValidationError("give --model or --config: \(weights) holds weights only, not a training checkpoint that names its model")
         }
-        let dataSet = self.dataSet ?? (data == nil ? .digits : .auto)
+        let cfg = description.config
+        // A training checkpoint's own dataset unless told otherwise; else digits, or what --data holds.
+        let stored = dataSet == nil && data == nil ? description.dataset : nil
+        let dataSet = self.dataSet ?? stored ?? (data == nil ? .digits : .auto)
+        let data = self.data ?? (stored != nil ? description.dataPath : nil)
         let dataset = try makeDataset(dataSet, path: data, train: false, imageSize: cfg.imgSize, skipBadImages: skipBadImages)
         if let folder = dataset as? ImageFolderDataset, !folder.skipped.isEmpty {
             print(ProgressPrinter.skippedLine(path: folder.folder, count: folder.skipped.count))
+        }
+        let name = data ?? dataSet.rawValue
+        let imageShape = [cfg.inChannels, cfg.imgSize, cfg.imgSize]
+        guard dataset.imageShape == imageShape else {
+            throw TrainingError.imageShapeMismatch(dataset: name, found: dataset.imageShape, expected: imageShape)
         }
         // A batch is never larger than the dataset.
         try cfg.checkFitsInMemory(batch: max(1, min(batchSize, dataset.count)), training: false)
         let net = try VimModel(config: cfg)
         try net.load(stateDict: try VimModel.modelTensors(weights, ema: ema), source: weights)
         let result = try evaluate(net, loader: DataLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false),
-                                  datasetName: data ?? dataSet.rawValue)
+                                  datasetName: name)
         print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",
-                     cfg.name, dataSet.rawValue, result.count, result.top1, result.top5, result.loss)
+                     cfg.name, name, result.count, result.top1, result.top5, result.loss)
               + (result.directionRate.map { String(format: "  directions on %.1f%%", 100 * $0) } ?? ""))
     }
 }

@@ -6,9 +6,9 @@ struct Flops: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Analytic forward FLOPs per image and the token schedule of a model.")
 
     @Option(help: "Model name or alias, or a fixture-format JSON file.") var model: String = "vim-tiny"
-    @Option(name: .customLong("img-size")) var imgSize: Int?
+    @Option(name: .customLong("img-size"), help: "Input image size in pixels (default: the model's).") var imgSize: Int?
     @Option(name: .customLong("patch-size"), help: "Override patch size and stride.") var patchSize: Int?
-    @Option(name: .customLong("num-classes")) var numClasses: Int?
+    @Option(name: .customLong("num-classes"), help: "Number of classes of the head (default: the model's).") var numClasses: Int?
     @OptionGroup var fusionOptions: FusionOptions
     @OptionGroup var dyvmOptions: DyVMOptions
     @Option(name: .customLong("gate-rate"), help: "DyVM: fraction of scan directions the gates leave on (the official counter's block_keep_ratio; default 1).")

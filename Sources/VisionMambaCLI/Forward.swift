@@ -3,6 +3,7 @@ import Foundation
 import MambaIO
 import MambaTensor
 import VisionMamba
+import VisionMambaTraining
 
 struct Forward: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +14,7 @@ struct Forward: ParsableCommand {
     @Option(help: "A safetensors file holding `input` [B, 3, H, W] (already normalised).")
     var input: String?
 
-    @Option(help: "An image (JPEG/PNG) to run through the official eval transform instead of --input.")
+    @Option(help: "An image (JPEG/PNG) to run through the model's eval transform (a training checkpoint's own, else the official ImageNet one) instead of --input.")
     var image: String?
 
     @Option(help: "Where to write logits and block.<i>.out: .safetensors, or .pth.")
@@ -35,13 +36,14 @@ struct Forward: ParsableCommand {
             guard let tensor = file["input"] else { throw FileError.missingTensor(path: input, name: "input") }
             stored = tensor
         }
-        let model = try modelOptions.makeModel(batch: max(1, stored?.shape.first ?? 1), keepsBlockOutputs: true)
+        let description = try modelOptions.describe()
+        let model = try modelOptions.makeModel(description, batch: max(1, stored?.shape.first ?? 1), keepsBlockOutputs: true)
         var out = TensorFile()
         let images: Tensor
         if let stored {
             images = try Tensor(shape: stored.shape, values: stored.floats())
         } else {
-            images = try loadImageBatch([image!], imgSize: model.config.imgSize)
+            images = try loadImageBatch([image!], transform: description.transform)
             out.append("input", StoredTensor(shape: images.shape, floats: images.array))
         }
         try model.checkInput(shape: images.shape)
@@ -55,11 +57,11 @@ struct Forward: ParsableCommand {
     }
 }
 
-/// Decodes images and applies the official eval transform: [N, 3, S, S].
-func loadImageBatch(_ paths: [String], imgSize: Int) throws -> Tensor {
+/// Decodes images and applies a model's input transform: [N, 3, S, S].
+func loadImageBatch(_ paths: [String], transform: InputTransform) throws -> Tensor {
     var pixels: [Float] = []
-    for path in paths { pixels += EvalTransform.apply(try ImageDecoder.decode(path), imgSize: imgSize) }
-    return try Tensor(shape: [paths.count, 3, imgSize, imgSize], values: pixels)
+    for path in paths { pixels += transform.apply(try ImageDecoder.decode(path)) }
+    return try Tensor(shape: [paths.count, 3, transform.size, transform.size], values: pixels)
 }
 
 extension TensorFile {

@@ -33,6 +33,9 @@ struct FusionOptions: ParsableArguments {
         if layer < 0 { throw ValidationError("--fusion-layer must not be negative") }
     }
 
+    /// Whether any fusion was asked for.
+    var isSet: Bool { strategy != nil || blocks != nil }
+
     /// The fusion for a model of `depth` blocks, or nil when none was asked for.
     func make(depth: Int) throws -> TokenFusion? {
         let chosen: [Int]

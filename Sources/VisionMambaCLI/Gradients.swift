@@ -3,6 +3,7 @@ import Foundation
 import MambaIO
 import MambaTensor
 import VisionMamba
+import VisionMambaTraining
 
 struct Gradients: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +31,8 @@ struct Gradients: ParsableCommand {
         guard let stored = file["input"] else { throw FileError.missingTensor(path: input, name: "input") }
         guard let storedLabels = file["labels"] else { throw FileError.missingTensor(path: input, name: "labels") }
         // DyVM's case also writes every block's output.
-        let model = try modelOptions.makeModel(batch: max(1, stored.shape.first ?? 1), training: true, keepsBlockOutputs: true)
+        let model = try modelOptions.makeModel(try modelOptions.describe(), batch: max(1, stored.shape.first ?? 1), training: true,
+                                               keepsBlockOutputs: true)
         let images = try Tensor(shape: stored.shape, values: stored.floats())
         images.requiresGrad = false
         try model.checkInput(shape: images.shape)

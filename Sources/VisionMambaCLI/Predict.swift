@@ -3,43 +3,92 @@ import Foundation
 import MambaIO
 import MambaTensor
 import VisionMamba
+import VisionMambaData
+import VisionMambaTraining
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify images (JPEG/PNG) with the official eval transform; print the top-5 classes.")
+        abstract: "Classify images (JPEG/PNG files, or folders of them) and print or write each one's top classes.",
+        discussion: """
+        Images go through the model's own eval transform: the one a training checkpoint of this package stores, \
+        else the official ImageNet one. Classes are named by the checkpoint's dataset, by --labels, or, for the \
+        released ImageNet models, by the bundled ImageNet-1k names.
+        """)
 
-    @Argument(help: "Images to classify.") var images: [String]
+    @Argument(help: "Images, or folders searched at any depth for .jpg, .jpeg and .png files.") var images: [String]
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Class names, one per line (line i names class i).") var labels: String?
-    @Option(help: "How many classes to print per image.") var top: Int = 5
-    @Flag(help: "One JSON line per image.") var json = false
+    @Option(help: "Class names, one per line (line i names class i); default: the checkpoint's, or ImageNet's for 1,000 classes.")
+    var labels: String?
+    @Option(help: "How many classes to report per image.") var top: Int = 5
+    @Option(name: .customLong("batch-size"), help: "Images per forward pass.") var batchSize: Int = 16
+    @Option(help: "Write the predictions to this file instead of printing them: .csv (one row per image) or .jsonl (one JSON object per line).")
+    var output: String?
+    @Flag(help: "Let --output replace an existing file.") var overwrite = false
+    @Flag(help: "Print one JSON line per image (without --output).") var json = false
     @OptionGroup var threadOptions: ThreadOptions
 
+    enum OutputFormat { case csv, jsonl }
+
     func validate() throws {
-        if images.isEmpty { throw ValidationError("give at least one image") }
+        if images.isEmpty { throw ValidationError("give at least one image or folder") }
         if top < 1 { throw ValidationError("--top must be at least 1") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if output != nil && json { throw ValidationError("--json prints to the terminal; --output chooses its format by extension") }
     }
 
     func run() throws {
-        threadOptions.apply()
-        let model = try modelOptions.makeModel(batch: 1)   // one image at a time
-        let names = try labels.map(readLabels) ?? []
-        if !names.isEmpty && names.count != model.config.numClasses {
-            throw FileError.countMismatch(path: labels!, what: "labels (one per class)", expected: model.config.numClasses, found: names.count)
+        // Everything that can be refused is refused before the model runs.
+        let format = try output.map(Self.format)
+        if let output, !overwrite, FileManager.default.fileExists(atPath: output) {
+            throw ValidationError("\(output) exists; choose another --output or pass --overwrite")
         }
-        for path in images {
-            let logits = try model(try loadImageBatch([path], imgSize: model.config.imgSize))
-            let probs = softmax(logits.array)
-            let best = probs.indices.sorted { probs[$0] > probs[$1] }.prefix(top)
-            func label(_ i: Int) -> String { names.isEmpty ? "class \(i)" : names[i] }
-            if json {
-                let items = best.map { "{\"class\":\($0),\"label\":\(jsonString(label($0))),\"probability\":\(String(format: "%.6f", probs[$0]))}" }
-                print("{\"image\":\(jsonString(path)),\"top\":[\(items.joined(separator: ","))]}")
-            } else {
-                print(path)
-                for i in best { print(String(format: "  %6.2f%%  %5d  ", 100 * probs[i], i) + label(i)) }
+        threadOptions.apply()
+        let description = try modelOptions.describe()
+        let files = try ImageFiles.expand(images)
+        let classes = description.config.numClasses
+        let names = try labels.map(readLabels) ?? description.classNames ?? (0..<classes).map { "class \($0)" }
+        if names.count != classes {
+            throw FileError.countMismatch(path: labels ?? modelOptions.weights, what: "class names (one per class)", expected: classes, found: names.count)
+        }
+        let batch = min(batchSize, files.count)
+        let model = try modelOptions.makeModel(description, batch: batch)
+        var lines: [String] = []
+        if format == .csv {
+            lines.append((["image"] + (1...min(top, classes)).flatMap { ["class_\($0)", "label_\($0)", "probability_\($0)"] })
+                .joined(separator: ","))
+        }
+        for start in stride(from: 0, to: files.count, by: batch) {
+            let paths = Array(files[start..<min(start + batch, files.count)])
+            let logits = try model(try loadImageBatch(paths, transform: description.transform)).array
+            for (row, path) in paths.enumerated() {
+                let probs = softmax(Array(logits[(row * classes)..<((row + 1) * classes)]))
+                let best = probs.indices.sorted { probs[$0] > probs[$1] }.prefix(top)
+                switch format {
+                case .csv:
+                    lines.append(([csvField(path)] + best.flatMap { ["\($0)", csvField(names[$0]), String(format: "%.6f", probs[$0])] })
+                        .joined(separator: ","))
+                case .jsonl: lines.append(jsonLine(path, best, probs, names))
+                case nil:
+                    if json { print(jsonLine(path, best, probs, names)); continue }
+                    print(path)
+                    for i in best { print(String(format: "  %6.2f%%  %5d  ", 100 * probs[i], i) + names[i]) }
+                }
             }
         }
+        if let output { try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: output) }
+    }
+
+    static func format(_ path: String) throws -> OutputFormat {
+        switch (path as NSString).pathExtension.lowercased() {
+        case "csv": return .csv
+        case "jsonl": return .jsonl
+        default: throw FileError.unsupportedExtension(path: path, supported: [".csv", ".jsonl"])
+        }
+    }
+
+    private func jsonLine(_ path: String, _ best: ArraySlice<Int>, _ probs: [Float], _ names: [String]) -> String {
+        let items = best.map { "{\"class\":\($0),\"label\":\(jsonString(names[$0])),\"probability\":\(String(format: "%.6f", probs[$0]))}" }
+        return "{\"image\":\(jsonString(path)),\"top\":[\(items.joined(separator: ","))]}"
     }
 
     private func readLabels(_ path: String) throws -> [String] {
@@ -54,6 +103,12 @@ func softmax(_ x: [Float]) -> [Float] {
     let e = x.map { Foundation.exp(Double($0 - m)) }
     let s = e.reduce(0, +)
     return e.map { Float($0 / s) }
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+func csvField(_ s: String) -> String {
+    guard s.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return s }
+    return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
 }
 
 func jsonString(_ s: String) -> String {

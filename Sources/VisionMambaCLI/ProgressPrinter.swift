@@ -1,13 +1,16 @@
 import Foundation
 import VisionMambaTraining
 
-/// Training events on the terminal: a progress bar redrawn in place on stderr, or plain periodic
-/// lines when stderr is not a terminal; notes and epoch summaries on stdout.
+/// Training events: notes and epoch summaries on stdout; progress as a bar redrawn in place on
+/// stderr when both are a terminal, else (a log file, a pipe) as a plain line on stdout every
+/// `logInterval` steps (default: about ten per epoch) and at the end of each epoch.
 final class ProgressPrinter {
-    private let isTerminal = isatty(STDERR_FILENO) != 0
+    private let isTerminal = isatty(STDOUT_FILENO) != 0 && isatty(STDERR_FILENO) != 0
+    private let logInterval: Int?
     private let start = Date()
     private var epochStart = 0.0
-    private var lastPrint = 0.0
+
+    init(logInterval: Int? = nil) { self.logInterval = logInterval }
 
     func handle(_ event: TrainingEvent) {
         switch event {
@@ -19,7 +22,6 @@ final class ProgressPrinter {
             fflush(stdout)
         case .epochStarted:
             epochStart = Date().timeIntervalSince(start)
-            lastPrint = epochStart
         case let .step(epoch, epochs, step, steps, loss, lr, imagesPerSecond):
             let now = Date().timeIntervalSince(start)
             let remaining = Double(steps - step) * (now - epochStart) / Double(max(step, 1))
@@ -27,9 +29,9 @@ final class ProgressPrinter {
                               epoch + 1, epochs, bar(step, of: steps), step, steps, loss, lr, imagesPerSecond, duration(remaining))
             if isTerminal {
                 FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
-            } else if now - lastPrint >= 10 || step == steps {
-                FileHandle.standardError.write(Data((text + "\n").utf8))
-                lastPrint = now
+            } else if step % (logInterval ?? max(1, steps / 10)) == 0 || step == steps {
+                print(text)
+                fflush(stdout)
             }
         case let .epochEnded(m, epochs):
             if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }

@@ -20,16 +20,36 @@ struct Train: ParsableCommand {
     @OptionGroup var fusionOptions: FusionOptions
     @OptionGroup var dyvmOptions: DyVMOptions
     @OptionGroup var dyvmLossOptions: DyVMLossOptions
+    @Option(name: .customLong("log-interval"), help: "When the output is not a terminal, print a progress line every N steps (default: about ten per epoch).")
+    var logInterval: Int?
     @OptionGroup var threadOptions: ThreadOptions
+
+    func validate() throws {
+        if let logInterval, logInterval < 1 { throw ValidationError("--log-interval must be at least 1") }
+    }
 
     func run() throws {
         threadOptions.apply()
-        let options = try recipe.makeOptions { config in
-            if let fusion = try fusionOptions.make(depth: config.depth) { config.fusion = fusion }
-            config = try dyvmLossOptions.apply(to: dyvmOptions.apply(to: config))
+        let options: TrainOptions
+        if let resume {
+            // A resumed run keeps its settings: a flag that would change them is refused by name.
+            options = try Checkpoint.trainingState(resume).options
+            var conflicts = try recipe.conflicts(with: options)
+            if let dataPath = recipe.dataPath, dataPath != options.dataPath { conflicts.append("--data-path") }
+            if let finetune, finetune != options.finetune { conflicts.append("--finetune") }
+            if fusionOptions.isSet { conflicts.append("--fusion-*") }
+            if dyvmOptions.isSet || dyvmLossOptions.isSet { conflicts.append("the DyVM flags") }
+            guard conflicts.isEmpty else {
+                throw ValidationError("--resume continues \(resume) with its stored settings; remove \(conflicts.joined(separator: ", ")) (only --epochs may change, to extend the schedule)")
+            }
+        } else {
+            options = try recipe.makeOptions { config in
+                if let fusion = try fusionOptions.make(depth: config.depth) { config.fusion = fusion }
+                config = try dyvmLossOptions.apply(to: dyvmOptions.apply(to: config))
+            }
         }
         let world = try World.current()
-        let printer = ProgressPrinter()
+        let printer = ProgressPrinter(logInterval: logInterval)
         let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
                                   epochs: resume == nil ? nil : recipe.epochs, overwrite: overwrite,
                                   interpolation: posEmbedInterp, world: world, events: printer.handle)

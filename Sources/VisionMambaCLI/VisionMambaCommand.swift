@@ -15,7 +15,7 @@ public struct VisionMambaCommand: ParsableCommand {
         commandName: "vision-mamba",
         abstract: "Run, benchmark and convert Vision Mamba (Vim) models.",
         version: VisionMambaCommand.version,
-        subcommands: [Forward.self, Gradients.self, Train.self, Eval.self, Bench.self, Flops.self, Study.self, Predict.self, Convert.self, Models.self])
+        subcommands: [Forward.self, Gradients.self, Train.self, Eval.self, Bench.self, Flops.self, Study.self, Predict.self, Features.self, Convert.self, Models.self])
 
     /// One place turns failures into the contract: usage errors keep argument-parser's own
     /// message and code; anything else is one line on stderr and exit code 1.

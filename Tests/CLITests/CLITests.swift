@@ -192,7 +192,7 @@ final class CLITests: XCTestCase {
         // A label file of the wrong length is an error naming it.
         try "a\nb".write(toFile: labels, atomically: true, encoding: .utf8)
         try assertFails(["predict", image, "--config", fixture("vim-micro.json"), "--weights", fixture("vim-micro.pth"), "--labels", labels],
-                        mentioning: ["labels.txt", "expected 10 labels", "found 2"])
+                        mentioning: ["labels.txt", "expected 10 class names", "found 2"])
     }
 
     /// `forward --model vim-tiny --image` writes the preprocessed input and the official logits.
