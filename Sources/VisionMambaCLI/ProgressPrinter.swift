@@ -25,12 +25,11 @@ final class ProgressPrinter {
         case let .step(epoch, epochs, step, steps, loss, lr, imagesPerSecond):
             let now = Date().timeIntervalSince(start)
             let remaining = Double(steps - step) * (now - epochStart) / Double(max(step, 1))
-            let text = String(format: "epoch %d/%d %@ %d/%d loss %.4f lr %.3g %.1f img/s eta %@",
-                              epoch + 1, epochs, bar(step, of: steps), step, steps, loss, lr, imagesPerSecond, duration(remaining))
+            let text = String(format: "loss %.4f lr %.3g %.1f img/s eta %@", loss, lr, imagesPerSecond, duration(remaining))
             if isTerminal {
-                FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+                FileHandle.standardError.write(Data(("\r\u{1B}[K" + "epoch \(epoch + 1)/\(epochs) \(bar(step, of: steps)) \(step)/\(steps) " + text).utf8))
             } else if step % (logInterval ?? max(1, steps / 10)) == 0 || step == steps {
-                print(text)
+                print("epoch \(epoch + 1)/\(epochs) step \(step)/\(steps) " + text)
                 fflush(stdout)
             }
         case let .epochEnded(m, epochs):

@@ -30,11 +30,25 @@ public struct VisionMambaCommand: ParsableCommand {
             }
             // In a data-parallel run the others may be waiting on this rank: stop them all.
             if let world = World.started, world.size > 1 {
-                FileHandle.standardError.write(Data("error: rank \(world.rank): \(error)\n".utf8))
+                FileHandle.standardError.write(Data("error: rank \(world.rank): \(message(for: error))\n".utf8))
                 world.abort(code: 1)
             }
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(message(for: error))\n".utf8))
             Foundation.exit(1)
+        }
+    }
+
+    /// The library's message, with the flag that fixes it where the library cannot name one.
+    static func message(for error: Error) -> String {
+        switch error as? TrainingError {
+        case .outputHoldsRun(let path)?:
+            return "\(error); pass --resume \(path) to continue it, --overwrite to replace it, or another --output-dir"
+        case .notATrainingCheckpoint?:
+            return "\(error); to start a new run from these weights, pass them to --finetune"
+        case .epochsAlreadyDone?:
+            return "\(error); pass a larger --epochs to extend it"
+        default:
+            return "\(error)"
         }
     }
 

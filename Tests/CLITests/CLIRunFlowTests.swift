@@ -142,7 +142,7 @@ extension CLITests {
         XCTAssertFalse(r.err.contains("--warmup-epochs"), r.err)
         let same = try run(common + ["--resume", runDir, "--epochs", "2"])
         XCTAssertEqual(same.code, 0, same.err)
-        try assertFails(["train", "--resume", fixture("vim-micro.pth")], mentioning: ["not a training checkpoint", "fine-tuning"])
+        try assertFails(["train", "--resume", fixture("vim-micro.pth")], mentioning: ["not a training checkpoint", "--finetune"])
     }
 
     /// Finding 12: piped, training prints a plain line every --log-interval steps and at the end of
@@ -151,7 +151,7 @@ extension CLITests {
         let r = try run(["train", "--model", try smallConfig(), "--epochs", "1", "--batch-size", "64", "--log-interval", "5",
                          "--output-dir", tmp.appendingPathComponent("run").path, "--threads", "2"])
         XCTAssertEqual(r.code, 0, r.err)
-        let steps = r.out.split(separator: "\n").filter { $0.hasPrefix("epoch 1/1 [") }.map { $0.split(separator: " ")[3] }
+        let steps = r.out.split(separator: "\n").filter { $0.hasPrefix("epoch 1/1 step ") }.map { $0.split(separator: " ")[3] }
         XCTAssertEqual(steps, ["5/22", "10/22", "15/22", "20/22", "22/22"], r.out)
         XCTAssertFalse(r.err.contains("\r"), r.err)
     }

@@ -279,6 +279,7 @@ final class CLITests: XCTestCase {
         let again = try run(common + ["--epochs", "1", "--output-dir", runDir])
         XCTAssertEqual(again.code, 1)
         XCTAssertTrue(again.err.contains("already holds a run"), again.err)
+        XCTAssertTrue(again.err.contains("--resume") && again.err.contains("--overwrite"), again.err)
         XCTAssertEqual(try String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8), metrics)
         let elsewhere = try run(["train", "--resume", runDir, "--output-dir", other, "--threads", "2"])
         XCTAssertEqual(elsewhere.code, 1)
