@@ -75,7 +75,10 @@ struct Predict: ParsableCommand {
                 }
             }
         }
-        if let output { try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: output) }
+        if let output {
+            try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: output)
+            print("\(files.count) image\(files.count == 1 ? "" : "s") → \(output)")
+        }
     }
 
     static func format(_ path: String) throws -> OutputFormat {

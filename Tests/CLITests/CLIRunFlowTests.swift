@@ -81,6 +81,7 @@ extension CLITests {
         let p = try run(["predict", "--weights", runDir + "/checkpoint.safetensors", tmp.appendingPathComponent("photos").path, single,
                          "--top", "3", "--batch-size", "2", "--output", csv, "--threads", "1"])
         XCTAssertEqual(p.code, 0, p.err)
+        XCTAssertEqual(p.out, "3 images → \(csv)\n")
         let rows = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
         XCTAssertEqual(rows.count, 4)
         XCTAssertEqual(rows[0].joined(separator: ","), "image,class_1,label_1,probability_1,class_2,label_2,probability_2,class_3,label_3,probability_3")
