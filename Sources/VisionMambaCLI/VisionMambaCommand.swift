@@ -42,7 +42,7 @@ public struct VisionMambaCommand: ParsableCommand {
     static func message(for error: Error) -> String {
         switch error as? TrainingError {
         case .outputHoldsRun(let path)?:
-            return "\(error); pass --resume \(path) to continue it, --overwrite to replace it, or another --output-dir"
+            return "\(path) already holds a run (checkpoint or metrics); pass --resume \(path) to continue it, --overwrite to replace it, or another --output-dir"
         case .notATrainingCheckpoint?:
             return "\(error); to start a new run from these weights, pass them to --finetune"
         case .epochsAlreadyDone?:
