@@ -59,6 +59,23 @@ extension CLITests {
                         mentioning: ["has 2 classes; the model has 3"])
     }
 
+    /// A fine-tune onto a dataset of another class count replaces the head, as the official
+    /// --finetune does, and keeps every other trained tensor.
+    func testFineTuneOntoFewerClassesReplacesTheHead() throws {
+        let config = try smallConfig(), digits = tmp.appendingPathComponent("digits").path, pets = tmp.appendingPathComponent("pets-run").path
+        let d = try run(["train", "--model", config, "--epochs", "1", "--batch-size", "64", "--output-dir", digits, "--threads", "1"])
+        XCTAssertEqual(d.code, 0, d.err)
+        let f = try run(["train", "--model", config, "--data-path", try twoClassFolder().path, "--finetune", digits + "/checkpoint.safetensors",
+                         "--epochs", "1", "--batch-size", "2", "--lr", "1e-9", "--warmup-epochs", "0", "--output-dir", pets, "--threads", "1"])
+        XCTAssertEqual(f.code, 0, f.err)
+        let start = try SafeTensors.read(digits + "/checkpoint.safetensors"), tuned = try SafeTensors.read(pets + "/checkpoint.safetensors")
+        XCTAssertEqual(start["head.weight"]?.shape, [10, 16])
+        XCTAssertEqual(tuned["head.weight"]?.shape, [2, 16])
+        // With a vanishing lr the body is still the digits model's, not a fresh one.
+        let a = try XCTUnwrap(tuned["patch_embed.proj.weight"]).floats(), b = try XCTUnwrap(start["patch_embed.proj.weight"]).floats()
+        XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max()!, 1e-6)
+    }
+
     /// Findings 6 and 14: predict on a folder with a DyVM training checkpoint and nothing else: the
     /// pruning heads load, classes are the dataset's names, and --output writes a CSV row per image.
     /// The checkpoint stores the digits' grey transform at the model's 8 px.
