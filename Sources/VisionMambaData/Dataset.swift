@@ -59,6 +59,8 @@ public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
     case unreadable(path: String)
     case missingBundledData(name: String)
     case invalidRandAugment(config: String, setting: String)
+    /// A digit-scenes canvas size outside what the scenes are drawn for.
+    case invalidSceneSize(size: Int, allowed: ClosedRange<Int>)
 
     public var description: String {
         switch self {
@@ -83,6 +85,8 @@ public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(path): \(images.count) image file\(images.count == 1 ? "" : "s") cannot be read: \(Self.firstFew(images.map { "\($0)" }, separator: "; "))"
         case .unreadable(let path): "\(path): cannot read"
         case .missingBundledData(let name): "\(name): the bundled data is missing from the build"
+        case .invalidSceneSize(let size, let allowed):
+            "digit-scenes canvas of \(size) px; allowed: \(allowed.lowerBound)...\(allowed.upperBound)"
         case .invalidRandAugment(let config, let setting):
             "\(clipped(config)): unknown or invalid RandAugment setting '\(clipped(setting))' (expected rand-m9-mstd0.5-inc1 style: m 0...30, n a whole 0...100, mstd 0...100, inc 0 or 1, p 0...1)"
         }
