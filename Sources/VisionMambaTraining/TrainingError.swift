@@ -35,6 +35,8 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
     case resumeElsewhere(checkpoint: String, outputDir: String)
     /// A resumed run asked for a total of epochs it has already trained.
     case epochsAlreadyDone(requested: Int, done: Int, checkpoint: String)
+    /// A predicted label map and its ground truth of different pixel counts.
+    case labelMapMismatch(predicted: Int, labelled: Int)
 
     public var description: String {
         switch self {
@@ -68,6 +70,8 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(abbreviated(path)) already holds a run (checkpoint or metrics); continue it with resume, choose another output folder, or overwrite it explicitly"
         case let .resumeElsewhere(checkpoint, outputDir):
             return "a resumed run continues in its own folder: \(abbreviated(checkpoint)) is not in \(abbreviated(outputDir))"
+        case let .labelMapMismatch(predicted, labelled):
+            return "a prediction of \(predicted) pixels against a label map of \(labelled)"
         case let .epochsAlreadyDone(requested, done, checkpoint):
             return "\(abbreviated(checkpoint)) has already trained \(done) epochs; a schedule of \(requested) epochs would not run any more"
         }
