@@ -39,6 +39,8 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
     case missingMetadata(path: String, key: String)
     case malformedMetadata(path: String, key: String)
     /// A stored setting (metadata) outside what any writer of this package produces.
+    /// A file given as a segmentation label map whose pixels are not class indices.
+    case unsupportedLabelMap(path: String, reason: String)
     case invalidValue(path: String, field: String, value: String, allowed: String)
 
     // Tensors.
@@ -113,6 +115,7 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(oneLine(path)): no state dict found (top-level keys: \(shortList(keys.map { clipped($0) })))"
         case .missingMetadata(let path, let key): "\(oneLine(path)): no '\(clipped(key))' in its metadata"
         case .malformedMetadata(let path, let key): "\(oneLine(path)): metadata '\(clipped(key))' cannot be parsed"
+        case .unsupportedLabelMap(let path, let reason): "\(oneLine(path)): not a label map: \(reason)"
         case .invalidValue(let path, let field, let value, let allowed):
             "\(oneLine(path)): \(field) is \(clipped(value)); it must be \(allowed)"
         case .malformedEntry(let path, let tensor):
