@@ -61,6 +61,14 @@ public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidRandAugment(config: String, setting: String)
     /// A digit-scenes canvas size outside what the scenes are drawn for.
     case invalidSceneSize(size: Int, allowed: ClosedRange<Int>)
+    /// A segmentation folder's `images/<split>` or `annotations/<split>` that does not exist.
+    case missingSegmentationFolder(path: String)
+    /// An image of a segmentation folder without its label map.
+    case missingLabelMap(image: String, expected: String)
+    /// A label map whose [height, width] differs from its image's.
+    case labelMapSizeMismatch(path: String, found: [Int], image: [Int])
+    /// Label maps are 8-bit, with 255 for "ignore": 1 to 255 classes.
+    case invalidSegmentationClasses(path: String, classes: Int)
 
     public var description: String {
         switch self {
@@ -85,6 +93,13 @@ public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(path): \(images.count) image file\(images.count == 1 ? "" : "s") cannot be read: \(Self.firstFew(images.map { "\($0)" }, separator: "; "))"
         case .unreadable(let path): "\(path): cannot read"
         case .missingBundledData(let name): "\(name): the bundled data is missing from the build"
+        case .missingSegmentationFolder(let path):
+            "\(path): no such folder; a segmentation folder needs images/<split>/ and annotations/<split>/ (split training or validation)"
+        case .missingLabelMap(let image, let expected): "\(image): no label map; expected \(expected)"
+        case .labelMapSizeMismatch(let path, let found, let image):
+            "\(path): label map of \(found[0])×\(found[1]) px for an image of \(image[0])×\(image[1]) px"
+        case .invalidSegmentationClasses(let path, let classes):
+            "\(path): \(classes) classes; 8-bit label maps hold 1 to 255 (255 is ignored)"
         case .invalidSceneSize(let size, let allowed):
             "digit-scenes canvas of \(size) px; allowed: \(allowed.lowerBound)...\(allowed.upperBound)"
         case .invalidRandAugment(let config, let setting):

@@ -115,7 +115,7 @@ public struct ImageFolderDataset: ImageDataset {
         } else {
             out = EvalTransform.resizedCenterCrop(image, resize: Int(Double(size) / 0.875), crop: size)
         }
-        return (chw(out), files[index].label)
+        return (out.planarFloats, files[index].label)
     }
 
     /// torchvision RandomResizedCrop.get_params, then crop and PIL bicubic resize.
@@ -146,11 +146,14 @@ public struct ImageFolderDataset: ImageDataset {
         }
         return PILResample.bicubic(RGBImage(width: b.w, height: b.h, pixels: crop), width: size, height: size)
     }
+}
 
-    func chw(_ image: RGBImage) -> [Float] {
-        let plane = image.width * image.height
+extension RGBImage {
+    /// CHW float32 in [0, 1], as torchvision's ToTensor gives.
+    var planarFloats: [Float] {
+        let plane = width * height
         var out = [Float](repeating: 0, count: 3 * plane)
-        for i in 0..<plane { for c in 0..<3 { out[c * plane + i] = Float(image.pixels[3 * i + c]) / 255 } }
+        for i in 0..<plane { for c in 0..<3 { out[c * plane + i] = Float(pixels[3 * i + c]) / 255 } }
         return out
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import MambaIO
 import MambaTensor
 @testable import VisionMambaData
 @testable import VisionMambaTraining
@@ -75,5 +76,77 @@ final class SegmentationDataTests: XCTestCase {
         XCTAssertThrowsError(try DigitScenesDataset(split: .train, size: 32)) {
             XCTAssertEqual($0 as? DatasetError, .invalidSceneSize(size: 32, allowed: 64...1024))
         }
+    }
+
+    /// mmseg's folder layout: images/<split> paired with annotations/<split> by relative path,
+    /// ADE20K's reduce_zero_label (0 → 255, v → v − 1, 255 kept), and each broken pair refused
+    /// by name.
+    func testSegmentationFolderPairsImagesWithLabelMaps() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("seg-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func write(_ data: Data, _ relative: String) throws {
+            let url = URL(fileURLWithPath: root).appendingPathComponent(relative)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try data.write(to: url)
+        }
+        // A 3×2 image whose red channel counts pixels, and its label map.
+        let pixels: [UInt8] = (0..<6).flatMap { [UInt8($0 * 40), 7, 200] }
+        let image = RGBImage(width: 3, height: 2, pixels: pixels)
+        try write(PNGEncoder.rgb(image), "images/training/a.png")
+        try write(PNGEncoder.grey([0, 1, 2, 150, 255, 3], width: 3, height: 2), "annotations/training/a.png")
+        try write(PNGEncoder.rgb(image), "images/training/sub/b.png")
+        try write(PNGEncoder.grey([1, 1, 1, 1, 1, 1], width: 3, height: 2), "annotations/training/sub/b.png")
+        try FileManager.default.createDirectory(atPath: root + "/images/validation", withIntermediateDirectories: true)
+
+        let ade = try SegmentationFolderDataset.ade20k(root: root, split: .training)
+        XCTAssertEqual(ade.count, 2)
+        XCTAssertEqual(ade.pairs.map(\.labels), [root + "/annotations/training/a.png", root + "/annotations/training/sub/b.png"])
+        let a = try ade.sample(0)
+        XCTAssertEqual([a.height, a.width], [2, 3])
+        XCTAssertEqual(a.labels, [255, 0, 1, 149, 255, 2])
+        XCTAssertEqual(a.image.count, 18)
+        XCTAssertEqual(Array(a.image[0..<6]), (0..<6).map { Float($0 * 40) / 255 })   // CHW: the red plane first
+        XCTAssertEqual(Array(a.image[6..<12]), [Float](repeating: 7.0 / 255, count: 6))
+        XCTAssertEqual(try ade.sample(1).labels, [0, 0, 0, 0, 0, 0])
+
+        // Without reduce_zero_label, 150 is out of range for 150 classes; 255 stays ignored.
+        let raw = try SegmentationFolderDataset(root: root, split: .training, numClasses: 150)
+        XCTAssertThrowsError(try raw.sample(0)) {
+            XCTAssertEqual($0 as? DatasetError, .labelOutOfRange(path: root + "/annotations/training/a.png", record: 3, label: 150, classes: 150))
+        }
+        XCTAssertEqual(try SegmentationFolderDataset(root: root, split: .training, numClasses: 151).sample(0).labels, [0, 1, 2, 150, 255, 3])
+
+        XCTAssertThrowsError(try SegmentationFolderDataset.ade20k(root: root, split: .validation)) {
+            XCTAssertEqual($0 as? DatasetError, .missingSegmentationFolder(path: root + "/annotations/validation"))
+        }
+        XCTAssertThrowsError(try SegmentationFolderDataset(root: root, split: .training, numClasses: 256)) {
+            XCTAssertEqual($0 as? DatasetError, .invalidSegmentationClasses(path: root, classes: 256))
+        }
+        // A label map of another size, and then an image without one.
+        try write(PNGEncoder.grey([1, 1], width: 2, height: 1), "annotations/training/sub/b.png")
+        XCTAssertThrowsError(try ade.sample(1)) {
+            XCTAssertEqual($0 as? DatasetError, .labelMapSizeMismatch(path: root + "/annotations/training/sub/b.png", found: [1, 2], image: [2, 3]))
+        }
+        try write(PNGEncoder.rgb(image), "images/training/c.jpg.png")
+        XCTAssertThrowsError(try SegmentationFolderDataset.ade20k(root: root, split: .training)) {
+            XCTAssertEqual($0 as? DatasetError, .missingLabelMap(image: root + "/images/training/c.jpg.png", expected: root + "/annotations/training/c.jpg.png"))
+        }
+    }
+
+    /// What the encoder writes, the decoders read back exactly.
+    func testPNGEncoderRoundTrips() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("png-\(UUID().uuidString).png").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let grey = (0..<35).map { UInt8($0 * 7) }
+        try PNGEncoder.grey(grey, width: 7, height: 5).write(to: URL(fileURLWithPath: path))
+        let map = try LabelMap.decode(path)
+        XCTAssertEqual([map.width, map.height], [7, 5])
+        XCTAssertEqual(map.labels, grey)
+        let rgb = RGBImage(width: 5, height: 7, pixels: (0..<105).map { UInt8(($0 * 37) % 256) })
+        try PNGEncoder.rgb(rgb).write(to: URL(fileURLWithPath: path))
+        let back = try ImageDecoder.decode(path)
+        XCTAssertEqual([back.width, back.height], [5, 7])
+        XCTAssertEqual(back.pixels, rgb.pixels)
+        XCTAssertThrowsError(try PNGEncoder.grey([1, 2, 3], width: 2, height: 2))
     }
 }
