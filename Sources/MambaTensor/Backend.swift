@@ -64,6 +64,72 @@ public protocol Backend: AnyObject, Sendable {
     // Images.
     /// cols [B·G_h·G_w, C·p·p]: the pixels each patch token sees, in the weight's (c, y, x) order.
     func patchColumns(_ images: Tensor, patch: Int, stride: Int, into cols: Tensor)
+
+    // Dense image ops, on contiguous NCHW tensors (see the ops in Ops/Convolution.swift and
+    // beside it for what each computes).
+    /// A convolution's columns of one image: cols [C·k·k, pixels] (written) from image [C, H, W],
+    /// or with `transposed` the columns added back into the image (the input gradient).
+    func imageColumns(_ op: ImageColumns, transposed: Bool)
+    /// blocks [C·k·k, H·W] → image [C, H·k, W·k] (written, or added with `accumulate`), each
+    /// pixel's C·k·k values spread over its k × k block; or with `inverse` the reverse gather.
+    func depthToSpace(_ blocks: Tensor, image: Tensor, channels: Int, height: Int, width: Int, block: Int, inverse: Bool, accumulate: Bool)
+    /// Per channel of x [B, C, plane] (and of x ⊙ y when y is given): Σ over B and the plane, in
+    /// double precision and a fixed order.
+    func channelSums(_ x: Tensor, _ y: Tensor?, channels: Int) -> [Double]
+    /// out = a · aScale[c] + b · bScale[c] + shift[c] per channel c of [B, C, plane] tensors (b
+    /// optional), written or added with `accumulate`.
+    func channelAffine(_ op: ChannelAffine)
+    /// Max over k × k windows of stride s: y [B·C, H', W'] and each maximum's index in its plane
+    /// (the first on ties); with `backward`, yGrad routed to those indices of xGrad.
+    func maxPool(_ x: Tensor, y: Tensor, indices: inout [Int32], kernel: Int, stride: Int, height: Int, width: Int)
+    func maxPoolBackward(_ yGrad: Tensor, xGrad: Tensor, indices: [Int32], planeSize: Int)
+    /// A separable resample of [B·C, H, W] planes to [B·C, H', W']: each output row (column) a
+    /// weighted sum of input rows (columns) given as taps; with `transposed` the adjoint, added
+    /// into the input (the gradient of bilinear resizing and of average pooling).
+    func resample(_ op: Resample, transposed: Bool)
+    /// y[b] = x[b]ᵀ for b in 0..<batch: [rows, columns] → [columns, rows], written or added.
+    func transposeMatrices(_ x: Tensor, into y: Tensor, batch: Int, rows: Int, columns: Int, accumulate: Bool)
+    /// Per pixel of logits [B, K, plane]: −log softmax at its label, 0 where ignored ([B·plane]).
+    func pixelCrossEntropy(_ op: PixelCrossEntropy) -> [Double]
+    /// logitsGrad += scale · (softmax − one-hot of the label) per pixel; ignored pixels add nothing.
+    func pixelCrossEntropyBackward(_ op: PixelCrossEntropy, logitsGrad: Tensor, scale: Float)
+    /// Per pixel of logits [B, K, plane]: the class of the largest logit (the first on ties).
+    func argmaxChannels(_ logits: Tensor, classes: Int) -> [Int]
+    /// y = x·cos + rotate_half(x)·sin over [B, L, D] with cos, sin [L, D]; with `transposed`, the
+    /// adjoint (the gradient), added into y.
+    func rotary(_ x: Tensor, cos: Tensor, sin: Tensor, into y: Tensor, transposed: Bool)
+}
+
+/// The columns of one image for a k × k convolution with zero padding: cols [C·k·k, P] covers
+/// output pixels `pixels` (row-major over the output's width).
+public struct ImageColumns {
+    public var image: Tensor, cols: Tensor
+    public var channels: Int, height: Int, width: Int
+    public var kernel: Int, stride: Int, padding: Int
+    public var outWidth: Int, pixels: Range<Int>
+}
+
+/// out = a · aScale[c] + b · bScale[c] + shift[c] over [B, C, plane].
+public struct ChannelAffine {
+    public var a: Tensor, aScale: [Float]
+    public var b: Tensor?, bScale: [Float]?
+    public var shift: [Float]?
+    public var out: Tensor
+    public var channels: Int, accumulate: Bool
+}
+
+/// A separable resample: output row i = Σ_t rowWeights[i][t] · input row rowTaps[i][t], and the
+/// same along columns, over `planes` planes of [inHeight, inWidth] → [outHeight, outWidth].
+public struct Resample {
+    public var input: Tensor, output: Tensor
+    public var planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int
+    public var rowTaps: [[Int]], rowWeights: [[Float]], columnTaps: [[Int]], columnWeights: [[Float]]
+}
+
+/// Logits [batch, classes, plane] and one label per pixel (`ignoreIndex` where unlabelled).
+public struct PixelCrossEntropy {
+    public var logits: Tensor, labels: [Int32]
+    public var batch: Int, classes: Int, plane: Int, ignoreIndex: Int32
 }
 
 /// c = alpha · op(a) · op(b) + beta · c, op = transpose when the flag is set; a, b, c as matrices.
@@ -86,6 +152,8 @@ public enum PointwiseFunction: Sendable {
     case gelu
     /// x · s for a constant s.
     case scale(Float)
+    /// max(x, 0).
+    case relu
 }
 
 /// Elementwise functions of two tensors.
@@ -95,6 +163,8 @@ public enum PointwiseCombination: Sendable {
     case geluGradient
     /// w · a + (1 − w) · b (an exponential moving average, a the average).
     case interpolate(Float)
+    /// a where b > 0, else 0: the ReLU backward, a the output gradient and b the input.
+    case reluGradient
 }
 
 /// torch.optim.AdamW on one parameter: p ← p·(1 − lr·wd); m ← β₁m + (1 − β₁)g;

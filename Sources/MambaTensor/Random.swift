@@ -33,6 +33,11 @@ extension Tensor {
         backend.write((0..<count).map { _ in Float((2 * rng.uniform() - 1) * bound) }, into: self)
     }
 
+    /// Fills with N(mean, std²).
+    package func fillNormal(mean: Double = 0, std: Double, using rng: inout SeededGenerator) {
+        backend.write((0..<count).map { _ in Float(mean + rng.normal() * std) }, into: self)
+    }
+
     /// Fills with N(0, std²) truncated at ±2 absolute, as timm's `trunc_normal_(std=…)`.
     package func fillTruncatedNormal(std: Double, using rng: inout SeededGenerator) {
         let values: [Float] = (0..<count).map { _ in

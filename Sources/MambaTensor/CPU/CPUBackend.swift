@@ -91,6 +91,8 @@ public final class CPUBackend: Backend {
                 }
             case .scale(let s):
                 for i in 0..<n { out[i] = accumulate ? out[i] + src[i] * s : src[i] * s }
+            case .relu:
+                for i in 0..<n { let v = max(src[i], 0); out[i] = accumulate ? out[i] + v : v }
             }
         }
     }
@@ -106,6 +108,8 @@ public final class CPUBackend: Backend {
                 for i in 0..<n { out[i] = accumulate ? out[i] + pa[i] * pb[i] : pa[i] * pb[i] }
             case .interpolate(let w):
                 for i in 0..<n { let v = w * pa[i] + (1 - w) * pb[i]; out[i] = accumulate ? out[i] + v : v }
+            case .reluGradient:
+                for i in 0..<n { let v = pb[i] > 0 ? pa[i] : 0; out[i] = accumulate ? out[i] + v : v }
             case .geluGradient:
                 for i in 0..<n {
                     let v = Double(pb[i])

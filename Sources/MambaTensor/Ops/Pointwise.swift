@@ -30,6 +30,20 @@ public func multiply(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
     return y
 }
 
+/// x · factor, elementwise (a loss weight). The backward scales the gradient alike.
+public func scale(_ x: Tensor, by factor: Float, tape: Tape?) throws -> Tensor {
+    guard factor.isFinite else { throw TensorError.invalidArgument(name: "factor", value: Double(factor), allowed: "finite") }
+    let be = x.backend
+    let y = Tensor(uninitializedShape: x.shape, device: x.device)
+    be.map(.scale(factor), x, into: y, accumulate: false)
+    let xSlot = x.slot, ySlot = y.slot
+    tape?.record {
+        guard let yGrad = ySlot.grad, xSlot.requiresGrad else { return }
+        be.map(.scale(factor), yGrad, into: xSlot.buffer(), accumulate: true)
+    }
+    return y
+}
+
 /// The exact (erf) GELU, elementwise. The backward keeps x.
 public func gelu(_ x: Tensor, tape: Tape?) -> Tensor {
     let be = x.backend
