@@ -7,9 +7,17 @@ import MambaTensor
 ///   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 ///   p ← p − lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + ε)
 public final class AdamW {
-    public struct Group {
+    public struct Group: Equatable, Sendable {
         public var names: [String]
         public var weightDecay: Float
+        /// This group trains at lr · lrScale (layer-wise learning-rate decay); 1 otherwise.
+        public var lrScale: Float = 1
+
+        public init(names: [String], weightDecay: Float, lrScale: Float = 1) {
+            self.names = names
+            self.weightDecay = weightDecay
+            self.lrScale = lrScale
+        }
     }
 
     public let parameters: [(String, Tensor)]
@@ -20,13 +28,26 @@ public final class AdamW {
     /// exp_avg and exp_avg_sq per parameter name.
     public private(set) var m: [String: Tensor] = [:]
     public private(set) var v: [String: Tensor] = [:]
-    private let decayOf: [String: Float]
+    private let decayOf: [String: Float], scaleOf: [String: Float]
 
-    /// Refuses the values torch.optim.AdamW refuses (negative lr, eps or weight decay, betas
-    /// outside [0, 1)) and non-finite ones.
-    public init(parameters: [(String, Tensor)], lr: Float, weightDecay: Float, noWeightDecay: Set<String> = [],
-                betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8) throws {
-        for (name, value) in [("lr", lr), ("weight_decay", weightDecay), ("eps", eps)] where !(value >= 0 && value.isFinite) {
+    /// timm's two groups: no decay for 1-D tensors, `.bias` names and `noWeightDecay`.
+    public convenience init(parameters: [(String, Tensor)], lr: Float, weightDecay: Float, noWeightDecay: Set<String> = [],
+                            betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8) throws {
+        var decay = Group(names: [], weightDecay: weightDecay), noDecay = Group(names: [], weightDecay: 0)
+        for (name, t) in parameters {
+            if Self.skipsWeightDecay(name: name, shape: t.shape, noWeightDecay: noWeightDecay) { noDecay.names.append(name) }
+            else { decay.names.append(name) }
+        }
+        // timm's order: group 0 no decay, group 1 decay.
+        try self.init(parameters: parameters, lr: lr, groups: [noDecay, decay], betas: betas, eps: eps)
+    }
+
+    /// Explicit groups, each naming its parameters, weight decay and lr scale; a parameter in no
+    /// group trains without decay at the base lr. Refuses the values torch.optim.AdamW refuses
+    /// (negative lr, eps or weight decay, betas outside [0, 1)) and non-finite ones.
+    public init(parameters: [(String, Tensor)], lr: Float, groups: [Group], betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8) throws {
+        for (name, value) in [("lr", lr), ("eps", eps)] + groups.flatMap({ [("weight_decay", $0.weightDecay), ("lr_scale", $0.lrScale)] })
+            where !(value >= 0 && value.isFinite) {
             throw TensorError.invalidArgument(name: name, value: Double(value), allowed: "finite, at least 0")
         }
         for (name, value) in [("beta1", betas.0), ("beta2", betas.1)] where !(value >= 0 && value < 1) {
@@ -36,15 +57,11 @@ public final class AdamW {
         self.lr = lr
         (beta1, beta2) = betas
         self.eps = eps
-        var decay = Group(names: [], weightDecay: weightDecay), noDecay = Group(names: [], weightDecay: 0)
-        for (name, t) in parameters {
-            if Self.skipsWeightDecay(name: name, shape: t.shape, noWeightDecay: noWeightDecay) { noDecay.names.append(name) }
-            else { decay.names.append(name) }
-        }
-        groups = [noDecay, decay]   // timm's order: group 0 no decay, group 1 decay
-        var d: [String: Float] = [:]
-        for g in groups { for n in g.names { d[n] = g.weightDecay } }
+        self.groups = groups
+        var d: [String: Float] = [:], scales: [String: Float] = [:]
+        for g in groups { for n in g.names { d[n] = g.weightDecay; scales[n] = g.lrScale } }
         decayOf = d
+        scaleOf = scales
         for (name, t) in parameters {
             m[name] = Tensor(zeroed: t.shape)
             v[name] = Tensor(zeroed: t.shape)
@@ -61,12 +78,13 @@ public final class AdamW {
     public func update() {
         step += 1
         let bc1 = 1 - Float(Double(beta1).power(step)), bc2 = 1 - Float(Double(beta2).power(step))
-        let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        let bc2Sqrt = bc2.squareRoot()
         for (name, p) in parameters {
             guard let g = p.grad else { continue }
-            let wd = decayOf[name] ?? 0
+            // The group's own lr, as torch uses it for both the step and the decoupled decay.
+            let groupLR = lr * (scaleOf[name] ?? 1), wd = decayOf[name] ?? 0
             p.backend.adamW(AdamWStep(parameter: p, gradient: g, firstMoment: m[name]!, secondMoment: v[name]!,
-                                      decay: 1 - lr * wd, stepSize: stepSize, beta1: beta1, beta2: beta2,
+                                      decay: 1 - groupLR * wd, stepSize: groupLR / bc1, beta1: beta1, beta2: beta2,
                                       secondCorrectionRoot: bc2Sqrt, eps: eps))
         }
     }

@@ -88,28 +88,50 @@ public final class DepthwiseConv1d: Module {
     }
 }
 
-/// Conv2d(Cin, D, p, stride s) with bias: weight [D, Cin, p, p].
+/// nn.Conv2d(Cin, Cout, k, stride, padding), groups 1: weight [Cout, Cin, k, k], bias [Cout]
+/// unless built without one (mmcv's ConvModule drops it when a norm follows).
 public final class Conv2d: Module {
     public let weight: Tensor
-    public let bias: Tensor
+    public let bias: Tensor?
     public let stride: Int
+    public let padding: Int
 
-    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int) throws {
+    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) throws {
         for (name, value) in [("kernel", kernel), ("stride", stride)] where value < 1 {
             throw TensorError.invalidArgument(name: name, value: Double(value), allowed: "at least 1")
         }
+        guard padding >= 0 else { throw TensorError.invalidArgument(name: "padding", value: Double(padding), allowed: "at least 0") }
         weight = try Tensor(zeros: [outChannels, inChannels, kernel, kernel])
-        bias = try Tensor(zeros: [outChannels])
+        self.bias = bias ? try Tensor(zeros: [outChannels]) : nil
         self.stride = stride
+        self.padding = padding
     }
 
     public var inChannels: Int { weight.shape[1] }
     public var outChannels: Int { weight.shape[0] }
     public var kernel: Int { weight.shape[2] }
-    public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+    public var ownParameters: [(String, Tensor)] {
+        var p = [("weight", weight)]
+        if let bias { p.append(("bias", bias)) }
+        return p
+    }
 
-    /// tokens [B, G_h·G_w, D] for images [B, Cin, H, W] (H, W ≥ kernel), flattened row-major over the grid.
+    /// PyTorch's default `reset_parameters`: U(±1/√fan_in) for weight and bias, fan_in = Cin·k².
+    public func resetParameters(using rng: inout SeededGenerator) {
+        let bound = 1 / Double(inChannels * kernel * kernel).squareRoot()
+        weight.fillUniform(bound, using: &rng)
+        bias?.fillUniform(bound, using: &rng)
+    }
+
+    /// [B, Cout, H', W'] for x [B, Cin, H, W].
+    public func callAsFunction(_ x: Tensor, tape: Tape? = nil) throws -> Tensor {
+        try conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, tape: tape)
+    }
+
+    /// tokens [B, G_h·G_w, D] for images [B, Cin, H, W] (H, W ≥ kernel), flattened row-major over
+    /// the grid: a patch embedding (no padding, and a bias).
     public func tokens(_ images: Tensor, tape: Tape? = nil) throws -> Tensor {
-        try patchEmbedding(images, weight: weight, bias: bias, stride: stride, tape: tape)
+        guard let bias, padding == 0 else { throw TensorError.invalidArgument(name: "patch embedding padding", value: Double(padding), allowed: "0, with a bias") }
+        return try patchEmbedding(images, weight: weight, bias: bias, stride: stride, tape: tape)
     }
 }

@@ -7,12 +7,16 @@ import MambaTensor
 public protocol Module: AnyObject {
     /// This module's own parameters, keyed relative to the module ("weight", "A_log").
     var ownParameters: [(String, Tensor)] { get }
+    /// State that is saved and loaded but not trained, such as BatchNorm's running statistics
+    /// (PyTorch's buffers), keyed relative to the module.
+    var ownBuffers: [(String, Tensor)] { get }
     /// Child modules with their key ("proj", "layers.3").
     var children: [(String, Module)] { get }
 }
 
 extension Module {
     public var ownParameters: [(String, Tensor)] { [] }
+    public var ownBuffers: [(String, Tensor)] { [] }
     public var children: [(String, Module)] { [] }
 
     /// Every parameter under its full dotted name, in the official `state_dict` order
@@ -24,6 +28,23 @@ extension Module {
     }
 
     public var parameterCount: Int { namedParameters().reduce(0) { $0 + $1.1.count } }
+
+    /// This module and every module below it, depth first.
+    public var descendants: [Module] { [self] + children.flatMap { $0.1.descendants } }
+
+    /// Every buffer under its full dotted name.
+    public func namedBuffers(prefix: String = "") -> [(String, Tensor)] {
+        var result = ownBuffers.map { (prefix + $0.0, $0.1) }
+        for (key, child) in children { result += child.namedBuffers(prefix: prefix + key + ".") }
+        return result
+    }
+
+    /// What `state_dict()` holds: each module's parameters, then its buffers, then its children.
+    public func namedState(prefix: String = "") -> [(String, Tensor)] {
+        var result = (ownParameters + ownBuffers).map { (prefix + $0.0, $0.1) }
+        for (key, child) in children { result += child.namedState(prefix: prefix + key + ".") }
+        return result
+    }
 }
 
 /// A tensor as a state dict supplies it: shape plus float32 values.
@@ -33,7 +54,7 @@ public protocol StateDictValue {
 }
 
 extension Module {
-    /// Copies `stateDict` into the parameters. Strict (the default) requires the same names and
+    /// Copies `stateDict` into the parameters and buffers. Strict (the default) requires the same names and
     /// shapes; non-strict loads what fits and still refuses wrong shapes of names it does know.
     /// Nothing is copied unless every name and shape checks (a value whose `floats()` does not
     /// fill its own shape is found only while copying). Returns what a non-strict load left out.
@@ -41,7 +62,7 @@ extension Module {
     public func load<V: StateDictValue>(stateDict: [String: V], strict: Bool = true, source: String = "") throws -> StateDictReport {
         var problems: [StateDictError.Problem] = [], missing: [(String, [Int])] = []
         var present: [(String, Tensor, V)] = []
-        let params = namedParameters()
+        let params = namedState()
         for (name, tensor) in params {
             guard let value = stateDict[name] else { missing.append((name, tensor.shape)); continue }
             // A [1] scalar and a [] scalar, or [D,1,K] and [D,K], are the same data: only

@@ -27,5 +27,35 @@ public struct CosineSchedule: Codable, Equatable, Sendable {
     public func lr(forEpoch e: Int) -> Double { e == 0 ? (warmupEpochs > 0 ? warmupLR : value(at: 0)) : value(at: e - 1) }
 }
 
+/// mmcv's `PolyLrUpdaterHook` with linear warm-up, counted in iterations (`by_epoch=False`):
+/// lr(t) = (base − min) · (1 − t / T)^power + min, and for t < warmup that times
+/// 1 − (1 − t / warmup) · (1 − warmupRatio).
+public struct PolySchedule: Codable, Equatable, Sendable {
+    public var lr: Double
+    public var minLR: Double = 0
+    public var power: Double = 1
+    public var iterations: Int
+    public var warmupIterations: Int = 1500
+    public var warmupRatio: Double = 1e-6
+
+    public init(lr: Double, iterations: Int, power: Double = 1, minLR: Double = 0, warmupIterations: Int = 1500, warmupRatio: Double = 1e-6) {
+        self.lr = lr
+        self.iterations = iterations
+        self.power = power
+        self.minLR = minLR
+        self.warmupIterations = warmupIterations
+        self.warmupRatio = warmupRatio
+    }
+
+    /// The lr iteration t (0-based) trains at.
+    public func lr(forIteration t: Int) -> Double {
+        let progress = min(max(Double(t) / Double(max(iterations, 1)), 0), 1)
+        let regular = (lr - minLR) * pow(1 - progress, power) + minLR
+        guard t < warmupIterations else { return regular }
+        let k = (1 - Double(t) / Double(warmupIterations)) * (1 - warmupRatio)
+        return regular * (1 - k)
+    }
+}
+
 /// DeiT's rule: lr · global batch / 512 (min and warm-up lr are not scaled).
 public func scaledLR(_ lr: Double, globalBatch: Int) -> Double { lr * Double(globalBatch) / 512 }

@@ -9,6 +9,15 @@ public final class PatchEmbed: Module {
         proj = try Conv2d(inChannels: c.inChannels, outChannels: c.embedDim, kernel: c.patchSize, stride: c.stride)
     }
     public var children: [(String, Module)] { [("proj", proj)] }
+
+    /// Patch tokens [B, M, D] (with `classToken` inserted at its index when given) plus the
+    /// position embedding [1, T, D].
+    func embed(_ images: Tensor, positions posEmbed: Tensor, classToken: (token: Tensor, index: Int)?, tape: Tape?) throws -> Tensor {
+        var tokens = try proj.tokens(images, tape: tape)                                   // [B, M, D]
+        if let classToken { tokens = try insertToken(tokens, token: classToken.token, at: classToken.index, tape: tape) }
+        let positions = try selectSamples(posEmbed, [Int](repeating: 0, count: images.shape[0]), tape: tape)
+        return try add(tokens, positions, tape: tape)
+    }
 }
 
 /// Vision Mamba (`VisionMamba` of vim/models_mamba.py) in its released configuration:
@@ -60,7 +69,7 @@ public final class VimModel: Module {
         var rng = SeededGenerator(seed: seed)
         let fanIn = Double(config.inChannels * config.patchSize * config.patchSize)
         patchEmbed.proj.weight.fillTruncatedNormal(std: (1 / fanIn).squareRoot() / 0.87962566103423978, using: &rng)
-        patchEmbed.proj.bias.fill(0)
+        patchEmbed.proj.bias?.fill(0)
         head.weight.fillTruncatedNormal(std: 0.02, using: &rng)
         head.bias!.fill(0)
         posEmbed.fillTruncatedNormal(std: 0.02, using: &rng)
@@ -85,11 +94,7 @@ public final class VimModel: Module {
     /// Tokens [B, T, D]: patch tokens with the class token inserted at `clsIndex`, plus pos_embed.
     func embed(_ images: Tensor, tape: Tape?) throws -> Tensor {
         try checkInput(shape: images.shape)
-        let patches = try patchEmbed.proj.tokens(images, tape: tape)                       // [B, M, D]
-        let tokens = try insertToken(patches, token: clsToken, at: config.clsIndex, tape: tape)
-        let B = images.shape[0]
-        let positions = try selectSamples(posEmbed, [Int](repeating: 0, count: B), tape: tape)
-        return try add(tokens, positions, tape: tape)
+        return try patchEmbed.embed(images, positions: posEmbed, classToken: (clsToken, config.clsIndex), tape: tape)
     }
 
     /// Logits [B, C] for normalised images [B, channels, img_size, img_size]. `blockOutput(i, r)`
