@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "VisionMamba", dependencies: ["MambaNN", "MambaTensor", "MambaIO"],
                 resources: [.copy("Resources/imagenet-classes.txt")], swiftSettings: fast),
         .target(name: "VisionMambaData", dependencies: ["MambaTensor", "MambaIO"],
-                resources: [.copy("Resources/digits.bin")], swiftSettings: fast),
+                resources: [.copy("Resources/digits.bin"), .copy("Resources/ade20k-classes.tsv")], swiftSettings: fast),
         .target(name: "VisionMambaTraining", dependencies: ["VisionMamba", "VisionMambaData", "MambaNN", "MambaTensor", "MambaIO"],
                 swiftSettings: fast),
         // Data parallelism over MPI, apart so that nothing else links an MPI runtime.
@@ -69,7 +69,7 @@ let package = Package(
                     exclude: ["make_cifar.py"], resources: [.copy("Resources")]),
         .testTarget(name: "MambaIOTests", dependencies: ["MambaIO"], exclude: ["make_fixtures.py"], resources: [.copy("Resources")]),
         .testTarget(name: "CLITests", dependencies: ["vision-mamba", "vision-mamba-mpi", "MambaIO"]),
-        .testTarget(name: "VisionMambaTests", dependencies: ["VisionMamba", "MambaIO", "MambaTensor"],
+        .testTarget(name: "VisionMambaTests", dependencies: ["VisionMamba", "MambaNN", "MambaIO", "MambaTensor"], exclude: ["make_seg_fixtures.py"],
                     resources: [.copy("Resources")]),
     ],
     // Kernels hand raw buffers to worker threads by design; Swift 6 strict checking of

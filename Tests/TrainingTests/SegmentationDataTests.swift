@@ -149,4 +149,88 @@ final class SegmentationDataTests: XCTestCase {
         XCTAssertEqual(back.pixels, rgb.pixels)
         XCTAssertThrowsError(try PNGEncoder.grey([1, 2, 3], width: 2, height: 2))
     }
+
+    /// mmcv's keep-ratio rescale, the label resize (nearest, floor), flips and padding.
+    func testSegmentationTransformGeometry() throws {
+        XCTAssertTrue(SegmentationTransform.keepRatioSize(height: 375, width: 500, long: 2048, short: 512) == (512, 683))
+        XCTAssertTrue(SegmentationTransform.keepRatioSize(height: 100, width: 1000, long: 2048, short: 512) == (205, 2048))
+        let s = SegmentationSample(image: (0..<(3 * 6)).map { Float($0) / 18 }, labels: [0, 1, 2, 3, 4, 5], height: 2, width: 3)
+        let up = SegmentationTransform.resize(s, height: 4, width: 6)
+        XCTAssertEqual(up.labels, [0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 3, 3, 4, 4, 5, 5])
+        // Half-pixel bilinear: output x 1 of 6 sits at input 0.25 (edge-clamped at x 0).
+        XCTAssertEqual(up.image[1], (0 * 0.75 + 1.0 / 18 * 0.25) * 1, accuracy: 1e-6)
+        XCTAssertEqual(up.image[0], 0)
+        let flipped = SegmentationTransform.flipped(s)
+        XCTAssertEqual(flipped.labels, [2, 1, 0, 5, 4, 3])
+        XCTAssertEqual(Array(flipped.image[0..<3]), Array(s.image[0..<3].reversed()))
+        XCTAssertEqual(SegmentationTransform.flipped(flipped).image, s.image)
+        var t = SegmentationTransform.ade20k(crop: 4)
+        t.mean = [0, 0, 0]; t.std = [1, 1, 1]
+        let padded = t.pad(s, to: 4)
+        XCTAssertEqual([padded.height, padded.width], [4, 4])
+        XCTAssertEqual(padded.labels, [0, 1, 2, 255, 3, 4, 5, 255, 255, 255, 255, 255, 255, 255, 255, 255])
+        XCTAssertEqual(padded.image[5], s.image[4])
+        XCTAssertEqual(padded.image[15], 0)
+    }
+
+    /// The whole training pipeline on digit scenes: a fixed-size, normalised, deterministic crop
+    /// whose labels are the scene's own (or 255 where padded), and an evaluation resize that keeps
+    /// the original labels.
+    func testSegmentationTrainingPipeline() throws {
+        let scenes = try DigitScenesDataset(split: .train)
+        var t = SegmentationTransform.ade20k(crop: 48)
+        t.scale = (256, 64)
+        var sawPadding = false
+        for i in 0..<20 {
+            let sample = try scenes.sample(i)
+            var a = SeededGenerator(seed: UInt64(i)), b = SeededGenerator(seed: UInt64(i))
+            let x = t.train(sample, rng: &a), y = t.train(sample, rng: &b)
+            XCTAssertEqual(x.image, y.image)
+            XCTAssertEqual(x.labels, y.labels)
+            XCTAssertEqual([x.height, x.width], [48, 48])
+            XCTAssertEqual(x.image.count, 3 * 48 * 48)
+            XCTAssertTrue(x.labels.allSatisfy { $0 <= 10 || $0 == 255 })
+            XCTAssertTrue(x.image.allSatisfy { $0.isFinite && abs($0) < 3 })
+            sawPadding = sawPadding || x.labels.contains(255)
+        }
+        XCTAssertTrue(sawPadding, "ratios below 0.75 leave a 64 px scene smaller than the crop")
+        var c = SeededGenerator(seed: 1), d = SeededGenerator(seed: 2)
+        XCTAssertNotEqual(t.train(try scenes.sample(0), rng: &c).image, t.train(try scenes.sample(0), rng: &d).image)
+        let eval = t.evaluate(try scenes.sample(0))
+        XCTAssertEqual([eval.height, eval.width], [64, 64])
+        XCTAssertEqual(eval.labels, try scenes.sample(0).labels)
+    }
+
+    /// Photometric steps stay in range; an unchanged HSV round trip gives the pixels back.
+    func testPhotometricDistortion() {
+        var rng = SeededGenerator(seed: 3)
+        let image = (0..<(3 * 50)).map { _ in Float(rng.uniform()) }
+        for seed in 0..<10 {
+            var r = SeededGenerator(seed: UInt64(seed))
+            XCTAssertTrue(PhotometricDistortion.apply(image, plane: 50, rng: &r).allSatisfy { $0 >= 0 && $0 <= 1 })
+        }
+        var same = image
+        PhotometricDistortion.mapHSV(&same, plane: 50) { _, _, _ in }
+        for (a, b) in zip(same, image) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+    }
+
+    /// ADE20K's bundled names and palette, extended for more classes; masks drawn and overlaid.
+    func testPaletteAndMaskDrawing() throws {
+        let (names, palette) = try SegmentationPalette.ade20k()
+        XCTAssertEqual(names.count, 150)
+        XCTAssertEqual(names[0], "wall")
+        XCTAssertEqual(names[149], "flag")
+        XCTAssertTrue(palette.colors[0] == (120, 120, 120))
+        XCTAssertTrue(palette.colors[149] == (92, 0, 255))
+        let more = try SegmentationPalette.standard(classes: 200)
+        XCTAssertEqual(more.colors.count, 200)
+        XCTAssertTrue(more.colors[3] == palette.colors[3])
+        let mask = more.draw(labels: [0, 1, 255, 199], width: 2, height: 2)
+        XCTAssertEqual(Array(mask.pixels[0..<6]), [120, 120, 120, 180, 120, 120])
+        XCTAssertEqual(Array(mask.pixels[6..<9]), [0, 0, 0])
+        let photo = RGBImage(width: 2, height: 2, pixels: [UInt8](repeating: 100, count: 12))
+        let overlay = try more.overlay(mask, on: photo)
+        XCTAssertEqual(Array(overlay.pixels[0..<3]), [110, 110, 110])
+        XCTAssertThrowsError(try more.overlay(mask, on: RGBImage(width: 1, height: 1, pixels: [0, 0, 0])))
+    }
 }
