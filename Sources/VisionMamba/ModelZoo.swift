@@ -49,6 +49,36 @@ public enum ModelZoo {
         dyvm("DyVMBase", ["dyvm-base", "dyvm-b"], dim: 768, tokenKeep: 0.7, blockKeep: 0.7),
     ]
 
+    /// The segmentation models of hustvl/Vim's `seg/configs/vim/upernet/` (UperNet on ADE20K at
+    /// 512 px, 150 classes) under their config names plus short aliases.
+    public struct SegmentationEntry: Sendable {
+        public let name: String
+        public let aliases: [String]
+        public let config: SegmentationConfig
+    }
+
+    private static func upernet(_ name: String, _ aliases: [String], dim: Int, rope: Bool) -> SegmentationEntry {
+        let backbone = VimConfig(name: name, imgSize: 512, patchSize: 16, stride: 16, embedDim: dim, depth: 24, numClasses: 150)
+        var c = SegmentationConfig(name: name, backbone: backbone, outIndices: [5, 11, 17, 23], numClasses: 150, decodeChannels: dim)
+        (c.rope, c.ropeResidual) = (rope, rope)
+        return SegmentationEntry(name: name, aliases: aliases, config: c)
+    }
+
+    public static let segmentationEntries: [SegmentationEntry] = [
+        upernet("upernet_vim_tiny_24_512_slide_60k", ["upernet-vim-tiny", "upernet-vim-t"], dim: 192, rope: false),
+        upernet("upernet_vim_small_24_512_slide_60k", ["upernet-vim-small", "upernet-vim-s"], dim: 384, rope: true),
+    ]
+
+    /// The segmentation entry for a config name or alias (spelt as `entry(named:)` takes them).
+    public static func segmentationEntry(named name: String) throws -> SegmentationEntry {
+        let alias = name.lowercased().replacingOccurrences(of: "_", with: "-")
+        if let e = segmentationEntries.first(where: { $0.name == name || $0.aliases.contains(alias) }) { return e }
+        throw ConfigError.unknownModel(name: name, valid: segmentationEntries.flatMap { $0.aliases.prefix(1) })
+    }
+
+    /// Whether a name is one of the segmentation models.
+    public static func isSegmentation(_ name: String) -> Bool { (try? segmentationEntry(named: name)) != nil }
+
     /// The entry for an official name or alias. Aliases are case-insensitive and take timm's
     /// underscore spelling too (`vim_tiny` is `vim-tiny`).
     public static func entry(named name: String) throws -> Entry {

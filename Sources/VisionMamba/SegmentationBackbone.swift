@@ -1,0 +1,186 @@
+import Foundation
+import MambaIO
+import MambaNN
+import MambaTensor
+
+/// One level of `VisionMambaSeg`'s pyramid (`fpn1` … `fpn4`), which turns the single-scale
+/// features of the patch grid into strides 4, 8, 16 and 32.
+public final class PyramidLevel: Module {
+    public enum Kind: Equatable, Sendable {
+        /// ×4: ConvTranspose2d(2, 2) → SyncBatchNorm → GELU → ConvTranspose2d(2, 2) (`0`, `1`, `3`).
+        case upsample4
+        /// ×2: ConvTranspose2d(2, 2) (`0`).
+        case upsample2
+        case identity
+        /// MaxPool2d(k, k).
+        case maxPool(Int)
+    }
+
+    public let kind: Kind
+    public let up: ConvTranspose2d?, norm: BatchNorm2d?, up2: ConvTranspose2d?
+
+    public init(_ kind: Kind, channels: Int) throws {
+        self.kind = kind
+        up = [.upsample4, .upsample2].contains(kind) ? try ConvTranspose2d(inChannels: channels, outChannels: channels, kernel: 2) : nil
+        norm = kind == .upsample4 ? try BatchNorm2d(channels) : nil
+        up2 = kind == .upsample4 ? try ConvTranspose2d(inChannels: channels, outChannels: channels, kernel: 2) : nil
+    }
+
+    public var children: [(String, Module)] {
+        [("0", up as Module?), ("1", norm), ("3", up2)].compactMap { key, module in module.map { (key, $0) } }
+    }
+
+    public func resetParameters(using rng: inout SeededGenerator) {
+        up?.resetParameters(using: &rng)
+        norm?.resetParameters()
+        up2?.resetParameters(using: &rng)
+    }
+
+    public func callAsFunction(_ x: Tensor, training: Bool, tape: Tape?) throws -> Tensor {
+        switch kind {
+        case .identity: return x
+        case .maxPool(let k): return try maxPool2d(x, kernel: k, stride: k, tape: tape)
+        case .upsample2: return try up!(x, tape: tape)
+        case .upsample4:
+            let y = try norm!(up!(x, tape: tape), training: training, tape: tape)
+            return try up2!(gelu(y, tape: tape), tape: tape)
+        }
+    }
+}
+
+/// The Vim segmentation backbone, hustvl/Vim `seg/backbone/vim.py` `VisionMambaSeg`: patch
+/// embedding and position embedding without a class token, the Vim blocks (RoPE before each
+/// when configured), the mixer output of the `outIndices` blocks as [B, D, G, G] features, and
+/// the pyramid. `norm_f` is kept for the state dict; the official forward never applies it.
+public final class SegmentationBackbone: Module {
+    public let config: SegmentationConfig
+    public let patchEmbed: PatchEmbed
+    public let posEmbed: Tensor                 // pos_embed [1, M, D]
+    public let rope: VisionRotaryEmbedding?
+    public let layers: [VimBlock]
+    public let normF: RMSNorm
+    public let pyramid: [PyramidLevel]          // fpn1 … fpn4
+
+    public init(config: SegmentationConfig) throws {
+        try config.validate()
+        self.config = config
+        let c = config.backbone
+        patchEmbed = try PatchEmbed(config: c)
+        posEmbed = try Tensor(zeros: [1, c.numPatches, c.embedDim])
+        rope = config.rope ? try VisionRotaryEmbedding(embedDim: c.embedDim, grid: c.grid, pretrainGrid: config.ropePretrainGrid) : nil
+        layers = try (0..<c.depth).map { _ in VimBlock(norm: try RMSNorm(c.embedDim, eps: c.normEps), mixer: try MambaMixer(config: c)) }
+        normF = try RMSNorm(c.embedDim, eps: c.normEps)
+        let kinds: [PyramidLevel.Kind] = c.patchSize == 16 ? [.upsample4, .upsample2, .identity, .maxPool(2)]
+                                                            : [.upsample2, .identity, .maxPool(2), .maxPool(4)]
+        pyramid = try kinds.map { try PyramidLevel($0, channels: c.embedDim) }
+    }
+
+    // state_dict order: VisionMamba's own parameters, then its modules as registered
+    // (patch_embed, rope, layers, norm_f), then VisionMambaSeg's fpn1 … fpn4.
+    public var ownParameters: [(String, Tensor)] { [("pos_embed", posEmbed)] }
+    public var children: [(String, Module)] {
+        [("patch_embed", patchEmbed as Module)] + (rope.map { [("rope", $0 as Module)] } ?? [])
+            + layers.enumerated().map { ("layers.\($0.offset)", $0.element as Module) }
+            + [("norm_f", normF)]
+            + pyramid.enumerated().map { ("fpn\($0.offset + 1)", $0.element as Module) }
+    }
+
+    /// The official initialisation without pretrained weights: the Vim model's own, then
+    /// `init_weights`' trunc_normal(0.02) with zero bias on every Linear (dt_proj included).
+    public func resetParameters(seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        let c = config.backbone
+        let fanIn = Double(c.inChannels * c.patchSize * c.patchSize)
+        patchEmbed.proj.weight.fillTruncatedNormal(std: (1 / fanIn).squareRoot() / 0.87962566103423978, using: &rng)
+        patchEmbed.proj.bias?.fill(0)
+        posEmbed.fillTruncatedNormal(std: 0.02, using: &rng)
+        for block in layers {
+            block.norm.weight.fill(1)
+            guard let mixer = block.mixer as? MambaMixer else { continue }
+            mixer.resetParameters(depth: c.depth, using: &rng)
+            for linear in [mixer.inProj, mixer.xProj, mixer.xProjB, mixer.dtProj, mixer.dtProjB, mixer.outProj] {
+                linear.weight.fillTruncatedNormal(std: 0.02, using: &rng)
+                linear.bias?.fill(0)
+            }
+        }
+        normF.weight.fill(1)
+        for level in pyramid { level.resetParameters(using: &rng) }
+    }
+
+    /// Throws unless images are [B, channels, img_size, img_size].
+    public func checkInput(shape: [Int]) throws {
+        let c = config.backbone
+        guard shape.count == 4, shape[0] >= 1, shape[1] == c.inChannels, shape[2] == c.imgSize, shape[3] == c.imgSize else {
+            throw ConfigError.inputShapeMismatch(model: config.name, channels: c.inChannels, size: c.imgSize, found: shape)
+        }
+    }
+
+    /// The four pyramid features [B, D, side, side] (`levelSides`) of normalised images. With
+    /// `training`, BatchNorm uses batch statistics and updates its running ones; `dropPath`
+    /// turns on stochastic depth.
+    public func callAsFunction(_ images: Tensor, training: Bool = false, tape: Tape? = nil, dropPath draw: DropPathDraw? = nil) throws -> [Tensor] {
+        try checkInput(shape: images.shape)
+        if let draw { try draw.check(batch: images.shape[0]) }
+        let G = config.grid
+        var h = try patchEmbed.embed(images, positions: posEmbed, classToken: nil, tape: tape)
+        var residual: Tensor? = nil
+        var features: [Tensor] = []
+        for (i, block) in layers.enumerated() {
+            if let rope {
+                h = try rope(h, tape: tape)
+                if let r = residual, config.ropeResidual { residual = try rope(r, tape: tape) }
+            }
+            let drop = draw.flatMap { d in i > 0 ? (rate: d.rate(forBlock: i, depth: layers.count), uniforms: d.uniforms(forBlock: i)) : nil }
+            var context = MixerContext(tape: tape, cls: [])
+            (h, residual) = try block(h, residual: residual, dropPath: drop, context: &context)
+            if config.outIndices.contains(i) { features.append(try tokensToChannels(h, height: G, width: G, tape: tape)) }
+        }
+        return try zip(features, pyramid).map { try $1($0, training: training, tape: tape) }
+    }
+}
+
+extension SegmentationBackbone {
+    /// Starts the backbone from a classification checkpoint (a released `.pth` or one of ours), as
+    /// the official `init_weights` does: the head, RoPE tables and class token are dropped, the
+    /// patch embedding too when its patch size differs, and pos_embed is moved to this grid.
+    /// `interpolation` says where the checkpoint's class-token row is: `.official` treats row 0
+    /// as the class row, which is what the official small config's init does with the released
+    /// middle-token checkpoints (and the tiny config, without a class token, cannot load them at
+    /// all); `.classTokenAware` takes it from its real index. Returns the backbone's tensors the
+    /// checkpoint did not provide (the pyramid).
+    @discardableResult
+    public func loadClassificationWeights(_ path: String, interpolation: PositionEmbeddingInterpolation = .classTokenAware) throws -> [String] {
+        var tensors = try VimModel.modelTensors(path)
+        for name in tensors.keys where name.hasPrefix("head.") || name.hasPrefix("rope.") || name == "cls_token" {
+            tensors.removeValue(forKey: name)
+        }
+        if let proj = tensors["patch_embed.proj.weight"], proj.shape.count == 4, proj.shape[3] != config.backbone.patchSize {
+            tensors.removeValue(forKey: "patch_embed.proj.weight")
+            tensors.removeValue(forKey: "patch_embed.proj.bias")
+        }
+        let c = config.backbone, D = c.embedDim
+        if let pos = tensors["pos_embed"] {
+            let rows = pos.shape.count == 3 && pos.shape[0] == 1 && pos.shape[2] == D ? pos.shape[1] : 0
+            let withClass = Int(Double(max(rows - 1, 0)).squareRoot()), without = Int(Double(rows).squareRoot())
+            let floats = pos.floats()
+            let grid: [Float]
+            if rows > 0 && without * without == rows {
+                grid = bicubicResize(floats, inH: without, inW: without, channels: D, outH: c.grid, outW: c.grid)
+            } else if rows > 1 && withClass * withClass == rows - 1 {
+                var source = c
+                (source.imgSize, source.patchSize, source.stride) = (withClass, 1, 1)
+                let moved = try interpolatePositionEmbedding(floats, config: source, newGrid: c.grid, mode: interpolation)
+                let classRow = interpolation == .official || c.clsPosition == .first ? 0 : c.numPatches / 2
+                grid = Array(moved[0..<(classRow * D)] + moved[((classRow + 1) * D)...])
+            } else {
+                throw StateDictError.mismatch(source: path, problems: [.shapeMismatch(key: "pos_embed", expected: posEmbed.shape, found: pos.shape)])
+            }
+            tensors["pos_embed"] = StoredTensor(shape: [1, c.numPatches, D], floats: grid)
+        }
+        let report = try load(stateDict: tensors, strict: false, source: path)
+        if !report.unexpected.isEmpty {
+            throw StateDictError.mismatch(source: path, problems: report.unexpected.map { .unexpectedKey(key: $0, found: tensors[$0]?.shape ?? []) })
+        }
+        return report.missing
+    }
+}

@@ -1,0 +1,78 @@
+import MambaNN
+import MambaTensor
+
+/// mmseg's `EncoderDecoder` with a Vim backbone, a UPerHead decoder and an FCN auxiliary head,
+/// under the official state-dict names (`backbone.`, `decode_head.`, `auxiliary_head.`).
+public final class Segmentor: Module {
+    public let config: SegmentationConfig
+    public let backbone: SegmentationBackbone
+    public let decodeHead: UPerHead
+    public let auxiliaryHead: FCNHead
+
+    public init(config: SegmentationConfig) throws {
+        try config.validate()
+        self.config = config
+        backbone = try SegmentationBackbone(config: config)
+        let D = config.backbone.embedDim
+        decodeHead = try UPerHead(inChannels: D, channels: config.decodeChannels, numClasses: config.numClasses,
+                                  poolScales: config.poolScales, dropoutRatio: config.dropoutRatio)
+        auxiliaryHead = try FCNHead(inChannels: D, channels: config.auxiliaryChannels, numClasses: config.numClasses,
+                                    dropoutRatio: config.dropoutRatio)
+    }
+
+    public var children: [(String, Module)] {
+        [("backbone", backbone), ("decode_head", decodeHead), ("auxiliary_head", auxiliaryHead)]
+    }
+
+    /// Every BatchNorm of the model (the pyramid's and the heads'), for synchronising them.
+    public var batchNorms: [BatchNorm2d] { descendants.compactMap { $0 as? BatchNorm2d } }
+
+    public func resetParameters(seed: UInt64) {
+        backbone.resetParameters(seed: seed)
+        var rng = SeededGenerator(seed: seed ^ 0x5E6)
+        decodeHead.resetParameters(using: &rng)
+        auxiliaryHead.resetParameters(using: &rng)
+    }
+
+    /// What one forward pass gives: the four pyramid features, the decoder's logits at stride 4
+    /// and the auxiliary head's at its level's stride.
+    public struct Outputs {
+        public var features: [Tensor]
+        public var decodeLogits: Tensor
+        public var auxiliaryLogits: Tensor?
+    }
+
+    /// The forward pass. `training` switches BatchNorm to batch statistics and, with a
+    /// `dropoutSeed`, Dropout2d on; the auxiliary head runs only when asked (training).
+    public func forward(_ images: Tensor, training: Bool = false, auxiliary: Bool = false, tape: Tape? = nil,
+                        dropPath: DropPathDraw? = nil, dropoutSeed: UInt64? = nil) throws -> Outputs {
+        let features = try backbone(images, training: training, tape: tape, dropPath: dropPath)
+        let decode = try decodeHead(features, training: training, dropoutSeed: dropoutSeed, tape: tape)
+        let aux = auxiliary ? try auxiliaryHead(features[config.auxiliaryIndex], training: training,
+                                                dropoutSeed: dropoutSeed.map { $0 ^ 0xA0C }, tape: tape) : nil
+        return Outputs(features: features, decodeLogits: decode, auxiliaryLogits: aux)
+    }
+
+    /// Logits at the input's resolution [B, K, H, W], as `EncoderDecoder.encode_decode` gives them
+    /// (the decoder's output resized bilinearly, align_corners false).
+    public func logits(_ images: Tensor) throws -> Tensor {
+        let out = try forward(images).decodeLogits
+        return try resizeBilinear(out, height: images.shape[2], width: images.shape[3], tape: nil)
+    }
+
+    /// The training loss of mmseg: each head's logits resized to the labels, per-pixel
+    /// cross-entropy ignoring 255 and averaged over all pixels, the auxiliary one weighted.
+    /// labels: [B·H·W] class indices of the images' pixels. `auxiliary` is weighted, as mmseg
+    /// reports `aux.loss_ce`.
+    public func loss(_ outputs: Outputs, labels: [Int], height: Int, width: Int, tape: Tape?) throws
+        -> (total: Tensor, decode: Tensor, auxiliary: Tensor?) {
+        func headLoss(_ logits: Tensor) throws -> Tensor {
+            let resized = try resizeBilinear(logits, height: height, width: width, tape: tape)
+            return try pixelCrossEntropy(resized, labels: labels, tape: tape)
+        }
+        let decode = try headLoss(outputs.decodeLogits)
+        guard let auxLogits = outputs.auxiliaryLogits else { return (decode, decode, nil) }
+        let aux = try scale(headLoss(auxLogits), by: Float(config.auxiliaryLossWeight), tape: tape)
+        return (try add(decode, aux, tape: tape), decode, aux)
+    }
+}
