@@ -64,7 +64,17 @@ public enum ModelZoo {
         return SegmentationEntry(name: name, aliases: aliases, config: c)
     }
 
+    /// The small segmentor the bundled digit scenes train in minutes: 128 px scenes, patch 16, 4
+    /// blocks of width 64, features after every block, 11 classes (background and the ten digits).
+    public static let digitScenes: SegmentationConfig = {
+        let backbone = VimConfig(name: "upernet-vim-digits", imgSize: 128, patchSize: 16, stride: 16, embedDim: 64, depth: 4, numClasses: 11)
+        var c = SegmentationConfig(name: "upernet-vim-digits", backbone: backbone, outIndices: [0, 1, 2, 3], numClasses: 11, decodeChannels: 64)
+        c.auxiliaryChannels = 32
+        return c
+    }()
+
     public static let segmentationEntries: [SegmentationEntry] = [
+        SegmentationEntry(name: digitScenes.name, aliases: [digitScenes.name], config: digitScenes),
         upernet("upernet_vim_tiny_24_512_slide_60k", ["upernet-vim-tiny", "upernet-vim-t"], dim: 192, rope: false),
         upernet("upernet_vim_small_24_512_slide_60k", ["upernet-vim-small", "upernet-vim-s"], dim: 384, rope: true),
     ]

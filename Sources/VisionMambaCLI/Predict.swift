@@ -24,6 +24,8 @@ struct Predict: ParsableCommand {
     @Option(help: "Write the predictions to this file instead of printing them: .csv (one row per image) or .jsonl (one JSON object per line).")
     var output: String?
     @Flag(help: "Let --output replace an existing file.") var overwrite = false
+    @Option(help: "Segmentation models: also write the colour mask blended over the image to this PNG (one image), or into this folder (several).")
+    var overlay: String?
     @Flag(help: "Print one JSON line per image (without --output).") var json = false
     @OptionGroup var threadOptions: ThreadOptions
 
@@ -37,6 +39,9 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
+        let stored = try SegmentationTrainer.storedState(modelOptions.weights)
+        if stored != nil || modelOptions.model.map(ModelZoo.isSegmentation) == true { return try runSegmentation(stored: stored) }
+        if overlay != nil { throw ValidationError("--overlay draws segmentation masks; \(modelOptions.weights) holds a classifier") }
         // Everything that can be refused is refused before the model runs.
         let format = try output.map(Self.format)
         if let output, !overwrite, FileManager.default.fileExists(atPath: output) {
@@ -79,6 +84,57 @@ struct Predict: ParsableCommand {
             try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: output)
             print("\(files.count) image\(files.count == 1 ? "" : "s") → \(output)")
         }
+    }
+
+    /// Segmentation: each image's label map drawn in the ADE20K palette as a PNG (`--output`),
+    /// and optionally blended over the image (`--overlay`); without --output, the classes found
+    /// and their share of the pixels are printed.
+    func runSegmentation(stored: SegmentationTrainingState?) throws {
+        threadOptions.apply()
+        let files = try ImageFiles.expand(images)
+        func destination(_ path: String?, for image: String) -> String? {
+            guard let path else { return nil }
+            if files.count == 1 && path.lowercased().hasSuffix(".png") { return path }
+            let stem = ((image as NSString).lastPathComponent as NSString).deletingPathExtension
+            return (path as NSString).appendingPathComponent(stem + ".png")
+        }
+        for path in [output, overlay].compactMap({ $0 }) where files.count > 1 || !path.lowercased().hasSuffix(".png") {
+            if files.count == 1 { throw FileError.unsupportedExtension(path: path, supported: [".png"]) }
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        for image in files {
+            for out in [destination(output, for: image), destination(overlay, for: image)].compactMap({ $0 })
+                where !overwrite && FileManager.default.fileExists(atPath: out) {
+                throw ValidationError("\(out) exists; choose another --output/--overlay or pass --overwrite")
+            }
+        }
+        var config = try stored?.options.model ?? ModelZoo.segmentationEntry(named: modelOptions.model!).config
+        if let modelName = modelOptions.model, stored != nil, try ModelZoo.segmentationEntry(named: modelName).name != config.name {
+            throw ValidationError("--model \(modelName): \(modelOptions.weights) holds \(config.name)")
+        }
+        config.dropPathRate = 0
+        let model = try Segmentor(config: config)
+        try model.load(stateDict: try VimModel.modelTensors(modelOptions.weights), strict: !modelOptions.nonStrict, source: modelOptions.weights)
+        let names: [String]
+        if let stored { names = stored.classNames } else if config.numClasses == 150 { names = try SegmentationPalette.ade20k().names }
+        else { names = (0..<config.numClasses).map { "class \($0)" } }
+        let palette = try SegmentationPalette.standard(classes: config.numClasses)
+        let transform = stored?.options.transform ?? SegmentationTransform.ade20k(crop: config.backbone.imgSize)
+        // Images of any size: always by sliding window (a run on same-size scenes stores none).
+        let stride = stored?.options.slideStride ?? config.backbone.imgSize * 2 / 3
+        for path in files {
+            let picture = try ImageDecoder.decode(path)
+            let labels = try segmentImage(picture, model: model, transform: transform, stride: stride)
+            let mask = palette.draw(labels: labels.map { UInt8(clamping: $0) }, width: picture.width, height: picture.height)
+            if let out = destination(output, for: path) { try writeAtomically(PNGEncoder.rgb(mask), to: out) }
+            if let out = destination(overlay, for: path) { try writeAtomically(PNGEncoder.rgb(palette.overlay(mask, on: picture)), to: out) }
+            var counts = [Int](repeating: 0, count: config.numClasses)
+            for l in labels { counts[l] += 1 }
+            let shares = counts.enumerated().filter { $0.element > 0 }.sorted { $0.element > $1.element }.prefix(top)
+            print(path + ": " + shares.map { String(format: "%@ %.1f%%", names[$0.offset], 100 * Double($0.element) / Double(labels.count)) }
+                .joined(separator: ", "))
+        }
+        if let output { print("\(files.count) mask\(files.count == 1 ? "" : "s") → \(output)" + (overlay.map { ", overlays → \($0)" } ?? "")) }
     }
 
     static func format(_ path: String) throws -> OutputFormat {

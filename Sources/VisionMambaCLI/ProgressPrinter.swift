@@ -38,6 +38,21 @@ final class ProgressPrinter {
                          m.epoch + 1, epochs, m.trainLoss, m.valLoss, m.top1, m.top5, m.lr, m.imagesPerSecond, m.epochSeconds)
                   + (m.directionRate.map { String(format: "  directions on %.1f%%", 100 * $0) } ?? ""))
             fflush(stdout)
+        case let .iteration(iteration, iterations, loss, lr, imagesPerSecond):
+            let now = Date().timeIntervalSince(start)
+            let remaining = Double(iterations - iteration) * now / Double(max(iteration, 1))
+            let text = String(format: "loss %.4f lr %.3g %.1f img/s eta %@", loss, lr, imagesPerSecond, duration(remaining))
+            if isTerminal {
+                FileHandle.standardError.write(Data(("\r\u{1B}[K" + "\(bar(iteration, of: iterations)) iteration \(iteration)/\(iterations) " + text).utf8))
+            } else if iteration % (logInterval ?? max(1, iterations / 20)) == 0 || iteration == iterations {
+                print("iteration \(iteration)/\(iterations) " + text)
+                fflush(stdout)
+            }
+        case let .evaluated(m):
+            if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            print(String(format: "iteration %d  train loss %.4f  mIoU %.2f%%  aAcc %.2f%%  mAcc %.2f%%  lr %.3g  %.1f img/s",
+                         m.iteration, m.trainLoss, m.valMIoU, m.valAAcc, m.valMAcc, m.lr, m.imagesPerSecond))
+            fflush(stdout)
         }
     }
 

@@ -14,7 +14,7 @@ extension DatasetKind: ExpressibleByArgument {
 struct RecipeOptions: ParsableArguments {
     @Option(help: "Model: a zoo name (see `vision-mamba models`), or a fixture-format JSON file (default: vim-digits, the small model for the bundled digits).")
     var model: String?
-    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled), cifar10, cifar100, imagefolder, or auto (default: auto with --data-path, recognised from the folder; else digits).")
+    @Option(name: .customLong("data-set"), help: "Dataset: digits (bundled), cifar10, cifar100, imagefolder, or auto (default: auto with --data-path, recognised from the folder; else digits); for segmentation models digit-scenes (bundled), ade20k or segfolder.")
     var dataSet: DatasetKind?
     @Option(name: [.customLong("data-path"), .customLong("data")], help: "Folder of the dataset (not needed for digits).") var dataPath: String?
     @Flag(name: .customLong("skip-bad-images"), help: "Leave out image files that cannot be read (counted) instead of stopping.")
@@ -74,7 +74,9 @@ struct RecipeOptions: ParsableArguments {
         if let aa, aa != "none" {
             do { _ = try RandAugment(config: aa) } catch { throw ValidationError("--aa: \(error)") }
         }
-        if let dataSet, dataSet != .digits, dataPath == nil { throw ValidationError("--data-set \(dataSet.rawValue) needs --data-path") }
+        if let dataSet, dataSet != .digits, dataSet != .digitScenes, dataPath == nil {
+            throw ValidationError("--data-set \(dataSet.rawValue) needs --data-path")
+        }
     }
 
     /// The dataset the flags name: --data-set, else what --data-path holds, else the bundled digits.

@@ -20,6 +20,7 @@ struct Train: ParsableCommand {
     @OptionGroup var fusionOptions: FusionOptions
     @OptionGroup var dyvmOptions: DyVMOptions
     @OptionGroup var dyvmLossOptions: DyVMLossOptions
+    @OptionGroup var segmentationOptions: SegmentationOptions
     @Option(name: .customLong("log-interval"), help: "When the output is not a terminal, print a progress line every N steps (default: about ten per epoch).")
     var logInterval: Int?
     @OptionGroup var threadOptions: ThreadOptions
@@ -30,6 +31,11 @@ struct Train: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
+        let storedSegmentation = try resume.flatMap(SegmentationTrainer.storedState)
+        if storedSegmentation != nil || recipe.dataSet?.isSegmentation == true || recipe.model.map(ModelZoo.isSegmentation) == true {
+            return try runSegmentation(resumed: storedSegmentation)
+        }
+        if segmentationOptions.isSet { throw ValidationError("--iterations and the other segmentation flags need a segmentation model (see `vision-mamba models`)") }
         let options: TrainOptions
         if let resume {
             // A resumed run keeps its settings: a flag that would change them is refused by name.
@@ -63,6 +69,51 @@ struct Train: ParsableCommand {
         if world.isLeader {
             if let last = history.last {
                 print(String(format: "done: top-1 %.2f%% (best %.2f%%)", last.top1, trainer.state.bestTop1))
+            }
+            print("checkpoint: \(outputDir)/checkpoint.safetensors (best: \(outputDir)/best-checkpoint.safetensors)")
+            print("metrics: \(outputDir)/metrics.jsonl, plot: \(outputDir)/learning-curve.svg")
+        }
+        world.finish()
+    }
+
+    /// mmseg's iteration-based recipe for a segmentation model.
+    func runSegmentation(resumed: SegmentationTrainingState?) throws {
+        let options: SegmentationTrainOptions
+        if let resumed {
+            var conflicts = recipe.settings.map(\.flag)
+            for (flag, given) in [("--model", recipe.model != nil), ("--data-set", recipe.dataSet != nil), ("--num-classes", recipe.numClasses != nil),
+                                  ("--epochs", recipe.epochs != nil)] where given { conflicts.append(flag) }
+            let s = segmentationOptions
+            if s.evalInterval != nil || s.evalImages != nil || s.layerDecay != nil || s.layerDecayRate != nil || s.warmupIters != nil || s.slideStride != nil {
+                conflicts.append("the segmentation flags other than --iterations")
+            }
+            if fusionOptions.isSet || dyvmOptions.isSet || dyvmLossOptions.isSet { conflicts.append("the Famba-V and DyVM flags") }
+            if finetune != nil { conflicts.append("--finetune") }
+            guard conflicts.isEmpty else {
+                throw ValidationError("--resume continues \(resume!) with its stored settings; remove \(conflicts.joined(separator: ", ")) (only --iterations may change, to extend the schedule)")
+            }
+            options = resumed.options
+        } else {
+            if fusionOptions.isSet || dyvmOptions.isSet || dyvmLossOptions.isSet {
+                throw ValidationError("Famba-V and DyVM flags apply to classification models")
+            }
+            options = try segmentationOptions.makeOptions(recipe: recipe, finetune: finetune)
+        }
+        let world = try World.current()
+        let printer = ProgressPrinter(logInterval: logInterval)
+        let trainer = try SegmentationTrainer(options: options, outputDir: outputDir, resume: resume,
+                                              iterations: resume == nil ? nil : segmentationOptions.iterations,
+                                              overwrite: overwrite, world: world, events: printer.handle)
+        let outputDir = trainer.outputDir
+        if world.isLeader {
+            let processes = world.size > 1 ? "\(world.size) processes × " : ""
+            print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset.rawValue) for \(trainer.options.iterations) iterations, from iteration \(trainer.state.iterationsDone + 1); \(processes)\(Parallel.threads) threads; writing to \(outputDir)")
+            fflush(stdout)
+        }
+        let history = try trainer.run()
+        if world.isLeader {
+            if let last = history.last {
+                print(String(format: "done: mIoU %.2f%% (best %.2f%%), aAcc %.2f%%, mAcc %.2f%%", last.valMIoU, trainer.state.bestMIoU, last.valAAcc, last.valMAcc))
             }
             print("checkpoint: \(outputDir)/checkpoint.safetensors (best: \(outputDir)/best-checkpoint.safetensors)")
             print("metrics: \(outputDir)/metrics.jsonl, plot: \(outputDir)/learning-curve.svg")

@@ -150,7 +150,7 @@ public struct ImageFolderDataset: ImageDataset {
 
 extension RGBImage {
     /// CHW float32 in [0, 1], as torchvision's ToTensor gives.
-    var planarFloats: [Float] {
+    public var planarFloats: [Float] {
         let plane = width * height
         var out = [Float](repeating: 0, count: 3 * plane)
         for i in 0..<plane { for c in 0..<3 { out[c * plane + i] = Float(pixels[3 * i + c]) / 255 } }

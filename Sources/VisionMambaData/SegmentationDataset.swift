@@ -8,6 +8,13 @@ public struct SegmentationSample: Sendable {
     /// One class index per pixel, row-major [height, width]; `ignoreIndex` where unlabelled.
     public var labels: [UInt8]
     public var height: Int, width: Int
+
+    public init(image: [Float], labels: [UInt8], height: Int, width: Int) {
+        self.image = image
+        self.labels = labels
+        self.height = height
+        self.width = width
+    }
 }
 
 /// A dataset that labels every pixel of its images with a class.

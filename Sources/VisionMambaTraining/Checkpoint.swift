@@ -25,10 +25,12 @@ public struct TrainingState: Codable, Equatable, Sendable {
 public enum Checkpoint {
     static let fileName = "checkpoint.safetensors"
 
-    static func save(model: VimModel, optimizer: AdamW, ema: [String: Tensor]?, state: TrainingState,
-                     to path: String) throws {
+    /// The model's state dict (parameters and buffers), its optimizer moments and EMA, and
+    /// `state` as JSON (a classification `TrainingState` or a `SegmentationTrainingState`).
+    static func save<State: Encodable>(model: any Module, optimizer: AdamW, ema: [String: Tensor]?, state: State,
+                                       to path: String) throws {
         var file = TensorFile()
-        for (name, p) in model.namedParameters() { file.append(name, StoredTensor(shape: p.shape, floats: p.array)) }
+        for (name, p) in model.namedState() { file.append(name, StoredTensor(shape: p.shape, floats: p.array)) }
         for (name, p) in model.namedParameters() {
             file.append("optimizer.exp_avg.\(name)", StoredTensor(shape: p.shape, floats: optimizer.m[name]!.array))
             file.append("optimizer.exp_avg_sq.\(name)", StoredTensor(shape: p.shape, floats: optimizer.v[name]!.array))

@@ -7,6 +7,15 @@ public enum DatasetKind: String, CaseIterable, Sendable {
     case imagefolder
     /// Recognised from the folder's contents: CIFAR batches of either format, else ImageFolder.
     case auto
+    /// Segmentation: the bundled digit scenes (1–4 digits per canvas; background and ten digits).
+    case digitScenes = "digit-scenes"
+    /// Segmentation: ADE20K's `ADEChallengeData2016` folder (150 classes, reduce_zero_label).
+    case ade20k
+    /// Segmentation: mmseg's layout, images/{training,validation} with annotations/…, any class count.
+    case segfolder
+
+    /// Whether the dataset labels pixels rather than images.
+    public var isSegmentation: Bool { [.digitScenes, .ade20k, .segfolder].contains(self) }
 
     /// The dataset a name means, in any letter case: a raw value, or the official code's
     /// cifar-10, cifar-100, cifar (which means CIFAR-100 there) and imnet (an ImageFolder).
@@ -17,7 +26,7 @@ public enum DatasetKind: String, CaseIterable, Sendable {
         case "imnet": self = .imagefolder
         case let lowered:
             guard let kind = DatasetKind(rawValue: lowered) else {
-                throw TrainingError.unknownDataset(name: name, valid: ["digits", "cifar10", "cifar100", "imagefolder", "auto"])
+                throw TrainingError.unknownDataset(name: name, valid: DatasetKind.allCases.map(\.rawValue))
             }
             self = kind
         }

@@ -39,6 +39,25 @@ enum MetricsWriter {
         try writeAtomically(Data(learningCurveSVG(history).utf8), to: directory + "/learning-curve.svg")
     }
 
+    /// A segmentation run's metrics.jsonl (one object per evaluation) and learning-curve.svg.
+    static func write(segmentation history: [SegmentationEvalMetrics], to directory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var text = ""
+        for m in history { text += String(decoding: try encoder.encode(m), as: UTF8.self) + "\n" }
+        try writeAtomically(Data(text.utf8), to: directory + "/metrics.jsonl")
+        let maxIteration = Double(max(history.map(\.iteration).max() ?? 1, 1))
+        let maxLoss = max(history.map(\.trainLoss).filter(\.isFinite).max() ?? 1, 1e-6)
+        let svg = LinePlot(
+            x: .init(title: "iteration", max: maxIteration, integer: true, label: { String(Int($0)) }),
+            y: .init(title: "train loss (decode + 0.4 · auxiliary)", max: maxLoss, label: { String(format: "%.2f", $0) }),
+            rightY: .init(title: "validation mIoU (%)", max: 100, label: { "\(Int($0))%" }),
+            series: [.init(name: "train loss", color: "#1f77b4", points: history.map { (Double($0.iteration), $0.trainLoss) }),
+                     .init(name: "val mIoU (right axis)", color: "#2ca02c", points: history.map { (Double($0.iteration), $0.valMIoU) }, right: true)]
+        ).svg()
+        try writeAtomically(Data(svg.utf8), to: directory + "/learning-curve.svg")
+    }
+
     /// Train and validation loss (left axis) and top-1 accuracy (right axis, %) against epoch.
     static func learningCurveSVG(_ history: [EpochMetrics]) -> String {
         let maxEpoch = Double(max(history.map { $0.epoch + 1 }.max() ?? 1, 1))

@@ -21,6 +21,17 @@ public struct SegmentationMetrics: Sendable, Equatable {
         labelled = intersection
     }
 
+    /// Areas summed elsewhere (the ranks of a data-parallel evaluation), one per class each.
+    init(numClasses: Int, ignoreIndex: Int, intersection: [Int64], predicted: [Int64], labelled: [Int64]) {
+        precondition([intersection, predicted, labelled].allSatisfy { $0.count == numClasses }, "one area per class")
+        self.numClasses = numClasses
+        self.ignoreIndex = ignoreIndex
+        self.intersection = intersection
+        self.predicted = predicted
+        self.labelled = labelled
+        union = (0..<numClasses).map { predicted[$0] + labelled[$0] - intersection[$0] }
+    }
+
     /// Adds one image: `prediction` a class per pixel, `labels` the label map, same length.
     public mutating func add(prediction: [Int], labels: [UInt8]) throws {
         guard prediction.count == labels.count else {

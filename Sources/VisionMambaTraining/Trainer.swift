@@ -24,6 +24,7 @@ public func makeDataset(_ kind: DatasetKind, path: String?, train: Bool, imageSi
     case .imagefolder:
         return try ImageFolderDataset(root: folder(), split: train ? "train" : "val", size: imageSize ?? 224, train: train,
                                       skipBadImages: skipBadImages)
+    case .digitScenes, .ade20k, .segfolder: throw TrainingError.segmentationDataForClassifier(dataset: kind.rawValue)
     }
 }
 
@@ -51,6 +52,9 @@ public func datasetClassCount(_ kind: DatasetKind, path: String?) throws -> Int 
     case .imagefolder, .auto:
         guard let path else { throw TrainingError.missingDataPath(dataset: kind.rawValue) }
         return try ImageFolderDataset.classNames(root: path, split: "train").count
+    case .digitScenes: return 11
+    case .ade20k: return 150
+    case .segfolder: throw TrainingError.missingDataPath(dataset: "segfolder (its class count)")
     }
 }
 

@@ -37,6 +37,10 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
     case epochsAlreadyDone(requested: Int, done: Int, checkpoint: String)
     /// A predicted label map and its ground truth of different pixel counts.
     case labelMapMismatch(predicted: Int, labelled: Int)
+    /// A segmentation dataset given to a classifier.
+    case segmentationDataForClassifier(dataset: String)
+    /// An image-classification dataset given to a segmentation model.
+    case classificationDataForSegmentor(dataset: String)
 
     public var description: String {
         switch self {
@@ -72,6 +76,10 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
             return "a resumed run continues in its own folder: \(abbreviated(checkpoint)) is not in \(abbreviated(outputDir))"
         case let .labelMapMismatch(predicted, labelled):
             return "a prediction of \(predicted) pixels against a label map of \(labelled)"
+        case let .segmentationDataForClassifier(dataset):
+            return "\(dataset) labels pixels; train or evaluate it with a segmentation model (see `models`)"
+        case let .classificationDataForSegmentor(dataset):
+            return "\(dataset) labels whole images; a segmentation model needs digit-scenes, ade20k or segfolder"
         case let .epochsAlreadyDone(requested, done, checkpoint):
             return "\(abbreviated(checkpoint)) has already trained \(done) epochs; a schedule of \(requested) epochs would not run any more"
         }

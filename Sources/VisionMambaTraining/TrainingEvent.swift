@@ -12,4 +12,8 @@ public enum TrainingEvent: Sendable {
     /// After each optimiser step: the running mean loss of the epoch so far.
     case step(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, lr: Double, imagesPerSecond: Double)
     case epochEnded(EpochMetrics, epochs: Int)
+    /// A segmentation run's optimiser step: the running mean loss since the last evaluation.
+    case iteration(iteration: Int, iterations: Int, loss: Double, lr: Double, imagesPerSecond: Double)
+    /// A segmentation run's evaluation (every `evalInterval` iterations).
+    case evaluated(SegmentationEvalMetrics)
 }

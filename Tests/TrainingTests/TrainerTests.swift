@@ -52,6 +52,7 @@ final class TrainerTests: XCTestCase {
             case let .epochEnded(m, _): ended.append(m)
             case .note: break
             case .skippedImages: XCTFail("the digits have no files to skip")
+            case .iteration, .evaluated: XCTFail("a classification run reports epochs, not iterations")
             }
         }
         XCTAssertEqual(started, 2)
