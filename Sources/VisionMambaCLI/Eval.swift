@@ -25,11 +25,12 @@ struct Eval: ParsableCommand {
     func validate() throws {
         if model != nil && config != nil { throw ValidationError("give --model or --config, not both") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if let dataSet, dataSet != .digits, data == nil { throw ValidationError("--data-set \(dataSet.rawValue) needs --data") }
+        if let dataSet, dataSet != .digits, dataSet != .digitScenes, data == nil { throw ValidationError("--data-set \(dataSet.rawValue) needs --data") }
     }
 
     func run() throws {
         threadOptions.apply()
+        if let stored = try SegmentationTrainer.storedState(weights) { return try runSegmentation(stored) }
         let given: VimConfig? = try config.map(VimConfig.load(json:)) ?? model.map(ModelZoo.resolve)
         let description: ModelDescription
         do {
@@ -60,5 +61,27 @@ struct Eval: ParsableCommand {
         print(String(format: "%@ on %@ (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f",
                      cfg.name, name, result.count, result.top1, result.top5, result.loss)
               + (result.directionRate.map { String(format: "  directions on %.1f%%", 100 * $0) } ?? ""))
+    }
+
+    /// A segmentation checkpoint: mIoU, aAcc and mAcc on its dataset's validation split (or the
+    /// one given), as mmseg evaluates, with the per-class table.
+    func runSegmentation(_ stored: SegmentationTrainingState) throws {
+        var options = stored.options
+        options.model.dropPathRate = 0
+        if let dataSet { options.dataset = dataSet }
+        if let data { options.dataPath = data }
+        let model = try Segmentor(config: options.model)
+        try model.load(stateDict: try VimModel.modelTensors(weights), source: weights)
+        let dataset = try makeSegmentationDataset(options.dataset, path: options.dataPath, train: false, numClasses: options.model.numClasses,
+                                                  sceneSize: options.model.backbone.imgSize)
+        let name = options.dataPath ?? options.dataset.rawValue
+        let m = try evaluateSegmentation(model, on: dataset, name: name, transform: options.transform, stride: options.slideStride)
+        print(String(format: "%@ on %@ (%d images): mIoU %.2f%%  aAcc %.2f%%  mAcc %.2f%%", options.model.name, name, dataset.count,
+                     100 * m.meanIoU, 100 * m.allAccuracy, 100 * m.meanAccuracy))
+        print("class".padding(toLength: 24, withPad: " ", startingAt: 0) + "IoU".leftPadded(to: 8) + "Acc".leftPadded(to: 8))
+        for (i, name) in dataset.classNames.enumerated() {
+            func percent(_ v: Double) -> String { v.isNaN ? "-" : String(format: "%.2f", 100 * v) }
+            print(name.padding(toLength: 24, withPad: " ", startingAt: 0) + percent(m.iou[i]).leftPadded(to: 8) + percent(m.accuracy[i]).leftPadded(to: 8))
+        }
     }
 }

@@ -12,6 +12,13 @@ struct Models: ParsableCommand {
             print(row(e.name, e.aliases.joined(separator: ", "), String(VimModel.parameterCount(c)),
                       String(c.tokens), e.weightsURL ?? "-"))
         }
+        print("")
+        print(row("segmentation (UperNet, ADE20K recipe)", "aliases", "params", "tokens", "crop"))
+        for e in ModelZoo.segmentationEntries {
+            let model = try Segmentor(config: e.config)
+            print(row(e.name, e.aliases.joined(separator: ", "), String(model.parameterCount), String(e.config.backbone.numPatches),
+                      "\(e.config.backbone.imgSize) px, \(e.config.numClasses) classes"))
+        }
     }
 
     private func row(_ name: String, _ aliases: String, _ params: String, _ tokens: String, _ weights: String) -> String {

@@ -93,7 +93,7 @@ final class BadInputTests: XCTestCase {
     }
 
     func testDatasetsByName() throws {
-        expect(TrainingError.unknownDataset(name: "mnist", valid: ["digits", "cifar10", "cifar100", "imagefolder", "auto"])) {
+        expect(TrainingError.unknownDataset(name: "mnist", valid: ["digits", "cifar10", "cifar100", "imagefolder", "auto", "digit-scenes", "ade20k", "segfolder"])) {
             try DatasetKind(name: "mnist")
         }
         // Any letter case, and the official code's names (its CIFAR is CIFAR-100).
