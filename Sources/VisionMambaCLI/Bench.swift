@@ -35,6 +35,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         threadOptions.apply()
+        if ModelZoo.isSegmentation(model) { return try runSegmentation() }
         var config = try ModelZoo.resolve(model)
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
         if let imgSize, patchSize != nil { config.imgSize = imgSize }
@@ -138,6 +139,61 @@ struct Bench: ParsableCommand {
                 print(String(format: "    %-20@ %9.2f  %5.1f%%", op.name as NSString, 1000 * op.seconds / Double(iterations), 100 * op.seconds / max(seconds, 1e-12)))
             }
             print(String(format: "    %-20@ %9.2f  %5.1f%%", "other" as NSString, 1000 * (seconds - total) / Double(iterations), 100 * (seconds - total) / max(seconds, 1e-12)))
+        }
+    }
+}
+
+extension Bench {
+    /// A segmentation model: forward passes to the decoder's logits at the crop size (as one
+    /// sliding window), or with --train whole training steps (both heads, the loss, AdamW).
+    func runSegmentation() throws {
+        if fusionOptions.isSet || dyvmOptions.isSet || gateRate != nil || patchSize != nil || floor {
+            throw ValidationError("bench of a segmentation model takes --batch, --img-size, --train, --warmup, --iterations, --json and --profile")
+        }
+        var config = try ModelZoo.segmentationEntry(named: model).config
+        if let imgSize { config.backbone.imgSize = imgSize }
+        let net = try Segmentor(config: config)
+        net.resetParameters(seed: 0)
+        let size = config.backbone.imgSize
+        var rng = SeededGenerator(seed: 1)
+        let input = try Tensor(shape: [batch, 3, size, size], values: (0..<(batch * 3 * size * size)).map { _ in Float(rng.normal()) })
+        input.requiresGrad = false
+        let labels = (0..<(batch * size * size)).map { $0 % config.numClasses }
+        let named = net.namedParameters()
+        let optimizer = train ? try AdamW(parameters: named, lr: 1e-4, groups: LayerDecay.official.groups(named.map { ($0.0, $0.1.shape) },
+                                          numLayers: config.backbone.depth, rate: 0.92, weightDecay: 0.05)) : nil
+        func pass() throws {
+            guard let optimizer else { _ = try net.forward(input); return }
+            let tape = Tape()
+            let out = try net.forward(input, training: true, auxiliary: true, tape: tape)
+            let loss = try net.loss(out, labels: labels, height: size, width: size, tape: tape).total
+            for (_, p) in named { p.zeroGrad() }
+            try Profiler.measure("backward") { try tape.backward(from: loss) }
+            Profiler.measure("adamw") { optimizer.update() }
+        }
+        for _ in 0..<warmup { try pass() }
+        TensorMemory.resetPeak()
+        Profiler.isEnabled = profile
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<iterations { try pass() }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        Profiler.isEnabled = false
+        let ips = Double(batch * iterations) / seconds, rss = peakResidentMiB()
+        if json {
+            print("{\"model\":\"\(config.name)\",\"mode\":\"\(train ? "train" : "forward")\",\"batch\":\(batch),\"img_size\":\(size),"
+                  + "\"threads\":\(Parallel.threads),\"images_per_second\":\(String(format: "%.3f", ips)),"
+                  + "\"seconds_per_batch\":\(String(format: "%.4f", seconds / Double(iterations))),\"peak_rss_mib\":\(String(format: "%.1f", rss)),"
+                  + "\"peak_tensor_mib\":\(String(format: "%.1f", Double(TensorMemory.peakBytes) / 1_048_576))}")
+        } else {
+            print("\(config.name): \(size) px, \(config.backbone.numPatches) tokens, batch \(batch), \(Parallel.threads) threads, \(train ? "training steps" : "forward to the decoder's logits")")
+            print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB, peak live tensors %.1f MiB",
+                         ips, 1000 * seconds / Double(iterations), rss, Double(TensorMemory.peakBytes) / 1_048_576))
+        }
+        if profile {
+            print("  per-op time over \(iterations) timed passes (ms per batch):")
+            for op in Profiler.report {
+                print(String(format: "    %-20@ %9.2f  %5.1f%%", op.name as NSString, 1000 * op.seconds / Double(iterations), 100 * op.seconds / max(seconds, 1e-12)))
+            }
         }
     }
 }

@@ -1,0 +1,55 @@
+import Foundation
+import MambaIO
+import XCTest
+
+/// A segmentation run from the command line: train on the digit scenes, resume it, evaluate it,
+/// draw a mask and an overlay, time it.
+extension CLITests {
+    func testSegmentationTrainResumeEvalPredictBench() throws {
+        let out = tmp.appendingPathComponent("seg").path
+        let train = ["train", "--model", "upernet-vim-digits", "--iterations", "2", "--eval-interval", "2", "--eval-images", "2",
+                     "--batch-size", "2", "--output-dir", out, "--threads", "1"]
+        let r = try run(train)
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.contains("on digit-scenes for 2 iterations"), r.out)
+        XCTAssertTrue(r.out.contains("done: mIoU"), r.out)
+        let resumed = try run(["train", "--resume", out, "--iterations", "4", "--threads", "1"])
+        XCTAssertEqual(resumed.code, 0, resumed.err)
+        XCTAssertTrue(resumed.out.contains("extending the schedule from 2 to 4 iterations"), resumed.out)
+        XCTAssertEqual(try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").count, 2)
+        // Refused before anything runs (usage errors: argument-parser's exit code).
+        for (args, needle) in [(["train", "--resume", out, "--iterations", "6", "--lr", "1e-2"], "remove --lr"),
+                               (["train", "--model", "vim-digits", "--iterations", "3"], "need a segmentation model")] {
+            let refused = try run(args)
+            XCTAssertNotEqual(refused.code, 0)
+            XCTAssertTrue(refused.err.contains(needle), refused.err)
+        }
+
+        let checkpoint = out + "/checkpoint.safetensors"
+        let e = try run(["eval", "--weights", checkpoint, "--threads", "1"])
+        XCTAssertEqual(e.code, 0, e.err)
+        XCTAssertTrue(e.out.contains("on digit-scenes (360 images): mIoU"), e.out)
+        XCTAssertTrue(e.out.contains("digit 9"), e.out)
+
+        let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../MambaIOTests/Resources/rgb.png").standardized.path
+        let mask = tmp.appendingPathComponent("mask.png").path, overlay = tmp.appendingPathComponent("overlay.png").path
+        let p = try run(["predict", image, "--weights", checkpoint, "--output", mask, "--overlay", overlay, "--threads", "1"])
+        XCTAssertEqual(p.code, 0, p.err)
+        let picture = try ImageDecoder.decode(image), drawn = try ImageDecoder.decode(mask), blended = try ImageDecoder.decode(overlay)
+        XCTAssertEqual([drawn.width, drawn.height], [picture.width, picture.height])
+        XCTAssertEqual([blended.width, blended.height], [picture.width, picture.height])
+        // Every mask pixel is a palette colour; the overlay halves the image and the mask.
+        XCTAssertTrue(stride(from: 0, to: drawn.pixels.count, by: 3).allSatisfy { i in
+            (0..<11).contains { c in [[120, 120, 120], [180, 120, 120], [6, 230, 230], [80, 50, 50], [4, 200, 3], [120, 120, 80],
+                                      [140, 140, 140], [204, 5, 255], [230, 230, 230], [4, 250, 7], [224, 5, 255]][c] == drawn.pixels[i..<(i + 3)].map(Int.init) }
+        })
+        XCTAssertEqual(Int(blended.pixels[0]), Int((Double(picture.pixels[0]) / 2 + Double(drawn.pixels[0]) / 2).rounded()))
+        let again = try run(["predict", image, "--weights", checkpoint, "--output", mask])
+        XCTAssertNotEqual(again.code, 0)
+        XCTAssertTrue(again.err.contains("exists"), again.err)
+
+        let b = try run(["bench", "--model", "upernet-vim-digits", "--batch", "1", "--iterations", "1", "--json", "--threads", "1"])
+        XCTAssertEqual(b.code, 0, b.err)
+        XCTAssertTrue(b.out.contains("\"images_per_second\""), b.out)
+    }
+}
