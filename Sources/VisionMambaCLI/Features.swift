@@ -12,7 +12,9 @@ struct Features: ParsableCommand {
         discussion: """
         The file holds `features` [N, D] (the head's input), or with --all-tokens `tokens` [N, T, D] \
         (every token after norm_f) and `cls_index` [N]; its metadata `images` lists the N images in order \
-        (a JSON array). Images go through the model's own eval transform.
+        (a JSON array). Images go through the model's own eval transform. For a segmentation model the file holds \
+        the four pyramid levels `level.0` … `level.3` [N, D, side, side] (strides 4 to 32) of each image resized to \
+        the model's crop.
         """)
 
     @Argument(help: "Images, or folders searched at any depth for .jpg, .jpeg and .png files.") var images: [String]
@@ -37,6 +39,8 @@ struct Features: ParsableCommand {
         }
         threadOptions.apply()
         let files = try ImageFiles.expand(images)
+        let stored = try SegmentationTrainer.storedState(modelOptions.weights)
+        if stored != nil || modelOptions.model.map(ModelZoo.isSegmentation) == true { return try writePyramid(files, stored: stored) }
         let description = try modelOptions.describe()
         let batch = min(batchSize, files.count)
         let model = try modelOptions.makeModel(description, batch: batch)
@@ -63,5 +67,30 @@ struct Features: ParsableCommand {
         out.metadata["model"] = description.config.name
         try SafeTensors.write(out, to: output)
         print("\(files.count) image\(files.count == 1 ? "" : "s") → \(output): \(allTokens ? "tokens" : "features") \(shape)")
+    }
+
+    /// A segmentation model's four pyramid levels per image, each image resized to the crop.
+    func writePyramid(_ files: [String], stored: SegmentationTrainingState?) throws {
+        if allTokens { throw ValidationError("--all-tokens is for classification models; a segmentation model writes its pyramid") }
+        var config = try stored?.options.model ?? ModelZoo.segmentationEntry(named: modelOptions.model!).config
+        config.dropPathRate = 0
+        let model = try Segmentor(config: config)
+        try model.load(stateDict: try VimModel.modelTensors(modelOptions.weights), strict: !modelOptions.nonStrict, source: modelOptions.weights)
+        let crop = config.backbone.imgSize, transform = stored?.options.transform ?? SegmentationTransform.ade20k(crop: crop)
+        var levels = [[Float]](repeating: [], count: 4), shapes = [[Int]](repeating: [], count: 4)
+        for path in files {
+            let picture = try ImageDecoder.decode(path)
+            var sample = SegmentationTransform.resize(SegmentationSample(image: picture.planarFloats, labels: [], height: picture.height,
+                                                                         width: picture.width), height: crop, width: crop, labels: false)
+            transform.normalize(&sample)
+            let features = try model.backbone(Tensor(shape: [1, 3, crop, crop], values: sample.image))
+            for (i, f) in features.enumerated() { levels[i] += f.array; shapes[i] = [files.count] + f.shape.dropFirst() }
+        }
+        var out = TensorFile()
+        for i in 0..<4 { out.append("level.\(i)", StoredTensor(shape: shapes[i], floats: levels[i])) }
+        out.metadata["images"] = String(decoding: try JSONSerialization.data(withJSONObject: files), as: UTF8.self)
+        out.metadata["model"] = config.name
+        try SafeTensors.write(out, to: output)
+        print("\(files.count) image\(files.count == 1 ? "" : "s") → \(output): " + (0..<4).map { "level.\($0) \(shapes[$0])" }.joined(separator: ", "))
     }
 }

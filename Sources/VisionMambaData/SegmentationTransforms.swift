@@ -68,7 +68,7 @@ public struct SegmentationTransform: Sendable {
     }
 
     /// Bilinear image (half-pixel centres, edges clamped) and nearest labels (floor(dst · in / out)).
-    static func resize(_ s: SegmentationSample, height: Int, width: Int, labels: Bool = true) -> SegmentationSample {
+    public static func resize(_ s: SegmentationSample, height: Int, width: Int, labels: Bool = true) -> SegmentationSample {
         if height == s.height && width == s.width { return s }
         let plane = s.height * s.width, outPlane = height * width
         func taps(_ inSize: Int, _ outSize: Int) -> [(Int, Int, Float)] {
@@ -152,7 +152,7 @@ public struct SegmentationTransform: Sendable {
         return out
     }
 
-    func normalize(_ s: inout SegmentationSample) {
+    public func normalize(_ s: inout SegmentationSample) {
         let plane = s.height * s.width
         for c in 0..<3 { for i in 0..<plane { s.image[c * plane + i] = (s.image[c * plane + i] - mean[c]) / std[c] } }
     }

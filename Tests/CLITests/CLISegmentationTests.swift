@@ -48,6 +48,12 @@ extension CLITests {
         XCTAssertNotEqual(again.code, 0)
         XCTAssertTrue(again.err.contains("exists"), again.err)
 
+        let pyramid = tmp.appendingPathComponent("pyramid.safetensors").path
+        let f = try run(["features", image, image, "--weights", checkpoint, "--output", pyramid, "--threads", "1"])
+        XCTAssertEqual(f.code, 0, f.err)
+        let levels = try SafeTensors.read(pyramid)
+        XCTAssertEqual((0..<4).map { levels["level.\($0)"]?.shape ?? [] }, [[2, 64, 32, 32], [2, 64, 16, 16], [2, 64, 8, 8], [2, 64, 4, 4]])
+
         let b = try run(["bench", "--model", "upernet-vim-digits", "--batch", "1", "--iterations", "1", "--json", "--threads", "1"])
         XCTAssertEqual(b.code, 0, b.err)
         XCTAssertTrue(b.out.contains("\"images_per_second\""), b.out)
