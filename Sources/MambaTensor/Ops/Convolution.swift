@@ -14,6 +14,17 @@ func convolutionChunk(columnsPerPixel: Int, pixels: Int) -> Int {
     max(1, min(pixels, convolutionChunkFloats / max(columnsPerPixel, 1)))
 }
 
+/// y[:, c] += bias[c] over NCHW y.
+func addChannelBias(_ bias: Tensor, to y: Tensor) {
+    y.backend.channelAffine(ChannelAffine(a: y, aScale: [Float](repeating: 1, count: bias.count), b: nil, bScale: nil, shift: bias.array,
+                                          out: y, channels: bias.count, accumulate: false))
+}
+
+/// biasGrad[c] += Σ over B, H, W of yGrad[:, c].
+func addChannelBiasGradient(_ yGrad: Tensor, to bias: Tensor) {
+    addToGradient(bias.slot, yGrad.backend.channelSums(yGrad, nil, channels: bias.count).map(Float.init))
+}
+
 /// torch.nn.functional.conv2d with groups 1: x [B, C, H, W], weight [O, C, k, k], bias [O]
 /// (optional), zero padding. Each image is im2col'd in chunks of output pixels and multiplied by
 /// the weight (one sgemm per chunk), writing NCHW directly. The backward keeps x.
@@ -37,54 +48,47 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
     let y = Tensor(uninitializedShape: [B, O, oh, ow], device: x.device)
     let w2 = weight.reshapedView([O, K])
     let chunk = convolutionChunk(columnsPerPixel: K, pixels: P)
-    // One image's pixels in chunks: columns, then y[b][:, chunk] = W · columns.
-    func forEachChunk(_ body: (_ b: Int, _ pixels: Range<Int>, _ op: ImageColumns) -> Void) {
+    // Each image's output pixels in chunks, with a column buffer for the chunk. It takes the
+    // images rather than capturing x, so the backward keeps x only through its SavedTensor.
+    let device = x.device
+    func forEachChunk(of images: Tensor, _ body: (_ b: Int, _ pixels: Range<Int>, _ op: ImageColumns) -> Void) {
         for b in 0..<B {
             for p0 in Swift.stride(from: 0, to: P, by: chunk) {
                 let pixels = p0..<min(p0 + chunk, P)
-                let cols = Tensor(uninitializedShape: [K, pixels.count], device: x.device)
-                body(b, pixels, ImageColumns(image: x.rowsView(b..<(b + 1)), cols: cols, channels: C, height: H, width: W,
+                let cols = Tensor(uninitializedShape: [K, pixels.count], device: device)
+                body(b, pixels, ImageColumns(image: images.rowsView(b..<(b + 1)), cols: cols, channels: C, height: H, width: W,
                                              kernel: k, stride: stride, padding: padding, outWidth: ow, pixels: pixels))
             }
         }
     }
-    forEachChunk { b, pixels, op in
+    // y[b][:, chunk] = W · columns.
+    forEachChunk(of: x) { b, pixels, op in
         be.imageColumns(op, transposed: false)
         let out = y.rowsView(b..<(b + 1)).reshapedView([O, P]).columnsView(pixels)
         be.matrixProduct(MatrixProduct(a: w2, b: op.cols, c: out))
     }
-    if let bias { be.channelAffine(ChannelAffine(a: y, aScale: [Float](repeating: 1, count: O), b: nil, bScale: nil, shift: bias.array,
-                                                 out: y, channels: O, accumulate: false)) }
+    if let bias { addChannelBias(bias, to: y) }
     guard let tape else { return y }
     let xSaved = SavedTensor(x), xSlot = x.slot, ySlot = y.slot
     tape.record {
         guard let yGrad = ySlot.grad else { return }
         let x = xSaved.values
-        if let bias, bias.requiresGrad {
-            let sums = be.channelSums(yGrad, nil, channels: O)
-            addToGradient(bias.slot, sums.map(Float.init))
-        }
+        if let bias, bias.requiresGrad { addChannelBiasGradient(yGrad, to: bias) }
         let wGrad = weight.requiresGrad ? weight.gradBuffer().reshapedView([O, K]) : nil
         let xGrad = xSlot.requiresGrad ? xSlot.buffer() : nil
-        for b in 0..<B {
-            for p0 in Swift.stride(from: 0, to: P, by: chunk) {
-                let pixels = p0..<min(p0 + chunk, P)
-                let g = yGrad.rowsView(b..<(b + 1)).reshapedView([O, P]).columnsView(pixels)
-                let cols = Tensor(uninitializedShape: [K, pixels.count], device: x.device)
-                let op = ImageColumns(image: x.rowsView(b..<(b + 1)), cols: cols, channels: C, height: H, width: W,
-                                      kernel: k, stride: stride, padding: padding, outWidth: ow, pixels: pixels)
-                if let wGrad {
-                    // weightGrad += yGrad · columnsᵀ
-                    be.imageColumns(op, transposed: false)
-                    be.matrixProduct(MatrixProduct(a: g, b: cols, c: wGrad, transposeB: true, beta: 1))
-                }
-                if let xGrad {
-                    // columns' gradient = Wᵀ · yGrad, added back into the image.
-                    be.matrixProduct(MatrixProduct(a: w2, b: g, c: cols, transposeA: true))
-                    var back = op
-                    back.image = xGrad.rowsView(b..<(b + 1))
-                    be.imageColumns(back, transposed: true)
-                }
+        forEachChunk(of: x) { b, pixels, op in
+            let g = yGrad.rowsView(b..<(b + 1)).reshapedView([O, P]).columnsView(pixels)
+            if let wGrad {
+                // weightGrad += yGrad · columnsᵀ
+                be.imageColumns(op, transposed: false)
+                be.matrixProduct(MatrixProduct(a: g, b: op.cols, c: wGrad, transposeB: true, beta: 1))
+            }
+            if let xGrad {
+                // columns' gradient = Wᵀ · yGrad, added back into the image.
+                be.matrixProduct(MatrixProduct(a: w2, b: g, c: op.cols, transposeA: true))
+                var back = op
+                back.image = xGrad.rowsView(b..<(b + 1))
+                be.imageColumns(back, transposed: true)
             }
         }
     }
@@ -115,14 +119,13 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: 
         be.matrixProduct(MatrixProduct(a: w2, b: x.rowsView(b..<(b + 1)).reshapedView([C, P]), c: blocks, transposeA: true))
         be.depthToSpace(blocks, image: y.rowsView(b..<(b + 1)), channels: O, height: H, width: W, block: k, inverse: false, accumulate: false)
     }
-    if let bias { be.channelAffine(ChannelAffine(a: y, aScale: [Float](repeating: 1, count: O), b: nil, bScale: nil, shift: bias.array,
-                                                 out: y, channels: O, accumulate: false)) }
+    if let bias { addChannelBias(bias, to: y) }
     guard let tape else { return y }
     let xSaved = SavedTensor(x), xSlot = x.slot, ySlot = y.slot
     tape.record {
         guard let yGrad = ySlot.grad else { return }
         let x = xSaved.values
-        if let bias, bias.requiresGrad { addToGradient(bias.slot, be.channelSums(yGrad, nil, channels: O).map(Float.init)) }
+        if let bias, bias.requiresGrad { addChannelBiasGradient(yGrad, to: bias) }
         let blocksGrad = Tensor(uninitializedShape: [Okk, P], device: x.device)
         for b in 0..<B {
             be.depthToSpace(blocksGrad, image: yGrad.rowsView(b..<(b + 1)), channels: O, height: H, width: W, block: k, inverse: true, accumulate: false)
