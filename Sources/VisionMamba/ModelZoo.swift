@@ -61,6 +61,9 @@ public enum ModelZoo {
         let backbone = VimConfig(name: name, imgSize: 512, patchSize: 16, stride: 16, embedDim: dim, depth: 24, numClasses: 150)
         var c = SegmentationConfig(name: name, backbone: backbone, outIndices: [5, 11, 17, 23], numClasses: 150, decodeChannels: dim)
         (c.rope, c.ropeResidual) = (rope, rope)
+        // The small config leaves `if_divide_out` unset, which is False at the commit that added
+        // the segmentation code: its two scan directions are summed, not averaged.
+        c.backbone.divideOut = !rope
         return SegmentationEntry(name: name, aliases: aliases, config: c)
     }
 

@@ -5,34 +5,74 @@ import MambaTensor
 import XCTest
 @testable import VisionMamba
 
-/// The official segmentation model (hustvl/Vim's VisionMambaSeg with mmseg's UPerHead and
-/// FCNHead, make_segmentation_fixtures.py) in float64: features, logits, losses, every gradient
-/// and the BatchNorm running statistics of a training step, and the evaluation logits.
+/// The official segmentation models, built by mmsegmentation 0.29.1 and mmcv 1.7.2 from hustvl/Vim's
+/// configs and run in float64 (make_seg_fixtures.py, Resources/seg/README.md): features, logits,
+/// losses, every gradient and the BatchNorm running statistics of a training step, the evaluation
+/// logits, and the real-shape upernet-vim-tiny at 512 px on formula weights.
 final class SegmentationParityTests: XCTestCase {
-    static let resources = Bundle.module.bundleURL.appendingPathComponent("Resources/segmentation")
+    static let resources = Bundle.module.bundleURL.appendingPathComponent("Resources/seg")
 
     override func setUp() { Parallel.threads = 2 }
 
-    /// The fixture's JSON as a SegmentationConfig (drop path and dropout off, as the fixtures ran).
-    static func config(_ name: String) throws -> SegmentationConfig {
+    static func json(_ name: String) throws -> [String: Any] {
         let data = try Data(contentsOf: resources.appendingPathComponent("\(name).json"))
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let b = try XCTUnwrap(json["backbone"] as? [String: Any])
-        func int(_ d: [String: Any], _ k: String) throws -> Int { try XCTUnwrap(d[k] as? Int, k) }
-        let classes = try int(json, "num_classes")
-        let backbone = VimConfig(name: name, imgSize: try int(b, "img_size"), patchSize: try int(b, "patch_size"), stride: try int(b, "patch_size"),
-                                 embedDim: try int(b, "embed_dim"), depth: try int(b, "depth"), numClasses: classes)
-        var c = SegmentationConfig(name: name, backbone: backbone, outIndices: try XCTUnwrap(b["out_indices"] as? [Int]),
-                                   numClasses: classes, decodeChannels: try int(json, "channels"))
-        c.auxiliaryChannels = try int(json, "auxiliary_channels")
-        c.rope = try XCTUnwrap(b["if_rope"] as? Bool)
-        c.ropeResidual = try XCTUnwrap(b["if_rope_residual"] as? Bool)
-        c.dropPathRate = 0
-        c.dropoutRatio = 0
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// The case's mmseg model config (`model` in its JSON) as a SegmentationConfig.
+    static func config(_ name: String) throws -> SegmentationConfig {
+        let description = try json(name)
+        let model = try XCTUnwrap(description["model"] as? [String: Any])
+        // What the built model used, defaults included (the small config leaves if_divide_out unset).
+        let effective = try XCTUnwrap(description["effective"] as? [String: Any])
+        let b = try XCTUnwrap(model["backbone"] as? [String: Any])
+        let decode = try XCTUnwrap(model["decode_head"] as? [String: Any])
+        let aux = try XCTUnwrap(model["auxiliary_head"] as? [String: Any])
+        func value<T>(_ d: [String: Any], _ k: String) throws -> T { try XCTUnwrap(d[k] as? T, k) }
+        let classes: Int = try value(decode, "num_classes"), patch: Int = try value(b, "patch_size")
+        var backbone = VimConfig(name: name, imgSize: try value(b, "img_size"), patchSize: patch, stride: patch,
+                                 embedDim: try value(b, "embed_dim"), depth: try value(b, "depth"), numClasses: classes)
+        backbone.divideOut = try value(effective, "if_divide_out")
+        var c = SegmentationConfig(name: name, backbone: backbone, outIndices: try value(b, "out_indices"),
+                                   numClasses: classes, decodeChannels: try value(decode, "channels"))
+        c.poolScales = try value(decode, "pool_scales")
+        c.auxiliaryChannels = try value(aux, "channels")
+        c.auxiliaryIndex = try value(aux, "in_index")
+        c.rope = try value(b, "if_rope")
+        c.ropeResidual = try value(b, "if_rope_residual")
+        c.dropPathRate = try value(b, "drop_path_rate")
+        c.dropoutRatio = try value(decode, "dropout_ratio")
         return c
     }
 
-    func check(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    static func io(_ name: String) throws -> TensorFile { try SafeTensors.read(resources.appendingPathComponent("\(name).io.safetensors").path) }
+
+    func expect(_ t: Tensor, _ io: TensorFile, _ key: String, _ tolerance: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
+        let ref = try XCTUnwrap(io[key], key)
+        XCTAssertEqual(t.shape, ref.shape, key, file: file, line: line)
+        let err = relativeL2(t.array, ref.floats())
+        XCTAssertLessThan(err, tolerance, "\(key): relative L2 \(err)", file: file, line: line)
+    }
+
+    /// Every gradient within 1e-4 relative L2, except the exact zeros (norm_f takes no part; a
+    /// bias that a training-mode BatchNorm follows, directly or through a 1×1 conv, is cancelled
+    /// by its mean): the reference holds float64 round-off there, ours float32 noise, so those are
+    /// compared absolutely. Returns the worst relative error.
+    @discardableResult
+    func expectGradients(_ model: Module, _ io: TensorFile, prefix: String, file: StaticString = #filePath, line: UInt = #line) throws -> Double {
+        var worst = 0.0
+        for (param, t) in model.namedParameters() {
+            let ref = try XCTUnwrap(io["\(prefix)\(param)"], "\(prefix)\(param)").floats()
+            let g = t.grad?.array ?? [Float](repeating: 0, count: t.count)
+            let norm = ref.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            let err = norm < 1e-9 ? g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() * 1e-3 : relativeL2(g, ref)
+            if norm >= 1e-9 { worst = max(worst, err) }
+            XCTAssertLessThan(err, 1e-4, "\(prefix)\(param)", file: file, line: line)
+        }
+        return worst
+    }
+
+    func checkVim(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let config = try Self.config(name)
         let model = try Segmentor(config: config)
         let weights = try SafeTensors.read(Self.resources.appendingPathComponent("\(name).safetensors").path)
@@ -41,55 +81,146 @@ final class SegmentationParityTests: XCTestCase {
             XCTAssertLessThan(relativeL2(rope.freqsCos.array, try XCTUnwrap(weights["backbone.rope.freqs_cos"]).floats()), 1e-6, file: file, line: line)
             XCTAssertLessThan(relativeL2(rope.freqsSin.array, try XCTUnwrap(weights["backbone.rope.freqs_sin"]).floats()), 1e-6, file: file, line: line)
         }
-        try model.load(stateDict: weights.tensors, source: name)
-        let io = try SafeTensors.read(Self.resources.appendingPathComponent("\(name).io.safetensors").path)
-        func expect(_ t: Tensor, _ key: String, _ tolerance: Double = 1e-5) throws {
-            let ref = try XCTUnwrap(io[key], key)
-            XCTAssertEqual(t.shape, ref.shape, key, file: file, line: line)
-            let err = relativeL2(t.array, ref.floats())
-            XCTAssertLessThan(err, tolerance, "\(name) \(key): relative L2 \(err)", file: file, line: line)
-        }
+        // mmseg checkpoints hold num_batches_tracked; these weights leave it out.
+        try model.load(stateDict: weights.tensors, strict: false, source: name)
+        let io = try Self.io(name)
         let input = try XCTUnwrap(io["input"])
         let images = try Tensor(shape: input.shape, values: input.floats())
-        images.requiresGrad = false
         let labels = try XCTUnwrap(io["labels"]).int64s().map(Int.init)
         let size = input.shape[2]
 
         // A training step.
         let tape = Tape()
         let out = try model.forward(images, training: true, auxiliary: true, tape: tape)
-        for (i, f) in out.features.enumerated() { try expect(f, "features.\(i)") }
-        try expect(out.decodeLogits, "decode_logits")
-        try expect(try XCTUnwrap(out.auxiliaryLogits), "aux_logits")
+        for (i, f) in out.features.enumerated() { try expect(f, io, "features.\(i)", file: file, line: line) }
+        try expect(out.decodeLogits, io, "decode_logits", file: file, line: line)
+        try expect(try XCTUnwrap(out.auxiliaryLogits), io, "aux_logits", file: file, line: line)
         let loss = try model.loss(out, labels: labels, height: size, width: size, tape: tape)
-        try expect(loss.decode, "loss_decode")
-        try expect(try XCTUnwrap(loss.auxiliary), "loss_aux")
-        try expect(loss.total, "loss")
+        try expect(loss.decode, io, "loss_decode", file: file, line: line)
+        try expect(try XCTUnwrap(loss.auxiliary), io, "loss_aux", file: file, line: line)
+        try expect(loss.total, io, "loss", file: file, line: line)
         try tape.backward(from: loss.total)
-        var worst = (0.0, "")
-        for (param, t) in model.namedParameters() {
-            let ref = try XCTUnwrap(io["grad.\(param)"], "grad.\(param)").floats()
-            let g = t.grad?.array ?? [Float](repeating: 0, count: t.count)
-            // Some gradients are zero in exact arithmetic: norm_f takes no part, and a bias that a
-            // training-mode BatchNorm follows (directly, or through a 1×1 conv) is cancelled by
-            // its mean. The reference holds rounding noise there (below 1e-16), ours float32
-            // noise: those are compared absolutely.
-            let norm = ref.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-            let err = norm < 1e-9 ? g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() * 1e-3 : relativeL2(g, ref)
-            if err > worst.0 { worst = (err, param) }
-            XCTAssertLessThan(err, 1e-4, "\(name) grad.\(param)", file: file, line: line)
-        }
-        for (key, t) in model.namedBuffers() where key.contains("running") { try expect(t, "after.\(key)") }
-        print("\(name): loss \(loss.total.array[0]), worst gradient \(worst.1) at \(worst.0)")
+        let worst = try expectGradients(model, io, prefix: "grad.", file: file, line: line)
+        for (key, t) in model.namedBuffers() where key.contains("running") { try expect(t, io, "after.\(key)", file: file, line: line) }
+        XCTAssertLessThan(worst, 1e-4)
 
         // Evaluation with the stored running statistics.
-        try model.load(stateDict: weights.tensors, source: name)
+        try model.load(stateDict: weights.tensors, strict: false, source: name)
         let eval = try model.forward(images)
-        for (i, f) in eval.features.enumerated() { try expect(f, "eval.features.\(i)") }
-        try expect(eval.decodeLogits, "eval.decode_logits")
-        try expect(try model.logits(images), "eval.seg_logits")
+        for (i, f) in eval.features.enumerated() { try expect(f, io, "eval.features.\(i)", file: file, line: line) }
+        try expect(eval.decodeLogits, io, "eval.decode_logits", file: file, line: line)
+        try expect(try model.logits(images), io, "eval.seg_logits", file: file, line: line)
     }
 
-    func testUperNetVimMicro() throws { try check("upernet-vim-micro") }
-    func testUperNetVimMicroWithRoPE() throws { try check("upernet-vim-micro-rope") }
+    func testUperNetVimMicro() throws { try checkVim("upernet-vim-micro") }
+
+    /// The small config's flags: RoPE on tokens and residual, and no /2 on the two directions.
+    func testUperNetVimMicroWithRoPE() throws {
+        XCTAssertFalse(try Self.config("upernet-vim-micro-rope").backbone.divideOut)
+        try checkVim("upernet-vim-micro-rope")
+    }
+
+    /// The zoo's models carry the official configs' flags.
+    func testZooMatchesTheOfficialConfigs() throws {
+        let tiny = try ModelZoo.segmentationEntry(named: "upernet-vim-tiny").config
+        let small = try ModelZoo.segmentationEntry(named: "upernet-vim-small").config
+        XCTAssertEqual(tiny.outIndices, [5, 11, 17, 23])
+        XCTAssertTrue(tiny.backbone.divideOut)
+        XCTAssertFalse(tiny.rope)
+        XCTAssertFalse(small.backbone.divideOut)
+        XCTAssertTrue(small.rope && small.ropeResidual)
+        var official = try Self.config("upernet-vim-tiny-512")
+        (official.name, official.backbone.name) = (tiny.name, tiny.backbone.name)
+        (official.dropPathRate, official.dropoutRatio) = (0.1, 0.1)
+        XCTAssertEqual(tiny, official)
+    }
+
+    // MARK: upernet-vim-tiny at 512 px on formula weights
+
+    /// The fixture's weight formula (Resources/seg/README.md): an integer hash of the tensor's name
+    /// and the element index, mapped to (-1, 1), scaled and centred by the tensor's rule.
+    static func formula(name: String, shape: [Int]) -> [Float] {
+        var seed: UInt32 = 0x811C_9DC5
+        for b in name.utf8 { seed = (seed ^ UInt32(b)) &* 0x0100_0193 }
+        let fanIn = Double(shape.dropFirst().reduce(1, *))
+        let (center, scale): (Double, Double) = {
+            func ends(_ s: String...) -> Bool { s.contains { name.hasSuffix($0) } }
+            if ends(".running_var") { return (1, 0.5) }
+            if ends(".running_mean") { return (0, 0.2) }
+            if ends(".A_log", ".A_b_log") { return (1.4, 1.3) }
+            if ends(".D", ".D_b") { return (1, 0.5) }
+            if ends(".dt_proj.bias", ".dt_proj_b.bias") { return (-4, 1.5) }
+            if ends(".dt_proj.weight", ".dt_proj_b.weight") { return (0, 1 / fanIn.squareRoot()) }
+            if ends(".conv1d.weight", ".conv1d_b.weight") { return (0, 0.5) }
+            if name == "backbone.pos_embed" { return (0, 0.5) }
+            if shape.count == 1 && ends(".weight") { return (1, 0.2) }
+            if ends(".bias") { return (0, 0.1) }
+            if ends(".mixer.out_proj.weight") { return (0, 6 * (3 / fanIn).squareRoot()) }
+            if name.hasPrefix("backbone.fpn") && shape.count == 4 { return (0, (3 / Double(shape[0])).squareRoot()) }
+            return (0, (3 / fanIn).squareRoot())
+        }()
+        return (0..<shape.reduce(1, *)).map { i in
+            Float(scale * uniform(seed: seed, index: i) + center)
+        }
+    }
+
+    static func uniform(seed: UInt32, index: Int) -> Double {
+        var x = seed &+ UInt32(truncatingIfNeeded: index) &* 0x9E37_79B9
+        x ^= x >> 16; x = x &* 0x7FEB_352D
+        x ^= x >> 15; x = x &* 0x846C_A68B
+        x ^= x >> 16
+        return 2 * ((Double(x) + 0.5) / 4_294_967_296) - 1
+    }
+
+    /// Every feature level, the decoder's logits and its label map at the real shapes: 24 blocks of
+    /// width 192 on a 32×32 grid, UPerHead with 192 channels and 150 classes, in eval mode.
+    func testUperNetVimTinyAt512() throws {
+        let name = "upernet-vim-tiny-512"
+        let model = try Segmentor(config: try Self.config(name))
+        let io = try Self.io(name)
+        var state: [String: StoredTensor] = [:]
+        for (key, t) in model.namedState() where !key.hasSuffix("num_batches_tracked") {
+            let values = Self.formula(name: key, shape: t.shape)
+            XCTAssertEqual(Array(values.prefix(8)), try XCTUnwrap(io["check.\(key)"], key).floats(), key)
+            state[key] = StoredTensor(shape: t.shape, floats: values)
+        }
+        XCTAssertEqual(state.count, io.tensors.keys.filter { $0.hasPrefix("check.") }.count)
+        try model.load(stateDict: state, strict: false, source: name)
+
+        let side = 512
+        let inputSeed: UInt32 = "input".utf8.reduce(0x811C_9DC5) { ($0 ^ UInt32($1)) &* 0x0100_0193 }
+        let pixels = (0..<(3 * side * side)).map { Float(1.5 * Self.uniform(seed: inputSeed, index: $0)) }
+        XCTAssertEqual(Float(pixels.reduce(0.0) { $0 + Double($1) }), try XCTUnwrap(io["input.sum"]).floats()[0])
+        let images = try Tensor(shape: [1, 3, side, side], values: pixels)
+        let out = try model.forward(images)
+
+        /// Per-channel means and every `step`-th row and column of [1, C, S, S].
+        func summary(_ t: Tensor, step: Int) -> (mean: [Float], sub: [Float]) {
+            let (C, S) = (t.shape[1], t.shape[2]), a = t.array
+            let mean = (0..<C).map { c in Float(a[(c * S * S)..<((c + 1) * S * S)].reduce(0.0) { $0 + Double($1) } / Double(S * S)) }
+            let sub = (0..<C).flatMap { c in stride(from: 0, to: S, by: step).flatMap { y in stride(from: 0, to: S, by: step).map { x in a[(c * S + y) * S + x] } } }
+            return (mean, sub)
+        }
+        func expectValues(_ values: [Float], _ key: String) throws {
+            let err = relativeL2(values, try XCTUnwrap(io[key], key).floats())
+            XCTAssertLessThan(err, 1e-4, "\(key): relative L2 \(err)")
+        }
+        try expect(out.features[3], io, "features.3", 1e-4)
+        try expect(out.features[2], io, "features.2", 1e-4)
+        for (level, step) in [(1, 4), (0, 8)] {
+            let s = summary(out.features[level], step: step)
+            try expectValues(s.mean, "features.\(level).mean")
+            try expectValues(s.sub, "features.\(level).sub\(step)")
+        }
+        let logits = summary(out.decodeLogits, step: 8)
+        try expectValues(logits.mean, "decode_logits.mean")
+        try expectValues(logits.sub, "decode_logits.sub8")
+
+        // The label map wherever the reference's top two classes are apart by more than 1e-4.
+        let pred = try argmaxChannels(out.decodeLogits)
+        let reference = try XCTUnwrap(io["pred"]).int64s().map(Int.init), margin = try XCTUnwrap(io["pred_margin"]).floats()
+        let decided = margin.indices.filter { margin[$0] > 1e-4 }
+        XCTAssertGreaterThan(decided.count, 16_000)
+        XCTAssertEqual(decided.filter { pred[$0] != reference[$0] }.count, 0)
+    }
 }
