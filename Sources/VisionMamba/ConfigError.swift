@@ -31,6 +31,8 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     case requiresPlainVim(model: String)
     /// A DyVM model's plain forward pass is inference only; training runs through `dyvmTrainingStep`.
     case dyvmForwardWithTape(model: String)
+    /// A DyVM segmentation backbone trains on random decisions, drawn by the caller.
+    case dyvmTrainingNeedsNoise(model: String)
 
     public var description: String {
         switch self {
@@ -60,6 +62,8 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(abbreviated(model)): needs a plain Vim (no token fusion, no DyVM)"
         case let .dyvmForwardWithTape(model):
             return "\(abbreviated(model)): the DyVM forward pass is inference only; train it through dyvmTrainingStep"
+        case let .dyvmTrainingNeedsNoise(model):
+            return "\(abbreviated(model)): a DyVM training pass needs its random draws (DyVMNoise)"
         }
     }
 }

@@ -30,28 +30,15 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
     guard teacherOther.shape == s.other.shape else {
         throw TensorError.shapeMismatch(tensor: "teacherOther", expected: s.other.shape, found: teacherOther.shape)
     }
-    guard config.pruningLoc.count == s.decisions.count else {
-        throw TensorError.valueCountMismatch(tensor: "pruning stages", expected: s.decisions.count, found: config.pruningLoc.count)
-    }
     var parts = DyVMLossParts()
     let ce = try softTargetCrossEntropy(s.logits, targets: targets, tape: tape)
     parts.cls = Double(ce.array[0])
     // The rest is computed on the host: decisions, gates and logits are small, and the final
     // tokens are read once.
 
-    // Token keep ratios: per image the cumulative kept fraction of the original patches.
-    let ratios = config.tokenRatios, wt = config.tokenPruningWeight / config.tokenRatioDivisor
-    var keepMeans: [[Double]] = []
-    for (stage, keep) in s.decisions.enumerated() {
-        let k = keep.array
-        let means = (0..<B).map { b in (0..<M).reduce(0.0) { $0 + Double(k[b * M + $1]) } / Double(M) }
-        keepMeans.append(means)
-        parts.tokenRatio += wt * means.reduce(0.0) { $0 + ($1 - ratios[stage]) * ($1 - ratios[stage]) } / Double(B)
-    }
-    // Direction gates: one batch-level mean over every block, image and direction.
-    let gateCount = Double(s.gates.count * B * 2)
-    let gateMean = s.gates.reduce(0.0) { acc, g in acc + g.array.reduce(0.0) { $0 + Double($1) } } / gateCount
-    parts.blockRatio = config.blockPruningWeight * (gateMean - config.blockKeepRatio) * (gateMean - config.blockKeepRatio)
+    let ratioLosses = try dyvmRatioLosses(decisions: s.decisions, gates: s.gates, config: config, tape: tape)
+    parts.tokenRatio = Double(ratioLosses.token.array[0])
+    parts.blockRatio = Double(ratioLosses.block.array[0])
 
     // KL(teacher ‖ student) over the batch, τ = 1.
     var ps = [Double](repeating: 0, count: B * C), pt = ps
@@ -86,23 +73,11 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
         parts.tokenDistill = config.distillWeight * sum / distillCount
     }
 
-    let rest = try Tensor(shape: [1], values: [Float(parts.total - parts.cls)])
+    let rest = try Tensor(shape: [1], values: [Float(parts.kl + parts.tokenDistill)])
     let restSlot = rest.slot
     tape?.record {
         guard let restGrad = restSlot.grad?.array[0] else { return }
         let seed = Double(restGrad)
-        for (stage, keep) in s.decisions.enumerated() where keep.requiresGrad {
-            var g = [Float](repeating: 0, count: B * M)
-            for b in 0..<B {
-                let d = seed * wt * 2 * (keepMeans[stage][b] - ratios[stage]) / Double(B * M)
-                for j in 0..<M { g[b * M + j] = Float(d) }
-            }
-            addToGradient(keep.slot, g)
-        }
-        let dGate = Float(seed * config.blockPruningWeight * 2 * (gateMean - config.blockKeepRatio) / gateCount)
-        for gate in s.gates where gate.requiresGrad {
-            addToGradient(gate.slot, [Float](repeating: dGate, count: gate.count))
-        }
         if s.logits.requiresGrad {
             addToGradient(s.logits.slot, (0..<(B * C)).map { Float(seed * config.distillWeight * (ps[$0] - pt[$0]) / Double(B)) })
         }
@@ -116,5 +91,64 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
             addToGradient(s.other.slot, g)
         }
     }
-    return (try add(ce, rest, tape: tape), parts)
+    let total = try add(add(ce, rest, tape: tape), add(ratioLosses.token, ratioLosses.block, tape: tape), tape: tape)
+    return (total, parts)
+}
+
+/// DyVM's two budget terms, each [1] and weighted:
+///   token: w_t · Σ_s mean_b (mean_n keep_s − r^s)² / divisor (keep [B, M] per stage, the
+///          cumulative kept fraction of the M patch tokens);
+///   block: w_b · (mean of every gate of every block, image and direction − b)².
+/// Their backward reaches the decisions and the gates. Classification (`DyVMLoss_Token_Block`)
+/// and segmentation (the DyVM backbone's `forward_features`, w_t = w_b = 20, b = 0.8, divisor
+/// the number of stages) differ only in their settings.
+public func dyvmRatioLosses(decisions: [Tensor], gates: [Tensor], config: DyVMConfig, tape: Tape?) throws -> (token: Tensor, block: Tensor) {
+    guard config.pruningLoc.count == decisions.count else {
+        throw TensorError.valueCountMismatch(tensor: "pruning stages", expected: decisions.count, found: config.pruningLoc.count)
+    }
+    guard let B = decisions.first?.shape.first ?? gates.first?.shape.first else {
+        throw TensorError.valueCountMismatch(tensor: "decisions and gates", expected: 1, found: 0)
+    }
+    for (s, keep) in decisions.enumerated() where keep.rank != 2 || keep.shape[0] != B {
+        throw TensorError.shapeMismatch(tensor: "decisions.\(s)", expected: [B, keep.shape.last ?? 0], found: keep.shape)
+    }
+    for (i, gate) in gates.enumerated() where gate.shape != [B, 2] {
+        throw TensorError.shapeMismatch(tensor: "gates.\(i)", expected: [B, 2], found: gate.shape)
+    }
+    // On the host: decisions and gates are small.
+    let ratios = config.tokenRatios, wt = config.tokenPruningWeight / config.tokenRatioDivisor
+    var tokenLoss = 0.0
+    var keepMeans: [[Double]] = []
+    for (stage, keep) in decisions.enumerated() {
+        let (k, M) = (keep.array, keep.shape[1])
+        let means = (0..<B).map { b in (0..<M).reduce(0.0) { $0 + Double(k[b * M + $1]) } / Double(max(M, 1)) }
+        keepMeans.append(means)
+        tokenLoss += wt * means.reduce(0.0) { $0 + ($1 - ratios[stage]) * ($1 - ratios[stage]) } / Double(B)
+    }
+    let gateCount = Double(max(gates.count * B * 2, 1))
+    let gateMean = gates.reduce(0.0) { acc, g in acc + g.array.reduce(0.0) { $0 + Double($1) } } / gateCount
+    let blockLoss = config.blockPruningWeight * (gateMean - config.blockKeepRatio) * (gateMean - config.blockKeepRatio)
+
+    let token = try Tensor(shape: [1], values: [Float(tokenLoss)]), block = try Tensor(shape: [1], values: [Float(blockLoss)])
+    let tokenSlot = token.slot, blockSlot = block.slot
+    tape?.record {
+        if let seed = tokenSlot.grad?.array[0] {
+            for (stage, keep) in decisions.enumerated() where keep.requiresGrad {
+                let M = keep.shape[1]
+                var g = [Float](repeating: 0, count: B * M)
+                for b in 0..<B {
+                    let d = Double(seed) * wt * 2 * (keepMeans[stage][b] - ratios[stage]) / Double(B * M)
+                    for j in 0..<M { g[b * M + j] = Float(d) }
+                }
+                addToGradient(keep.slot, g)
+            }
+        }
+        if let seed = blockSlot.grad?.array[0] {
+            let dGate = Float(Double(seed) * config.blockPruningWeight * 2 * (gateMean - config.blockKeepRatio) / gateCount)
+            for gate in gates where gate.requiresGrad {
+                addToGradient(gate.slot, [Float](repeating: dGate, count: gate.count))
+            }
+        }
+    }
+    return (token, block)
 }

@@ -33,10 +33,19 @@ public final class DyVMMixer: TokenMixer {
         let tape = context.tape
         let (xz, x, z) = try mamba.project(u, tape: tape)
         let (B, L) = (u.shape[0], u.shape[1])
-        guard context.cls.count == B else { throw TensorError.valueCountMismatch(tensor: "cls", expected: B, found: context.cls.count) }
-        if let bad = context.cls.first(where: { $0 < 0 || $0 >= L }) { throw TensorError.indexOutOfRange(tensor: "cls", index: bad, count: L) }
-        // The head reads the whole in_proj row [x | z] of the class token.
-        let logits = try blockHead(selectToken(xz, indices: context.cls, tape: tape), tape: tape)     // [B, 2]
+        let headInput: Tensor
+        switch context.gateInput {
+        case .classToken:
+            guard context.cls.count == B else { throw TensorError.valueCountMismatch(tensor: "cls", expected: B, found: context.cls.count) }
+            if let bad = context.cls.first(where: { $0 < 0 || $0 >= L }) { throw TensorError.indexOutOfRange(tensor: "cls", index: bad, count: L) }
+            headInput = try selectToken(xz, indices: context.cls, tape: tape)
+        case .tokenMean:
+            let training = context.gateNoise != nil
+            headInput = try weightedMeanTokens(xz, weights: training ? context.mask : nil, offset: training ? 1 : 0,
+                                               weightsCountOnly: true, tape: tape)
+        }
+        // The head reads the whole in_proj row [x | z].
+        let logits = try blockHead(headInput, tape: tape)     // [B, 2]
         context.headLogits = logits.array
         if let noise = context.gateNoise {
             if let mask = context.mask, mask.shape != [B, L] { throw TensorError.shapeMismatch(tensor: "mask", expected: [B, L], found: mask.shape) }

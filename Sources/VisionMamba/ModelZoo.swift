@@ -67,6 +67,18 @@ public enum ModelZoo {
         return SegmentationEntry(name: name, aliases: aliases, config: c)
     }
 
+    /// DyVM's segmentation backbone (NUS-HPC-AI-Lab/DyVM `Semantic_Segmentation`, its 160k
+    /// configs' flags: no class token, no RoPE, directions averaged): pruning before blocks 6, 12
+    /// and 18 keeping 0.8, 0.8² and 0.8³ of the tokens, the ratio losses at the weights its
+    /// backbone hard-codes (20 and 20, gate target 0.8, divided by the three stages).
+    private static func upernetDyVM(_ name: String, _ aliases: [String], dim: Int) -> SegmentationEntry {
+        var c = upernet(name, aliases, dim: dim, rope: false).config
+        var dyvm = DyVMConfig(pruningLoc: [6, 12, 18], tokenKeepRatio: 0.8, blockKeepRatio: 0.8)
+        (dyvm.tokenPruningWeight, dyvm.blockPruningWeight, dyvm.tokenRatioDivisor) = (20, 20, 3)
+        c.backbone.dyvm = dyvm
+        return SegmentationEntry(name: name, aliases: aliases, config: c)
+    }
+
     /// The small segmentor the bundled digit scenes train in minutes: 128 px scenes, patch 16, 4
     /// blocks of width 64, features after every block, 11 classes (background and the ten digits).
     public static let digitScenes: SegmentationConfig = {
@@ -80,6 +92,8 @@ public enum ModelZoo {
         SegmentationEntry(name: digitScenes.name, aliases: [digitScenes.name], config: digitScenes),
         upernet("upernet_vim_tiny_24_512_slide_60k", ["upernet-vim-tiny", "upernet-vim-t"], dim: 192, rope: false),
         upernet("upernet_vim_small_24_512_slide_60k", ["upernet-vim-small", "upernet-vim-s"], dim: 384, rope: true),
+        upernetDyVM("upernet-dyvm-tiny", ["upernet-dyvm-tiny", "upernet-dyvm-t"], dim: 192),
+        upernetDyVM("upernet-dyvm-small", ["upernet-dyvm-small", "upernet-dyvm-s"], dim: 384),
     ]
 
     /// The segmentation entry for a config name or alias (spelt as `entry(named:)` takes them).

@@ -52,6 +52,10 @@ public final class PyramidLevel: Module {
 /// embedding and position embedding without a class token, the Vim blocks (RoPE before each
 /// when configured), the mixer output of the `outIndices` blocks as [B, D, G, G] features, and
 /// the pyramid. `norm_f` is kept for the state dict; the official forward never applies it.
+///
+/// With DyVM (its `Semantic_Segmentation` backbone) the blocks gate their scan directions, and
+/// pruning stages before `pruningLoc` drop tokens. Tokens are kept on the patch grid between
+/// blocks: a pruned token keeps, for the features, the last mixer output it reached.
 public final class SegmentationBackbone: Module {
     public let config: SegmentationConfig
     public let patchEmbed: PatchEmbed
@@ -60,6 +64,8 @@ public final class SegmentationBackbone: Module {
     public let layers: [VimBlock]
     public let normF: RMSNorm
     public let pyramid: [PyramidLevel]          // fpn1 … fpn4
+    /// DyVM's token scorers, one per pruning stage (`score_predictors.<s>`); empty for Vim.
+    public let scorePredictors: [TokenPredictor]
 
     public init(config: SegmentationConfig) throws {
         try config.validate()
@@ -68,25 +74,31 @@ public final class SegmentationBackbone: Module {
         patchEmbed = try PatchEmbed(config: c)
         posEmbed = try Tensor(zeros: [1, c.numPatches, c.embedDim])
         rope = config.rope ? try VisionRotaryEmbedding(embedDim: c.embedDim, grid: c.grid, pretrainGrid: config.ropePretrainGrid) : nil
-        layers = try (0..<c.depth).map { _ in VimBlock(norm: try RMSNorm(c.embedDim, eps: c.normEps), mixer: try MambaMixer(config: c)) }
+        layers = try (0..<c.depth).map { _ in
+            let mixer: any TokenMixer = try c.dyvm.map { try DyVMMixer(config: c, dyvm: $0) } ?? MambaMixer(config: c)
+            return VimBlock(norm: try RMSNorm(c.embedDim, eps: c.normEps), mixer: mixer)
+        }
         normF = try RMSNorm(c.embedDim, eps: c.normEps)
         let kinds: [PyramidLevel.Kind] = c.patchSize == 16 ? [.upsample4, .upsample2, .identity, .maxPool(2)]
                                                             : [.upsample2, .identity, .maxPool(2), .maxPool(4)]
         pyramid = try kinds.map { try PyramidLevel($0, channels: c.embedDim) }
+        scorePredictors = try (c.dyvm?.pruningLoc ?? []).map { _ in try TokenPredictor(dim: c.embedDim) }
     }
 
     // state_dict order: VisionMamba's own parameters, then its modules as registered
-    // (patch_embed, rope, layers, norm_f), then VisionMambaSeg's fpn1 … fpn4.
+    // (patch_embed, rope, layers, norm_f, DyVM's score_predictors), then fpn1 … fpn4.
     public var ownParameters: [(String, Tensor)] { [("pos_embed", posEmbed)] }
     public var children: [(String, Module)] {
         [("patch_embed", patchEmbed as Module)] + (rope.map { [("rope", $0 as Module)] } ?? [])
             + layers.enumerated().map { ("layers.\($0.offset)", $0.element as Module) }
             + [("norm_f", normF)]
+            + scorePredictors.enumerated().map { ("score_predictors.\($0.offset)", $0.element as Module) }
             + pyramid.enumerated().map { ("fpn\($0.offset + 1)", $0.element as Module) }
     }
 
     /// The official initialisation without pretrained weights: the Vim model's own, then
     /// `init_weights`' trunc_normal(0.02) with zero bias on every Linear (dt_proj included).
+    /// DyVM's direction heads start open and its scorers as in classification.
     public func resetParameters(seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         let c = config.backbone
@@ -96,14 +108,20 @@ public final class SegmentationBackbone: Module {
         posEmbed.fillTruncatedNormal(std: 0.02, using: &rng)
         for block in layers {
             block.norm.weight.fill(1)
-            guard let mixer = block.mixer as? MambaMixer else { continue }
+            let gated = block.mixer as? DyVMMixer
+            guard let mixer = gated?.mamba ?? block.mixer as? MambaMixer else { continue }
             mixer.resetParameters(depth: c.depth, using: &rng)
             for linear in [mixer.inProj, mixer.xProj, mixer.xProjB, mixer.dtProj, mixer.dtProjB, mixer.outProj] {
                 linear.weight.fillTruncatedNormal(std: 0.02, using: &rng)
                 linear.bias?.fill(0)
             }
+            if let gated {
+                gated.blockHead.weight.fill(0)
+                gated.blockHead.bias!.fill(5)
+            }
         }
         normF.weight.fill(1)
+        for p in scorePredictors { p.resetParameters(using: &rng) }
         for level in pyramid { level.resetParameters(using: &rng) }
     }
 
@@ -119,24 +137,120 @@ public final class SegmentationBackbone: Module {
     /// `training`, BatchNorm uses batch statistics and updates its running ones; `dropPath`
     /// turns on stochastic depth.
     public func callAsFunction(_ images: Tensor, training: Bool = false, tape: Tape? = nil, dropPath draw: DropPathDraw? = nil) throws -> [Tensor] {
+        try encode(images, training: training, tape: tape, dropPath: draw, noise: nil, trace: nil).features
+    }
+
+    /// One pass: the pyramid features and, for DyVM in training, each stage's keep decisions
+    /// [B, M] (grid order) and each block's gates [B, 2], which its ratio losses read.
+    public struct Pass {
+        public var features: [Tensor]
+        public var decisions: [Tensor] = []
+        public var gates: [Tensor] = []
+    }
+
+    /// The forward pass of every mode. DyVM prunes by its top-k scores at inference; in training
+    /// (which needs `noise`) it keeps every token, sorted kept-first with the dropped ones zeroed
+    /// and masked in the scans, and decides by noisy samples with straight-through gradients. The
+    /// trace gets DyVM's records under the fixtures' names.
+    public func encode(_ images: Tensor, training: Bool, tape: Tape?, dropPath draw: DropPathDraw?,
+                       noise: DyVMNoise?, trace: ForwardTrace?) throws -> Pass {
         try checkInput(shape: images.shape)
-        if let draw { try draw.check(batch: images.shape[0]) }
-        let G = config.grid
+        let (B, G, M) = (images.shape[0], config.grid, config.backbone.numPatches)
+        if let draw { try draw.check(batch: B) }
+        let dyvm = config.backbone.dyvm
+        if let dyvm, training {
+            guard let noise else { throw ConfigError.dyvmTrainingNeedsNoise(model: config.name) }
+            try noise.check(batch: B, numPatches: M, stages: dyvm.pruningLoc.count, depth: layers.count)
+        }
+        let noise = training ? noise : nil
+        // The stream on the grid [B, M, D]: the last mixer output and the residual (zero where a
+        // token was pruned), and what pruned tokens last reached (`feature_hidden_states` and
+        // `feature_residual`, zero where a token is alive).
         var h = try patchEmbed.embed(images, positions: posEmbed, classToken: nil, tape: tape)
         var residual: Tensor? = nil
-        var features: [Tensor] = []
+        var frozen: (h: Tensor, residual: Tensor)? = nil
+        // The grid tokens each block sees, in sequence order, the keep policy [B, M] and the
+        // training mask over the sequence.
+        var order: [[Int]]? = nil
+        var policy: Tensor? = nil, mask: Tensor? = nil
+        var pass = Pass(features: [])
+        var tokens: [Int] = [], directions: [Int] = []
         for (i, block) in layers.enumerated() {
             if let rope {
                 h = try rope(h, tape: tape)
                 if let r = residual, config.ropeResidual { residual = try rope(r, tape: tape) }
             }
+            if let dyvm, let s = dyvm.pruningLoc.firstIndex(of: i), let r = residual {
+                let full = (h: try adding(h, frozen?.h, tape: tape), residual: try adding(r, frozen?.residual, tape: tape))
+                let alive = try policy ?? constant([B, M], 1, device: h.device)
+                let logp = try scorePredictors[s](add(full.h, full.residual, tape: tape), policy: alive, tape: tape)
+                let keep: Tensor
+                if let noise {
+                    keep = try multiply(gumbelSoftmaxKeep(logp, noise: noise.token[s], tape: tape), alive, tape: tape)
+                    let kept = keep.array
+                    // Kept tokens first, then the dropped ones, each in grid order.
+                    order = (0..<B).map { b in
+                        (0..<M).filter { kept[b * M + $0] > 0.5 } + (0..<M).filter { kept[b * M + $0] <= 0.5 }
+                    }
+                    mask = try gatherRows(keep, index: order!, tape: tape)
+                    trace?.record("prune.\(s).decision", shape: [B, M], ints: kept.map { Int($0) })
+                    pass.decisions.append(keep)
+                } else {
+                    // The top k_s of all M tokens by log P(keep) among those alive, in grid order
+                    // (k_s shrinks from stage to stage, so enough are alive).
+                    let k = dyvm.keepTokens(numPatches: M)[s]
+                    let score = logp.array, active = alive.array
+                    order = (0..<B).map { b in
+                        let candidates = (0..<M).filter { active[b * M + $0] > 0.5 }
+                        return Array(candidates.sorted { score[(b * M + $0) * 2] > score[(b * M + $1) * 2] }.prefix(k)).sorted()
+                    }
+                    var values = [Float](repeating: 0, count: B * M)
+                    for (b, row) in order!.enumerated() { for t in row { values[b * M + t] = 1 } }
+                    keep = Tensor(ownValues: values, shape: [B, M], device: h.device)
+                    trace?.record("prune.\(s).keep", shape: [B, k], ints: order!.flatMap { $0 })
+                }
+                trace?.record("prune.\(s).logp", shape: [B, M, 2], floats: logp.array)
+                let dropped = try add(constant([B, M], 1, device: h.device), scale(keep, by: -1, tape: tape), tape: tape)
+                h = try scaleRows(full.h, by: keep, tape: tape)
+                residual = try scaleRows(full.residual, by: keep, tape: tape)
+                frozen = (try scaleRows(full.h, by: dropped, tape: tape), try scaleRows(full.residual, by: dropped, tape: tape))
+                policy = keep
+            }
             let drop = draw.flatMap { d in i > 0 ? (rate: d.rate(forBlock: i, depth: layers.count), uniforms: d.uniforms(forBlock: i)) : nil }
-            var context = MixerContext(tape: tape, cls: [])
-            (h, residual) = try block(h, residual: residual, dropPath: drop, context: &context)
-            if config.outIndices.contains(i) { features.append(try tokensToChannels(h, height: G, width: G, tape: tape)) }
+            var context = MixerContext(tape: tape, cls: [], mask: mask, gateNoise: noise?.block[i])
+            context.gateInput = .tokenMean
+            if let order {
+                // The block sees its tokens in sequence order; its outputs go back to the grid.
+                let out = try block(gatherRows(h, index: order, tape: tape), residual: residual.map { try gatherRows($0, index: order, tape: tape) },
+                                    dropPath: drop, context: &context)
+                h = try scatterRows(out.out, index: order, count: M, tape: tape)
+                residual = try scatterRows(out.residual, index: order, count: M, tape: tape)
+                tokens.append(order[0].count)
+            } else {
+                (h, residual) = try block(h, residual: residual, dropPath: drop, context: &context)
+                tokens.append(M)
+            }
+            if let gates = context.gates {
+                pass.gates.append(gates)
+                directions += gates.array.map { Int($0) }
+                trace?.record("block.\(i).head_logits", shape: [B, 2], floats: context.headLogits)
+            }
+            if config.outIndices.contains(i) {
+                pass.features.append(try tokensToChannels(adding(h, frozen?.h, tape: tape), height: G, width: G, tape: tape))
+            }
         }
-        return try zip(features, pyramid).map { try $1($0, training: training, tape: tape) }
+        if dyvm != nil {
+            trace?.record("tokens", shape: [tokens.count], ints: tokens)
+            trace?.record("directions", shape: [layers.count, B, 2], ints: directions)
+        }
+        pass.features = try zip(pass.features, pyramid).map { try $1($0, training: training, tape: tape) }
+        return pass
     }
+}
+
+/// a + b, or a when b is nil.
+private func adding(_ a: Tensor, _ b: Tensor?, tape: Tape?) throws -> Tensor {
+    try b.map { try add(a, $0, tape: tape) } ?? a
 }
 
 extension SegmentationBackbone {

@@ -6,7 +6,8 @@ import Foundation
 public struct SegmentationConfig: Codable, Equatable, Sendable {
     public var name: String
     /// The backbone's shape; its `imgSize` is the crop the model runs on (512 for ADE20K) and its
-    /// class token is never used (the official backbone deletes it).
+    /// class token is never used (the official backbone deletes it). With `dyvm`, the DyVM
+    /// segmentation backbone: pruning stages keep int(ratio · M) of all M patch tokens.
     public var backbone: VimConfig
     /// Blocks whose mixer output (`hidden_states`) becomes a feature, ascending; four of them.
     public var outIndices: [Int]
@@ -52,7 +53,9 @@ public struct SegmentationConfig: Codable, Equatable, Sendable {
         var b = backbone
         b.name = name
         try b.validate()
-        try check(b.fusion == nil && b.dyvm == nil, "backbone", "fusion or DyVM", "a plain Vim backbone")
+        try check(b.fusion == nil, "backbone", "Famba-V fusion", "a Vim or DyVM backbone")
+        // DyVM's segmentation backbone has neither a class token nor RoPE in any official config.
+        try check(b.dyvm == nil || !rope, "if_rope", true, "off with DyVM")
         try check([8, 16].contains(b.patchSize) && b.stride == b.patchSize, "patch_size", b.patchSize,
                   "16 or 8, with stride equal to it (the pyramid of VisionMambaSeg)")
         let smallest = b.patchSize == 16 ? 2 : 4

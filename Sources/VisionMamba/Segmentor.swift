@@ -40,17 +40,31 @@ public final class Segmentor: Module {
         public var features: [Tensor]
         public var decodeLogits: Tensor
         public var auxiliaryLogits: Tensor?
+        /// DyVM in training: each stage's keep decisions [B, M] and each block's gates [B, 2].
+        public var decisions: [Tensor] = []
+        public var gates: [Tensor] = []
     }
 
     /// The forward pass. `training` switches BatchNorm to batch statistics and, with a
-    /// `dropoutSeed`, Dropout2d on; the auxiliary head runs only when asked (training).
+    /// `dropoutSeed`, Dropout2d on; the auxiliary head runs only when asked (training). A DyVM
+    /// backbone trains on the random draws `noise` (`DyVMNoise.draw`).
     public func forward(_ images: Tensor, training: Bool = false, auxiliary: Bool = false, tape: Tape? = nil,
-                        dropPath: DropPathDraw? = nil, dropoutSeed: UInt64? = nil) throws -> Outputs {
-        let features = try backbone(images, training: training, tape: tape, dropPath: dropPath)
+                        dropPath: DropPathDraw? = nil, dropoutSeed: UInt64? = nil, noise: DyVMNoise? = nil,
+                        trace: ForwardTrace? = nil) throws -> Outputs {
+        let pass = try backbone.encode(images, training: training, tape: tape, dropPath: dropPath, noise: noise, trace: trace)
+        let features = pass.features
         let decode = try decodeHead(features, training: training, dropoutSeed: dropoutSeed, tape: tape)
         let aux = auxiliary ? try auxiliaryHead(features[config.auxiliaryIndex], training: training,
                                                 dropoutSeed: dropoutSeed.map { $0 ^ 0xA0C }, tape: tape) : nil
-        return Outputs(features: features, decodeLogits: decode, auxiliaryLogits: aux)
+        return Outputs(features: features, decodeLogits: decode, auxiliaryLogits: aux, decisions: pass.decisions, gates: pass.gates)
+    }
+
+    /// A DyVM backbone's random draws for one training step, each image's from its own seed;
+    /// nil for Vim, which needs none.
+    public func trainingNoise(sampleSeeds: [UInt64]) throws -> DyVMNoise? {
+        guard let dyvm = config.backbone.dyvm else { return nil }
+        return try DyVMNoise.draw(sampleSeeds: sampleSeeds, numPatches: config.backbone.numPatches,
+                                  stages: dyvm.pruningLoc.count, depth: config.backbone.depth)
     }
 
     /// Logits at the input's resolution [B, K, H, W], as `EncoderDecoder.encode_decode` gives them
@@ -60,19 +74,37 @@ public final class Segmentor: Module {
         return try resizeBilinear(out, height: images.shape[2], width: images.shape[3], tape: nil)
     }
 
+    /// The parts of the training loss, each [1], and their sum.
+    public struct Loss {
+        public var total: Tensor
+        public var decode: Tensor
+        /// Weighted, as mmseg reports `aux.loss_ce`.
+        public var auxiliary: Tensor?
+        /// DyVM's `token_ratio_loss` and `block_ratio_loss`, weighted.
+        public var tokenRatio: Tensor?
+        public var blockRatio: Tensor?
+    }
+
     /// The training loss of mmseg: each head's logits resized to the labels, per-pixel
-    /// cross-entropy ignoring 255 and averaged over all pixels, the auxiliary one weighted.
-    /// labels: [B·H·W] class indices of the images' pixels. `auxiliary` is weighted, as mmseg
-    /// reports `aux.loss_ce`.
-    public func loss(_ outputs: Outputs, labels: [Int], height: Int, width: Int, tape: Tape?) throws
-        -> (total: Tensor, decode: Tensor, auxiliary: Tensor?) {
+    /// cross-entropy ignoring 255 and averaged over all pixels, the auxiliary one weighted; with
+    /// DyVM, its keep-ratio and gate-ratio terms too. labels: [B·H·W] class indices of the
+    /// images' pixels.
+    public func loss(_ outputs: Outputs, labels: [Int], height: Int, width: Int, tape: Tape?) throws -> Loss {
         func headLoss(_ logits: Tensor) throws -> Tensor {
             let resized = try resizeBilinear(logits, height: height, width: width, tape: tape)
             return try pixelCrossEntropy(resized, labels: labels, tape: tape)
         }
         let decode = try headLoss(outputs.decodeLogits)
-        guard let auxLogits = outputs.auxiliaryLogits else { return (decode, decode, nil) }
-        let aux = try scale(headLoss(auxLogits), by: Float(config.auxiliaryLossWeight), tape: tape)
-        return (try add(decode, aux, tape: tape), decode, aux)
+        var loss = Loss(total: decode, decode: decode)
+        if let auxLogits = outputs.auxiliaryLogits {
+            loss.auxiliary = try scale(headLoss(auxLogits), by: Float(config.auxiliaryLossWeight), tape: tape)
+            loss.total = try add(loss.total, loss.auxiliary!, tape: tape)
+        }
+        if let dyvm = config.backbone.dyvm, !outputs.decisions.isEmpty {
+            let ratios = try dyvmRatioLosses(decisions: outputs.decisions, gates: outputs.gates, config: dyvm, tape: tape)
+            (loss.tokenRatio, loss.blockRatio) = (ratios.token, ratios.block)
+            loss.total = try add(loss.total, add(ratios.token, ratios.block, tape: tape), tape: tape)
+        }
+        return loss
     }
 }

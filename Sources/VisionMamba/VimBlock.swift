@@ -12,6 +12,9 @@ public struct MixerContext {
     public var tape: Tape?
     /// Each image's class-token index in the tokens the mixer sees.
     public var cls: [Int]
+    /// What DyVM's direction head reads: the class token (classification) or, in the
+    /// segmentation backbone, which has none, the mean of every token.
+    public var gateInput: GateInput = .classToken
     /// DyVM training: the tokens still alive [B, T] (1 = kept), applied around the conv.
     public var mask: Tensor?
     /// DyVM training: this block's logistic gate noise [B·2]; nil at inference.
@@ -27,6 +30,16 @@ public struct MixerContext {
         self.mask = mask
         self.gateNoise = gateNoise
     }
+}
+
+/// The input of DyVM's direction head (`block_head`), a row of in_proj's output [x | z].
+public enum GateInput: Sendable {
+    /// The class token's row.
+    case classToken
+    /// The mean over the tokens: at inference over those the block sees; in training, where
+    /// dropped tokens stay in the sequence as zeros, their sum over (kept + 1), as DyVM's
+    /// segmentation code computes it.
+    case tokenMean
 }
 
 /// One Vim block, `layers.i`: add + RMSNorm (`norm`), then the mixer (`mixer`). Famba-V fuses

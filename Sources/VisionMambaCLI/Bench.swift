@@ -165,7 +165,8 @@ extension Bench {
         func pass() throws {
             guard let optimizer else { _ = try net.forward(input); return }
             let tape = Tape()
-            let out = try net.forward(input, training: true, auxiliary: true, tape: tape)
+            let out = try net.forward(input, training: true, auxiliary: true, tape: tape,
+                                      noise: net.trainingNoise(sampleSeeds: (0..<batch).map { UInt64($0) }))
             let loss = try net.loss(out, labels: labels, height: size, width: size, tape: tape).total
             for (_, p) in named { p.zeroGrad() }
             try Profiler.measure("backward") { try tape.backward(from: loss) }

@@ -354,6 +354,29 @@ final class OpGradientTests: XCTestCase {
             let x = try tensor([B, N, G], v[0]), weights = try tensor([B, N], v[1])
             return ([x, weights], [try weightedMeanTokens(x, weights: weights, offset: 1, tape: tape)])
         }
+        try checkGradients("weightedMeanTokens counting only", inputs) { v, tape in
+            let x = try tensor([B, N, G], v[0]), weights = try tensor([B, N], v[1])
+            return ([x, weights], [try weightedMeanTokens(x, weights: weights, offset: 1, weightsCountOnly: true, tape: tape)])
+        }
+        // sum / (Σ w + 1), by hand.
+        let x = try tensor([1, 2, 1], [3, 5]), w = try tensor([1, 2], [1, 0])
+        XCTAssertEqual(try weightedMeanTokens(x, weights: w, offset: 1, weightsCountOnly: true, tape: nil).array, [4])
+        XCTAssertEqual(try weightedMeanTokens(x, weights: w, offset: 1, tape: nil).array, [1.5])
+    }
+
+    /// Scattering rows onto a longer sequence: the values land at their indices (zeros
+    /// elsewhere), and the gradient gathers them back.
+    func testScatterRows() throws {
+        let index = [[4, 0, 2], [1, 3, 0]]
+        let x = try tensor([2, 3, 2], (0..<12).map(Float.init))
+        XCTAssertEqual(try scatterRows(x, index: index, count: 5, tape: nil).array,
+                       [2, 3, 0, 0, 4, 5, 0, 0, 0, 1, /**/ 10, 11, 6, 7, 0, 0, 8, 9, 0, 0])
+        XCTAssertThrowsError(try scatterRows(x, index: [[5, 0, 2], [1, 3, 0]], count: 5, tape: nil))
+        XCTAssertThrowsError(try scatterRows(x, index: [[0, 1], [1, 3]], count: 5, tape: nil))
+        try checkGradients("scatterRows", [Input(name: "x", values: random(2 * 3 * 4))]) { v, tape in
+            let x = try tensor([2, 3, 4], v[0])
+            return ([x], [try scatterRows(x, index: index, count: 5, tape: tape)])
+        }
     }
 
     func testLogSoftmax() throws {

@@ -66,6 +66,30 @@ final class SegmentationTrainerTests: XCTestCase {
         }
     }
 
+    /// The DyVM segmentation backbone trains through the same loop: random keep decisions and
+    /// gates each step (the ratio losses reach the scorers and direction heads), evaluation by
+    /// top-k pruning, and an exact resume.
+    func testDyVMBackboneTrainsAndResumesBitForBit() throws {
+        var o = Self.options(iterations: 4)
+        o.evalInterval = 2
+        var dyvm = DyVMConfig(pruningLoc: [1, 2, 3], tokenKeepRatio: 0.8)
+        (dyvm.tokenPruningWeight, dyvm.blockPruningWeight, dyvm.tokenRatioDivisor) = (20, 20, 3)
+        o.model.backbone.dyvm = dyvm
+        let whole = try SegmentationTrainer(options: o, outputDir: tmp.appendingPathComponent("whole").path)
+        let before = Dictionary(uniqueKeysWithValues: whole.model.namedParameters().map { ($0.0, $0.1.array) })
+        let history = try whole.run()
+        XCTAssertEqual(history.map(\.iteration), [2, 4])
+        XCTAssertTrue(history.allSatisfy { $0.trainLoss.isFinite && (0...100).contains($0.valMIoU) })
+        for (name, p) in whole.model.namedParameters() where name.contains("score_predictors") || name.contains("block_head") {
+            XCTAssertNotEqual(p.array, before[name], "\(name) did not train")
+        }
+        let parts = tmp.appendingPathComponent("parts").path
+        _ = try SegmentationTrainer(options: o, outputDir: parts).run(stopAfter: 2)
+        let resumed = try SegmentationTrainer(options: o, resume: parts)
+        XCTAssertEqual(try resumed.run().map { [$0.trainLoss, $0.valMIoU, $0.valAAcc] }, history.map { [$0.trainLoss, $0.valMIoU, $0.valAAcc] })
+        for ((name, a), (_, b)) in zip(whole.model.namedState(), resumed.model.namedState()) { XCTAssertEqual(a.array, b.array, name) }
+    }
+
     /// 80 iterations of the digit-scenes recipe take the loss (decode + 0.4 · auxiliary) from
     /// ln 11 · 1.4 ≈ 3.4 to below what the best constant prediction, the class frequencies, scores
     /// (about 1.2): the model learns from the pixels, not just the class balance.

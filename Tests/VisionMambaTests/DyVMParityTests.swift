@@ -6,11 +6,12 @@ import XCTest
 
 /// Every traced tensor against the fixture's: floats within relative L2 1e-5, integers exactly.
 /// Returns the worst float error.
-func assertTraceMatches(_ trace: ForwardTrace, _ io: TensorFile, _ name: String,
+/// `prefix` is the fixture's name for the mode (`train.`).
+func assertTraceMatches(_ trace: ForwardTrace, _ io: TensorFile, _ name: String, prefix: String = "",
                         file: StaticString = #filePath, line: UInt = #line) throws -> Double {
     var worst = 0.0
     for entry in trace.entries {
-        let ref = try XCTUnwrap(io[entry.name], "fixture has no \(entry.name)", file: file, line: line)
+        let ref = try XCTUnwrap(io[prefix + entry.name], "fixture has no \(prefix + entry.name)", file: file, line: line)
         XCTAssertEqual(entry.shape, ref.shape, entry.name, file: file, line: line)
         switch entry.values {
         case .floats(let v):

@@ -42,6 +42,17 @@ final class SegmentationParityTests: XCTestCase {
         c.ropeResidual = try value(b, "if_rope_residual")
         c.dropPathRate = try value(b, "drop_path_rate")
         c.dropoutRatio = try value(decode, "dropout_ratio")
+        if let loc = b["pruning_loc"] as? [Int] {
+            // DyVM's backbone takes its last feature after the last block only when 23 is among
+            // out_indices (hard-coded), so its depth-4 configs list 23 for block 3.
+            c.outIndices = c.outIndices.map { $0 == 23 ? backbone.depth - 1 : $0 }
+            let ratios: [Double] = try value(b, "token_ratio")
+            var dyvm = DyVMConfig(pruningLoc: loc, tokenKeepRatio: ratios[0], blockKeepRatio: 0.8)
+            (dyvm.tokenPruningWeight, dyvm.blockPruningWeight, dyvm.tokenRatioDivisor) = (20, 20, Double(loc.count))
+            // (Foundation's JSON reader can be an ulp or two off Python's 0.8 ** 2.)
+            for (ours, official) in zip(dyvm.tokenRatios, ratios) { XCTAssertEqual(ours, official, accuracy: 1e-15) }
+            c.backbone.dyvm = dyvm
+        }
         return c
     }
 
@@ -133,6 +144,54 @@ final class SegmentationParityTests: XCTestCase {
         (official.name, official.backbone.name) = (tiny.name, tiny.backbone.name)
         (official.dropPathRate, official.dropoutRatio) = (0.1, 0.1)
         XCTAssertEqual(tiny, official)
+    }
+
+    /// DyVM's segmentation backbone at inference (top-k pruning to 28, 23, 18 of 36 tokens, the
+    /// direction gates, features with the pruned tokens' last outputs), then a training step on
+    /// the official run's recorded noise: decisions, gates, features, logits, the four losses,
+    /// every gradient and the BatchNorm statistics.
+    func testUperNetDyVMMicro() throws {
+        let name = "upernet-dyvm-micro"
+        let model = try Segmentor(config: try Self.config(name))
+        let weights = try SafeTensors.read(Self.resources.appendingPathComponent("\(name).safetensors").path)
+        try model.load(stateDict: weights.tensors, strict: false, source: name)
+        let io = try Self.io(name)
+        let input = try XCTUnwrap(io["input"])
+        let images = try Tensor(shape: input.shape, values: input.floats())
+        let size = input.shape[2]
+
+        let trace = ForwardTrace()
+        let eval = try model.forward(images, trace: trace)
+        for (i, f) in eval.features.enumerated() { try expect(f, io, "features.\(i)") }
+        try expect(eval.decodeLogits, io, "decode_logits")
+        try expect(try model.logits(images), io, "seg_logits")
+        try assertTraceMatches(trace, io, name)
+        XCTAssertEqual(Set(trace.entries.map(\.name)), ["prune.0.logp", "prune.1.logp", "prune.2.logp", "prune.0.keep", "prune.1.keep", "prune.2.keep",
+                                                       "block.0.head_logits", "block.1.head_logits", "block.2.head_logits", "block.3.head_logits",
+                                                       "tokens", "directions"])
+
+        let stages = 3, depth = 4
+        let noise = DyVMNoise(token: try (0..<stages).map { try XCTUnwrap(io["train.noise.token.\($0)"]).floats() },
+                              block: try (0..<depth).map { try XCTUnwrap(io["train.noise.block.\($0)"]).floats() })
+        let tape = Tape(), trainTrace = ForwardTrace()
+        let out = try model.forward(images, training: true, auxiliary: true, tape: tape, noise: noise, trace: trainTrace)
+        try assertTraceMatches(trainTrace, io, name, prefix: "train.")
+        for (i, f) in out.features.enumerated() { try expect(f, io, "train.features.\(i)") }
+        try expect(out.decodeLogits, io, "train.decode_logits")
+        try expect(try XCTUnwrap(out.auxiliaryLogits), io, "train.aux_logits")
+        let labels = try XCTUnwrap(io["labels"]).int64s().map(Int.init)
+        let loss = try model.loss(out, labels: labels, height: size, width: size, tape: tape)
+        try expect(loss.decode, io, "train.loss_decode")
+        try expect(try XCTUnwrap(loss.auxiliary), io, "train.loss_aux")
+        try expect(try XCTUnwrap(loss.tokenRatio), io, "train.loss_token_ratio")
+        try expect(try XCTUnwrap(loss.blockRatio), io, "train.loss_block_ratio")
+        try expect(loss.total, io, "train.loss")
+        try tape.backward(from: loss.total)
+        try expectGradients(model, io, prefix: "train.grad.")
+        for (key, t) in model.namedBuffers() where key.contains("running") { try expect(t, io, "train.after.\(key)") }
+
+        // Training without its draws is refused.
+        XCTAssertThrowsError(try model.forward(images, training: true, tape: Tape()))
     }
 
     // MARK: upernet-vim-tiny at 512 px on formula weights

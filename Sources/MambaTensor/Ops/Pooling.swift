@@ -2,7 +2,10 @@
 /// x [B, N, G], weights [B, N] (nil: all 1) → [B, G]. DynamicViT's PredictorLG pools its global
 /// features this way with offset 1 and the keep policy as weights. Summed in double precision,
 /// on the host (B·N·G is small). The backward reaches x and the weights.
-public func weightedMeanTokens(_ x: Tensor, weights: Tensor?, offset: Double, tape: Tape?) throws -> Tensor {
+/// With `weightsCountOnly`, every token is summed unweighted and the weights only count in the
+/// divisor: DyVM's segmentation direction head pools its training sequence, whose dropped tokens
+/// are zero, as sum / (kept + 1).
+public func weightedMeanTokens(_ x: Tensor, weights: Tensor?, offset: Double, weightsCountOnly: Bool = false, tape: Tape?) throws -> Tensor {
     guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     let (B, N, G) = (x.shape[0], x.shape[1], x.shape[2])
     if let weights, weights.shape != [B, N] { throw TensorError.shapeMismatch(tensor: "weights", expected: [B, N], found: weights.shape) }
@@ -15,7 +18,8 @@ public func weightedMeanTokens(_ x: Tensor, weights: Tensor?, offset: Double, ta
         for n in 0..<N {
             let w = Double(ws[b * N + n])
             total += w
-            for c in 0..<G { sum[c] += Double(xs[(b * N + n) * G + c]) * w }
+            let weight = weightsCountOnly ? 1 : w
+            for c in 0..<G { sum[c] += Double(xs[(b * N + n) * G + c]) * weight }
         }
         denominators[b] = total + offset
         for c in 0..<G { mean[b * G + c] = Float(sum[c] / denominators[b]) }
@@ -24,17 +28,19 @@ public func weightedMeanTokens(_ x: Tensor, weights: Tensor?, offset: Double, ta
     let xSlot = x.slot, wSlot = weights?.slot, ySlot = y.slot
     tape?.record {
         guard let yGrad = ySlot.grad?.array else { return }
-        // ∂y/∂x_n = w_n / d, ∂y/∂w_n = (x_n − y) / d with d = Σ w + offset.
+        // ∂y/∂x_n = w_n / d, ∂y/∂w_n = (x_n − y) / d with d = Σ w + offset; counting only:
+        // ∂y/∂x_n = 1 / d, ∂y/∂w_n = −y / d.
         var xGrad = [Float](repeating: 0, count: B * N * G), wGrad = [Float](repeating: 0, count: B * N)
         for b in 0..<B {
             let d = denominators[b]
             for n in 0..<N {
-                let w = Double(ws[b * N + n])
+                let w = weightsCountOnly ? 1 : Double(ws[b * N + n])
                 var acc = 0.0
                 for c in 0..<G {
                     let gy = Double(yGrad[b * G + c])
                     xGrad[(b * N + n) * G + c] = Float(gy * w / d)
-                    acc += gy * (Double(xs[(b * N + n) * G + c]) - Double(mean[b * G + c])) / d
+                    let xn = weightsCountOnly ? 0 : Double(xs[(b * N + n) * G + c])
+                    acc += gy * (xn - Double(mean[b * G + c])) / d
                 }
                 wGrad[b * N + n] = Float(acc)
             }

@@ -28,6 +28,37 @@ public func gatherRows(_ x: Tensor, index: [[Int]], tape: Tape?) throws -> Tenso
     return try pickRows(x, flat, rows: B * T, outputShape: [B, To] + x.shape.dropFirst(2), tape: tape)
 }
 
+/// gatherRows' inverse: each sequence's rows placed at `index` in `count` zero rows,
+/// y[b, index[b][j]] += x[b, j] for x [B, N, ...] → [B, count, ...] (torch's `scatter_` into zeros
+/// when the indices of a row are distinct). DyVM's segmentation backbone puts the tokens a block
+/// kept back on the patch grid this way. The backward gathers.
+public func scatterRows(_ x: Tensor, index: [[Int]], count T: Int, tape: Tape?) throws -> Tensor {
+    guard x.rank >= 2 else { throw TensorError.rankMismatch(tensor: "x", expected: 2, found: x.shape) }
+    let (B, N) = (x.shape[0], x.shape[1])
+    guard index.count == B else { throw TensorError.valueCountMismatch(tensor: "index", expected: B, found: index.count) }
+    guard T >= 0 else { throw TensorError.invalidArgument(name: "count", value: Double(T), allowed: "at least 0") }
+    for row in index {
+        guard row.count == N else { throw TensorError.valueCountMismatch(tensor: "index row", expected: N, found: row.count) }
+        if let bad = row.first(where: { $0 < 0 || $0 >= T }) { throw TensorError.indexOutOfRange(tensor: "index", index: bad, count: T) }
+    }
+    let outputShape = [B, T] + x.shape.dropFirst(2)
+    _ = try checkedCount(outputShape, tensor: "scatterRows output")
+    let be = x.backend
+    let flat = index.enumerated().flatMap { b, row in row.map { b * T + $0 } }
+    let y = Tensor(zeroed: outputShape, device: x.device)
+    let width = B * N == 0 ? 0 : x.count / (B * N)
+    be.scatterAddRows(asRows(x, B * N), indices: flat, weights: nil, into: y.reshapedView([B * T, width]))
+    let xSlot = x.slot, ySlot = y.slot, xShape = x.shape, device = x.device
+    tape?.record {
+        guard let yGrad = ySlot.grad, xSlot.requiresGrad else { return }
+        let picked = Tensor(uninitializedShape: xShape, device: device)
+        be.gatherRows(yGrad.reshapedView([B * T, width]), indices: flat, into: picked.reshapedView([B * N, width]))
+        let g = xSlot.buffer()
+        be.combine(.add, g, picked, into: g, accumulate: false)
+    }
+    return y
+}
+
 /// Entries `samples` of the first dimension: x [B, ...] → [k, ...] (DyVM's images that run a
 /// direction). The backward scatters back.
 public func selectSamples(_ x: Tensor, _ samples: [Int], tape: Tape?) throws -> Tensor {
