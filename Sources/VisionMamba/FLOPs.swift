@@ -21,10 +21,17 @@ extension VimConfig {
     /// What this engine computes per image, both scan directions. `directionRate` is the fraction
     /// of (block, direction) pairs a DyVM's gates leave on (1: all).
     public func forwardFLOPs(directionRate: Double = 1) -> FLOPCount {
+        var count = blocksFLOPs(tokenSchedule: tokenSchedule, predictorTokens: predictorTokens, directionRate: directionRate)
+        count.matmul += 2 * Double(embedDim * numClasses)                // the head
+        return count
+    }
+
+    /// The patch embedding and the blocks with `tokenSchedule` tokens, plus DyVM's scorers over
+    /// `predictorTokens` tokens per stage and its direction heads.
+    func blocksFLOPs(tokenSchedule: [Int], predictorTokens: [Int], directionRate: Double) -> FLOPCount {
         let M = Double(numPatches), D = Double(embedDim), E = Double(dInner)
         let R = Double(dtRank), N = Double(dState), K = Double(dConv)
-        let patch = 2 * M * Double(inChannels) * Double(patchSize) * Double(patchSize) * D
-        var matmul = patch + 2 * D * Double(numClasses), scan = 0.0, conv = 0.0
+        var matmul = 2 * M * Double(inChannels) * Double(patchSize) * Double(patchSize) * D, scan = 0.0, conv = 0.0
         let rate = dyvm == nil ? 1 : directionRate
         for t in tokenSchedule.map(Double.init) {
             matmul += 2 * t * D * 2 * E                                  // in_proj
@@ -32,7 +39,7 @@ extension VimConfig {
                 + 2 * t * E * D                                          // out_proj
             scan += rate * 2 * t * E * N * 6
             conv += rate * 2 * t * E * K * 2
-            if dyvm != nil { matmul += 2 * 2 * E * 2 }                   // the direction head at the class token
+            if dyvm != nil { matmul += 2 * 2 * E * 2 }                   // the direction head
         }
         for n in predictorTokens.map(Double.init) { matmul += 2 * n * predictorMACsPerToken }   // DyVM's token scorers
         return FLOPCount(matmul: matmul, scan: scan, conv: conv)

@@ -22,6 +22,7 @@ struct Flops: ParsableCommand {
     }
 
     func run() throws {
+        if ModelZoo.isSegmentation(model) { return try runSegmentation() }
         var config = try ModelZoo.resolve(model)
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
         if let imgSize { config.imgSize = imgSize }
@@ -37,6 +38,25 @@ struct Flops: ParsableCommand {
             print("\(config.name) at \(config.imgSize) px: \(String(format: "%.3f", f.total / 1e9)) GFLOP per image as computed here, both scan directions (matrix products \(String(format: "%.3f", f.matmul / 1e9)), scan \(String(format: "%.3f", f.scan / 1e9)), conv \(String(format: "%.3f", f.conv / 1e9)))")
             print("official counter (calc_flops.py: multiply-accumulates, one scan direction): \(String(format: "%.4f", official / 1e9))G (\(String(format: "%.0f", official)))")
             print("tokens per block: \(schedule.map(String.init).joined(separator: " ")); Σ token·layers \(config.tokenLayers) of \(config.tokens * config.depth)")
+        }
+    }
+
+    /// A segmentor's crop: backbone, pyramid and heads.
+    func runSegmentation() throws {
+        if fusionOptions.isSet || dyvmOptions.isSet || patchSize != nil || numClasses != nil {
+            throw ValidationError("flops of a segmentation model takes --img-size, --gate-rate and --json")
+        }
+        var config = try ModelZoo.segmentationEntry(named: model).config
+        if let imgSize { config.backbone.imgSize = imgSize }
+        try config.validate()
+        let f = config.forwardFLOPs(directionRate: gateRate), schedule = config.tokenSchedule
+        func g(_ x: Double) -> String { String(format: "%.3f", x / 1e9) }
+        if json {
+            print("{\"model\":\"\(config.name)\",\"img_size\":\(config.backbone.imgSize),\"gflop\":\(g(f.total)),\"backbone_gflop\":\(g(f.backbone.total)),\"pyramid_gflop\":\(g(f.pyramid)),\"decode_head_gflop\":\(g(f.decodeHead)),\"auxiliary_head_gflop\":\(g(f.auxiliaryHead)),\"tokens\":[\(schedule.map(String.init).joined(separator: ","))]}")
+        } else {
+            print("\(config.name) at \(config.backbone.imgSize)×\(config.backbone.imgSize) px: \(g(f.total)) GFLOP per crop at inference")
+            print("  backbone \(g(f.backbone.total)) (matrix products \(g(f.backbone.matmul)), scan \(g(f.backbone.scan)), conv \(g(f.backbone.conv))), pyramid \(g(f.pyramid)), UPerHead \(g(f.decodeHead)); the FCN head adds \(g(f.auxiliaryHead)) in training")
+            print("tokens per block: \(schedule.map(String.init).joined(separator: " "))")
         }
     }
 }

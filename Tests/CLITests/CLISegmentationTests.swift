@@ -58,4 +58,26 @@ extension CLITests {
         XCTAssertEqual(b.code, 0, b.err)
         XCTAssertTrue(b.out.contains("\"images_per_second\""), b.out)
     }
+
+    /// flops of the segmentors: by part, DyVM's token schedule, and only the options that apply.
+    func testFlopsOfSegmentors() throws {
+        let vim = try run(["flops", "--model", "upernet-vim-tiny", "--json"])
+        XCTAssertEqual(vim.code, 0, vim.err)
+        let dyvm = try run(["flops", "--model", "upernet-dyvm-tiny", "--json"])
+        XCTAssertEqual(dyvm.code, 0, dyvm.err)
+        func parsed(_ out: String) throws -> [String: Any] {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        }
+        let (v, d) = (try parsed(vim.out), try parsed(dyvm.out))
+        XCTAssertEqual(d["tokens"] as? [Int], [1024, 819, 655, 524].flatMap { Array(repeating: $0, count: 6) })
+        let (vb, db) = (try XCTUnwrap(v["backbone_gflop"] as? Double), try XCTUnwrap(d["backbone_gflop"] as? Double))
+        XCTAssertLessThan(db, vb * 0.8)
+        XCTAssertEqual(v["decode_head_gflop"] as? Double, d["decode_head_gflop"] as? Double)
+        let text = try run(["flops", "--model", "upernet-vim-small", "--img-size", "640"])
+        XCTAssertEqual(text.code, 0, text.err)
+        XCTAssertTrue(text.out.contains("at 640×640 px"), text.out)
+        let refused = try run(["flops", "--model", "upernet-vim-tiny", "--fusion-strategy", "all", "--fusion-tokens", "2"])
+        XCTAssertEqual(refused.code, 64)
+        XCTAssertTrue(refused.err.contains("--img-size, --gate-rate and --json"), refused.err)
+    }
 }

@@ -194,6 +194,32 @@ final class SegmentationParityTests: XCTestCase {
         XCTAssertThrowsError(try model.forward(images, training: true, tape: Tape()))
     }
 
+    /// The analytic count, layer by layer for the micro shapes (D 32, channels 16, 5 classes,
+    /// levels 16, 8, 4, 2), and DyVM's token schedule.
+    func testFLOPsOfTheHeadsAndTheDyVMSchedule() throws {
+        let f = try Self.config("upernet-vim-micro").forwardFLOPs()
+        let ppm: Double = 2 * 50 * 32 * 16                  // 1×1 convs on 1², 2², 3², 6² pooled maps
+        let bottleneck: Double = 2 * 4 * 9 * 96 * 16        // 3×3 over 32 + 4·16 channels on 2×2
+        let laterals: Double = 2 * 336 * 32 * 16            // 1×1 on 16² + 8² + 4² pixels
+        let fpnConvs: Double = 2 * 336 * 9 * 16 * 16        // 3×3 on the same
+        let fuse: Double = 2 * 256 * 9 * 64 * 16            // 3×3 over 4·16 channels on 16×16
+        let classify: Double = 2 * 256 * 16 * 5
+        XCTAssertEqual(f.decodeHead, ppm + bottleneck + laterals + fpnConvs + fuse + classify)
+        let pyramid: Double = 2 * 32 * 32 * 4 * 96         // transposed convs from 4², 8² and 4² inputs
+        XCTAssertEqual(f.pyramid, pyramid)
+        let auxiliary: Double = 2 * 16 * (9 * 32 * 8 + 8 * 5)
+        XCTAssertEqual(f.auxiliaryHead, auxiliary)
+        XCTAssertEqual(f.total, f.backbone.total + f.pyramid + f.decodeHead)
+        let dyvm = try Self.config("upernet-dyvm-micro")
+        XCTAssertEqual(dyvm.tokenSchedule, [36, 28, 23, 18])
+        // Both directions of d_inner 64, d_state 16, at 6 per state update, over 36 + 28 + 23 + 18 tokens.
+        let scan: Double = 2 * 105 * 64 * 16 * 6
+        XCTAssertEqual(dyvm.forwardFLOPs().backbone.scan, scan)
+        XCTAssertEqual(dyvm.forwardFLOPs(directionRate: 0.5).backbone.scan * 2, dyvm.forwardFLOPs().backbone.scan)
+        XCTAssertEqual(try ModelZoo.segmentationEntry(named: "upernet-dyvm-tiny").config.tokenSchedule,
+                       Array(repeating: 1024, count: 6) + Array(repeating: 819, count: 6) + Array(repeating: 655, count: 6) + Array(repeating: 524, count: 6))
+    }
+
     // MARK: upernet-vim-tiny at 512 px on formula weights
 
     /// The fixture's weight formula (Resources/seg/README.md): an integer hash of the tensor's name
