@@ -90,6 +90,32 @@ final class SegmentationTrainerTests: XCTestCase {
         for ((name, a), (_, b)) in zip(whole.model.namedState(), resumed.model.namedState()) { XCTAssertEqual(a.array, b.array, name) }
     }
 
+    /// `finetune` from one of our classification checkpoints (a Vim of the backbone's width and
+    /// depth trained on digits at 8 px, patch 2): the blocks start from it, the patch embedding
+    /// of the other patch size and the pyramid do not, and the run says so.
+    func testFineTunesFromOurClassificationCheckpoint() throws {
+        var classification = TrainerTests.smallOptions(epochs: 1)
+        classification.model.depth = 4
+        let classifierRun = tmp.appendingPathComponent("classifier").path
+        _ = try Trainer(options: classification, outputDir: classifierRun, events: { _ in }).run()
+        var o = Self.options(iterations: 1)
+        o.model.backbone.embedDim = 32
+        o.finetune = classifierRun + "/checkpoint.safetensors"
+        var notes: [String] = []
+        let trainer = try SegmentationTrainer(options: o, outputDir: tmp.appendingPathComponent("seg").path) {
+            if case let .note(text) = $0 { notes.append(text) }
+        }
+        let classifier = try VimModel(config: classification.model)
+        try classifier.load(weights: o.finetune!)
+        let backbone = Dictionary(uniqueKeysWithValues: trainer.model.backbone.namedState().map { ($0.0, $0.1.array) })
+        for (name, t) in classifier.namedState() where name.hasPrefix("layers.") || name == "norm_f.weight" {
+            XCTAssertEqual(backbone[name], t.array, name)
+        }
+        XCTAssertNotEqual(backbone["patch_embed.proj.weight"]?.count, classifier.patchEmbed.proj.weight.count)
+        let note = try XCTUnwrap(notes.first { $0.hasPrefix("backbone from") })
+        XCTAssertTrue(note.contains("patch_embed.proj.weight") && note.contains("fpn1.0.weight"), note)
+    }
+
     /// 80 iterations of the digit-scenes recipe take the loss (decode + 0.4 · auxiliary) from
     /// ln 11 · 1.4 ≈ 3.4 to below what the best constant prediction, the class frequencies, scores
     /// (about 1.2): the model learns from the pixels, not just the class balance.

@@ -220,6 +220,48 @@ final class SegmentationParityTests: XCTestCase {
                        Array(repeating: 1024, count: 6) + Array(repeating: 819, count: 6) + Array(repeating: 655, count: 6) + Array(repeating: 524, count: 6))
     }
 
+    /// A released-format classification checkpoint (the official vim-micro .pth: grid 4×4, class
+    /// token in the middle) starts a backbone of the same width and depth: the blocks exactly;
+    /// head and class token dropped; pos_embed without its class row (`.classTokenAware`), or
+    /// with row 0 taken for it as the official init does (`.official`); at another grid,
+    /// resampled (a constant stays constant); the pyramid is what is left to train.
+    func testBackboneStartsFromAReleasedClassificationCheckpoint() throws {
+        let root = Bundle.module.bundleURL.appendingPathComponent("Resources")
+        let pth = root.appendingPathComponent("vim-micro.pth").path
+        let classifier = try VimModel(config: try VimConfig.load(json: root.appendingPathComponent("vim-micro.json").path))
+        try classifier.load(weights: pth)
+        func backbone(imgSize: Int) throws -> SegmentationBackbone {
+            let c = VimConfig(name: "seg-micro", imgSize: imgSize, patchSize: 8, stride: 8, embedDim: 32, depth: 4, numClasses: 5)
+            return try SegmentationBackbone(config: SegmentationConfig(name: "seg-micro", backbone: c, outIndices: [0, 1, 2, 3], numClasses: 5, decodeChannels: 16))
+        }
+        let seg = try backbone(imgSize: 32)
+        let missing = try seg.loadClassificationWeights(pth)
+        XCTAssertEqual(Set(missing), Set(seg.namedState().map(\.0).filter { $0.hasPrefix("fpn") }))
+        let ours = Dictionary(uniqueKeysWithValues: seg.namedState().map { ($0.0, $0.1.array) })
+        for (name, t) in classifier.namedState() where name.hasPrefix("layers.") || name.hasPrefix("patch_embed.") || name == "norm_f.weight" {
+            XCTAssertEqual(ours[name], t.array, name)
+        }
+        let rows = classifier.posEmbed.array, D = 32
+        XCTAssertEqual(classifier.config.clsIndex, 8)
+        let withoutClass = Array(rows[0..<(8 * D)] + rows[(9 * D)...])
+        XCTAssertLessThan(relativeL2(seg.posEmbed.array, withoutClass), 1e-6)
+        let official = try backbone(imgSize: 32)
+        try official.loadClassificationWeights(pth, interpolation: .official)
+        XCTAssertLessThan(relativeL2(official.posEmbed.array, Array(rows[D...])), 1e-6)
+
+        // Our own checkpoint format, at twice the grid: a constant position embedding stays one.
+        classifier.posEmbed.fill(0.25)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("vim-micro-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var tensors = TensorFile()
+        for (name, t) in classifier.namedState() { tensors.append(name, StoredTensor(shape: t.shape, floats: t.array)) }
+        try SafeTensors.write(tensors, to: file)
+        let larger = try backbone(imgSize: 64)
+        try larger.loadClassificationWeights(file)
+        XCTAssertEqual(larger.posEmbed.shape, [1, 64, D])
+        XCTAssertTrue(larger.posEmbed.array.allSatisfy { abs($0 - 0.25) < 1e-6 })
+    }
+
     // MARK: upernet-vim-tiny at 512 px on formula weights
 
     /// The fixture's weight formula (Resources/seg/README.md): an integer hash of the tensor's name
