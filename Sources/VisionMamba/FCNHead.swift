@@ -24,9 +24,9 @@ public final class FCNHead: Module {
     }
 
     /// Class logits [B, K, H, W] for a feature [B, C, H, W].
-    public func callAsFunction(_ x: Tensor, training: Bool, dropoutSeed: UInt64? = nil, tape: Tape?) throws -> Tensor {
+    public func callAsFunction(_ x: Tensor, training: Bool, dropoutSeeds: [UInt64]? = nil, tape: Tape?) throws -> Tensor {
         var y = x
         for conv in convs { y = try conv(y, training: training, tape: tape) }
-        return try classifyPixels(y, convSeg: convSeg, dropoutRatio: dropoutRatio, dropoutSeed: dropoutSeed, tape: tape)
+        return try classifyPixels(y, convSeg: convSeg, dropoutRatio: dropoutRatio, dropoutSeeds: dropoutSeeds, tape: tape)
     }
 }

@@ -46,16 +46,16 @@ public final class Segmentor: Module {
     }
 
     /// The forward pass. `training` switches BatchNorm to batch statistics and, with a
-    /// `dropoutSeed`, Dropout2d on; the auxiliary head runs only when asked (training). A DyVM
+    /// `dropoutSeeds` (one per image), Dropout2d on; the auxiliary head runs only when asked (training). A DyVM
     /// backbone trains on the random draws `noise` (`DyVMNoise.draw`).
     public func forward(_ images: Tensor, training: Bool = false, auxiliary: Bool = false, tape: Tape? = nil,
-                        dropPath: DropPathDraw? = nil, dropoutSeed: UInt64? = nil, noise: DyVMNoise? = nil,
+                        dropPath: DropPathDraw? = nil, dropoutSeeds: [UInt64]? = nil, noise: DyVMNoise? = nil,
                         trace: ForwardTrace? = nil) throws -> Outputs {
         let pass = try backbone.encode(images, training: training, tape: tape, dropPath: dropPath, noise: noise, trace: trace)
         let features = pass.features
-        let decode = try decodeHead(features, training: training, dropoutSeed: dropoutSeed, tape: tape)
+        let decode = try decodeHead(features, training: training, dropoutSeeds: dropoutSeeds, tape: tape)
         let aux = auxiliary ? try auxiliaryHead(features[config.auxiliaryIndex], training: training,
-                                                dropoutSeed: dropoutSeed.map { $0 ^ 0xA0C }, tape: tape) : nil
+                                                dropoutSeeds: dropoutSeeds?.map { $0 ^ 0xA0C }, tape: tape) : nil
         return Outputs(features: features, decodeLogits: decode, auxiliaryLogits: aux, decisions: pass.decisions, gates: pass.gates)
     }
 

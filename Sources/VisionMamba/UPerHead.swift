@@ -41,8 +41,8 @@ public final class UPerHead: Module {
     }
 
     /// Class logits at the finest level's resolution [B, K, H₀, W₀] for features [B, C, H_i, W_i].
-    /// `dropoutSeed` (training) draws the Dropout2d before the classifier.
-    public func callAsFunction(_ features: [Tensor], training: Bool, dropoutSeed: UInt64? = nil, tape: Tape?) throws -> Tensor {
+    /// `dropoutSeeds` (training, one per image) draw the Dropout2d before the classifier.
+    public func callAsFunction(_ features: [Tensor], training: Bool, dropoutSeeds: [UInt64]? = nil, tape: Tape?) throws -> Tensor {
         guard features.count == lateralConvs.count + 1 else {
             throw TensorError.valueCountMismatch(tensor: "features", expected: lateralConvs.count + 1, found: features.count)
         }
@@ -66,16 +66,15 @@ public final class UPerHead: Module {
         let (h, w) = size(outs[0])
         for i in 1..<outs.count { outs[i] = try resizeBilinear(outs[i], height: h, width: w, tape: tape) }
         let fused = try fpnBottleneck(concatenateChannels(outs, tape: tape), training: training, tape: tape)
-        return try classifyPixels(fused, convSeg: convSeg, dropoutRatio: dropoutRatio, dropoutSeed: dropoutSeed, tape: tape)
+        return try classifyPixels(fused, convSeg: convSeg, dropoutRatio: dropoutRatio, dropoutSeeds: dropoutSeeds, tape: tape)
     }
 }
 
 /// mmseg's `BaseDecodeHead.cls_seg`: Dropout2d (training only) and the 1×1 classifier.
-func classifyPixels(_ x: Tensor, convSeg: Conv2d, dropoutRatio: Double, dropoutSeed: UInt64?, tape: Tape?) throws -> Tensor {
+func classifyPixels(_ x: Tensor, convSeg: Conv2d, dropoutRatio: Double, dropoutSeeds: [UInt64]?, tape: Tape?) throws -> Tensor {
     var x = x
-    if let dropoutSeed, dropoutRatio > 0 {
-        var rng = SeededGenerator(seed: dropoutSeed)
-        x = try dropout2d(x, probability: dropoutRatio, rng: &rng, tape: tape)
+    if let dropoutSeeds, dropoutRatio > 0 {
+        x = try dropout2d(x, probability: dropoutRatio, sampleSeeds: dropoutSeeds, tape: tape)
     }
     return try convSeg(x, tape: tape)
 }

@@ -284,7 +284,7 @@ public final class SegmentationTrainer {
             }
             let drop = options.model.dropPathRate > 0 ? DropPathDraw(rate: options.model.dropPathRate, sampleSeeds: sampleSeeds) : nil
             let outputs = try model.forward(images, training: true, auxiliary: true, tape: tape, dropPath: drop,
-                                            dropoutSeed: options.seed ^ UInt64(t) << 20 ^ UInt64(world.rank),
+                                            dropoutSeeds: sampleSeeds.map { $0 ^ 0xD50 },
                                             noise: model.trainingNoise(sampleSeeds: sampleSeeds))
             let loss = try model.loss(outputs, labels: labels, height: crop, width: crop, tape: tape).total
             let total = world.sum([Double(loss.array[0]), 1])

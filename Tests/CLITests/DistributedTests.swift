@@ -80,6 +80,36 @@ final class DistributedTests: XCTestCase {
         }
     }
 
+    /// Segmentation: two ranks with batch 2 take the same steps as one process with 4: the same
+    /// crops, drop-path and dropout draws per image, BatchNorm statistics synchronised over the
+    /// ranks, gradients averaged, and the evaluation split between them.
+    func testSegmentationTwoRanksEqualOneProcessWithTheDoubledBatch() throws {
+        func segmentation(_ dir: String, batch: Int) -> [String] {
+            ["train", "--model", "upernet-vim-digits", "--iterations", "4", "--batch-size", "\(batch)", "--lr", "1e-3",
+             "--warmup-iters", "1", "--eval-interval", "2", "--eval-images", "6", "--threads", "1", "--output-dir", dir]
+        }
+        let one = tmp.appendingPathComponent("one").path, two = tmp.appendingPathComponent("two").path
+        let a = try run(CLITests.binary.path, segmentation(one, batch: 4))
+        XCTAssertEqual(a.code, 0, a.err)
+        let b = try run(Self.mpirun, ["--oversubscribe", "-np", "2", Self.mpiBinary.path] + segmentation(two, batch: 2))
+        XCTAssertEqual(b.code, 0, b.err)
+        XCTAssertTrue(b.out.contains("2 processes"), b.out)
+        func rows(_ dir: String) throws -> [[String: Double]] {
+            try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+                let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                return try ["train_loss", "val_miou", "val_aacc", "val_macc", "lr"].reduce(into: [:]) { $0[$1] = try XCTUnwrap(o[$1] as? NSNumber, $1).doubleValue }
+            }
+        }
+        let m1 = try rows(one), m2 = try rows(two)
+        XCTAssertEqual(m1.count, 2)
+        XCTAssertEqual(m2.count, 2)
+        for (x, y) in zip(m1, m2) {
+            XCTAssertEqual(x["train_loss"]!, y["train_loss"]!, accuracy: 1e-4 * abs(x["train_loss"]!))
+            XCTAssertEqual(x["lr"], y["lr"])
+            for key in ["val_miou", "val_aacc", "val_macc"] { XCTAssertEqual(x[key]!, y[key]!, accuracy: 0.05, key) }
+        }
+    }
+
     /// A killed rank stops the whole job quickly with a message naming it; the last checkpoint
     /// is intact and the run resumes on one process.
     func testKilledRankStopsTheJobAndTheRunResumesOnFewerRanks() throws {

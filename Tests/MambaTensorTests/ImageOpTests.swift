@@ -216,8 +216,11 @@ extension OpGradientTests {
 
     func testDropout2dDropsWholeChannels() throws {
         let x = try images([2, 8, 3, 3], [Float](repeating: 1, count: 144))
-        var rng = SeededGenerator(seed: 5)
-        let y = try dropout2d(x, probability: 0.5, rng: &rng, tape: nil).array
+        let y = try dropout2d(x, probability: 0.5, sampleSeeds: [5, 6], tape: nil).array
+        // An image's planes follow its seed alone.
+        let alone = try dropout2d(try images([1, 8, 3, 3], [Float](repeating: 1, count: 72)), probability: 0.5, sampleSeeds: [6], tape: nil).array
+        XCTAssertEqual(Array(y[72...]), alone)
+        XCTAssertThrowsError(try dropout2d(x, probability: 0.5, sampleSeeds: [5], tape: nil))
         var dropped = 0
         for plane in 0..<16 {
             let values = Set(y[(plane * 9)..<((plane + 1) * 9)])

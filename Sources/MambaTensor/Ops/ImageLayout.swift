@@ -75,13 +75,18 @@ func transposeLastTwo(_ x: Tensor, batch: Int, rows: Int, columns: Int, shape: [
 }
 
 /// nn.Dropout2d in training: each (image, channel) plane zeroed with `probability`, the others
-/// scaled by 1 / (1 − probability); the draws come from `rng` in (image, channel) order.
-public func dropout2d(_ x: Tensor, probability: Double, rng: inout SeededGenerator, tape: Tape?) throws -> Tensor {
+/// scaled by 1 / (1 − probability). Image b's draws come from its own seed, in channel order, so
+/// an image's masks do not depend on the batch it is in (or on the data-parallel ranks).
+public func dropout2d(_ x: Tensor, probability: Double, sampleSeeds: [UInt64], tape: Tape?) throws -> Tensor {
     let (B, C, H, W) = try checkImages(x, "x")
     guard probability >= 0, probability < 1 else { throw TensorError.invalidArgument(name: "dropout probability", value: probability, allowed: "[0, 1)") }
+    guard sampleSeeds.count == B else { throw TensorError.valueCountMismatch(tensor: "sampleSeeds", expected: B, found: sampleSeeds.count) }
     if probability == 0 { return x }
     let keep = Float(1 / (1 - probability))
-    let factors = (0..<(B * C)).map { _ in rng.uniform() < probability ? Float(0) : keep }
+    let factors = sampleSeeds.flatMap { seed in
+        var rng = SeededGenerator(seed: seed)
+        return (0..<C).map { _ in rng.uniform() < probability ? Float(0) : keep }
+    }
     let planes = x.reshapedView([B * C, H * W])
     let y = try scaleRows(planes, by: Tensor(shape: [B * C], values: factors, device: x.device), tape: tape)
     return y.reshapedView([B, C, H, W])
