@@ -6,6 +6,13 @@ public final class ForwardTrace {
 
     public init() {}
 
+    /// The integers recorded under `name` (the last record of that name), e.g. `tokens`: the
+    /// tokens each block's mixer saw.
+    public func ints(_ name: String) -> [Int]? {
+        guard let entry = entries.last(where: { $0.name == name }), case let .ints(values) = entry.values else { return nil }
+        return values
+    }
+
     // Recorded by our own forward passes only, with shapes that hold their values.
     package func record(_ name: String, shape: [Int], floats: [Float]) {
         precondition(shape.reduce(1, *) == floats.count, "\(name): shape \(shape) does not hold \(floats.count) values")

@@ -34,8 +34,6 @@ public final class VimModel: Module {
     public let head: Linear              // head [C, D] + bias
     /// DyVM's token scorers, one per pruning stage (`score_predictors.<s>`); empty for a plain Vim.
     public let scorePredictors: [TokenPredictor]
-    /// Tokens each block's mixer saw in the last forward pass.
-    public private(set) var lastTokenSchedule: [Int] = []
 
     /// A model of `config` (checked by `config.validate()`), with zero weights until
     /// `resetParameters(seed:)` or a load.
@@ -201,7 +199,6 @@ extension VimModel {
             }
             if let blockOutput { blockOutput(i, try streamAfterBlock(residual: out.residual, mixerOutput: out.out)) }
         }
-        lastTokenSchedule = tokens
         if noise != nil {
             trace?.record("directions", shape: [layers.count, B, 2], ints: directions)
         } else {

@@ -48,7 +48,7 @@ final class DyVMParityTests: XCTestCase {
         // Every stage's logp/index/patch, every block's head logits, tokens, cls_position, directions.
         XCTAssertEqual(trace.entries.count, 3 * config.dyvm!.pruningLoc.count + config.depth + 3)
         let schedule = config.dyvm!.schedule(numPatches: config.numPatches, depth: config.depth)
-        XCTAssertEqual(model.lastTokenSchedule, schedule.tokens)
+        XCTAssertEqual(trace.ints("tokens"), schedule.tokens)
         print("\(name) (\(ext)): worst rel L2 \(worst)")
     }
 

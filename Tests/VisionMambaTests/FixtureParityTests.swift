@@ -95,10 +95,12 @@ final class FusionParityTests: XCTestCase {
     func check(_ name: String) throws {
         let (config, model, io) = try FixtureParityTests.loadCase(name, weights: "pth")
         let input = try XCTUnwrap(io["input"])
-        let logits = try model(Tensor(shape: input.shape, values: input.floats()))
+        let trace = ForwardTrace()
+        let logits = try model(Tensor(shape: input.shape, values: input.floats()), trace: trace)
         XCTAssertLessThan(relativeL2(logits.array, try XCTUnwrap(io["logits"]).floats()), 1e-5)
-        XCTAssertEqual(model.lastTokenSchedule.map(Int64.init), try XCTUnwrap(io["tokens"]).int64s())
-        XCTAssertEqual(model.lastTokenSchedule, config.fusion!.schedule(tokens: config.tokens, depth: config.depth))
+        let tokens = try XCTUnwrap(trace.ints("tokens"))
+        XCTAssertEqual(tokens.map(Int64.init), try XCTUnwrap(io["tokens"]).int64s())
+        XCTAssertEqual(tokens, config.fusion!.schedule(tokens: config.tokens, depth: config.depth))
     }
 
     func testAll() throws { try check("famba-micro-all") }
@@ -135,9 +137,10 @@ final class FusionParityTests: XCTestCase {
         let images = try Tensor(shape: [2, 3, 16, 16], values: (0..<1536).map { _ in Float(rng.normal()) })
         images.requiresGrad = false
         let tape = Tape()
-        let loss = try crossEntropy(model(images, tape: tape), labels: [1, 3], tape: tape)
+        let trace = ForwardTrace()
+        let loss = try crossEntropy(model(images, tape: tape, trace: trace), labels: [1, 3], tape: tape)
         try tape.backward(from: loss)
-        XCTAssertEqual(model.lastTokenSchedule, [17, 13, 13])
+        XCTAssertEqual(trace.ints("tokens"), [17, 13, 13])
         for name in ["layers.0.mixer.in_proj.weight", "layers.2.mixer.out_proj.weight", "cls_token"] {
             let g = try XCTUnwrap(model.namedParameters().first { $0.0 == name }?.1.grad)
             XCTAssertGreaterThan(g.array.map { abs($0) }.max()!, 0, name)
