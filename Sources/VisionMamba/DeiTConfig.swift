@@ -56,6 +56,33 @@ public struct DeiTConfig: Codable, Equatable, Sendable {
         try check(normEps > 0 && normEps.isFinite, "norm eps", normEps, "positive and finite")
     }
 
+    /// Estimated peak bytes of a forward pass (or a training step) of `batch` images, from the
+    /// sizes: 32 MiB of runtime, the parameters (four times in training: weights, gradients, AdamW's
+    /// moments), the input, and per image the attention probabilities of every head (H·T² floats)
+    /// plus the widest live activations of a block, T·(6D + 2·hidden) floats; a training step keeps
+    /// both for every block. Half again for the heap's freed blocks. Saturates at Int.max.
+    public func estimatedBytes(batch: Int, training: Bool = false) -> Int {
+        let B = Double(max(batch, 0)), T = Double(tokens), D = Double(embedDim), Hd = Double(hiddenDim)
+        let input = B * Double(inChannels * imgSize) * Double(imgSize)
+        let perBlock = Double(numHeads) * T * T + T * (6 * D + 2 * Hd)
+        let perImage = training ? Double(depth + 1) * perBlock : perBlock
+        let parameters = Double(parameterCount) * (training ? 4 : 1)
+        let bytes = 32 * 1_048_576 + 4 * (parameters + 1.5 * (input + B * perImage))
+        return bytes < Double(Int.max) ? Int(bytes) : Int.max
+    }
+
+    /// Throws `ConfigError.tooLarge` when `estimatedBytes` exceeds `availableBytes` (the machine's
+    /// physical memory), after `validate()`: call it before the model or a batch is allocated.
+    public func checkFitsInMemory(batch: Int, training: Bool = false,
+                                  availableBytes: Int = Int(clamping: ProcessInfo.processInfo.physicalMemory)) throws {
+        try validate()
+        guard batch >= 1 else { throw ConfigError.invalidValue(model: name, field: "batch", value: "\(batch)", allowed: "at least 1") }
+        let estimate = estimatedBytes(batch: batch, training: training)
+        guard estimate <= availableBytes else {
+            throw ConfigError.tooLarge(model: name, batch: batch, training: training, estimatedBytes: estimate, availableBytes: availableBytes)
+        }
+    }
+
     /// Parameter count without allocating the model.
     public var parameterCount: Int {
         let D = embedDim, Hd = hiddenDim, p = patchSize

@@ -21,6 +21,9 @@ extension Forward {
             guard let tensor = file["input"] else { throw FileError.missingTensor(path: input, name: "input") }
             stored = tensor
         }
+        var target = try ModelZoo.deitEntry(named: name).config
+        if let size = o.imgSize { target.imgSize = size }
+        try target.checkFitsInMemory(batch: max(1, stored?.shape.first ?? 1))
         let model = try DeiT(config: try ModelZoo.deitEntry(named: name).config)
         let skipped = try model.load(stateDict: try VimModel.modelTensors(o.weights), strict: !o.nonStrict, source: o.weights)
         if o.nonStrict && !skipped.isEmpty { FileHandle.standardError.write(Data("warning: \(skipped)\n".utf8)) }
@@ -60,6 +63,8 @@ extension Bench {
             if train { throw ValidationError("bench --train is for the DeiT classifier; the backbone is timed in inference") }
             var c = try ModelZoo.deitBackbone(named: model)
             if let imgSize { c.backbone.imgSize = imgSize }
+            try c.validate()
+            try c.backbone.checkFitsInMemory(batch: batch)
             let net = try DeiTSegmentationBackbone(config: c)
             net.resetParameters(seed: 0)
             let input = try randomImages(c.backbone.imgSize)
@@ -68,6 +73,9 @@ extension Bench {
             pass = { _ = try net(input) }
         } else {
             var c = try ModelZoo.deitEntry(named: model).config
+            var target = c
+            if let imgSize { target.imgSize = imgSize }
+            try target.checkFitsInMemory(batch: batch, training: train)
             let net = try DeiT(config: c)
             net.resetParameters(seed: 0)
             if let imgSize { try net.setImageSize(imgSize) }

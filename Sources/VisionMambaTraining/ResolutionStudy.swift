@@ -70,6 +70,15 @@ public struct ResolutionStudy {
     /// Measures every model at every size (smallest first), then writes the table and the chart.
     /// Refuses, before measuring, to replace another run's files without `overwrite`.
     public func run(events: (TrainingEvent) -> Void = { _ in }) throws -> [Row] {
+        // Every pass must fit this machine (the batch-2 pass is the largest), before any runs.
+        for size in sizes.map(Self.runSize) {
+            var deit = try ModelZoo.deitBackbone(named: "upernet-deit-tiny").backbone
+            deit.imgSize = size
+            if models.contains(.deitTiny) { try deit.checkFitsInMemory(batch: 2) }
+            var vim = try ModelZoo.segmentationEntry(named: "upernet-vim-tiny").config.backbone
+            vim.imgSize = size
+            if models.contains(.vimTiny) { try vim.checkFitsInMemory(batch: 2, training: false) }
+        }
         if !overwrite {
             for path in [markdownPath, svgPath] where FileManager.default.fileExists(atPath: path) {
                 throw TrainingError.outputHoldsStudy(path: path)

@@ -54,6 +54,9 @@ extension CLITests {
             XCTAssertEqual(b["tokens"] as? Int, 17)
             XCTAssertGreaterThan(try XCTUnwrap(b["images_per_second"] as? Double), 0)
         }
+        // A size whose attention cannot fit this machine is refused with the estimate, before allocating.
+        try assertFails(["bench", "--model", "deit-tiny", "--img-size", "16384", "--batch", "1"], mentioning: ["needs about", "more than"])
+        try assertFails(["bench", "--model", "deit-tiny", "--img-size", "100"], mentioning: ["img_size is 100", "multiple of patch_size (16)"])
         // Weights of another shape: one line naming the tensor and both shapes.
         try assertFails(["forward", "--model", "deit-tiny", "--weights", fixture("deit/deit-micro.safetensors"),
                          "--input", fixture("deit/deit-micro.io.safetensors"),

@@ -77,6 +77,33 @@ final class DeiTParityTests: XCTestCase {
         XCTAssertEqual(try model(big).shape, [1, config.numClasses])
     }
 
+    /// upernet-deit-tiny's backbone at 64 px: four levels of strides 4 to 32, from the outputs of
+    /// blocks 3, 5, 7 and 11 without the class token (the identity level is block 7's patch rows).
+    func testDeiTBackbonePyramid() throws {
+        var c = try ModelZoo.deitBackbone(named: "upernet-deit-tiny")
+        XCTAssertEqual(c.outIndices, [3, 5, 7, 11])
+        c.backbone.imgSize = 64
+        let backbone = try DeiTSegmentationBackbone(config: c)
+        backbone.resetParameters(seed: 3)
+        var rng = SeededGenerator(seed: 4)
+        let images = try Tensor(shape: [2, 3, 64, 64], values: (0..<(2 * 3 * 64 * 64)).map { _ in Float(rng.normal()) })
+        let features = try backbone(images)
+        XCTAssertEqual(features.map(\.shape), [[2, 192, 16, 16], [2, 192, 8, 8], [2, 192, 4, 4], [2, 192, 2, 2]])
+        // The same transformer as a classifier, for block 7's tokens.
+        var classifier = c.backbone
+        classifier.imgSize = 64
+        let deit = try DeiT(config: classifier)
+        let shared = Dictionary(uniqueKeysWithValues: backbone.namedParameters().map { ($0.0, $0.1) })
+        for (name, t) in deit.namedParameters() { if let s = shared[name] { try t.assign(s) } }
+        let tokens = try deit.forwardTokens(images, features: [7]).features[0].array   // [2, 17, 192]
+        let level = features[2].array                                                  // [2, 192, 4, 4]
+        for b in 0..<2 { for m in 0..<16 { for d in [0, 77, 191] {
+            XCTAssertEqual(level[(b * 192 + d) * 16 + m], tokens[(b * 17 + 1 + m) * 192 + d])
+        } } }
+        c.backbone.imgSize = 80
+        XCTAssertThrowsError(try DeiTSegmentationBackbone(config: c)) { XCTAssertTrue("\($0)".contains("multiple of 32"), "\($0)") }
+    }
+
     // MARK: The attention op against finite differences
 
     /// Central differences of L = Σ seed · out(x), L summed in double, each element moved by ±ε.
