@@ -69,7 +69,7 @@ let package = Package(
                     exclude: ["make_cifar.py"], resources: [.copy("Resources")]),
         .testTarget(name: "MambaIOTests", dependencies: ["MambaIO"], exclude: ["make_fixtures.py"], resources: [.copy("Resources")]),
         .testTarget(name: "CLITests", dependencies: ["vision-mamba", "vision-mamba-mpi", "MambaIO"]),
-        .testTarget(name: "VisionMambaTests", dependencies: ["VisionMamba", "MambaNN", "MambaIO", "MambaTensor"], exclude: ["make_seg_fixtures.py"],
+        .testTarget(name: "VisionMambaTests", dependencies: ["VisionMamba", "MambaNN", "MambaIO", "MambaTensor"], exclude: ["make_seg_fixtures.py", "make_deit_fixtures.py"],
                     resources: [.copy("Resources")]),
     ],
     // Kernels hand raw buffers to worker threads by design; Swift 6 strict checking of

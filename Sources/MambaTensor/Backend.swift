@@ -55,6 +55,13 @@ public protocol Backend: AnyObject, Sendable {
     func layerNorm(_ op: LayerNormOperands)
     func layerNormBackward(_ op: LayerNormOperands, _ gradients: LayerNormGradients)
 
+    // Attention.
+    /// y[r, :] = softmax(x[r, :]) over the last dimension, row by row (y may be x itself).
+    func softmaxRows(_ x: Tensor, into y: Tensor)
+    /// xGrad = y ⊙ (yGrad − Σ_row yGrad ⊙ y) per row, or += with `accumulate`; when written,
+    /// xGrad may be yGrad itself.
+    func softmaxRowsBackward(y: Tensor, yGrad: Tensor, into xGrad: Tensor, accumulate: Bool)
+
     // Mamba.
     func causalConv1dSiLU(_ op: CausalConv1dSiLU)
     func causalConv1dSiLUBackward(_ op: CausalConv1dSiLU, _ gradients: CausalConv1dSiLUGradients)

@@ -36,6 +36,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         threadOptions.apply()
         if ModelZoo.isSegmentation(model) { return try runSegmentation() }
+        if ModelZoo.isDeiT(model) || ModelZoo.isDeiTBackbone(model) { return try runDeiT() }
         var config = try ModelZoo.resolve(model)
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
         if let imgSize, patchSize != nil { config.imgSize = imgSize }

@@ -22,6 +22,7 @@ struct Flops: ParsableCommand {
     }
 
     func run() throws {
+        if ModelZoo.isDeiT(model) || ModelZoo.isDeiTBackbone(model) { return try runDeiT() }
         if ModelZoo.isSegmentation(model) { return try runSegmentation() }
         var config = try ModelZoo.resolve(model)
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }

@@ -29,6 +29,7 @@ struct Forward: ParsableCommand {
     func run() throws {
         _ = try CheckpointFile.format(forWriting: output)   // before any computing
         threadOptions.apply()
+        if let name = modelOptions.model, ModelZoo.isDeiT(name) { return try runDeiT(name) }
         // The input is read first: its batch decides whether the pass fits in memory.
         var stored: StoredTensor?
         if let input {

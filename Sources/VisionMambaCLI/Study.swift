@@ -5,7 +5,7 @@ import VisionMamba
 import VisionMambaTraining
 
 struct Study: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Comparative studies.", subcommands: [FusionStudyCommand.self])
+    static let configuration = CommandConfiguration(abstract: "Comparative studies.", subcommands: [FusionStudyCommand.self, ResolutionStudyCommand.self])
 }
 
 struct FusionStudyCommand: ParsableCommand {

@@ -41,6 +41,8 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
     case segmentationDataForClassifier(dataset: String)
     /// An image-classification dataset given to a segmentation model.
     case classificationDataForSegmentor(dataset: String)
+    /// A study asked to write its results where another run of it left its own.
+    case outputHoldsStudy(path: String)
 
     public var description: String {
         switch self {
@@ -82,6 +84,8 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(dataset) labels whole images; a segmentation model needs digit-scenes, ade20k or segfolder"
         case let .epochsAlreadyDone(requested, done, checkpoint):
             return "\(abbreviated(checkpoint)) has already trained \(done) epochs; a schedule of \(requested) epochs would not run any more"
+        case let .outputHoldsStudy(path):
+            return "\(abbreviated(path)) already exists (another study's results); choose another output folder or overwrite it explicitly"
         }
     }
 }

@@ -256,6 +256,15 @@ public final class CPUBackend: Backend {
         return (mean, 1 / (variance / Double(D) + Double(eps)).squareRoot())
     }
 
+    public func softmaxRows(_ x: Tensor, into y: Tensor) {
+        softmaxForward(y: y.data, ldy: y.rowStride, x: x.data, ldx: x.rowStride, rows: x.rowCount, n: x.columnCount)
+    }
+
+    public func softmaxRowsBackward(y: Tensor, yGrad: Tensor, into xGrad: Tensor, accumulate: Bool) {
+        softmaxBackward(xGrad: xGrad.data, ldxg: xGrad.rowStride, y: y.data, ldy: y.rowStride, yGrad: yGrad.data,
+                        ldyg: yGrad.rowStride, rows: y.rowCount, n: y.columnCount, accumulate: accumulate)
+    }
+
     public func causalConv1dSiLU(_ op: CausalConv1dSiLU) {
         causalConv1dSiLUForward(out: op.out.data, x: op.x.data, ldx: op.x.rowStride, weight: op.weight.data, bias: op.bias.data,
                                 batch: op.batch, length: op.length, channels: op.x.columnCount,

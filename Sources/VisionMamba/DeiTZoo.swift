@@ -1,0 +1,46 @@
+import Foundation
+
+extension ModelZoo {
+    /// A DeiT model under timm's name, with short aliases.
+    public struct DeiTEntry: Sendable {
+        public let name: String
+        public let aliases: [String]
+        public let config: DeiTConfig
+        /// timm's released weights for this shape (Facebook's DeiT release).
+        public let weightsURL: String?
+    }
+
+    /// The DeiT baselines of the Vim paper, as timm registers them. Kept apart from the Vim table:
+    /// they take their own model class.
+    public static let deitEntries: [DeiTEntry] = [
+        DeiTEntry(name: "deit_tiny_patch16_224", aliases: ["deit-tiny", "deit-t"],
+                  config: DeiTConfig(name: "deit_tiny_patch16_224", imgSize: 224, patchSize: 16, embedDim: 192, depth: 12, numHeads: 3, numClasses: 1000),
+                  weightsURL: "https://dl.fbaipublicfiles.com/deit/deit_tiny_patch16_224-a1311bcf.pth"),
+    ]
+
+    /// The DeiT-T backbone with the Vim segmentation pyramid, at the 512 px crop of the ADE20K
+    /// configs: features after blocks 3, 5, 7 and 11 (the BEiT-style out_indices).
+    public static let deitBackboneEntries: [(name: String, aliases: [String], config: DeiTBackboneConfig)] = [
+        ("upernet_deit_tiny_12_512", ["upernet-deit-tiny", "upernet-deit-t"],
+         DeiTBackboneConfig(name: "upernet_deit_tiny_12_512",
+                            backbone: DeiTConfig(name: "upernet_deit_tiny_12_512", imgSize: 512, patchSize: 16, embedDim: 192, depth: 12, numHeads: 3, numClasses: 150),
+                            outIndices: [3, 5, 7, 11])),
+    ]
+
+    /// The DeiT entry for a timm name or alias (case-insensitive, `_` or `-`).
+    public static func deitEntry(named name: String) throws -> DeiTEntry {
+        let alias = name.lowercased().replacingOccurrences(of: "_", with: "-")
+        if let e = deitEntries.first(where: { $0.name == name || $0.aliases.contains(alias) }) { return e }
+        throw ConfigError.unknownModel(name: name, valid: deitEntries.flatMap { $0.aliases.prefix(1) })
+    }
+
+    /// The DeiT backbone config for a name or alias.
+    public static func deitBackbone(named name: String) throws -> DeiTBackboneConfig {
+        let alias = name.lowercased().replacingOccurrences(of: "_", with: "-")
+        if let e = deitBackboneEntries.first(where: { $0.name == name || $0.aliases.contains(alias) }) { return e.config }
+        throw ConfigError.unknownModel(name: name, valid: deitBackboneEntries.flatMap { $0.aliases.prefix(1) })
+    }
+
+    public static func isDeiT(_ name: String) -> Bool { (try? deitEntry(named: name)) != nil }
+    public static func isDeiTBackbone(_ name: String) -> Bool { (try? deitBackbone(named: name)) != nil }
+}
