@@ -33,16 +33,17 @@ public final class DyVMMixer: TokenMixer {
         let tape = context.tape
         let (xz, x, z) = try mamba.project(u, tape: tape)
         let (B, L) = (u.shape[0], u.shape[1])
-        let headInput: Tensor
+        let headInput: Tensor = try Profiler.measure("direction_head") {
         switch context.gateInput {
         case .classToken:
             guard context.cls.count == B else { throw TensorError.valueCountMismatch(tensor: "cls", expected: B, found: context.cls.count) }
             if let bad = context.cls.first(where: { $0 < 0 || $0 >= L }) { throw TensorError.indexOutOfRange(tensor: "cls", index: bad, count: L) }
-            headInput = try selectToken(xz, indices: context.cls, tape: tape)
+            return try selectToken(xz, indices: context.cls, tape: tape)
         case .tokenMean:
             let training = context.gateNoise != nil
-            headInput = try weightedMeanTokens(xz, weights: training ? context.mask : nil, offset: training ? 1 : 0,
-                                               weightsCountOnly: true, tape: tape)
+            return try weightedMeanTokens(xz, weights: training ? context.mask : nil, offset: training ? 1 : 0,
+                                          weightsCountOnly: true, tape: tape)
+        }
         }
         // The head reads the whole in_proj row [x | z].
         let logits = try blockHead(headInput, tape: tape)     // [B, 2]

@@ -183,7 +183,9 @@ public final class SegmentationBackbone: Module {
             if let dyvm, let s = dyvm.pruningLoc.firstIndex(of: i), let r = residual {
                 let full = (h: try adding(h, frozen?.h, tape: tape), residual: try adding(r, frozen?.residual, tape: tape))
                 let alive = try policy ?? constant([B, M], 1, device: h.device)
-                let logp = try scorePredictors[s](add(full.h, full.residual, tape: tape), policy: alive, tape: tape)
+                let logp = try Profiler.measure("token_predictor") {
+                    try scorePredictors[s](add(full.h, full.residual, tape: tape), policy: alive, tape: tape)
+                }
                 let keep: Tensor
                 if let noise {
                     keep = try multiply(gumbelSoftmaxKeep(logp, noise: noise.token[s], tape: tape), alive, tape: tape)
@@ -221,10 +223,13 @@ public final class SegmentationBackbone: Module {
             context.gateInput = .tokenMean
             if let order {
                 // The block sees its tokens in sequence order; its outputs go back to the grid.
-                let out = try block(gatherRows(h, index: order, tape: tape), residual: residual.map { try gatherRows($0, index: order, tape: tape) },
-                                    dropPath: drop, context: &context)
-                h = try scatterRows(out.out, index: order, count: M, tape: tape)
-                residual = try scatterRows(out.residual, index: order, count: M, tape: tape)
+                let (hs, rs) = try Profiler.measure("token_order") {
+                    (try gatherRows(h, index: order, tape: tape), try residual.map { try gatherRows($0, index: order, tape: tape) })
+                }
+                let out = try block(hs, residual: rs, dropPath: drop, context: &context)
+                (h, residual) = try Profiler.measure("token_order") {
+                    (try scatterRows(out.out, index: order, count: M, tape: tape), try scatterRows(out.residual, index: order, count: M, tape: tape))
+                }
                 tokens.append(order[0].count)
             } else {
                 (h, residual) = try block(h, residual: residual, dropPath: drop, context: &context)
