@@ -79,10 +79,11 @@ public enum ModelZoo {
         return SegmentationEntry(name: name, aliases: aliases, config: c)
     }
 
-    /// The small segmentor the bundled digit scenes train in minutes: 128 px scenes, patch 16, 4
-    /// blocks of width 64, features after every block, 11 classes (background and the ten digits).
+    /// The small segmentor the bundled digit scenes train in minutes: 64 px scenes, patch 8 (the
+    /// pyramid's patch-8 form, strides 4 to 32), 4 blocks of width 64, features after every
+    /// block, 11 classes (background and the ten digits).
     public static let digitScenes: SegmentationConfig = {
-        let backbone = VimConfig(name: "upernet-vim-digits", imgSize: 128, patchSize: 16, stride: 16, embedDim: 64, depth: 4, numClasses: 11)
+        let backbone = VimConfig(name: "upernet-vim-digits", imgSize: 64, patchSize: 8, stride: 8, embedDim: 64, depth: 4, numClasses: 11)
         var c = SegmentationConfig(name: "upernet-vim-digits", backbone: backbone, outIndices: [0, 1, 2, 3], numClasses: 11, decodeChannels: 64)
         c.auxiliaryChannels = 32
         return c
