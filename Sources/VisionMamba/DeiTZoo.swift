@@ -18,14 +18,12 @@ extension ModelZoo {
                   weightsURL: "https://dl.fbaipublicfiles.com/deit/deit_tiny_patch16_224-a1311bcf.pth"),
     ]
 
-    /// The DeiT-T backbone with the Vim segmentation pyramid, at the 512 px crop of the ADE20K
-    /// configs: features after blocks 3, 5, 7 and 11 (the BEiT-style out_indices).
-    public static let deitBackboneEntries: [(name: String, aliases: [String], config: DeiTBackboneConfig)] = [
-        ("upernet_deit_tiny_12_512", ["upernet-deit-tiny", "upernet-deit-t"],
-         DeiTBackboneConfig(name: "upernet_deit_tiny_12_512",
-                            backbone: DeiTConfig(name: "upernet_deit_tiny_12_512", imgSize: 512, patchSize: 16, embedDim: 192, depth: 12, numHeads: 3, numClasses: 150),
-                            outIndices: [3, 5, 7, 11])),
-    ]
+    /// The DeiT backbones of the segmentation zoo (`upernet-deit-tiny`) with their pyramids.
+    public static var deitBackboneEntries: [(name: String, aliases: [String], config: DeiTBackboneConfig)] {
+        segmentationEntries.compactMap { e in
+            e.config.deit.map { (e.name, e.aliases, DeiTBackboneConfig(name: e.name, backbone: $0, outIndices: e.config.outIndices)) }
+        }
+    }
 
     /// The DeiT entry for a timm name or alias (case-insensitive, `_` or `-`).
     public static func deitEntry(named name: String) throws -> DeiTEntry {

@@ -79,6 +79,16 @@ public enum ModelZoo {
         return SegmentationEntry(name: name, aliases: aliases, config: c)
     }
 
+    /// DeiT-T (timm's `deit_tiny_patch16_224`) under the same pyramid and heads: features after
+    /// blocks 3, 5, 7 and 11, no stochastic depth; the baseline of the Vim paper's comparisons.
+    private static func upernetDeiT(_ name: String, _ aliases: [String]) -> SegmentationEntry {
+        let backbone = VimConfig(name: name, imgSize: 512, patchSize: 16, stride: 16, embedDim: 192, depth: 12, numClasses: 150)
+        var c = SegmentationConfig(name: name, backbone: backbone, outIndices: [3, 5, 7, 11], numClasses: 150, decodeChannels: 192)
+        c.deit = DeiTConfig(name: name, imgSize: 512, patchSize: 16, embedDim: 192, depth: 12, numHeads: 3, numClasses: 150)
+        c.dropPathRate = 0
+        return SegmentationEntry(name: name, aliases: aliases, config: c)
+    }
+
     /// The small segmentor the bundled digit scenes train in minutes: 64 px scenes, patch 8 (the
     /// pyramid's patch-8 form, strides 4 to 32), 4 blocks of width 64, features after every
     /// block, 11 classes (background and the ten digits).
@@ -95,6 +105,7 @@ public enum ModelZoo {
         upernet("upernet_vim_small_24_512_slide_60k", ["upernet-vim-small", "upernet-vim-s"], dim: 384, rope: true),
         upernetDyVM("upernet-dyvm-tiny", ["upernet-dyvm-tiny", "upernet-dyvm-t"], dim: 192),
         upernetDyVM("upernet-dyvm-small", ["upernet-dyvm-small", "upernet-dyvm-s"], dim: 384),
+        upernetDeiT("upernet_deit_tiny_12_512", ["upernet-deit-tiny", "upernet-deit-t"]),
     ]
 
     /// The segmentation entry for a config name or alias (spelt as `entry(named:)` takes them).

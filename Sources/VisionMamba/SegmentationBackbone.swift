@@ -146,6 +146,9 @@ public final class SegmentationBackbone: Module {
         public var features: [Tensor]
         public var decisions: [Tensor] = []
         public var gates: [Tensor] = []
+        public init(features: [Tensor], decisions: [Tensor] = [], gates: [Tensor] = []) {
+            (self.features, self.decisions, self.gates) = (features, decisions, gates)
+        }
     }
 
     /// The forward pass of every mode. DyVM prunes by its top-k scores at inference; in training

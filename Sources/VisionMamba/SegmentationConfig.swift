@@ -22,6 +22,10 @@ public struct SegmentationConfig: Codable, Equatable, Sendable {
     /// UPerHead's `channels` and `pool_scales`.
     public var decodeChannels: Int
     public var poolScales = [1, 2, 3, 6]
+    /// A DeiT (timm's VisionTransformer) backbone in place of Vim's, with the same pyramid; then
+    /// `backbone` carries only the shape the rest of the pipeline reads (crop size, patch size,
+    /// width, depth), which must agree with it.
+    public var deit: DeiTConfig? = nil
     /// The FCN auxiliary head: its `channels`, the feature it reads (`in_index`), its loss weight.
     public var auxiliaryChannels = 256
     public var auxiliaryIndex = 2
@@ -36,6 +40,15 @@ public struct SegmentationConfig: Codable, Equatable, Sendable {
         self.numClasses = numClasses
         self.decodeChannels = decodeChannels
     }
+
+    /// The crop the model runs on, for the backbone of either kind.
+    public var cropSize: Int {
+        get { backbone.imgSize }
+        set { backbone.imgSize = newValue; deit?.imgSize = newValue }
+    }
+
+    /// Tokens a block of the backbone sees at first: the patches, and DeiT's class token.
+    public var tokens: Int { deit?.tokens ?? backbone.numPatches }
 
     /// The side of the patch grid, and the four feature levels' sides (strides 4, 8, 16, 32 for
     /// patch 16; 4, 8, 16, 32 too for patch 8, whose grid is twice as fine).
@@ -54,6 +67,13 @@ public struct SegmentationConfig: Codable, Equatable, Sendable {
         b.name = name
         try b.validate()
         try check(b.fusion == nil, "backbone", "Famba-V fusion", "a Vim or DyVM backbone")
+        if let deit {
+            try check(deit.imgSize == b.imgSize && deit.patchSize == b.patchSize && deit.embedDim == b.embedDim && deit.depth == b.depth,
+                      "deit", "\(deit.imgSize) px, patch \(deit.patchSize), width \(deit.embedDim), depth \(deit.depth)",
+                      "the backbone's \(b.imgSize) px, patch \(b.patchSize), width \(b.embedDim), depth \(b.depth)")
+            try check(b.dyvm == nil && !rope, "deit", "with DyVM or RoPE", "a plain DeiT")
+            try DeiTBackboneConfig(name: name, backbone: deit, outIndices: outIndices).validate()
+        }
         // DyVM's segmentation backbone has neither a class token nor RoPE in any official config.
         try check(b.dyvm == nil || !rope, "if_rope", true, "off with DyVM")
         try check([8, 16].contains(b.patchSize) && b.stride == b.patchSize, "patch_size", b.patchSize,

@@ -15,6 +15,7 @@ extension SegmentationConfig {
     /// Tokens each block's mixer sees: every patch (no class token), fewer after DyVM's stages.
     public var tokenSchedule: [Int] {
         let b = backbone, M = b.numPatches
+        if let deit { return Array(repeating: deit.tokens, count: deit.depth) }
         guard let dyvm = b.dyvm else { return Array(repeating: M, count: b.depth) }
         let keep = dyvm.keepTokens(numPatches: M)
         return (0..<b.depth).map { i in dyvm.pruningLoc.lastIndex { $0 <= i }.map { keep[$0] } ?? M }
@@ -25,7 +26,9 @@ extension SegmentationConfig {
         let b = backbone, D = Double(b.embedDim), C = Double(decodeChannels), K = Double(numClasses)
         // DyVM's scorers read the whole grid at every stage.
         let scored = Array(repeating: b.numPatches, count: b.dyvm?.pruningLoc.count ?? 0)
-        let blocks = b.blocksFLOPs(tokenSchedule: tokenSchedule, predictorTokens: scored, directionRate: directionRate)
+        // DeiT's blocks (and its unused head) count as matrix products, attention included.
+        let blocks = deit.map { FLOPCount(matmul: $0.forwardFLOPs.total, scan: 0, conv: 0) }
+            ?? b.blocksFLOPs(tokenSchedule: tokenSchedule, predictorTokens: scored, directionRate: directionRate)
         let sides = levelSides.map(Double.init), grid = Double(grid)
         /// Multiply-adds of a k×k convolution from `inC` to `outC` channels over side² outputs.
         func conv(_ side: Double, _ inC: Double, _ outC: Double, kernel k: Double = 1) -> Double { 2 * side * side * inC * outC * k * k }

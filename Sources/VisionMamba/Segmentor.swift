@@ -1,18 +1,22 @@
 import MambaNN
 import MambaTensor
 
-/// mmseg's `EncoderDecoder` with a Vim backbone, a UPerHead decoder and an FCN auxiliary head,
-/// under the official state-dict names (`backbone.`, `decode_head.`, `auxiliary_head.`).
+/// mmseg's `EncoderDecoder` with a Vim, DyVM or DeiT backbone, a UPerHead decoder and an FCN
+/// auxiliary head, under the official state-dict names (`backbone.`, `decode_head.`, `auxiliary_head.`).
 public final class Segmentor: Module {
     public let config: SegmentationConfig
-    public let backbone: SegmentationBackbone
+    public let backbone: any PyramidBackbone
     public let decodeHead: UPerHead
     public let auxiliaryHead: FCNHead
 
     public init(config: SegmentationConfig) throws {
         try config.validate()
         self.config = config
-        backbone = try SegmentationBackbone(config: config)
+        if let deit = config.deit {
+            backbone = try DeiTSegmentationBackbone(config: DeiTBackboneConfig(name: config.name, backbone: deit, outIndices: config.outIndices))
+        } else {
+            backbone = try SegmentationBackbone(config: config)
+        }
         let D = config.backbone.embedDim
         decodeHead = try UPerHead(inChannels: D, channels: config.decodeChannels, numClasses: config.numClasses,
                                   poolScales: config.poolScales, dropoutRatio: config.dropoutRatio)

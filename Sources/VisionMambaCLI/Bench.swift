@@ -36,7 +36,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         threadOptions.apply()
         if ModelZoo.isSegmentation(model) { return try runSegmentation() }
-        if ModelZoo.isDeiT(model) || ModelZoo.isDeiTBackbone(model) { return try runDeiT() }
+        if ModelZoo.isDeiT(model) { return try runDeiT() }
         var config = try ModelZoo.resolve(model)
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
         if let imgSize, patchSize != nil { config.imgSize = imgSize }
@@ -152,7 +152,9 @@ extension Bench {
             throw ValidationError("bench of a segmentation model takes --batch, --img-size, --train, --warmup, --iterations, --json and --profile")
         }
         var config = try ModelZoo.segmentationEntry(named: model).config
-        if let imgSize { config.backbone.imgSize = imgSize }
+        if let imgSize { config.cropSize = imgSize }
+        try config.validate()
+        if let deit = config.deit { try deit.checkFitsInMemory(batch: batch, training: train) }
         let net = try Segmentor(config: config)
         net.resetParameters(seed: 0)
         let size = config.backbone.imgSize
@@ -182,12 +184,12 @@ extension Bench {
         Profiler.isEnabled = false
         let ips = Double(batch * iterations) / seconds, rss = peakResidentMiB()
         if json {
-            print("{\"model\":\"\(config.name)\",\"mode\":\"\(train ? "train" : "forward")\",\"batch\":\(batch),\"img_size\":\(size),"
+            print("{\"model\":\"\(config.name)\",\"mode\":\"\(train ? "train" : "forward")\",\"batch\":\(batch),\"img_size\":\(size),\"tokens\":\(config.tokens),"
                   + "\"threads\":\(Parallel.threads),\"images_per_second\":\(String(format: "%.3f", ips)),"
                   + "\"seconds_per_batch\":\(String(format: "%.4f", seconds / Double(iterations))),\"peak_rss_mib\":\(String(format: "%.1f", rss)),"
                   + "\"peak_tensor_mib\":\(String(format: "%.1f", Double(TensorMemory.peakBytes) / 1_048_576))}")
         } else {
-            print("\(config.name): \(size) px, \(config.backbone.numPatches) tokens, batch \(batch), \(Parallel.threads) threads, \(train ? "training steps" : "forward to the decoder's logits")")
+            print("\(config.name): \(size) px, \(config.tokens) tokens, batch \(batch), \(Parallel.threads) threads, \(train ? "training steps" : "forward to the decoder's logits")")
             print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB, peak live tensors %.1f MiB",
                          ips, 1000 * seconds / Double(iterations), rss, Double(TensorMemory.peakBytes) / 1_048_576))
         }

@@ -46,8 +46,8 @@ extension Forward {
 }
 
 extension Bench {
-    /// DeiT forward passes (or training steps with --train), or the DeiT backbone to its four
-    /// pyramid features, on random input.
+    /// DeiT forward passes (or training steps with --train) on random input. (`upernet-deit-tiny`
+    /// is a segmentor and is timed as the others are.)
     func runDeiT() throws {
         if fusionOptions.isSet || dyvmOptions.isSet || gateRate != nil || patchSize != nil || floor || profile {
             throw ValidationError("bench of a DeiT takes --batch, --img-size, --train, --warmup, --iterations and --json")
@@ -59,40 +59,26 @@ extension Bench {
             return t
         }
         let name: String, size: Int, tokens: Int, gflop: Double, pass: () throws -> Void
-        if ModelZoo.isDeiTBackbone(model) {
-            if train { throw ValidationError("bench --train is for the DeiT classifier; the backbone is timed in inference") }
-            var c = try ModelZoo.deitBackbone(named: model)
-            if let imgSize { c.backbone.imgSize = imgSize }
-            try c.validate()
-            try c.backbone.checkFitsInMemory(batch: batch)
-            let net = try DeiTSegmentationBackbone(config: c)
-            net.resetParameters(seed: 0)
-            let input = try randomImages(c.backbone.imgSize)
-            (name, size, tokens) = (c.name, c.backbone.imgSize, c.backbone.tokens)
-            gflop = c.backbone.forwardFLOPs.total / 1e9
-            pass = { _ = try net(input) }
-        } else {
-            var c = try ModelZoo.deitEntry(named: model).config
-            var target = c
-            if let imgSize { target.imgSize = imgSize }
-            try target.checkFitsInMemory(batch: batch, training: train)
-            let net = try DeiT(config: c)
-            net.resetParameters(seed: 0)
-            if let imgSize { try net.setImageSize(imgSize) }
-            c = net.config
-            let input = try randomImages(c.imgSize)
-            let labels = (0..<batch).map { $0 % c.numClasses }
-            let optimizer = train ? try AdamW(parameters: net.namedParameters(), lr: 1e-4, weightDecay: 0.05) : nil
-            (name, size, tokens) = (c.name, c.imgSize, c.tokens)
-            gflop = c.forwardFLOPs.total / 1e9 * (train ? 3 : 1)
-            pass = {
-                guard let optimizer else { _ = try net(input); return }
-                let tape = Tape()
-                let loss = try crossEntropy(net(input, tape: tape), labels: labels, tape: tape)
-                for (_, p) in optimizer.parameters { p.zeroGrad() }
-                try tape.backward(from: loss)
-                optimizer.update()
-            }
+        var c = try ModelZoo.deitEntry(named: model).config
+        var target = c
+        if let imgSize { target.imgSize = imgSize }
+        try target.checkFitsInMemory(batch: batch, training: train)
+        let net = try DeiT(config: c)
+        net.resetParameters(seed: 0)
+        if let imgSize { try net.setImageSize(imgSize) }
+        c = net.config
+        let input = try randomImages(c.imgSize)
+        let labels = (0..<batch).map { $0 % c.numClasses }
+        let optimizer = train ? try AdamW(parameters: net.namedParameters(), lr: 1e-4, weightDecay: 0.05) : nil
+        (name, size, tokens) = (c.name, c.imgSize, c.tokens)
+        gflop = c.forwardFLOPs.total / 1e9 * (train ? 3 : 1)
+        pass = {
+            guard let optimizer else { _ = try net(input); return }
+            let tape = Tape()
+            let loss = try crossEntropy(net(input, tape: tape), labels: labels, tape: tape)
+            for (_, p) in optimizer.parameters { p.zeroGrad() }
+            try tape.backward(from: loss)
+            optimizer.update()
         }
         for _ in 0..<warmup { try pass() }
         TensorMemory.resetPeak()
@@ -106,7 +92,7 @@ extension Bench {
                   + "\"seconds_per_batch\":\(String(format: "%.4f", seconds / Double(iterations))),\"peak_rss_mib\":\(String(format: "%.1f", rss)),"
                   + "\"peak_tensor_mib\":\(String(format: "%.1f", tensors)),\"gflop_per_image\":\(String(format: "%.3f", gflop))}")
         } else {
-            print("\(name): \(size) px, \(tokens) tokens, batch \(batch), \(Parallel.threads) threads\(ModelZoo.isDeiTBackbone(model) ? ", forward to the four pyramid features" : "")")
+            print("\(name): \(size) px, \(tokens) tokens, batch \(batch), \(Parallel.threads) threads")
             print(String(format: "  %.3f images/s, %.1f ms per batch, peak RSS %.0f MiB, peak live tensors %.1f MiB, %.2f GFLOP per image (%.1f GFLOP/s)",
                          ips, 1000 * seconds / Double(iterations), rss, tensors, gflop, ips * gflop))
         }
@@ -114,12 +100,12 @@ extension Bench {
 }
 
 extension Flops {
-    /// Analytic GFLOP of a DeiT (or its backbone) per image.
+    /// Analytic GFLOP of a DeiT per image.
     func runDeiT() throws {
         if fusionOptions.isSet || dyvmOptions.isSet || patchSize != nil || gateRate != 1 {
             throw ValidationError("flops of a DeiT takes --img-size, --num-classes and --json")
         }
-        var c = ModelZoo.isDeiTBackbone(model) ? try ModelZoo.deitBackbone(named: model).backbone : try ModelZoo.deitEntry(named: model).config
+        var c = try ModelZoo.deitEntry(named: model).config
         if let imgSize { c.imgSize = imgSize }
         if let numClasses { c.numClasses = numClasses }
         try c.validate()

@@ -83,7 +83,7 @@ struct Features: ParsableCommand {
             var sample = SegmentationTransform.resize(SegmentationSample(image: picture.planarFloats, labels: [], height: picture.height,
                                                                          width: picture.width), height: crop, width: crop, labels: false)
             transform.normalize(&sample)
-            let features = try model.backbone(Tensor(shape: [1, 3, crop, crop], values: sample.image))
+            let features = try model.backbone.features(Tensor(shape: [1, 3, crop, crop], values: sample.image))
             for (i, f) in features.enumerated() { levels[i] += f.array; shapes[i] = [files.count] + f.shape.dropFirst() }
         }
         var out = TensorFile()

@@ -22,7 +22,7 @@ struct Flops: ParsableCommand {
     }
 
     func run() throws {
-        if ModelZoo.isDeiT(model) || ModelZoo.isDeiTBackbone(model) { return try runDeiT() }
+        if ModelZoo.isDeiT(model) { return try runDeiT() }
         if ModelZoo.isSegmentation(model) { return try runSegmentation() }
         var config = try ModelZoo.resolve(model)
         if let patchSize { config.patchSize = patchSize; config.stride = patchSize }
@@ -48,7 +48,7 @@ struct Flops: ParsableCommand {
             throw ValidationError("flops of a segmentation model takes --img-size, --gate-rate and --json")
         }
         var config = try ModelZoo.segmentationEntry(named: model).config
-        if let imgSize { config.backbone.imgSize = imgSize }
+        if let imgSize { config.cropSize = imgSize }
         try config.validate()
         let f = config.forwardFLOPs(directionRate: gateRate), schedule = config.tokenSchedule
         func g(_ x: Double) -> String { String(format: "%.3f", x / 1e9) }

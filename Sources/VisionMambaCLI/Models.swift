@@ -21,13 +21,8 @@ struct Models: ParsableCommand {
         print(row("segmentation (UperNet, ADE20K recipe)", "aliases", "params", "tokens", "crop"))
         for e in ModelZoo.segmentationEntries {
             let model = try Segmentor(config: e.config)
-            print(row(e.name, e.aliases.joined(separator: ", "), String(model.parameterCount), String(e.config.backbone.numPatches),
+            print(row(e.name, e.aliases.joined(separator: ", "), String(model.parameterCount), String(e.config.tokens),
                       "\(e.config.backbone.imgSize) px, \(e.config.numClasses) classes"))
-        }
-        for e in ModelZoo.deitBackboneEntries {
-            let backbone = try DeiTSegmentationBackbone(config: e.config)
-            print(row(e.name, e.aliases.joined(separator: ", "), String(backbone.parameterCount), String(e.config.backbone.tokens),
-                      "\(e.config.backbone.imgSize) px, backbone and pyramid only (bench, flops, study resolution)"))
         }
     }
 

@@ -116,6 +116,37 @@ final class SegmentationTrainerTests: XCTestCase {
         XCTAssertTrue(note.contains("patch_embed.proj.weight") && note.contains("fpn1.0.weight"), note)
     }
 
+    /// A DeiT backbone under the same pyramid and heads trains through the same loop (the
+    /// official layer decay, written for ViT names, reaches its blocks), and resumes exactly.
+    func testDeiTSegmentorTrainsAndResumesBitForBit() throws {
+        var o = Self.options(iterations: 4)
+        o.evalInterval = 2
+        let shape = VimConfig(name: "upernet-deit-micro", imgSize: 64, patchSize: 16, stride: 16, embedDim: 48, depth: 4, numClasses: 11)
+        var config = SegmentationConfig(name: "upernet-deit-micro", backbone: shape, outIndices: [0, 1, 2, 3], numClasses: 11, decodeChannels: 32)
+        config.deit = DeiTConfig(name: "upernet-deit-micro", imgSize: 64, patchSize: 16, embedDim: 48, depth: 4, numHeads: 3, numClasses: 11)
+        (config.auxiliaryChannels, config.dropPathRate) = (16, 0)
+        o.model = config
+        let whole = try SegmentationTrainer(options: o, outputDir: tmp.appendingPathComponent("whole").path)
+        XCTAssertTrue(whole.model.backbone is DeiTSegmentationBackbone)
+        let history = try whole.run()
+        XCTAssertEqual(history.map(\.iteration), [2, 4])
+        XCTAssertTrue(history.allSatisfy { $0.trainLoss.isFinite && (0...100).contains($0.valMIoU) })
+        let scales = Dictionary(whole.optimizer.groups.flatMap { g in g.names.map { ($0, g.lrScale) } }, uniquingKeysWith: { a, _ in a })
+        // num_layers = depth + 2 = 6: block i has layer id i + 1 and lr scale 0.92^(6 − (i + 1) − 1).
+        XCTAssertEqual(try XCTUnwrap(scales["backbone.blocks.0.attn.qkv.weight"]), Float(pow(0.92, 4.0)), accuracy: 1e-6)
+        XCTAssertEqual(try XCTUnwrap(scales["backbone.blocks.3.mlp.fc2.weight"]), Float(pow(0.92, 1.0)), accuracy: 1e-6)
+        XCTAssertEqual(try XCTUnwrap(scales["decode_head.conv_seg.weight"]), 1)
+        let parts = tmp.appendingPathComponent("parts").path
+        _ = try SegmentationTrainer(options: o, outputDir: parts).run(stopAfter: 2)
+        let resumed = try SegmentationTrainer(options: o, resume: parts)
+        XCTAssertEqual(try resumed.run().map { [$0.trainLoss, $0.valMIoU, $0.valAAcc] }, history.map { [$0.trainLoss, $0.valMIoU, $0.valAAcc] })
+        for ((name, a), (_, b)) in zip(whole.model.namedState(), resumed.model.namedState()) { XCTAssertEqual(a.array, b.array, name) }
+        // The zoo's DeiT segmentor lists and builds.
+        let zoo = try ModelZoo.segmentationEntry(named: "upernet-deit-tiny").config
+        XCTAssertEqual(zoo.deit?.numHeads, 3)
+        XCTAssertEqual(zoo.tokens, 1025)
+    }
+
     /// 80 iterations of the digit-scenes recipe take the loss (decode + 0.4 · auxiliary) from
     /// ln 11 · 1.4 ≈ 3.4 to below what the best constant prediction, the class frequencies, scores
     /// (about 1.2): the model learns from the pixels, not just the class balance.
