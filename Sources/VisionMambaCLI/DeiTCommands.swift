@@ -135,6 +135,7 @@ struct ResolutionStudyCommand: ParsableCommand {
     @Option(help: "Timed batch-1 passes per model and size (after one warm-up).") var repeats: Int = 2
     @Option(help: "Models, comma-separated: vim-tiny, deit-tiny.") var models: String = "vim-tiny,deit-tiny"
     @Option(name: .customLong("memory-budget-gib"), help: "The memory the largest batch must fit in, GiB.") var memoryBudget: Double = 16
+    @Option(help: "Also measure one pass at this batch per model and size (time per image and peak memory).") var batch: Int?
     @Option(name: .customLong("output-dir"), help: "Folder for resolution-study.md and resolution-study.svg.") var outputDir: String = "runs/resolution-study"
     @Flag(help: "Replace the files of an earlier study in --output-dir.") var overwrite = false
     @OptionGroup var threadOptions: ThreadOptions
@@ -162,12 +163,13 @@ struct ResolutionStudyCommand: ParsableCommand {
         _ = try parsedModels()
         if !(1...1000).contains(repeats) { throw ValidationError("--repeats must be in 1...1000") }
         if !(memoryBudget > 0 && memoryBudget <= 1_048_576) { throw ValidationError("--memory-budget-gib must be positive (at most 2^20)") }
+        if let batch, !(2...4096).contains(batch) { throw ValidationError("--batch must be in 2...4096") }
     }
 
     func run() throws {
         threadOptions.apply()
         let study = try ResolutionStudy(sizes: try parsedSizes(), repeats: repeats, models: try parsedModels(),
-                                        memoryBudget: Int(memoryBudget * Double(1 << 30)), outputDir: outputDir, overwrite: overwrite)
+                                        memoryBudget: Int(memoryBudget * Double(1 << 30)), largeBatch: batch, outputDir: outputDir, overwrite: overwrite)
         let rows = try study.run(events: ProgressPrinter().handle)
         print(study.markdown(rows))
         print("wrote \(study.markdownPath) and \(study.svgPath)")

@@ -30,6 +30,8 @@ public struct ResolutionStudy {
         /// The growth of the peak per image, and what the fixed part is.
         public var bytesPerImage: Int { max(peakBytesBatch2 - peakBytes, 0) }
         public var fixedBytes: Int { peakBytes - bytesPerImage }
+        /// The measured pass at the study's large batch: seconds per image and peak bytes.
+        public var large: (batch: Int, secondsPerImage: Double, peakBytes: Int)? = nil
         /// Estimated peak for `batch` images.
         public func estimatedBytes(batch: Int) -> Int { fixedBytes + batch * bytesPerImage }
         /// The largest batch whose estimated peak stays within `budget` (0 when not even one).
@@ -43,18 +45,24 @@ public struct ResolutionStudy {
     public let repeats: Int
     public let models: [Model]
     public let memoryBudget: Int
+    /// A batch measured once per model and size beside batch 1 (nil: none).
+    public let largeBatch: Int?
     public let outputDir: String
     public let overwrite: Bool
 
     /// The budget's default is the 16 GiB of the paper's comparison.
     public init(sizes: [Int] = [512, 640, 738, 1024, 1248], repeats: Int = 2, models: [Model] = Model.allCases,
-                memoryBudget: Int = 16 << 30, outputDir: String, overwrite: Bool = false) throws {
+                memoryBudget: Int = 16 << 30, largeBatch: Int? = nil, outputDir: String, overwrite: Bool = false) throws {
         guard !sizes.isEmpty, sizes.allSatisfy({ (32...4096).contains($0) }) else {
             throw TrainingError.invalidOption(name: "sizes", value: sizes.map(String.init).joined(separator: ","), allowed: "one or more sizes in 32...4096 px")
         }
         guard (1...1000).contains(repeats) else { throw TrainingError.invalidOption(name: "repeats", value: "\(repeats)", allowed: "1...1000") }
         guard !models.isEmpty else { throw TrainingError.invalidOption(name: "models", value: "none", allowed: "vim-tiny, deit-tiny") }
         guard memoryBudget > 0 else { throw TrainingError.invalidOption(name: "memory budget", value: "\(memoryBudget)", allowed: "positive") }
+        if let largeBatch, !(2...4096).contains(largeBatch) {
+            throw TrainingError.invalidOption(name: "batch", value: "\(largeBatch)", allowed: "2...4096")
+        }
+        self.largeBatch = largeBatch
         (self.sizes, self.repeats, self.models, self.memoryBudget) = (sizes, repeats, models, memoryBudget)
         (self.outputDir, self.overwrite) = (outputDir, overwrite)
     }
@@ -70,14 +78,15 @@ public struct ResolutionStudy {
     /// Measures every model at every size (smallest first), then writes the table and the chart.
     /// Refuses, before measuring, to replace another run's files without `overwrite`.
     public func run(events: (TrainingEvent) -> Void = { _ in }) throws -> [Row] {
-        // Every pass must fit this machine (the batch-2 pass is the largest), before any runs.
+        // Every pass must fit this machine (the batch-2 or the large pass is the largest), before any runs.
+        let largest = max(2, largeBatch ?? 2)
         for size in sizes.map(Self.runSize) {
             var deit = try ModelZoo.deitBackbone(named: "upernet-deit-tiny").backbone
             deit.imgSize = size
-            if models.contains(.deitTiny) { try deit.checkFitsInMemory(batch: 2) }
+            if models.contains(.deitTiny) { try deit.checkFitsInMemory(batch: largest) }
             var vim = try ModelZoo.segmentationEntry(named: "upernet-vim-tiny").config.backbone
             vim.imgSize = size
-            if models.contains(.vimTiny) { try vim.checkFitsInMemory(batch: 2, training: false) }
+            if models.contains(.vimTiny) { try vim.checkFitsInMemory(batch: largest, training: false) }
         }
         if !overwrite {
             for path in [markdownPath, svgPath] where FileManager.default.fileExists(atPath: path) {
@@ -125,8 +134,17 @@ public struct ResolutionStudy {
         }
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-        return Row(model: model, requestedSize: requestedSize, size: size, tokens: tokens, seconds: median,
-                   peakBytes: try peak(batch: 1), peakBytesBatch2: try peak(batch: 2))
+        var row = Row(model: model, requestedSize: requestedSize, size: size, tokens: tokens, seconds: median,
+                      peakBytes: try peak(batch: 1), peakBytesBatch2: try peak(batch: 2))
+        if let largeBatch {
+            let input = try images(largeBatch)
+            TensorMemory.resetPeak()
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try forward(input)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+            row.large = (largeBatch, seconds / Double(largeBatch), TensorMemory.peakBytes - baseline)
+        }
+        return row
     }
 
     /// The backbone at `size` with seeded untrained weights: its forward pass to the four pyramid
@@ -184,6 +202,14 @@ public struct ResolutionStudy {
             guard let v = rs.first(where: { $0.model == .vimTiny }), let d = rs.first(where: { $0.model == .deitTiny }) else { return nil }
             return (size, v, d)
         }.sorted { $0.0 < $1.0 }
+        let measured = rows.compactMap { r in r.large.map { (r, $0) } }
+        if let batch = measured.first?.1.batch {
+            s += "\nMeasured at batch \(batch) (one pass each):\n\n| size | model | ms / image | images/s | peak MiB |\n|---|---|---|---|---|\n"
+            for (r, l) in measured {
+                s += "| \(r.requestedSize) | \(Self.title(r.model)) | " + String(format: "%.1f | %.3f | ", 1000 * l.secondsPerImage, 1 / max(l.secondsPerImage, 1e-12))
+                s += "\(mib(l.peakBytes)) |\n"
+            }
+        }
         if !pairs.isEmpty {
             s += "\n| size | Vim-T images/s ÷ DeiT-T images/s | memory Vim-T saves, batch 1 | memory Vim-T saves, batch \(Self.largeBatch) (est.) |\n"
             s += "|---|---|---|---|\n"
@@ -191,6 +217,14 @@ public struct ResolutionStudy {
                 let saved1 = 100 * (1 - Double(v.peakBytes) / Double(max(d.peakBytes, 1)))
                 let savedN = 100 * (1 - Double(v.estimatedBytes(batch: Self.largeBatch)) / Double(max(d.estimatedBytes(batch: Self.largeBatch), 1)))
                 s += String(format: "| %d | %.2f× | %.1f%% | %.1f%% |\n", size, d.seconds / max(v.seconds, 1e-12), saved1, savedN)
+            }
+            let both = pairs.compactMap { size, v, d in v.large.flatMap { vl in d.large.map { (size, vl, $0) } } }
+            if let batch = both.first?.1.batch {
+                s += "\n| size | Vim-T images/s ÷ DeiT-T images/s, batch \(batch) | memory Vim-T saves, batch \(batch) (measured) |\n|---|---|---|\n"
+                for (size, v, d) in both {
+                    s += String(format: "| %d | %.2f× | %.1f%% |\n", size, d.secondsPerImage / max(v.secondsPerImage, 1e-12),
+                                100 * (1 - Double(v.peakBytes) / Double(max(d.peakBytes, 1))))
+                }
             }
         }
         return s

@@ -7,7 +7,7 @@ extension CLITests {
     /// the refusal to replace them without --overwrite. No timing is asserted.
     func testStudyResolutionWritesTableAndChart() throws {
         let dir = tmp.appendingPathComponent("study").path
-        let args = ["study", "resolution", "--sizes", "64,100", "--repeats", "1", "--threads", "2", "--output-dir", dir]
+        let args = ["study", "resolution", "--sizes", "64,100", "--repeats", "1", "--batch", "3", "--threads", "2", "--output-dir", dir]
         let r = try run(args)
         XCTAssertEqual(r.code, 0, r.err)
         let md = try String(contentsOfFile: dir + "/resolution-study.md", encoding: .utf8)
@@ -25,6 +25,18 @@ extension CLITests {
             }
             XCTAssertGreaterThan(try XCTUnwrap(Int(row[8]), "\(row)"), 0)
         }
+        // The measured batch-3 pass: | size | model | ms / image | images/s | peak MiB |, finite and positive,
+        // its peak above batch 1's.
+        XCTAssertTrue(md.contains("Measured at batch 3"), md)
+        let measured = md.split(separator: "\n").map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } }
+            .filter { $0.count == 5 && Int($0[0]) != nil }
+        XCTAssertEqual(measured.map { "\($0[0]) \($0[1])" }, ["64 Vim-T", "64 DeiT-T", "100 Vim-T", "100 DeiT-T"])
+        for (row, one) in zip(measured, rows) {
+            XCTAssertTrue(try row[2...4].allSatisfy { try XCTUnwrap(Double($0)) > 0 }, "\(row)")
+            XCTAssertGreaterThan(try XCTUnwrap(Double(row[4])), try XCTUnwrap(Double(one[6])), "\(row)")
+        }
+        XCTAssertTrue(md.contains("memory Vim-T saves, batch 3 (measured)"), md)
+        XCTAssertEqual(try run(["study", "resolution", "--batch", "1"]).code, 64)
         // The comparison rows: speed ratio and memory saved, per size.
         XCTAssertTrue(md.contains("| 64 | ") && md.contains("× |"), md)
         XCTAssertTrue(md.contains("100 px runs") || md.contains("multiple of 32 below"), md)
