@@ -64,6 +64,22 @@ public final class DeiTBlock: Module {
     }
 }
 
+/// timm's init of the transformer's parts, shared by the classifier and the segmentation
+/// backbone: the patch conv PyTorch's default, pos_embed trunc_normal(0.02), cls_token
+/// normal(1e-6), every Linear trunc_normal(0.02) with zero bias, LayerNorms 1 and 0.
+func resetTransformer(patchEmbed: DeiTPatchEmbed, posEmbed: Tensor, clsToken: Tensor, blocks: [DeiTBlock], using rng: inout SeededGenerator) {
+    patchEmbed.proj.resetParameters(using: &rng)
+    posEmbed.fillTruncatedNormal(std: 0.02, using: &rng)
+    clsToken.fillNormal(std: 1e-6, using: &rng)
+    for block in blocks {
+        for linear in [block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2] {
+            linear.weight.fillTruncatedNormal(std: 0.02, using: &rng)
+            linear.bias?.fill(0)
+        }
+        for n in [block.norm1, block.norm2] { n.weight.fill(1); n.bias.fill(0) }
+    }
+}
+
 /// timm's `PatchEmbed` (`patch_embed.proj`): Conv2d(C, D, p, stride p).
 public final class DeiTPatchEmbed: Module {
     public let proj: Conv2d
@@ -109,16 +125,7 @@ public final class DeiT: Module {
     /// conv PyTorch's default.
     public func resetParameters(seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
-        patchEmbed.proj.resetParameters(using: &rng)
-        posEmbed.fillTruncatedNormal(std: 0.02, using: &rng)
-        clsToken.fillNormal(std: 1e-6, using: &rng)
-        for block in blocks {
-            for linear in [block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2] {
-                linear.weight.fillTruncatedNormal(std: 0.02, using: &rng)
-                linear.bias?.fill(0)
-            }
-            for n in [block.norm1, block.norm2] { n.weight.fill(1); n.bias.fill(0) }
-        }
+        resetTransformer(patchEmbed: patchEmbed, posEmbed: posEmbed, clsToken: clsToken, blocks: blocks, using: &rng)
         norm.weight.fill(1)
         norm.bias.fill(0)
         head.weight.fillTruncatedNormal(std: 0.02, using: &rng)

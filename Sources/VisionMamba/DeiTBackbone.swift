@@ -69,16 +69,7 @@ public final class DeiTSegmentationBackbone: Module {
     /// timm's DeiT init for the transformer (see `DeiT.resetParameters`), PyTorch's for the pyramid.
     public func resetParameters(seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
-        patchEmbed.proj.resetParameters(using: &rng)
-        posEmbed.fillTruncatedNormal(std: 0.02, using: &rng)
-        clsToken.fillNormal(std: 1e-6, using: &rng)
-        for block in blocks {
-            for linear in [block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2] {
-                linear.weight.fillTruncatedNormal(std: 0.02, using: &rng)
-                linear.bias?.fill(0)
-            }
-            for n in [block.norm1, block.norm2] { n.weight.fill(1); n.bias.fill(0) }
-        }
+        resetTransformer(patchEmbed: patchEmbed, posEmbed: posEmbed, clsToken: clsToken, blocks: blocks, using: &rng)
         for level in pyramid { level.resetParameters(using: &rng) }
     }
 

@@ -138,6 +138,7 @@ public struct ResolutionStudy {
                       peakBytes: try peak(batch: 1), peakBytesBatch2: try peak(batch: 2))
         if let largeBatch {
             let input = try images(largeBatch)
+            _ = try forward(input)                             // warm-up at this batch: its pages
             TensorMemory.resetPeak()
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try forward(input)
@@ -204,7 +205,7 @@ public struct ResolutionStudy {
         }.sorted { $0.0 < $1.0 }
         let measured = rows.compactMap { r in r.large.map { (r, $0) } }
         if let batch = measured.first?.1.batch {
-            s += "\nMeasured at batch \(batch) (one pass each):\n\n| size | model | ms / image | images/s | peak MiB |\n|---|---|---|---|---|\n"
+            s += "\nMeasured at batch \(batch) (one pass each, after a warm-up pass at that batch):\n\n| size | model | ms / image | images/s | peak MiB |\n|---|---|---|---|---|\n"
             for (r, l) in measured {
                 s += "| \(r.requestedSize) | \(Self.title(r.model)) | " + String(format: "%.1f | %.3f | ", 1000 * l.secondsPerImage, 1 / max(l.secondsPerImage, 1e-12))
                 s += "\(mib(l.peakBytes)) |\n"
