@@ -1,10 +1,17 @@
 import Foundation
 
 /// Wall time per op name, collected only while enabled (`bench --profile`).
-/// Ops are timed from the calling thread, around their whole parallel region.
+/// Ops are timed from the calling thread, around their whole parallel region. Passes on several
+/// threads at once add to the same totals under a lock.
 public enum Profiler {
-    nonisolated(unsafe) public static var isEnabled = false
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var enabled = false
     nonisolated(unsafe) private static var totals: [String: (seconds: Double, calls: Int)] = [:]
+
+    public static var isEnabled: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return enabled }
+        set { lock.lock(); enabled = newValue; lock.unlock() }
+    }
 
     @inline(__always)
     public static func measure<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
@@ -12,16 +19,19 @@ public enum Profiler {
         let start = DispatchTime.now().uptimeNanoseconds
         let result = try body()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        lock.lock()
         let old = totals[name] ?? (0, 0)
         totals[name] = (old.seconds + seconds, old.calls + 1)
+        lock.unlock()
         return result
     }
 
-    public static func reset() { totals = [:] }
+    public static func reset() { lock.lock(); totals = [:]; lock.unlock() }
 
     /// (name, seconds, calls), largest first.
     public static var report: [(name: String, seconds: Double, calls: Int)] {
-        totals.map { ($0.key, $0.value.seconds, $0.value.calls) }.sorted { $0.seconds > $1.seconds }
+        lock.lock(); defer { lock.unlock() }
+        return totals.map { ($0.key, $0.value.seconds, $0.value.calls) }.sorted { $0.seconds > $1.seconds }
     }
 }
 

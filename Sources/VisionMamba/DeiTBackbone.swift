@@ -33,9 +33,7 @@ public struct DeiTBackboneConfig: Codable, Equatable, Sendable {
         try b.validate()
         try check(b.patchSize == 16, "patch_size", b.patchSize, "16 (the pyramid of strides 4 to 32)")
         try check(grid % 2 == 0, "img_size", b.imgSize, "a multiple of 32 (the coarsest level pools the grid by 2)")
-        try check(outIndices.count == 4, "out_indices", outIndices, "four block indices")
-        try check(zip(outIndices, outIndices.dropFirst()).allSatisfy { $0 < $1 } && outIndices.allSatisfy { (0..<b.depth).contains($0) },
-                  "out_indices", outIndices, "ascending block indices in 0..<\(b.depth)")
+        try checkOutIndices(outIndices, depth: b.depth, model: name)
     }
 }
 

@@ -80,9 +80,7 @@ public struct SegmentationConfig: Codable, Equatable, Sendable {
                   "16 or 8, with stride equal to it (the pyramid of VisionMambaSeg)")
         let smallest = b.patchSize == 16 ? 2 : 4
         try check(grid % smallest == 0, "img_size", b.imgSize, "a multiple of \(smallest * b.patchSize) (the coarsest level pools the grid by \(smallest))")
-        try check(outIndices.count == 4, "out_indices", outIndices, "four block indices")
-        try check(zip(outIndices, outIndices.dropFirst()).allSatisfy { $0 < $1 } && outIndices.allSatisfy { (0..<b.depth).contains($0) },
-                  "out_indices", outIndices, "ascending block indices in 0..<\(b.depth)")
+        try checkOutIndices(outIndices, depth: b.depth, model: name)
         try check((1...255).contains(numClasses), "num_classes", numClasses, "1...255 (label maps are 8-bit, 255 ignored)")
         try check((1...65_536).contains(decodeChannels), "channels", decodeChannels, "1...65536")
         try check((1...65_536).contains(auxiliaryChannels), "auxiliary_head.channels", auxiliaryChannels, "1...65536")
@@ -99,5 +97,14 @@ public struct SegmentationConfig: Codable, Equatable, Sendable {
             try check((1...1024).contains(ropePretrainGrid), "pt_hw_seq_len", ropePretrainGrid, "1...1024")
         }
         try check(!ropeResidual || rope, "if_rope_residual", true, "only with if_rope")
+    }
+}
+
+/// A pyramid's four feature blocks: ascending indices of blocks that exist.
+func checkOutIndices(_ outIndices: [Int], depth: Int, model: String) throws {
+    let ascending = zip(outIndices, outIndices.dropFirst()).allSatisfy { $0 < $1 } && outIndices.allSatisfy { (0..<depth).contains($0) }
+    guard outIndices.count == 4, ascending else {
+        throw ConfigError.invalidValue(model: model, field: "out_indices", value: "\(outIndices)",
+                                       allowed: outIndices.count == 4 ? "ascending block indices in 0..<\(depth)" : "four block indices")
     }
 }

@@ -53,6 +53,17 @@ final class ParallelTests: XCTestCase {
         for record in records { XCTAssertEqual(Set(record.hits), [50]) }
     }
 
+    /// Passes timed on several threads at once add up: no call is lost to a race.
+    func testProfilerCountsCallsFromSeveralThreads() {
+        Profiler.reset()
+        Profiler.isEnabled = true
+        defer { Profiler.isEnabled = false; Profiler.reset() }
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<2000 { Profiler.measure("concurrent") { } }
+        }
+        XCTAssertEqual(Profiler.report.first { $0.name == "concurrent" }?.calls, 16_000)
+    }
+
     func testThreadCountIsClamped() {
         Parallel.threads = 0
         XCTAssertEqual(Parallel.threads, 1)
