@@ -72,6 +72,7 @@ public struct SegmentationConfig: Codable, Equatable, Sendable {
                       "deit", "\(deit.imgSize) px, patch \(deit.patchSize), width \(deit.embedDim), depth \(deit.depth)",
                       "the backbone's \(b.imgSize) px, patch \(b.patchSize), width \(b.embedDim), depth \(b.depth)")
             try check(b.dyvm == nil && !rope, "deit", "with DyVM or RoPE", "a plain DeiT")
+            try check(dropPathRate == 0, "drop_path_rate", dropPathRate, "0 with a DeiT backbone (it has no stochastic depth here)")
             try DeiTBackboneConfig(name: name, backbone: deit, outIndices: outIndices).validate()
         }
         // DyVM's segmentation backbone has neither a class token nor RoPE in any official config.

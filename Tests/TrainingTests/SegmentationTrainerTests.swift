@@ -141,6 +141,13 @@ final class SegmentationTrainerTests: XCTestCase {
         let resumed = try SegmentationTrainer(options: o, resume: parts)
         XCTAssertEqual(try resumed.run().map { [$0.trainLoss, $0.valMIoU, $0.valAAcc] }, history.map { [$0.trainLoss, $0.valMIoU, $0.valAAcc] })
         for ((name, a), (_, b)) in zip(whole.model.namedState(), resumed.model.namedState()) { XCTAssertEqual(a.array, b.array, name) }
+        // Stochastic depth is refused up front, before a run folder is made.
+        var withDropPath = o
+        withDropPath.model.dropPathRate = 0.1
+        XCTAssertThrowsError(try SegmentationTrainer(options: withDropPath, outputDir: tmp.appendingPathComponent("drop").path)) {
+            XCTAssertTrue("\($0)".contains("drop_path_rate"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.appendingPathComponent("drop").path))
         // The zoo's DeiT segmentor lists and builds.
         let zoo = try ModelZoo.segmentationEntry(named: "upernet-deit-tiny").config
         XCTAssertEqual(zoo.deit?.numHeads, 3)
