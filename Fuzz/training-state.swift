@@ -1,5 +1,6 @@
 // Fuzz target: the training state a checkpoint stores as JSON in its metadata (train --resume,
-// eval of a checkpoint), compiled into the VisionMambaTraining module.
+// eval of a checkpoint), classification's and segmentation's, compiled into the
+// VisionMambaTraining module.
 import Foundation
 import VisionMamba
 
@@ -10,6 +11,19 @@ public func fuzzTrainingState(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
         let state = try Checkpoint.state(json: json, path: "fuzz.safetensors")
         _ = state.options.effectiveLR
         _ = state.options.model.forwardFLOPs()
+    } catch let error as TrainingError {
+        checkMessage(error)
+    } catch let error as ConfigError {
+        checkMessage(error)
+    } catch {
+        untyped(error)
+    }
+    // The same bytes as a segmentation run's state (Vim, DyVM or DeiT backbone).
+    do {
+        let state = try SegmentationTrainer.state(json: json, path: "fuzz.safetensors")
+        _ = state.options.model.forwardFLOPs()
+        _ = state.options.model.tokenSchedule
+        _ = state.options.schedule.lr(forIteration: state.iterationsDone)
     } catch let error as TrainingError {
         checkMessage(error)
     } catch let error as ConfigError {

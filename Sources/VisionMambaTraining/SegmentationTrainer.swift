@@ -227,6 +227,12 @@ public final class SegmentationTrainer {
         if try CheckpointFile.isTorchFile(path) { throw TrainingError.notATrainingCheckpoint(path: path) }
         let file = try SafeTensors.read(path)
         guard let json = file.metadata["training_state"] else { throw TrainingError.notATrainingCheckpoint(path: path) }
+        return (file, try state(json: json, path: path))
+    }
+
+    /// A segmentation run's state from the JSON a checkpoint stores, decoded and checked (`path`
+    /// names the checkpoint in errors).
+    static func state(json: String, path: String) throws -> SegmentationTrainingState {
         let state: SegmentationTrainingState
         do { state = try JSONDecoder().decode(SegmentationTrainingState.self, from: Data(json.utf8)) }
         catch { throw TrainingError.unreadableTrainingState(path: path, reason: "\(error)") }
@@ -235,7 +241,7 @@ public final class SegmentationTrainer {
             throw TrainingError.invalidCheckpointState(path: path, field: "iterationsDone", value: "\(state.iterationsDone)",
                                                        allowed: "0...\(state.options.iterations)")
         }
-        return (file, state)
+        return state
     }
 
     /// The images and labels of iteration `t` on this rank: the global batch of that iteration

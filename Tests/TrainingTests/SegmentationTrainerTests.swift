@@ -154,6 +154,24 @@ final class SegmentationTrainerTests: XCTestCase {
         XCTAssertEqual(zoo.tokens, 1025)
     }
 
+    /// The fuzzer's segmentation seeds are states the checker accepts, one per backbone kind, so
+    /// that fuzzing starts from inputs that reach the model configs; damaged ones are typed errors.
+    func testStoredStatesOfEachBackboneKindAreCheckedFromJSON() throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus/training-state")
+        var kinds: [String] = []
+        for name in ["segmentation", "segmentation-dyvm", "segmentation-deit"] {
+            let json = try String(contentsOf: corpus.appendingPathComponent("\(name).json"), encoding: .utf8)
+            let model = try SegmentationTrainer.state(json: json, path: name).options.model
+            kinds.append(model.deit != nil ? "deit" : model.backbone.dyvm != nil ? "dyvm" : "vim")
+            XCTAssertGreaterThan(model.forwardFLOPs().total, 0)
+            XCTAssertThrowsError(try SegmentationTrainer.state(json: json.replacingOccurrences(of: "\"depth\": 4", with: "\"depth\": -4"), path: name)) {
+                XCTAssertTrue($0 is ConfigError || $0 is TrainingError, "\($0)")
+            }
+        }
+        XCTAssertEqual(kinds, ["vim", "dyvm", "deit"])
+    }
+
     /// 80 iterations of the digit-scenes recipe take the loss (decode + 0.4 · auxiliary) from
     /// ln 11 · 1.4 ≈ 3.4 to below what the best constant prediction, the class frequencies, scores
     /// (about 1.2): the model learns from the pixels, not just the class balance.
