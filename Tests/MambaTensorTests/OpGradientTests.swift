@@ -362,6 +362,11 @@ final class OpGradientTests: XCTestCase {
         let x = try tensor([1, 2, 1], [3, 5]), w = try tensor([1, 2], [1, 0])
         XCTAssertEqual(try weightedMeanTokens(x, weights: w, offset: 1, weightsCountOnly: true, tape: nil).array, [4])
         XCTAssertEqual(try weightedMeanTokens(x, weights: w, offset: 1, tape: nil).array, [1.5])
+        // Counting only, on a column view (the backend's row sums honour its stride).
+        let wide = try tensor([B, N, G + 3], random(B * N * (G + 3)))
+        let view = try wide.columns(1..<(G + 1))
+        XCTAssertEqual(try weightedMeanTokens(view, weights: nil, offset: 0, weightsCountOnly: true, tape: nil).array,
+                       try weightedMeanTokens(view.copy(), weights: nil, offset: 0, weightsCountOnly: true, tape: nil).array)
     }
 
     /// Scattering rows onto a longer sequence: the values land at their indices (zeros

@@ -4,23 +4,32 @@
 /// on the host (B·N·G is small). The backward reaches x and the weights.
 /// With `weightsCountOnly`, every token is summed unweighted and the weights only count in the
 /// divisor: DyVM's segmentation direction head pools its training sequence, whose dropped tokens
-/// are zero, as sum / (kept + 1).
+/// are zero, as sum / (kept + 1). That sum reads every token's 2·d_inner channels, so the backend
+/// adds the rows (float32, in token order, the same bits on any number of threads).
 public func weightedMeanTokens(_ x: Tensor, weights: Tensor?, offset: Double, weightsCountOnly: Bool = false, tape: Tape?) throws -> Tensor {
     guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     let (B, N, G) = (x.shape[0], x.shape[1], x.shape[2])
     if let weights, weights.shape != [B, N] { throw TensorError.shapeMismatch(tensor: "weights", expected: [B, N], found: weights.shape) }
     guard offset.isFinite else { throw TensorError.invalidArgument(name: "offset", value: offset, allowed: "finite") }
     try checkSameDevice(x, weights)
-    let xs = x.array, ws = weights?.array ?? [Float](repeating: 1, count: B * N)
+    let ws = weights?.array ?? [Float](repeating: 1, count: B * N)
+    // The weighted sums need x on the host (and so does their backward); plain sums do not.
+    let xs = weightsCountOnly ? [] : x.array
+    var plainSums: [Float] = []
+    if weightsCountOnly {
+        let rows = x.reshapedView([B * N, G]), sums = Tensor(zeroed: [B, G], device: x.device)
+        for b in 0..<B { x.backend.sumRows(rows.rowsView((b * N)..<((b + 1) * N)), into: sums.rowsView(b..<(b + 1))) }
+        plainSums = sums.array
+    }
     var mean = [Float](repeating: 0, count: B * G), denominators = [Double](repeating: 0, count: B)
     for b in 0..<B {
         var sum = [Double](repeating: 0, count: G), total = 0.0
         for n in 0..<N {
             let w = Double(ws[b * N + n])
             total += w
-            let weight = weightsCountOnly ? 1 : w
-            for c in 0..<G { sum[c] += Double(xs[(b * N + n) * G + c]) * weight }
+            if !weightsCountOnly { for c in 0..<G { sum[c] += Double(xs[(b * N + n) * G + c]) * w } }
         }
+        if weightsCountOnly { for c in 0..<G { sum[c] = Double(plainSums[b * G + c]) } }
         denominators[b] = total + offset
         for c in 0..<G { mean[b * G + c] = Float(sum[c] / denominators[b]) }
     }
