@@ -7,23 +7,25 @@ import VisionMamba
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTrainingState(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let json = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
-    do {
+    typedErrorsOnly {
         let state = try Checkpoint.state(json: json, path: "fuzz.safetensors")
         _ = state.options.effectiveLR
         _ = state.options.model.forwardFLOPs()
-    } catch let error as TrainingError {
-        checkMessage(error)
-    } catch let error as ConfigError {
-        checkMessage(error)
-    } catch {
-        untyped(error)
     }
     // The same bytes as a segmentation run's state (Vim, DyVM or DeiT backbone).
-    do {
+    typedErrorsOnly {
         let state = try SegmentationTrainer.state(json: json, path: "fuzz.safetensors")
         _ = state.options.model.forwardFLOPs()
         _ = state.options.model.tokenSchedule
         _ = state.options.schedule.lr(forIteration: state.iterationsDone)
+    }
+    return 0
+}
+
+/// Runs `body`: a training or config error must be one bounded line; any other error is a finding.
+func typedErrorsOnly(_ body: () throws -> Void) {
+    do {
+        try body()
     } catch let error as TrainingError {
         checkMessage(error)
     } catch let error as ConfigError {
@@ -31,5 +33,4 @@ public func fuzzTrainingState(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
     } catch {
         untyped(error)
     }
-    return 0
 }

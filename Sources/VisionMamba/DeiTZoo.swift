@@ -18,13 +18,6 @@ extension ModelZoo {
                   weightsURL: "https://dl.fbaipublicfiles.com/deit/deit_tiny_patch16_224-a1311bcf.pth"),
     ]
 
-    /// The DeiT backbones of the segmentation zoo (`upernet-deit-tiny`) with their pyramids.
-    public static var deitBackboneEntries: [(name: String, aliases: [String], config: DeiTBackboneConfig)] {
-        segmentationEntries.compactMap { e in
-            e.config.deit.map { (e.name, e.aliases, DeiTBackboneConfig(name: e.name, backbone: $0, outIndices: e.config.outIndices)) }
-        }
-    }
-
     /// The DeiT entry for a timm name or alias (case-insensitive, `_` or `-`).
     public static func deitEntry(named name: String) throws -> DeiTEntry {
         let alias = name.lowercased().replacingOccurrences(of: "_", with: "-")
@@ -32,13 +25,12 @@ extension ModelZoo {
         throw ConfigError.unknownModel(name: name, valid: deitEntries.flatMap { $0.aliases.prefix(1) })
     }
 
-    /// The DeiT backbone config for a name or alias.
+    /// The DeiT backbone, with its pyramid, of a segmentation model that has one (`upernet-deit-tiny`).
     public static func deitBackbone(named name: String) throws -> DeiTBackboneConfig {
-        let alias = name.lowercased().replacingOccurrences(of: "_", with: "-")
-        if let e = deitBackboneEntries.first(where: { $0.name == name || $0.aliases.contains(alias) }) { return e.config }
-        throw ConfigError.unknownModel(name: name, valid: deitBackboneEntries.flatMap { $0.aliases.prefix(1) })
+        let entry = try segmentationEntry(named: name)
+        guard let deit = entry.config.deit else { throw ConfigError.unknownModel(name: name, valid: ["upernet-deit-tiny"]) }
+        return DeiTBackboneConfig(name: entry.name, backbone: deit, outIndices: entry.config.outIndices)
     }
 
     public static func isDeiT(_ name: String) -> Bool { (try? deitEntry(named: name)) != nil }
-    public static func isDeiTBackbone(_ name: String) -> Bool { (try? deitBackbone(named: name)) != nil }
 }

@@ -83,14 +83,7 @@ struct Bench: ParsableCommand {
             world?.averageGradients(optimizer.parameters.map(\.1))
             Profiler.measure("adamw") { optimizer.update() }
         }
-        for _ in 0..<warmup { try pass() }
-        world?.resetTimers()
-        TensorMemory.resetPeak()
-        Profiler.isEnabled = profile
-        let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<iterations { try pass() }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-        Profiler.isEnabled = false
+        let seconds = try timePasses(pass, afterWarmup: { world?.resetTimers() })
         let ranks = world?.size ?? 1
         let ips = Double(batch * ranks * iterations) / seconds
         let allreduce = (world?.allreduceSeconds ?? 0) / Double(iterations)
@@ -175,13 +168,7 @@ extension Bench {
             try Profiler.measure("backward") { try tape.backward(from: loss) }
             Profiler.measure("adamw") { optimizer.update() }
         }
-        for _ in 0..<warmup { try pass() }
-        TensorMemory.resetPeak()
-        Profiler.isEnabled = profile
-        let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<iterations { try pass() }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-        Profiler.isEnabled = false
+        let seconds = try timePasses(pass)
         let ips = Double(batch * iterations) / seconds, rss = peakResidentMiB()
         if json {
             print("{\"model\":\"\(config.name)\",\"mode\":\"\(train ? "train" : "forward")\",\"batch\":\(batch),\"img_size\":\(size),\"tokens\":\(config.tokens),"
@@ -215,4 +202,19 @@ func measureSgemmGFLOPs() -> Double {
         best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
     }
     return 2 * Double(n * n * n) / best / 1e9
+}
+
+extension Bench {
+    /// `warmup` passes, then `iterations` timed ones with the peak-tensor counter reset and the
+    /// profiler on when asked: their wall-clock seconds.
+    func timePasses(_ pass: () throws -> Void, afterWarmup: () -> Void = {}) throws -> Double {
+        for _ in 0..<warmup { try pass() }
+        afterWarmup()
+        TensorMemory.resetPeak()
+        Profiler.isEnabled = profile
+        defer { Profiler.isEnabled = false }
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<iterations { try pass() }
+        return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+    }
 }

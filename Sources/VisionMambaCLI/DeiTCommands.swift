@@ -80,11 +80,7 @@ extension Bench {
             try tape.backward(from: loss)
             optimizer.update()
         }
-        for _ in 0..<warmup { try pass() }
-        TensorMemory.resetPeak()
-        let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<iterations { try pass() }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        let seconds = try timePasses(pass)
         let ips = Double(batch * iterations) / seconds, rss = peakResidentMiB(), tensors = Double(TensorMemory.peakBytes) / 1_048_576
         if json {
             print("{\"model\":\"\(name)\",\"mode\":\"\(train ? "train" : "forward")\",\"batch\":\(batch),\"img_size\":\(size),\"tokens\":\(tokens),"

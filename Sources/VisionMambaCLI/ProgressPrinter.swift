@@ -26,12 +26,9 @@ final class ProgressPrinter {
             let now = Date().timeIntervalSince(start)
             let remaining = Double(steps - step) * (now - epochStart) / Double(max(step, 1))
             let text = String(format: "loss %.4f lr %.3g %.1f img/s eta %@", loss, lr, imagesPerSecond, duration(remaining))
-            if isTerminal {
-                FileHandle.standardError.write(Data(("\r\u{1B}[K" + "epoch \(epoch + 1)/\(epochs) \(bar(step, of: steps)) \(step)/\(steps) " + text).utf8))
-            } else if step % (logInterval ?? max(1, steps / 10)) == 0 || step == steps {
-                print("epoch \(epoch + 1)/\(epochs) step \(step)/\(steps) " + text)
-                fflush(stdout)
-            }
+            progress(terminal: "epoch \(epoch + 1)/\(epochs) \(bar(step, of: steps)) \(step)/\(steps) " + text,
+                     plain: "epoch \(epoch + 1)/\(epochs) step \(step)/\(steps) " + text,
+                     due: step % (logInterval ?? max(1, steps / 10)) == 0 || step == steps)
         case let .epochEnded(m, epochs):
             if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             print(String(format: "epoch %d/%d  train loss %.4f  val loss %.4f  top-1 %.2f%%  top-5 %.2f%%  lr %.3g  %.1f img/s  %.1f s",
@@ -42,12 +39,9 @@ final class ProgressPrinter {
             let now = Date().timeIntervalSince(start)
             let remaining = Double(iterations - iteration) * now / Double(max(iteration, 1))
             let text = String(format: "loss %.4f lr %.3g %.1f img/s eta %@", loss, lr, imagesPerSecond, duration(remaining))
-            if isTerminal {
-                FileHandle.standardError.write(Data(("\r\u{1B}[K" + "\(bar(iteration, of: iterations)) iteration \(iteration)/\(iterations) " + text).utf8))
-            } else if iteration % (logInterval ?? max(1, iterations / 20)) == 0 || iteration == iterations {
-                print("iteration \(iteration)/\(iterations) " + text)
-                fflush(stdout)
-            }
+            progress(terminal: "\(bar(iteration, of: iterations)) iteration \(iteration)/\(iterations) " + text,
+                     plain: "iteration \(iteration)/\(iterations) " + text,
+                     due: iteration % (logInterval ?? max(1, iterations / 20)) == 0 || iteration == iterations)
         case let .evaluated(m):
             if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             print(String(format: "iteration %d  train loss %.4f  mIoU %.2f%%  aAcc %.2f%%  mAcc %.2f%%  lr %.3g  %.1f img/s",
@@ -59,6 +53,16 @@ final class ProgressPrinter {
     /// The one line that reports image files a dataset left out.
     static func skippedLine(path: String, count: Int) -> String {
         "skipped \(count) unreadable image file\(count == 1 ? "" : "s") in \(path)"
+    }
+
+    /// A progress update: redrawn in place on a terminal, else a plain line when one is due.
+    private func progress(terminal: String, plain: String, due: Bool) {
+        if isTerminal {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + terminal).utf8))
+        } else if due {
+            print(plain)
+            fflush(stdout)
+        }
     }
 
     private func bar(_ step: Int, of total: Int) -> String {

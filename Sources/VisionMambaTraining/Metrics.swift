@@ -28,24 +28,25 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
 }
 
 enum MetricsWriter {
-    /// metrics.jsonl (one JSON object per epoch) and learning-curve.svg, both rewritten whole and
-    /// atomically from the run's history, so a resumed run never repeats or loses a line.
-    static func write(_ history: [EpochMetrics], to directory: String) throws {
+    /// One JSON object per line, keys sorted, written whole and atomically.
+    static func writeLines<Line: Encodable>(_ lines: [Line], to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var text = ""
-        for m in history { text += String(decoding: try encoder.encode(m), as: UTF8.self) + "\n" }
-        try writeAtomically(Data(text.utf8), to: directory + "/metrics.jsonl")
+        for line in lines { text += String(decoding: try encoder.encode(line), as: UTF8.self) + "\n" }
+        try writeAtomically(Data(text.utf8), to: path)
+    }
+
+    /// metrics.jsonl (one JSON object per epoch) and learning-curve.svg, both rewritten whole and
+    /// atomically from the run's history, so a resumed run never repeats or loses a line.
+    static func write(_ history: [EpochMetrics], to directory: String) throws {
+        try writeLines(history, to: directory + "/metrics.jsonl")
         try writeAtomically(Data(learningCurveSVG(history).utf8), to: directory + "/learning-curve.svg")
     }
 
     /// A segmentation run's metrics.jsonl (one object per evaluation) and learning-curve.svg.
     static func write(segmentation history: [SegmentationEvalMetrics], to directory: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var text = ""
-        for m in history { text += String(decoding: try encoder.encode(m), as: UTF8.self) + "\n" }
-        try writeAtomically(Data(text.utf8), to: directory + "/metrics.jsonl")
+        try writeLines(history, to: directory + "/metrics.jsonl")
         let maxIteration = Double(max(history.map(\.iteration).max() ?? 1, 1))
         let maxLoss = max(history.map(\.trainLoss).filter(\.isFinite).max() ?? 1, 1e-6)
         let svg = LinePlot(
