@@ -20,18 +20,17 @@ let package = Package(
     name: "VisionMamba",
     platforms: [.macOS(.v14)],
     products: [
-        .library(name: "MambaTensor", targets: ["MambaTensor"]),
-        .library(name: "MambaNN", targets: ["MambaNN"]),
-        .library(name: "MambaIO", targets: ["MambaIO"]),
+        // The library: `import VisionMamba`. The layers below it are this package's own.
         .library(name: "VisionMamba", targets: ["VisionMamba"]),
-        .library(name: "VisionMambaData", targets: ["VisionMambaData"]),
-        .library(name: "VisionMambaTraining", targets: ["VisionMambaTraining"]),
+        // Data-parallel training over MPI, for programs that link an MPI runtime.
         .library(name: "VisionMambaDistributed", targets: ["VisionMambaDistributed"]),
         .executable(name: "vision-mamba", targets: ["vision-mamba"]),
         .executable(name: "vision-mamba-mpi", targets: ["vision-mamba-mpi"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // System libraries are found through pkg-config (Debian and Homebrew install the .pc files).
@@ -49,30 +48,42 @@ let package = Package(
                 linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS, .visionOS]))]),
         .target(name: "MambaNN", dependencies: ["MambaTensor"], swiftSettings: fast),
         .target(name: "MambaIO", dependencies: ["CTurboJPEG", "CPNG"], swiftSettings: fast),
-        .target(name: "VisionMamba", dependencies: ["MambaNN", "MambaTensor", "MambaIO"],
+        .target(name: "VisionMambaModels", dependencies: ["MambaNN", "MambaTensor", "MambaIO"],
                 resources: [.copy("Resources/imagenet-classes.txt")], swiftSettings: fast),
         .target(name: "VisionMambaData", dependencies: ["MambaTensor", "MambaIO"],
                 resources: [.copy("Resources/digits.bin"), .copy("Resources/ade20k-classes.tsv")], swiftSettings: fast),
-        .target(name: "VisionMambaTraining", dependencies: ["VisionMamba", "VisionMambaData", "MambaNN", "MambaTensor", "MambaIO"],
+        .target(name: "VisionMambaTraining",
+                dependencies: ["VisionMambaModels", "VisionMambaData", "MambaNN", "MambaTensor", "MambaIO",
+                               .product(name: "Logging", package: "swift-log")],
                 swiftSettings: fast),
+        // The public API: classifier, feature extractor, segmenter, trainer, runtime settings.
+        // Swift 6 language mode with complete concurrency checking.
+        .target(name: "VisionMamba",
+                dependencies: ["VisionMambaTraining", "VisionMambaModels", "VisionMambaData", "MambaIO", "MambaTensor",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: fast + [.swiftLanguageMode(.v6)]),
         // Data parallelism over MPI, apart so that nothing else links an MPI runtime.
         .target(name: "VisionMambaDistributed", dependencies: ["VisionMambaTraining", "CMPI"], swiftSettings: fast),
         .target(
             name: "VisionMambaCLI",
-            dependencies: ["VisionMamba", "VisionMambaData", "VisionMambaTraining", "MambaIO", "MambaNN", "MambaTensor",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VisionMamba", "VisionMambaModels", "VisionMambaData", "VisionMambaTraining", "MambaIO", "MambaNN", "MambaTensor",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: fast),
         .executableTarget(name: "vision-mamba", dependencies: ["VisionMambaCLI"], swiftSettings: fast),
         .executableTarget(name: "vision-mamba-mpi", dependencies: ["VisionMambaCLI", "VisionMambaDistributed"], swiftSettings: fast),
         .testTarget(name: "MambaTensorTests", dependencies: ["MambaTensor"]),
-        .testTarget(name: "TrainingTests", dependencies: ["VisionMambaTraining", "VisionMambaData", "VisionMamba", "MambaNN", "MambaTensor", "MambaIO"],
+        .testTarget(name: "TrainingTests", dependencies: ["VisionMambaTraining", "VisionMambaData", "VisionMambaModels", "MambaNN", "MambaTensor", "MambaIO"],
                     exclude: ["make_cifar.py"], resources: [.copy("Resources")]),
         .testTarget(name: "MambaIOTests", dependencies: ["MambaIO"], exclude: ["make_fixtures.py"], resources: [.copy("Resources")]),
+        // The public API as a user sees it: plain `import VisionMamba`, nothing else.
+        .testTarget(name: "LibraryTests", dependencies: ["VisionMamba"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "CLITests", dependencies: ["vision-mamba", "vision-mamba-mpi", "MambaIO"]),
-        .testTarget(name: "VisionMambaTests", dependencies: ["VisionMamba", "MambaNN", "MambaIO", "MambaTensor"], exclude: ["make_seg_fixtures.py", "make_deit_fixtures.py"],
+        .testTarget(name: "VisionMambaTests", dependencies: ["VisionMambaModels", "MambaNN", "MambaIO", "MambaTensor"], exclude: ["make_seg_fixtures.py", "make_deit_fixtures.py"],
                     resources: [.copy("Resources")]),
     ],
-    // Kernels hand raw buffers to worker threads by design; Swift 6 strict checking of
-    // every such capture would add ceremony without catching real races.
+    // The layers below the public API stay in Swift 5 mode: kernels hand raw buffers to worker
+    // threads by design, and Swift 6's checking of every such capture would add ceremony without
+    // catching real races. Their shared state is behind locks (WorkerPool, StoragePool, Profiler).
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,4 @@
-// Fuzz target: a model config JSON (forward --config), compiled into the VisionMamba module.
+// Fuzz target: a model config JSON (forward --config), compiled into the VisionMambaModels module.
 // A config that parses and validates is counted (FLOPs, token schedule), and a small one is
 // built and run on one blank image, so that whatever validation lets through must also run.
 import Foundation

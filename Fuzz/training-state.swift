@@ -2,7 +2,7 @@
 // eval of a checkpoint), classification's and segmentation's, compiled into the
 // VisionMambaTraining module.
 import Foundation
-import VisionMamba
+import VisionMambaModels
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTrainingState(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

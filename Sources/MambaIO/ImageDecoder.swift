@@ -36,7 +36,7 @@ public enum ImageDecoder {
 
     /// Decodes an image already in memory; `path` names it in errors. A smaller `maxPixels`
     /// keeps each run of the fuzz target fast; the checks are the same.
-    static func decode(_ bytes: [UInt8], path: String, maxPixels: Int = maxPixels) throws -> RGBImage {
+    package static func decode(_ bytes: [UInt8], path: String, maxPixels: Int = maxPixels) throws -> RGBImage {
         if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return try decodeJPEG(bytes, path: path, maxPixels: maxPixels) }
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) { return try decodePNG(bytes, path: path, maxPixels: maxPixels) }
         throw bytes.isEmpty ? FileError.empty(path: path) : FileError.unsupportedImage(path: path)

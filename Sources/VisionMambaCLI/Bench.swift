@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import MambaNN
 import MambaTensor
-import VisionMamba
+import VisionMambaModels
 import VisionMambaTraining
 
 struct Bench: ParsableCommand {

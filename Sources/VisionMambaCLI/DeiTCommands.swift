@@ -3,7 +3,7 @@ import Foundation
 import MambaIO
 import MambaNN
 import MambaTensor
-import VisionMamba
+import VisionMambaModels
 import VisionMambaTraining
 
 // The DeiT paths of forward, bench and flops (`--model deit-tiny`, `--model upernet-deit-tiny`):

@@ -1,5 +1,5 @@
 import ArgumentParser
-import VisionMamba
+import VisionMambaModels
 
 /// DyVM flags, named as the official main.py's: turn a Vim into a DyVM or change a DyVM's stages.
 struct DyVMOptions: ParsableArguments {

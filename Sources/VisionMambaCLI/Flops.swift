@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import VisionMamba
+import VisionMambaModels
 
 struct Flops: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Analytic forward FLOPs per image and the token schedule of a model.")

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import VisionMamba
+import VisionMambaModels
 
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the model zoo: names, aliases (timm's underscore spelling works too), parameters, tokens and released weights.")

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import MambaIO
 import MambaTensor
-import VisionMamba
+import VisionMambaModels
 import VisionMambaData
 import VisionMambaTraining
 

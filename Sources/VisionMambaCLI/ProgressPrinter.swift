@@ -47,6 +47,8 @@ final class ProgressPrinter {
             print(String(format: "iteration %d  train loss %.4f  mIoU %.2f%%  aAcc %.2f%%  mAcc %.2f%%  lr %.3g  %.1f img/s",
                          m.iteration, m.trainLoss, m.valMIoU, m.valAAcc, m.valMAcc, m.lr, m.imagesPerSecond))
             fflush(stdout)
+        case .checkpointSaved:
+            break   // the closing lines name the checkpoints
         }
     }
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import VisionMamba
+import VisionMambaModels
 import VisionMambaData
 import VisionMambaTraining
 

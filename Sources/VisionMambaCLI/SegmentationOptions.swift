@@ -1,6 +1,6 @@
 import ArgumentParser
 import MambaNN
-import VisionMamba
+import VisionMambaModels
 import VisionMambaTraining
 
 extension LayerDecay: ExpressibleByArgument {}

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import MambaTensor
-import VisionMamba
+import VisionMambaModels
 import VisionMambaTraining
 
 struct Study: ParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MambaTensor
 import VisionMamba
+import VisionMambaModels
 import VisionMambaTraining
 
 struct Train: ParsableCommand {
@@ -56,19 +57,21 @@ struct Train: ParsableCommand {
         }
         let world = try World.current()
         let printer = ProgressPrinter(logInterval: logInterval)
-        let trainer = try Trainer(options: options, outputDir: outputDir, resume: resume, finetune: finetune,
-                                  epochs: resume == nil ? nil : recipe.epochs, overwrite: overwrite,
-                                  interpolation: posEmbedInterp, world: world, events: printer.handle)
-        let processes = world.size > 1 ? "\(world.size) processes × " : ""
-        let outputDir = trainer.outputDir
+        let trainer = try Trainer(options, outputDirectory: outputDir.map(URL.init(fileURLWithPath:)), resume: resume.map(URL.init(fileURLWithPath:)),
+                                  finetune: finetune.map(URL.init(fileURLWithPath:)), epochs: resume == nil ? nil : recipe.epochs,
+                                  overwrite: overwrite, interpolation: posEmbedInterp, world: world)
+        let outputDir = trainer.outputDirectory.relativePath
         if world.isLeader {
-            print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset.rawValue) for \(trainer.options.epochs) epochs, from epoch \(trainer.state.epochsDone + 1); \(processes)\(Parallel.threads) threads; writing to \(outputDir)")
-            fflush(stdout)
+            announce(trainer, dataset: options.dataset, world: world)
         }
-        let history = try trainer.run()
+        var history: [EpochMetrics] = []
+        try drain(trainer.run()) { event in
+            if case .epochEnded(let m, _) = event { history.append(m) }
+            printer.handle(event)
+        }
         if world.isLeader {
             if let last = history.last {
-                print(String(format: "done: top-1 %.2f%% (best %.2f%%)", last.top1, trainer.state.bestTop1))
+                print(String(format: "done: top-1 %.2f%% (best %.2f%%)", last.top1, history.map(\.top1).max() ?? last.top1))
             }
             print("checkpoint: \(outputDir)/checkpoint.safetensors (best: \(outputDir)/best-checkpoint.safetensors)")
             print("metrics: \(outputDir)/metrics.jsonl, plot: \(outputDir)/learning-curve.svg")
@@ -101,23 +104,45 @@ struct Train: ParsableCommand {
         }
         let world = try World.current()
         let printer = ProgressPrinter(logInterval: logInterval)
-        let trainer = try SegmentationTrainer(options: options, outputDir: outputDir, resume: resume,
-                                              iterations: resume == nil ? nil : segmentationOptions.iterations,
-                                              overwrite: overwrite, world: world, events: printer.handle)
-        let outputDir = trainer.outputDir
+        let trainer = try Trainer(options, outputDirectory: outputDir.map(URL.init(fileURLWithPath:)), resume: resume.map(URL.init(fileURLWithPath:)),
+                                  iterations: resume == nil ? nil : segmentationOptions.iterations, overwrite: overwrite, world: world)
+        let outputDir = trainer.outputDirectory.relativePath
         if world.isLeader {
-            let processes = world.size > 1 ? "\(world.size) processes × " : ""
-            print("training \(trainer.options.model.name) (\(trainer.model.parameterCount) parameters) on \(trainer.options.dataset.rawValue) for \(trainer.options.iterations) iterations, from iteration \(trainer.state.iterationsDone + 1); \(processes)\(Parallel.threads) threads; writing to \(outputDir)")
-            fflush(stdout)
+            announce(trainer, dataset: options.dataset, world: world)
         }
-        let history = try trainer.run()
+        var history: [SegmentationEvalMetrics] = []
+        try drain(trainer.run()) { event in
+            if case .evaluated(let m) = event { history.append(m) }
+            printer.handle(event)
+        }
         if world.isLeader {
             if let last = history.last {
-                print(String(format: "done: mIoU %.2f%% (best %.2f%%), aAcc %.2f%%, mAcc %.2f%%", last.valMIoU, trainer.state.bestMIoU, last.valAAcc, last.valMAcc))
+                print(String(format: "done: mIoU %.2f%% (best %.2f%%), aAcc %.2f%%, mAcc %.2f%%", last.valMIoU, trainer.bestScore, last.valAAcc, last.valMAcc))
             }
             print("checkpoint: \(outputDir)/checkpoint.safetensors (best: \(outputDir)/best-checkpoint.safetensors)")
             print("metrics: \(outputDir)/metrics.jsonl, plot: \(outputDir)/learning-curve.svg")
         }
         world.finish()
     }
+
+    /// The run's first line: what trains, from where, on how many threads, into which folder.
+    private func announce(_ trainer: Trainer, dataset: DatasetKind, world: ProcessGroup) {
+        let processes = world.size > 1 ? "\(world.size) processes × " : ""
+        let (done, total, unit) = trainer.progress
+        print("training \(trainer.modelName) (\(trainer.parameterCount) parameters) on \(dataset.rawValue) for \(total) \(unit), from \(unit.dropLast()) \(done + 1); \(processes)\(Runtime.threads) threads; writing to \(trainer.outputDirectory.relativePath)")
+        fflush(stdout)
+    }
+}
+
+/// Runs the consumer of an async stream to its end from synchronous code: the commands run on
+/// the main thread, outside Swift concurrency.
+func drain<Element>(_ stream: AsyncThrowingStream<Element, Error>, _ body: @escaping (Element) -> Void) throws {
+    let done = DispatchSemaphore(value: 0)
+    var failure: Error?
+    Task {
+        do { for try await element in stream { body(element) } } catch { failure = error }
+        done.signal()
+    }
+    done.wait()
+    if let failure { throw failure }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MambaTensor
+import VisionMamba
 import VisionMambaTraining
 
 /// The `vision-mamba` command line. The executables call `main(joinWorld:)`: the single-process
@@ -20,6 +21,7 @@ public struct VisionMambaCommand: ParsableCommand {
     /// One place turns failures into the contract: usage errors keep argument-parser's own
     /// message and code; anything else is one line on stderr and exit code 1.
     public static func main(joinWorld: (() -> ProcessGroup?)? = nil) {
+        CommandLineLogHandler.install()
         World.join = joinWorld
         do {
             var command = try parseAsRoot()
@@ -63,7 +65,7 @@ struct ThreadOptions: ParsableArguments {
     var threads: Int?
 
     func apply() {
-        Parallel.threads = threads ?? Parallel.defaultThreads
+        Runtime.configure(threads: threads ?? Runtime.defaultThreads)
     }
 
     func validate() throws {

@@ -2,7 +2,7 @@ import Foundation
 import MambaIO
 import MambaNN
 import MambaTensor
-import VisionMamba
+import VisionMambaModels
 
 /// What a run has done so far; stored inside the checkpoint (safetensors metadata) and beside it
 /// as checkpoint.json.

@@ -1,5 +1,5 @@
 import MambaTensor
-import VisionMamba
+import VisionMambaModels
 import VisionMambaData
 
 /// Mean loss and top-1 / top-5 accuracy (percent) over a dataset.

@@ -1,6 +1,6 @@
 import Foundation
 import MambaIO
-import VisionMamba
+import VisionMambaModels
 
 /// Trains the same model and data under no fusion and the four Famba-V strategies at a matched
 /// token budget (about the same r × fusing blocks, as the official scripts: all r, interleave 2r,
@@ -64,7 +64,7 @@ public struct FusionStudy {
             let dir = outputDir + "/" + strategy.rawValue
             try? FileManager.default.removeItem(atPath: dir)
             events(.note("== \(strategy.rawValue): fused blocks \(fusion?.blocks.map(String.init).joined(separator: ",") ?? "none"), r = \(fusion?.tokens ?? 0)"))
-            let history = try Trainer(options: options, outputDir: dir, overwrite: overwrite, events: events).run()
+            let history = try ClassificationTrainer(options: options, outputDir: dir, overwrite: overwrite, events: events).run()
             rows.append(Row(strategy: strategy, fusion: fusion, schedule: options.model.tokenSchedule,
                             secondsPerEpoch: median(history.map(\.epochSeconds)),
                             peakTensorMiB: history.compactMap(\.peakTensorMiB).max() ?? 0,

@@ -1,6 +1,6 @@
 import Foundation
 import MambaIO
-import VisionMamba
+import VisionMambaModels
 
 /// What a weights file holds a model of: its shape (with DyVM and fusion settings), its class
 /// names, how an image file becomes its input, and the dataset it was trained on. A training

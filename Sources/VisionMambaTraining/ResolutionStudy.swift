@@ -1,7 +1,7 @@
 import Foundation
 import MambaIO
 import MambaTensor
-import VisionMamba
+import VisionMambaModels
 
 /// The Vim paper's high-resolution comparison in this engine: the Vim-T and DeiT-T segmentation
 /// backbones with their feature pyramids (untrained weights, evaluation mode), batch inference

@@ -1,6 +1,6 @@
 import MambaIO
 import MambaTensor
-import VisionMamba
+import VisionMambaModels
 import VisionMambaData
 
 /// mmseg's evaluation of a segmentor on a dataset: each image resized keeping its ratio

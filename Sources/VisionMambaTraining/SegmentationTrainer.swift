@@ -2,7 +2,7 @@ import Foundation
 import MambaIO
 import MambaNN
 import MambaTensor
-import VisionMamba
+import VisionMambaModels
 import VisionMambaData
 
 /// The segmentation dataset `kind` at `path` (`numClasses` for a segfolder).
@@ -162,15 +162,15 @@ public final class SegmentationTrainer {
             }
         } else {
             if let iterations { options.iterations = iterations }
-            folder = outputDir ?? Trainer.newRunFolder(model: options.model.name, dataset: options.dataset.rawValue)
-            if !overwrite && Trainer.holdsRun(folder) { throw TrainingError.outputHoldsRun(path: folder) }
+            folder = outputDir ?? ClassificationTrainer.newRunFolder(model: options.model.name, dataset: options.dataset.rawValue)
+            if !overwrite && ClassificationTrainer.holdsRun(folder) { throw TrainingError.outputHoldsRun(path: folder) }
         }
         options.worldSize = world.size
         try options.validate()
         self.options = options
         self.outputDir = folder
         self.world = world
-        self.report = world.isLeader ? events : { _ in }
+        self.report = world.isLeader ? { event in event.log(); events(event) } : { _ in }
 
         // Digit scenes are drawn at the model's crop size.
         let size = options.model.backbone.imgSize
@@ -270,15 +270,17 @@ public final class SegmentationTrainer {
     }
 
     /// Trains to `options.iterations` (or `stopAfter` iterations done), evaluating and
-    /// checkpointing every `evalInterval` iterations and after the last.
+    /// checkpointing every `evalInterval` iterations and after the last. `shouldStop` is asked
+    /// before each iteration: when it answers true the run returns there, its last checkpoint
+    /// untouched.
     @discardableResult
-    public func run(stopAfter: Int? = nil) throws -> [SegmentationEvalMetrics] {
+    public func run(stopAfter: Int? = nil, shouldStop: () -> Bool = { false }) throws -> [SegmentationEvalMetrics] {
         let params = model.namedParameters()
         let crop = options.model.backbone.imgSize
         let end = min(options.iterations, stopAfter ?? .max)
         var lossSum = 0.0, steps = 0, seen = 0
         var start = DispatchTime.now().uptimeNanoseconds
-        while state.iterationsDone < end {
+        while state.iterationsDone < end && !shouldStop() {
             let t = state.iterationsDone
             let lr = options.schedule.lr(forIteration: t)
             optimizer.lr = Float(lr)
@@ -341,7 +343,11 @@ public final class SegmentationTrainer {
         state.bestMIoU = max(state.bestMIoU, m.valMIoU)
         if world.isLeader {
             try Checkpoint.save(model: model, optimizer: optimizer, ema: nil, state: state, to: outputDir + "/" + Checkpoint.fileName)
-            if improved { try Checkpoint.save(model: model, optimizer: optimizer, ema: nil, state: state, to: outputDir + "/best-checkpoint.safetensors") }
+            report(.checkpointSaved(path: outputDir + "/" + Checkpoint.fileName))
+            if improved {
+                try Checkpoint.save(model: model, optimizer: optimizer, ema: nil, state: state, to: outputDir + "/best-checkpoint.safetensors")
+                report(.checkpointSaved(path: outputDir + "/best-checkpoint.safetensors"))
+            }
             try MetricsWriter.write(segmentation: state.history, to: outputDir)
         }
         return m

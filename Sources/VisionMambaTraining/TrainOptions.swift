@@ -1,4 +1,4 @@
-import VisionMamba
+import VisionMambaModels
 
 /// Everything that decides a training run, named as in timm's train.py / the official main.py.
 /// Stored in every checkpoint so `--resume` continues the same run.

@@ -34,8 +34,8 @@ extension OpGradientTests {
             for c in 0..<11 { XCTAssertEqual(Double(ys[r * 11 + c]), exp(row[c] - m) / s, accuracy: 1e-6) }
         }
         let threads = Parallel.threads
-        defer { Parallel.threads = threads }
-        Parallel.threads = 1
+        defer { EngineSettings.configure(threads: threads) }
+        EngineSettings.configure(threads: 1)
         XCTAssertEqual(try softmax(Tensor(shape: [3, 11], values: values), tape: nil).array, ys)
     }
 }

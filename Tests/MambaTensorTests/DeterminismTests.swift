@@ -9,7 +9,7 @@ final class DeterminismTests: XCTestCase {
     var savedThreads = 1
 
     override func setUp() { savedThreads = Parallel.threads }
-    override func tearDown() { Parallel.threads = savedThreads }
+    override func tearDown() { EngineSettings.configure(threads: savedThreads) }
 
     func random(_ n: Int, scale: Double = 1) -> [Float] { (0..<n).map { _ in Float(rng.normal() * scale) } }
 
@@ -18,7 +18,7 @@ final class DeterminismTests: XCTestCase {
                                          _ compute: () -> [Float]) {
         var first: [UInt32]? = nil
         for threads in [1, 2, 3, 4] {
-            Parallel.threads = threads
+            EngineSettings.configure(threads: threads)
             let bits = compute().map(\.bitPattern)
             guard let want = first else { first = bits; continue }
             let differing = zip(bits, want).filter { $0 != $1 }.count
@@ -76,7 +76,7 @@ final class DeterminismTests: XCTestCase {
     /// The blocked product is the product: several blocks of rows, then of columns, against a
     /// double-precision loop.
     func testGemmBlocksComputeTheProduct() {
-        Parallel.threads = 3
+        EngineSettings.configure(threads: 3)
         for (m, n, k) in [(600, 100, 300), (100, 600, 300)] {
             XCTAssertEqual(gemmBlocks(span: max(m, n), work: m * n * k), 8)
             for (transA, transB) in [(false, true), (true, false)] {

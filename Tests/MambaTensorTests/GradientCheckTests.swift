@@ -6,7 +6,7 @@ import XCTest
 /// input element nudged by ±ε, compared as relative L2 over all elements checked.
 final class GradientCheckTests: XCTestCase {
     var rng = SeededGenerator(seed: 11)
-    override func setUp() { Parallel.threads = 2 }
+    override func setUp() { EngineSettings.configure(threads: 2) }
 
     func random(_ n: Int, scale: Double = 1) -> [Float] { (0..<n).map { _ in Float(rng.normal() * scale) } }
 
@@ -153,7 +153,7 @@ final class ScanBackwardKernelTests: XCTestCase {
     /// The SIMD backward (16-channel tasks) against the double-precision reference, with a tail
     /// of 8 channels that the reference handles inside the SIMD entry point.
     func testSIMDBackwardMatchesReference() {
-        Parallel.threads = 2
+        EngineSettings.configure(threads: 2)
         var rng = SeededGenerator(seed: 5)
         func random(_ n: Int, _ s: Double = 1) -> [Float] { (0..<n).map { _ in Float(rng.normal() * s) } }
         let (batch, L, E, N) = (2, 9, 40, 16), P = 3 + 2 * N

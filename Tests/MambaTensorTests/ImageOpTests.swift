@@ -290,9 +290,9 @@ extension OpGradientTests {
                              runningMean: images([16], [Float](repeating: 0, count: 16)), runningVar: images([16], [Float](repeating: 1, count: 16)),
                              training: true, tape: nil).array]
         }
-        Parallel.threads = 1
+        EngineSettings.configure(threads: 1)
         let one = try run()
-        Parallel.threads = 2
+        EngineSettings.configure(threads: 2)
         XCTAssertEqual(try run(), one)
     }
 }

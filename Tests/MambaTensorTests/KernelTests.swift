@@ -8,7 +8,7 @@ final class KernelTests: XCTestCase {
 
     func random(_ n: Int, scale: Double = 1) -> [Float] { (0..<n).map { _ in Float(rng.normal() * scale) } }
 
-    override func setUp() { Parallel.threads = 2 }
+    override func setUp() { EngineSettings.configure(threads: 2) }
 
     func testSelectiveScanBothDirections() {
         // E = 20 exercises a partial SIMD block; N = 5 a non-default state size.
@@ -115,7 +115,7 @@ final class KernelTests: XCTestCase {
 
     func testParallelForCoversEveryIndexOnce() {
         for threads in [1, 2, 3] {
-            Parallel.threads = threads
+            EngineSettings.configure(threads: threads)
             var hits = [Int](repeating: 0, count: 101)
             hits.withUnsafeMutableBufferPointer { h in parallelFor(101) { r in for i in r { h[i] += 1 } } }
             XCTAssertEqual(hits, [Int](repeating: 1, count: 101))

@@ -8,7 +8,7 @@ import XCTest
 /// blocks and the scalar tail of the conv and scan kernels.
 final class OpGradientTests: XCTestCase {
     var rng = SeededGenerator(seed: 23)
-    override func setUp() { Parallel.threads = 2 }
+    override func setUp() { EngineSettings.configure(threads: 2) }
 
     func random(_ n: Int, scale: Double = 1) -> [Float] { (0..<n).map { _ in Float(rng.normal() * scale) } }
     func uniform(_ n: Int, _ range: ClosedRange<Double>) -> [Float] {

@@ -7,7 +7,7 @@ import XCTest
 final class ParallelTests: XCTestCase {
     var savedThreads = 1
     override func setUp() { savedThreads = Parallel.threads }
-    override func tearDown() { Parallel.threads = savedThreads }
+    override func tearDown() { EngineSettings.configure(threads: savedThreads) }
 
     /// Counts how often each index of 0..<n ran, and on which threads.
     final class Record: @unchecked Sendable {
@@ -24,7 +24,7 @@ final class ParallelTests: XCTestCase {
 
     func testEveryIndexOnceOnAtMostThreadsThreads() {
         for threads in [1, 2, 3, 5, 8] {
-            Parallel.threads = threads
+            EngineSettings.configure(threads: threads)
             XCTAssertEqual(Parallel.threads, threads)
             let record = Record(1000)
             for _ in 0..<200 { parallelFor(1000) { record.visit($0) } }
@@ -35,7 +35,7 @@ final class ParallelTests: XCTestCase {
     }
 
     func testNestedCallsRunInline() {
-        Parallel.threads = 4
+        EngineSettings.configure(threads: 4)
         let record = Record(64 * 64)
         parallelFor(64) { rows in
             for r in rows { parallelFor(64) { cols in record.visit((r * 64 + cols.lowerBound)..<(r * 64 + cols.upperBound)) } }
@@ -45,7 +45,7 @@ final class ParallelTests: XCTestCase {
     }
 
     func testCallsFromSeveralThreadsAtOnce() {
-        Parallel.threads = 3
+        EngineSettings.configure(threads: 3)
         let records = (0..<6).map { _ in Record(5000) }
         DispatchQueue.concurrentPerform(iterations: records.count) { k in
             for _ in 0..<50 { parallelFor(5000) { records[k].visit($0) } }
@@ -65,9 +65,9 @@ final class ParallelTests: XCTestCase {
     }
 
     func testThreadCountIsClamped() {
-        Parallel.threads = 0
+        EngineSettings.configure(threads: 0)
         XCTAssertEqual(Parallel.threads, 1)
-        Parallel.threads = Parallel.maxThreads + 1000
+        EngineSettings.configure(threads: Parallel.maxThreads + 1000)
         XCTAssertEqual(Parallel.threads, Parallel.maxThreads)
         let record = Record(100)
         parallelFor(100) { record.visit($0) }

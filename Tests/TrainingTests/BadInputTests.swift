@@ -2,7 +2,7 @@ import Foundation
 import MambaIO
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 @testable import VisionMambaData
 @testable import VisionMambaTraining
 
@@ -11,7 +11,7 @@ import XCTest
 final class BadInputTests: XCTestCase {
     var tmp: URL!
     override func setUpWithError() throws {
-        Parallel.threads = 2
+        EngineSettings.configure(threads: 2)
         tmp = FileManager.default.temporaryDirectory.appendingPathComponent("vm-bad-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
     }
@@ -66,29 +66,29 @@ final class BadInputTests: XCTestCase {
         }
         let dir = tmp.path
         expect(TrainingError.invalidOption(name: "batchSize", value: "0", allowed: "at least 1")) {
-            try Trainer(options: options { $0.batchSize = 0 }, outputDir: dir, events: { _ in })
+            try ClassificationTrainer(options: options { $0.batchSize = 0 }, outputDir: dir, events: { _ in })
         }
         expect(TrainingError.invalidOption(name: "smoothing", value: "1.0", allowed: "[0, 1)")) {
-            try Trainer(options: options { $0.smoothing = 1 }, outputDir: dir, events: { _ in })
+            try ClassificationTrainer(options: options { $0.smoothing = 1 }, outputDir: dir, events: { _ in })
         }
         expect(TrainingError.invalidOption(name: "lr", value: "nan", allowed: "finite, at least 0")) {
-            try Trainer(options: options { $0.lr = .nan }, outputDir: dir, events: { _ in })
+            try ClassificationTrainer(options: options { $0.lr = .nan }, outputDir: dir, events: { _ in })
         }
         expect(ConfigError.invalidValue(model: "vim-digits-small", field: "patch_size", value: "0", allowed: "1...img_size (8)")) {
-            try Trainer(options: options { $0.model.patchSize = 0 }, outputDir: dir, events: { _ in })
+            try ClassificationTrainer(options: options { $0.model.patchSize = 0 }, outputDir: dir, events: { _ in })
         }
         expect(TrainingError.classCountMismatch(dataset: "digits", datasetClasses: 10, modelClasses: 3)) {
-            try Trainer(options: options { $0.model.numClasses = 3 }, outputDir: dir, events: { _ in })
+            try ClassificationTrainer(options: options { $0.model.numClasses = 3 }, outputDir: dir, events: { _ in })
         }
         expect(TrainingError.oddBatchForMixup(batchSize: 31)) {
-            try Trainer(options: options { $0.batchSize = 31; $0.mixup = 0.8 }, outputDir: dir, events: { _ in })
+            try ClassificationTrainer(options: options { $0.batchSize = 31; $0.mixup = 0.8 }, outputDir: dir, events: { _ in })
         }
         expect(TrainingError.dyvmWithDropPath(rate: 0.1)) {
-            try Trainer(options: options { $0.model.dyvm = DyVMConfig(pruningLoc: [1], tokenKeepRatio: 0.7); $0.dropPath = 0.1 },
+            try ClassificationTrainer(options: options { $0.model.dyvm = DyVMConfig(pruningLoc: [1], tokenKeepRatio: 0.7); $0.dropPath = 0.1 },
                         outputDir: dir, events: { _ in })
         }
         expect(TrainingError.batchLargerThanDataset(batchSize: 4096, processes: 1, images: DigitsDataset.trainCount)) {
-            try Trainer(options: options { $0.batchSize = 4096 }, outputDir: dir, events: { _ in })
+            try ClassificationTrainer(options: options { $0.batchSize = 4096 }, outputDir: dir, events: { _ in })
         }
     }
 
@@ -127,7 +127,7 @@ final class BadInputTests: XCTestCase {
         let weights = tmp.appendingPathComponent("weights.safetensors").path
         try SafeTensors.write(twoClassModel().stateDict(), to: weights)
         expect(TrainingError.notATrainingCheckpoint(path: weights)) {
-            try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: tmp.appendingPathComponent("run").path, resume: weights, events: { _ in })
+            try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: tmp.appendingPathComponent("run").path, resume: weights, events: { _ in })
         }
     }
 
@@ -136,7 +136,7 @@ final class BadInputTests: XCTestCase {
     /// trapped in the data loader, a huge step count hung in AdamW's bias correction).
     func testResumeFromAnEditedCheckpoint() throws {
         let run = tmp.appendingPathComponent("run").path
-        _ = try Trainer(options: TrainerTests.smallOptions(epochs: 2), outputDir: run, events: { _ in }).run(stopAfter: 1)
+        _ = try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 2), outputDir: run, events: { _ in }).run(stopAfter: 1)
         let original = try SafeTensors.read(run + "/checkpoint.safetensors")
         var edits = 0
         func edited(_ change: (inout [String: Any]) -> Void) throws -> String {
@@ -152,8 +152,8 @@ final class BadInputTests: XCTestCase {
         func option(_ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
             { state in var o = state["options"] as! [String: Any]; o[key] = value; state["options"] = o }
         }
-        func resume(_ path: String) throws -> Trainer {
-            try Trainer(options: TrainerTests.smallOptions(epochs: 2), resume: path, events: { _ in })
+        func resume(_ path: String) throws -> ClassificationTrainer {
+            try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 2), resume: path, events: { _ in })
         }
         func refused(_ change: @escaping (inout [String: Any]) -> Void, _ field: String, _ value: String, _ allowed: String,
                      line: UInt = #line) throws {
@@ -188,10 +188,10 @@ final class BadInputTests: XCTestCase {
         let file = tmp.appendingPathComponent("file")
         try Data("x".utf8).write(to: file)
         let dir = file.appendingPathComponent("run").path
-        expect(TrainingError.outputNotWritable(path: dir)) { try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: dir, events: { _ in }) }
+        expect(TrainingError.outputNotWritable(path: dir)) { try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: dir, events: { _ in }) }
         // The output folder itself a regular file.
         expect(TrainingError.outputNotWritable(path: file.path)) {
-            try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: file.path, events: { _ in })
+            try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: file.path, events: { _ in })
         }
         XCTAssertEqual("\(TrainingError.outputNotWritable(path: dir))", "\(dir): cannot create the output folder or write a file in it")
     }
@@ -209,7 +209,7 @@ final class BadInputTests: XCTestCase {
         if geteuid() == 0 { throw XCTSkip("running as root, which ignores the folder's permissions") }
         for dir in [locked.appendingPathComponent("run").path, locked.path] {
             expect(TrainingError.outputNotWritable(path: dir)) {
-                try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: dir, events: { _ in })
+                try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: dir, events: { _ in })
             }
         }
     }

@@ -1,7 +1,7 @@
 import Foundation
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 @testable import VisionMambaTraining
 
 /// DyVM fine-tuned from a trained dense Vim on the bundled digits, as the official recipe starts
@@ -9,7 +9,7 @@ import XCTest
 final class DyVMTrainingTests: XCTestCase {
     var tmp: URL!
     override func setUpWithError() throws {
-        Parallel.threads = 2
+        EngineSettings.configure(threads: 2)
         tmp = FileManager.default.temporaryDirectory.appendingPathComponent("vm-dyvm-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
     }
@@ -25,11 +25,11 @@ final class DyVMTrainingTests: XCTestCase {
 
     func testFineTunesFromADenseVimAndResumesExactly() throws {
         let dense = tmp.appendingPathComponent("dense").path
-        let denseTop1 = try Trainer(options: TrainerTests.smallOptions(epochs: 20), outputDir: dense, events: { _ in }).run().last!.top1
+        let denseTop1 = try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 20), outputDir: dense, events: { _ in }).run().last!.top1
         let start = dense + "/checkpoint.safetensors"
 
         let whole = tmp.appendingPathComponent("dyvm").path
-        let trainer = try Trainer(options: dyvmOptions(epochs: 8), outputDir: whole, finetune: start, events: { _ in })
+        let trainer = try ClassificationTrainer(options: dyvmOptions(epochs: 8), outputDir: whole, finetune: start, events: { _ in })
         // The teacher is the dense model the student started from, frozen.
         XCTAssertEqual(trainer.teacher!.namedParameters().count, try VimModel(config: TrainerTests.smallOptions(epochs: 1).model).namedParameters().count)
         let history = try trainer.run()
@@ -42,8 +42,8 @@ final class DyVMTrainingTests: XCTestCase {
 
         // Stopped after two epochs and resumed: the same metrics (the teacher is rebuilt from the start weights).
         let split = tmp.appendingPathComponent("split").path
-        _ = try Trainer(options: dyvmOptions(epochs: 8), outputDir: split, finetune: start, events: { _ in }).run(stopAfter: 2)
-        let resumed = try Trainer(options: dyvmOptions(epochs: 8), outputDir: split, resume: split, events: { _ in }).run()
+        _ = try ClassificationTrainer(options: dyvmOptions(epochs: 8), outputDir: split, finetune: start, events: { _ in }).run(stopAfter: 2)
+        let resumed = try ClassificationTrainer(options: dyvmOptions(epochs: 8), outputDir: split, resume: split, events: { _ in }).run()
         XCTAssertEqual(resumed.map(\.trainLoss), history.map(\.trainLoss))
         XCTAssertEqual(resumed.map(\.top1), history.map(\.top1))
     }

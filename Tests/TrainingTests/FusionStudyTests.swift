@@ -1,14 +1,14 @@
 import Foundation
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 @testable import VisionMambaData
 @testable import VisionMambaTraining
 
 final class FusionStudyTests: XCTestCase {
     var tmp: URL!
     override func setUpWithError() throws {
-        Parallel.threads = 2
+        EngineSettings.configure(threads: 2)
         tmp = FileManager.default.temporaryDirectory.appendingPathComponent("vm-study-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
     }

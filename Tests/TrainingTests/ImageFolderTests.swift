@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import MambaIO
 import MambaTensor
-@testable import VisionMamba
+@testable import VisionMambaModels
 @testable import VisionMambaData
 @testable import VisionMambaTraining
 
@@ -17,7 +17,7 @@ final class ImageFolderTests: XCTestCase {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
     override func tearDownWithError() throws {
-        Parallel.threads = Parallel.defaultThreads
+        EngineSettings.configure(threads: Parallel.defaultThreads)
         try? FileManager.default.removeItem(at: root)
     }
 
@@ -121,7 +121,7 @@ final class ImageFolderTests: XCTestCase {
                         FileError.decodeFailed(path: badPNG, format: "PNG", reason: "IHDR: width 0 outside 1...1000000")]
         let split = root.appendingPathComponent("val").path
         for threads in [1, 2, 3] {
-            Parallel.threads = threads
+            EngineSettings.configure(threads: threads)
             assertThrows(DatasetError.unreadableImages(path: split, images: expected),
                          try ImageFolderDataset(root: root.path, split: "val", size: 16, train: false))
         }
@@ -152,13 +152,13 @@ final class ImageFolderTests: XCTestCase {
         options.dataPath = root.path
         options.batchSize = 2
         let out = root.appendingPathComponent("run").path
-        XCTAssertThrowsError(try Trainer(options: options, outputDir: out, events: { _ in })) { error in
+        XCTAssertThrowsError(try ClassificationTrainer(options: options, outputDir: out, events: { _ in })) { error in
             guard case .unreadableImages(_, let images)? = error as? DatasetError else { return XCTFail("\(error)") }
             XCTAssertEqual(images.count, 1)
         }
         options.skipBadImages = true
         let box = EventBox()
-        _ = try Trainer(options: options, outputDir: out, events: box.append)
+        _ = try ClassificationTrainer(options: options, outputDir: out, events: box.append)
         let skipped = box.events.compactMap { event -> String? in
             if case let .skippedImages(path, count) = event { return "\(path) \(count)" }
             return nil

@@ -1,7 +1,7 @@
 import MambaNN
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 
 final class RecipeTests: XCTestCase {
     func testScheduleMatchesTheOfficialVimTinyRun() throws {

@@ -14,25 +14,25 @@ final class RunFolderTests: XCTestCase {
 
     func testANewRunDoesNotReplaceAnother() throws {
         let run = tmp.appendingPathComponent("run").path
-        _ = try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: run, events: { _ in }).run()
+        _ = try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: run, events: { _ in }).run()
         let before = try Data(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors"))
-        XCTAssertThrowsError(try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: run, events: { _ in })) { error in
+        XCTAssertThrowsError(try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: run, events: { _ in })) { error in
             XCTAssertEqual(error as? TrainingError, .outputHoldsRun(path: run))
         }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors")), before)
         // Replacing it is a choice the caller makes explicitly.
-        XCTAssertNoThrow(try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: run, overwrite: true, events: { _ in }))
+        XCTAssertNoThrow(try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: run, overwrite: true, events: { _ in }))
     }
 
     func testAResumedRunStaysInItsFolderAndExtendsItsSchedule() throws {
         let run = tmp.appendingPathComponent("run").path, other = tmp.appendingPathComponent("other").path
-        _ = try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: run, events: { _ in }).run()
-        XCTAssertThrowsError(try Trainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: other, resume: run, events: { _ in })) { error in
+        _ = try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: run, events: { _ in }).run()
+        XCTAssertThrowsError(try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), outputDir: other, resume: run, events: { _ in })) { error in
             XCTAssertEqual(error as? TrainingError, .resumeElsewhere(checkpoint: run + "/checkpoint.safetensors", outputDir: other))
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: other))
         var notes: [String] = []
-        let trainer = try Trainer(options: TrainerTests.smallOptions(epochs: 1), resume: run, epochs: 2, events: { event in
+        let trainer = try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), resume: run, epochs: 2, events: { event in
             if case .note(let text) = event { notes.append(text) }
         })
         XCTAssertEqual(trainer.outputDir, run)
@@ -43,7 +43,7 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(state.epochsDone, 2)
         XCTAssertEqual(state.options.epochs, 2)
         // Fewer epochs than it has trained would not run anything.
-        XCTAssertThrowsError(try Trainer(options: TrainerTests.smallOptions(epochs: 1), resume: run, epochs: 1, events: { _ in })) { error in
+        XCTAssertThrowsError(try ClassificationTrainer(options: TrainerTests.smallOptions(epochs: 1), resume: run, epochs: 1, events: { _ in })) { error in
             XCTAssertEqual(error as? TrainingError, .epochsAlreadyDone(requested: 1, done: 2, checkpoint: run + "/checkpoint.safetensors"))
         }
     }
@@ -53,10 +53,10 @@ final class RunFolderTests: XCTestCase {
         FileManager.default.changeCurrentDirectoryPath(tmp.path)
         defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
         let now = Date(timeIntervalSince1970: 1_800_000_000)
-        let first = Trainer.newRunFolder(model: "vim-digits", dataset: "digits", now: now)
+        let first = ClassificationTrainer.newRunFolder(model: "vim-digits", dataset: "digits", now: now)
         XCTAssertTrue(first.hasPrefix("runs/vim-digits-digits-"), first)
         XCTAssertEqual(first.count, "runs/vim-digits-digits-".count + "yyyyMMdd-HHmmss".count, first)
         try FileManager.default.createDirectory(atPath: first, withIntermediateDirectories: true)
-        XCTAssertEqual(Trainer.newRunFolder(model: "vim-digits", dataset: "digits", now: now), first + "-2")
+        XCTAssertEqual(ClassificationTrainer.newRunFolder(model: "vim-digits", dataset: "digits", now: now), first + "-2")
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import MambaIO
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 @testable import VisionMambaTraining
 
 /// Iteration-based segmentation training on the bundled digit scenes: events, checkpoints and
@@ -11,7 +11,7 @@ final class SegmentationTrainerTests: XCTestCase {
     var tmp: URL!
 
     override func setUpWithError() throws {
-        Parallel.threads = 2
+        EngineSettings.configure(threads: 2)
         tmp = FileManager.default.temporaryDirectory.appendingPathComponent("segtrain-\(UUID().uuidString)")
     }
 
@@ -97,7 +97,7 @@ final class SegmentationTrainerTests: XCTestCase {
         var classification = TrainerTests.smallOptions(epochs: 1)
         classification.model.depth = 4
         let classifierRun = tmp.appendingPathComponent("classifier").path
-        _ = try Trainer(options: classification, outputDir: classifierRun, events: { _ in }).run()
+        _ = try ClassificationTrainer(options: classification, outputDir: classifierRun, events: { _ in }).run()
         var o = Self.options(iterations: 1)
         o.model.backbone.embedDim = 32
         o.finetune = classifierRun + "/checkpoint.safetensors"

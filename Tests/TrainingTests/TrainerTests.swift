@@ -2,13 +2,13 @@ import Foundation
 import MambaIO
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 @testable import VisionMambaTraining
 
 final class TrainerTests: XCTestCase {
     var tmp: URL!
     override func setUpWithError() throws {
-        Parallel.threads = 2
+        EngineSettings.configure(threads: 2)
         tmp = FileManager.default.temporaryDirectory.appendingPathComponent("vm-train-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
     }
@@ -25,7 +25,7 @@ final class TrainerTests: XCTestCase {
 
     /// A small Vim learns the bundled digits: at least 90% validation top-1.
     func testLearnsDigits() throws {
-        let trainer = try Trainer(options: Self.smallOptions(epochs: 20), outputDir: tmp.path, events: { _ in })
+        let trainer = try ClassificationTrainer(options: Self.smallOptions(epochs: 20), outputDir: tmp.path, events: { _ in })
         let history = try trainer.run()
         XCTAssertEqual(history.count, 20)
         XCTAssertGreaterThanOrEqual(history.last!.top1, 90, "final top-1 \(history.last!.top1)")
@@ -41,10 +41,10 @@ final class TrainerTests: XCTestCase {
     /// batch with its running loss, and the end events carry the metrics the run returns.
     func testReportsProgressAsEvents() throws {
         let box = EventBox()
-        let trainer = try Trainer(options: Self.smallOptions(epochs: 2), outputDir: tmp.path, events: box.append)
+        let trainer = try ClassificationTrainer(options: Self.smallOptions(epochs: 2), outputDir: tmp.path, events: box.append)
         let history = try trainer.run()
         let steps = 1437 / 32   // the loader drops the last partial batch
-        var started = 0, stepped = 0, ended: [EpochMetrics] = []
+        var started = 0, stepped = 0, ended: [EpochMetrics] = [], saved: [String] = []
         for event in box.events {
             switch event {
             case let .epochStarted(_, epochs, n): started += 1; XCTAssertEqual(epochs, 2); XCTAssertEqual(n, steps)
@@ -53,8 +53,13 @@ final class TrainerTests: XCTestCase {
             case .note: break
             case .skippedImages: XCTFail("the digits have no files to skip")
             case .iteration, .evaluated: XCTFail("a classification run reports epochs, not iterations")
+            case .checkpointSaved(let path): saved.append((path as NSString).lastPathComponent)
             }
         }
+        // Each epoch's checkpoint; the best one again whenever top-1 improved (the first always does).
+        XCTAssertEqual(saved.filter { $0 == "checkpoint.safetensors" }.count, 2)
+        XCTAssertEqual(saved.first, "checkpoint.safetensors")
+        XCTAssertEqual(Array(saved.prefix(2)), ["checkpoint.safetensors", "best-checkpoint.safetensors"])
         XCTAssertEqual(started, 2)
         XCTAssertEqual(stepped, 2 * steps)
         XCTAssertEqual(ended, history)
@@ -63,9 +68,9 @@ final class TrainerTests: XCTestCase {
     /// Resuming from an epoch's checkpoint gives the same numbers as never stopping.
     func testResumeContinuesExactly() throws {
         let whole = tmp.appendingPathComponent("whole").path, split = tmp.appendingPathComponent("split").path
-        let a = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: whole, events: { _ in }).run()
-        _ = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: split, events: { _ in }).run(stopAfter: 1)
-        let b = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: split, resume: split, events: { _ in }).run()
+        let a = try ClassificationTrainer(options: Self.smallOptions(epochs: 3), outputDir: whole, events: { _ in }).run()
+        _ = try ClassificationTrainer(options: Self.smallOptions(epochs: 3), outputDir: split, events: { _ in }).run(stopAfter: 1)
+        let b = try ClassificationTrainer(options: Self.smallOptions(epochs: 3), outputDir: split, resume: split, events: { _ in }).run()
         XCTAssertEqual(a.map(\.trainLoss), b.map(\.trainLoss))
         XCTAssertEqual(a.map(\.valLoss), b.map(\.valLoss))
         XCTAssertEqual(a.map(\.top1), b.map(\.top1))
@@ -73,7 +78,7 @@ final class TrainerTests: XCTestCase {
 
     /// A non-finite loss stops the run with a clear message and leaves the last checkpoint as it was.
     func testNaNStopsAndKeepsTheCheckpoint() throws {
-        let trainer = try Trainer(options: Self.smallOptions(epochs: 3), outputDir: tmp.path, events: { _ in })
+        let trainer = try ClassificationTrainer(options: Self.smallOptions(epochs: 3), outputDir: tmp.path, events: { _ in })
         try trainer.run(stopAfter: 1)
         let path = tmp.appendingPathComponent("checkpoint.safetensors").path
         let before = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -1,7 +1,7 @@
 import Foundation
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 @testable import VisionMambaTraining
 
 /// A short training run reports the same metrics and ends on the same weights, bit for bit, on
@@ -17,7 +17,7 @@ final class TrainingDeterminismTests: XCTestCase {
     }
 
     override func tearDownWithError() throws {
-        Parallel.threads = savedThreads
+        EngineSettings.configure(threads: savedThreads)
         try? FileManager.default.removeItem(at: tmp)
     }
 
@@ -34,8 +34,8 @@ final class TrainingDeterminismTests: XCTestCase {
     func assertSameRun(_ what: String, _ options: TrainOptions) throws {
         var runs: [(metrics: [EpochMetrics], weights: [String: [UInt32]])] = []
         for threads in [1, 2] {
-            Parallel.threads = threads
-            let trainer = try Trainer(options: options, outputDir: tmp.appendingPathComponent("\(what)-\(threads)").path, events: { _ in })
+            EngineSettings.configure(threads: threads)
+            let trainer = try ClassificationTrainer(options: options, outputDir: tmp.appendingPathComponent("\(what)-\(threads)").path, events: { _ in })
             let history = try trainer.run()
             let weights = Dictionary(uniqueKeysWithValues:
                 trainer.model.namedParameters().map { ($0.0, $0.1.array.map(\.bitPattern)) })

@@ -3,7 +3,7 @@ import MambaIO
 import MambaNN
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 
 /// Model configs, inputs, indices and noise that do not fit are refused with the exact typed
 /// error before any kernel runs.

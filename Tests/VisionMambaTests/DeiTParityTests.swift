@@ -3,7 +3,7 @@ import MambaIO
 import MambaNN
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 
 /// timm's VisionTransformer with deit_tiny_patch16_224's structure at a micro size
 /// (make_deit_fixtures.py, float64): block outputs, logits, the cross-entropy, every parameter
@@ -11,7 +11,7 @@ import XCTest
 final class DeiTParityTests: XCTestCase {
     static let resources = Bundle.module.bundleURL.appendingPathComponent("Resources/deit")
 
-    override func setUp() { Parallel.threads = 2 }
+    override func setUp() { EngineSettings.configure(threads: 2) }
 
     static func config() throws -> (DeiTConfig, batch: Int, resampledGrid: Int) {
         let data = try Data(contentsOf: resources.appendingPathComponent("deit-micro.json"))

@@ -2,7 +2,7 @@ import Foundation
 import MambaIO
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 
 /// Every traced tensor against the fixture's: floats within relative L2 1e-5, integers exactly.
 /// Returns the worst float error.
@@ -29,7 +29,7 @@ func assertTraceMatches(_ trace: ForwardTrace, _ io: TensorFile, _ name: String,
 /// predictor outputs within relative L2 1e-5; kept indices, patch positions, token counts, class
 /// positions and direction decisions exactly.
 final class DyVMParityTests: XCTestCase {
-    override func setUp() { Parallel.threads = 2 }
+    override func setUp() { EngineSettings.configure(threads: 2) }
 
     func check(_ name: String, weights ext: String) throws {
         let (config, model, io) = try FixtureParityTests.loadCase(name, weights: ext)
@@ -87,7 +87,7 @@ final class DyVMParityTests: XCTestCase {
 /// the five loss parts and the loss within 1e-5, every gradient within relative L2 1e-4 (straight-
 /// through estimators included), decisions, orders, masks and gates exactly.
 final class DyVMTrainingParityTests: XCTestCase {
-    override func setUp() { Parallel.threads = 2 }
+    override func setUp() { EngineSettings.configure(threads: 2) }
 
     func testMicroTrain() throws {
         let name = "dyvm-micro-train"
@@ -130,7 +130,7 @@ final class DyVMTrainingParityTests: XCTestCase {
 /// and mask; gates held on by a zero head so their straight-through term adds nothing).
 final class DyVMGradientCheckTests: XCTestCase {
     var rng = SeededGenerator(seed: 5)
-    override func setUp() { Parallel.threads = 2 }
+    override func setUp() { EngineSettings.configure(threads: 2) }
 
     func random(_ n: Int, scale: Double = 1) -> [Float] { (0..<n).map { _ in Float(rng.normal() * scale) } }
     func weightedSum(_ out: [Float], _ seed: [Float]) -> Double { zip(out, seed).reduce(0) { $0 + Double($1.0) * Double($1.1) } }

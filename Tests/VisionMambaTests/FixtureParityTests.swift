@@ -2,7 +2,7 @@ import Foundation
 import MambaIO
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 
 /// The official PyTorch outputs (fixtures/README.md): logits and every block output within
 /// relative L2 1e-5 of the float64 reference, from both the .pth and the .safetensors weights.
@@ -18,7 +18,7 @@ final class FixtureParityTests: XCTestCase {
         return (config, model, try SafeTensors.read(directory.appendingPathComponent("\(name).io.safetensors").path))
     }
 
-    override func setUp() { Parallel.threads = 2 }
+    override func setUp() { EngineSettings.configure(threads: 2) }
 
     func check(case name: String, weights ext: String, directory: URL = resources,
                tolerance: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -63,7 +63,7 @@ final class FixtureParityTests: XCTestCase {
 
 /// Loss and the gradient of every parameter against the official float64 autograd: relative L2 1e-4.
 final class GradientParityTests: XCTestCase {
-    override func setUp() { Parallel.threads = 2 }
+    override func setUp() { EngineSettings.configure(threads: 2) }
 
     func check(case name: String, weights ext: String) throws {
         let (_, model, io) = try FixtureParityTests.loadCase(name, weights: ext)

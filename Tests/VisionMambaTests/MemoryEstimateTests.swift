@@ -1,13 +1,13 @@
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 
 /// The peak-memory estimate: its terms on a small config, its values for the configurations it
 /// was measured against, and the typed refusal before anything is allocated.
 final class MemoryEstimateTests: XCTestCase {
     var savedThreads = 0
-    override func setUp() { savedThreads = Parallel.threads; Parallel.threads = 2 }
-    override func tearDown() { Parallel.threads = savedThreads }
+    override func setUp() { savedThreads = Parallel.threads; EngineSettings.configure(threads: 2) }
+    override func tearDown() { EngineSettings.configure(threads: savedThreads) }
 
     static let mib = 1_048_576.0
 

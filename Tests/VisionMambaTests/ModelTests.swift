@@ -2,7 +2,7 @@ import MambaIO
 import MambaNN
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 
 final class ModelTests: XCTestCase {
     func testDyVMStagesScaleWithDepth() {

@@ -2,7 +2,7 @@ import Foundation
 import MambaIO
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 
 /// The real photos of fixtures/predict through the official eval transform and the 24-block
 /// Vim-T: the preprocessed tensor (relative L2 below 1e-2) and the logits.
@@ -20,7 +20,7 @@ final class PhotoTests: XCTestCase {
               FileManager.default.fileExists(atPath: predict.appendingPathComponent("expected.safetensors").path) else {
             throw XCTSkip("fixtures/predict or vim-tiny-224 not found under \(Self.fixtures.path); set VISION_MAMBA_FIXTURES")
         }
-        Parallel.threads = 2
+        EngineSettings.configure(threads: 2)
         let expected = try SafeTensors.read(predict.appendingPathComponent("expected.safetensors").path)
         let model = try VimModel(config: try VimConfig.load(json: Self.fixtures.appendingPathComponent("vim/vim-tiny-224.json").path))
         try model.load(weights: weights.path)

@@ -3,7 +3,7 @@ import MambaIO
 import MambaNN
 import MambaTensor
 import XCTest
-@testable import VisionMamba
+@testable import VisionMambaModels
 
 /// The official segmentation models, built by mmsegmentation 0.29.1 and mmcv 1.7.2 from hustvl/Vim's
 /// configs and run in float64 (make_seg_fixtures.py, Resources/seg/README.md): features, logits,
@@ -12,7 +12,7 @@ import XCTest
 final class SegmentationParityTests: XCTestCase {
     static let resources = Bundle.module.bundleURL.appendingPathComponent("Resources/seg")
 
-    override func setUp() { Parallel.threads = 2 }
+    override func setUp() { EngineSettings.configure(threads: 2) }
 
     static func json(_ name: String) throws -> [String: Any] {
         let data = try Data(contentsOf: resources.appendingPathComponent("\(name).json"))

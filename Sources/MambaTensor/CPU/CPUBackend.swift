@@ -336,15 +336,6 @@ final class StoragePool: @unchecked Sendable {
     private var order: [(bytes: Int, address: UnsafeMutableRawPointer)] = []   // cached blocks, oldest first
     private var cached = 0, live = 0, peakLive = 0
 
-    init() {
-        #if canImport(Glibc)
-        // Everything else stays in the heap too: kernels' scratch buffers (the scan backward's
-        // group sums, hundreds of KiB per call) served as fresh mmap'd pages faulted in again
-        // on every call.
-        _ = glibcMallopt(-3, 1 << 30)  // M_MMAP_THRESHOLD
-        _ = glibcMallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
-        #endif
-    }
 
     /// A block of at least `bytes`. Large blocks come in size classes an eighth of a power of two
     /// apart (at most 12.5% larger than asked), so that a cached block serves every request of its
@@ -398,7 +389,3 @@ final class StoragePool: @unchecked Sendable {
     }
 }
 
-#if canImport(Glibc)
-// glibc's mallopt (malloc.h is not part of the Glibc module).
-@_silgen_name("mallopt") private func glibcMallopt(_ param: Int32, _ value: Int32) -> Int32
-#endif

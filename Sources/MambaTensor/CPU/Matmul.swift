@@ -16,7 +16,7 @@ public func matmulTransposedB(
 }
 
 /// General sgemm on row-major operands: C = alpha·op(A)·op(B) + beta·C, the same bits for any
-/// thread count.
+/// thread count once `EngineSettings.configure` has put BLAS on one thread.
 ///
 /// BLAS's own threads are not used, because OpenBLAS's result follows their number: threaded
 /// sgemm gives each thread a share of C sized by the thread count, and the x86 kernel (Haswell and
@@ -33,7 +33,10 @@ public func gemm(
     beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
     guard m > 0 && n > 0 else { return }
-    BLASThreads.useOne()
+    guard EngineSettings.splitsProducts else {   // BLAS threads the product as the host set it up
+        sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    }
     let byColumns = n > m, span = byColumns ? n : m
     let blocks = gemmBlocks(span: span, work: m * n * k)
     parallelFor(blocks) { range in

@@ -2,7 +2,7 @@ import Foundation
 import MambaIO
 import MambaNN
 import MambaTensor
-import VisionMamba
+import VisionMambaModels
 import VisionMambaData
 
 /// The dataset `kind` at `path`, at `imageSize` px (fixed-size datasets are resized; nil keeps
@@ -67,7 +67,7 @@ func resized(_ dataset: any ImageDataset, to size: Int?) -> any ImageDataset {
 /// The DeiT/Vim training loop: AdamW with timm's groups, per-epoch warm-up + cosine, label
 /// smoothing, optional gradient clipping and EMA, evaluation after every epoch, an atomic
 /// checkpoint per epoch holding everything `--resume` needs to continue bit for bit.
-public final class Trainer {
+public final class ClassificationTrainer {
     public let options: TrainOptions
     public let outputDir: String
     public let model: VimModel
@@ -90,7 +90,7 @@ public final class Trainer {
     ///
     /// Runs are never lost. A resumed run continues in its checkpoint's folder and nowhere else,
     /// with its own settings; `epochs` may extend its schedule. A new run goes to `outputDir`, or
-    /// when nil to a fresh folder named from model, dataset and time (`Trainer.newRunFolder`),
+    /// when nil to a fresh folder named from model, dataset and time (`ClassificationTrainer.newRunFolder`),
     /// and a folder that already holds a run is refused unless `overwrite` is set.
     public init(options: TrainOptions, outputDir: String? = nil, resume: String? = nil, finetune: String? = nil,
                 epochs: Int? = nil, overwrite: Bool = false,
@@ -118,8 +118,8 @@ public final class Trainer {
         } else {
             if let finetune { options.finetune = finetune }
             if let epochs { options.epochs = epochs }
-            folder = outputDir ?? Trainer.newRunFolder(model: options.model.name, dataset: options.dataset.rawValue)
-            if !overwrite && Trainer.holdsRun(folder) { throw TrainingError.outputHoldsRun(path: folder) }
+            folder = outputDir ?? ClassificationTrainer.newRunFolder(model: options.model.name, dataset: options.dataset.rawValue)
+            if !overwrite && ClassificationTrainer.holdsRun(folder) { throw TrainingError.outputHoldsRun(path: folder) }
         }
         let outputDir = folder
         if resumed != nil && options.worldSize != world.size {
@@ -129,7 +129,7 @@ public final class Trainer {
         self.world = world
         self.options = options
         self.outputDir = outputDir
-        self.report = world.isLeader ? events : { _ in }
+        self.report = world.isLeader ? { event in event.log(); events(event) } : { _ in }
         try options.validate()
         if options.model.dyvm != nil && options.dropPath > 0 { throw TrainingError.dyvmWithDropPath(rate: options.dropPath) }
         // Before the model or a batch is allocated: a training step, and the evaluation, which
@@ -234,9 +234,10 @@ public final class Trainer {
     }
 
     /// Trains from the current epoch to `options.epochs` (or to `stopAfter` epochs), evaluating
-    /// and checkpointing each epoch.
+    /// and checkpointing each epoch. `shouldStop` is asked before each step: when it answers true
+    /// the run returns there, its last checkpoint (the previous epoch's) untouched.
     @discardableResult
-    public func run(stopAfter: Int? = nil) throws -> [EpochMetrics] {
+    public func run(stopAfter: Int? = nil, shouldStop: () -> Bool = { false }) throws -> [EpochMetrics] {
         let params = model.namedParameters()
         while state.epochsDone < min(options.epochs, stopAfter ?? .max) {
             let epoch = state.epochsDone
@@ -247,47 +248,50 @@ public final class Trainer {
             var lossSum = 0.0, seen = 0
             let steps = trainLoader.batchCount()
             report(.epochStarted(epoch: epoch, epochs: options.epochs, steps: steps))
-            try trainLoader.forEachBatch(epoch: epoch) { step, batch in
-                let tape = Tape()
-                // Batch-level draws (mixup, drop path) depend on seed, epoch and step only.
-                var rng = SeededGenerator(seed: options.seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(epoch) << 32 ^ UInt64(step))
-                // A label past the head would index outside the logits (a dataset file can hold any byte).
-                try validateLabels(batch.labels, classes: options.model.numClasses)
-                let targets = mixup.isActive
-                    ? mixup.apply(batch.images, labels: batch.labels, rng: &rng).targets
-                    : try smoothedTargets(batch.labels, classes: options.model.numClasses, smoothing: Float(options.smoothing))
-                // Per-sample draws (drop path, DyVM's noise) depend on the sample's position in the epoch.
-                let sampleSeeds = batch.positions.map { position -> UInt64 in
-                    var g = sampleGenerator(seed: options.seed ^ 0x5851_F42D_4C95_7F2D, epoch: epoch, index: position)
-                    return g.next()
+            do {
+                try trainLoader.forEachBatch(epoch: epoch) { step, batch in
+                    if shouldStop() { throw StopRequested() }
+                    let tape = Tape()
+                    // Batch-level draws (mixup, drop path) depend on seed, epoch and step only.
+                    var rng = SeededGenerator(seed: options.seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(epoch) << 32 ^ UInt64(step))
+                    // A label past the head would index outside the logits (a dataset file can hold any byte).
+                    try validateLabels(batch.labels, classes: options.model.numClasses)
+                    let targets = mixup.isActive
+                        ? mixup.apply(batch.images, labels: batch.labels, rng: &rng).targets
+                        : try smoothedTargets(batch.labels, classes: options.model.numClasses, smoothing: Float(options.smoothing))
+                    // Per-sample draws (drop path, DyVM's noise) depend on the sample's position in the epoch.
+                    let sampleSeeds = batch.positions.map { position -> UInt64 in
+                        var g = sampleGenerator(seed: options.seed ^ 0x5851_F42D_4C95_7F2D, epoch: epoch, index: position)
+                        return g.next()
+                    }
+                    let loss: Tensor
+                    if let teacher, let dyvm = options.model.dyvm {
+                        let noise = try DyVMNoise.draw(sampleSeeds: sampleSeeds, numPatches: options.model.numPatches,
+                                                       stages: dyvm.pruningLoc.count, depth: options.model.depth)
+                        loss = try model.dyvmTrainingStep(batch.images, targets: targets, teacher: teacher, noise: noise, tape: tape).loss
+                    } else {
+                        let drop = options.dropPath > 0 ? DropPathDraw(rate: options.dropPath, sampleSeeds: sampleSeeds) : nil
+                        loss = try softTargetCrossEntropy(model(batch.images, tape: tape, dropPath: drop), targets: targets, tape: tape)
+                    }
+                    // The global batch's loss: every rank sees the same value, so all stop together on a NaN.
+                    let total = world.sum([Double(loss.array[0]) * Double(batch.labels.count), Double(batch.labels.count)])
+                    let value = total[0] / total[1]
+                    guard value.isFinite else {
+                        throw TrainingError.nonFiniteLoss(value: value, epoch: epoch + 1, step: step + 1, checkpoint: outputDir + "/" + Checkpoint.fileName)
+                    }
+                    for (_, p) in params { p.zeroGrad() }
+                    try tape.backward(from: loss)
+                    world.averageGradients(params.map(\.1))
+                    if let clip = options.clipGrad { clipGradNorm(params.map(\.1), maxNorm: clip) }
+                    optimizer.update()
+                    if let ema { updateEMA(ema, params: params, decay: options.modelEMADecay) }
+                    lossSum += total[0]
+                    seen += Int(total[1])
+                    let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+                    report(.step(epoch: epoch, epochs: options.epochs, step: step + 1, steps: steps,
+                                 loss: lossSum / Double(seen), lr: lr, imagesPerSecond: Double(seen) / elapsed))
                 }
-                let loss: Tensor
-                if let teacher, let dyvm = options.model.dyvm {
-                    let noise = try DyVMNoise.draw(sampleSeeds: sampleSeeds, numPatches: options.model.numPatches,
-                                                   stages: dyvm.pruningLoc.count, depth: options.model.depth)
-                    loss = try model.dyvmTrainingStep(batch.images, targets: targets, teacher: teacher, noise: noise, tape: tape).loss
-                } else {
-                    let drop = options.dropPath > 0 ? DropPathDraw(rate: options.dropPath, sampleSeeds: sampleSeeds) : nil
-                    loss = try softTargetCrossEntropy(model(batch.images, tape: tape, dropPath: drop), targets: targets, tape: tape)
-                }
-                // The global batch's loss: every rank sees the same value, so all stop together on a NaN.
-                let total = world.sum([Double(loss.array[0]) * Double(batch.labels.count), Double(batch.labels.count)])
-                let value = total[0] / total[1]
-                guard value.isFinite else {
-                    throw TrainingError.nonFiniteLoss(value: value, epoch: epoch + 1, step: step + 1, checkpoint: outputDir + "/" + Checkpoint.fileName)
-                }
-                for (_, p) in params { p.zeroGrad() }
-                try tape.backward(from: loss)
-                world.averageGradients(params.map(\.1))
-                if let clip = options.clipGrad { clipGradNorm(params.map(\.1), maxNorm: clip) }
-                optimizer.update()
-                if let ema { updateEMA(ema, params: params, decay: options.modelEMADecay) }
-                lossSum += total[0]
-                seen += Int(total[1])
-                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-                report(.step(epoch: epoch, epochs: options.epochs, step: step + 1, steps: steps,
-                             loss: lossSum / Double(seen), lr: lr, imagesPerSecond: Double(seen) / elapsed))
-            }
+            } catch is StopRequested { return state.history }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
             let eval = try evaluate(model, loader: valLoader, world: world)
             let metrics = EpochMetrics(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), valLoss: eval.loss,
@@ -304,8 +308,10 @@ public final class Trainer {
             state.bestTop1 = max(state.bestTop1, eval.top1)
             guard world.isLeader else { continue }
             try Checkpoint.save(model: model, optimizer: optimizer, ema: ema, state: state, to: outputDir + "/" + Checkpoint.fileName)
+            report(.checkpointSaved(path: outputDir + "/" + Checkpoint.fileName))
             if improved {
                 try Checkpoint.save(model: model, optimizer: optimizer, ema: ema, state: state, to: outputDir + "/best-checkpoint.safetensors")
+                report(.checkpointSaved(path: outputDir + "/best-checkpoint.safetensors"))
             }
             try MetricsWriter.write(state.history, to: outputDir)
         }
@@ -313,9 +319,12 @@ public final class Trainer {
     }
 }
 
+/// Thrown inside a training step to leave the batch loop when the caller asked the run to stop.
+struct StopRequested: Error {}
+
 /// Creates the output folder (and its parents) and writes and removes a probe file in it, so that
 /// a run that could not save its checkpoint fails before it trains, not after its first epoch.
-extension Trainer {
+extension ClassificationTrainer {
     /// A folder for a new run that no other run uses: runs/<model>-<dataset>-<yyyyMMdd-HHmmss>,
     /// with -2, -3, ... when two runs start in the same second.
     public static func newRunFolder(model: String, dataset: String, now: Date = Date()) -> String {

@@ -1,0 +1,69 @@
+import VisionMambaModels
+
+/// How a loaded model runs: the efficiency methods and the batch size. The same options serve
+/// ``ImageClassifier``, ``FeatureExtractor`` and ``Segmenter``; each refuses the ones that do
+/// not apply to its model.
+///
+/// ```swift
+/// // A DyVM keeping 60% of its tokens at each pruning stage, four images a pass.
+/// let options = InferenceOptions(tokenKeepRatio: 0.6, batchSize: 4)
+/// ```
+public struct InferenceOptions: Sendable, Equatable {
+    /// DyVM only: each pruning stage s keeps `int(r^s · M)` of the M patch tokens. Nil keeps
+    /// the model's own ratio.
+    public var tokenKeepRatio: Double?
+    /// Famba-V cross-layer token fusion for a classifier: which blocks fuse and how many tokens
+    /// each removes. Nil keeps the model's own (none for the released models).
+    public var fusion: TokenFusion?
+    /// Run a classifier at another square resolution, its position embedding interpolated
+    /// bicubically over the patch grid. Nil keeps the model's size.
+    public var imageSize: Int?
+    /// Images per forward pass in batched calls.
+    public var batchSize: Int
+
+    /// Options with the model's own settings and batches of up to `batchSize` images.
+    public init(tokenKeepRatio: Double? = nil, fusion: TokenFusion? = nil, imageSize: Int? = nil, batchSize: Int = 16) {
+        self.tokenKeepRatio = tokenKeepRatio
+        self.fusion = fusion
+        self.imageSize = imageSize
+        self.batchSize = batchSize
+    }
+
+    /// Checks the values and applies them to a classifier's `config`.
+    func apply(to config: VimConfig) throws -> VimConfig {
+        try validate()
+        var c = config
+        if let tokenKeepRatio {
+            guard var d = c.dyvm else { throw VisionMambaError.optionNeedsOtherModel(option: "tokenKeepRatio (DyVM)", model: c.name) }
+            d.tokenKeepRatio = tokenKeepRatio
+            c.dyvm = d
+        }
+        if let fusion { c.fusion = fusion }
+        try c.validate()
+        return c
+    }
+
+    /// Checks the values and applies them to a segmentor's `config`.
+    func apply(to config: SegmentationConfig) throws -> SegmentationConfig {
+        try validate()
+        if fusion != nil { throw VisionMambaError.optionNeedsOtherModel(option: "fusion (Famba-V)", model: config.name) }
+        if imageSize != nil { throw VisionMambaError.optionNeedsOtherModel(option: "imageSize", model: config.name) }
+        var c = config
+        if let tokenKeepRatio {
+            guard var d = c.backbone.dyvm else { throw VisionMambaError.optionNeedsOtherModel(option: "tokenKeepRatio (DyVM)", model: c.name) }
+            d.tokenKeepRatio = tokenKeepRatio
+            c.backbone.dyvm = d
+        }
+        c.dropPathRate = 0
+        return c
+    }
+
+    // Comparisons are written so that NaN fails them.
+    private func validate() throws {
+        if let r = tokenKeepRatio, !(r > 0 && r <= 1) {
+            throw VisionMambaError.invalidOption(name: "tokenKeepRatio", value: "\(r)", allowed: "in (0, 1]")
+        }
+        if let s = imageSize, s < 1 { throw VisionMambaError.invalidOption(name: "imageSize", value: "\(s)", allowed: "positive") }
+        if batchSize < 1 { throw VisionMambaError.invalidOption(name: "batchSize", value: "\(batchSize)", allowed: "at least 1") }
+    }
+}
