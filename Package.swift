@@ -22,8 +22,6 @@ let package = Package(
     products: [
         // The library: `import VisionMamba`. The layers below it are this package's own.
         .library(name: "VisionMamba", targets: ["VisionMamba"]),
-        // Data-parallel training over MPI, for programs that link an MPI runtime.
-        .library(name: "VisionMambaDistributed", targets: ["VisionMambaDistributed"]),
         .executable(name: "vision-mamba", targets: ["vision-mamba"]),
         .executable(name: "vision-mamba-mpi", targets: ["vision-mamba-mpi"]),
     ],

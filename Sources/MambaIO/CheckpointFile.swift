@@ -2,15 +2,15 @@ import Foundation
 
 /// Reads a state dict from a PyTorch `.pth` checkpoint or a `.safetensors` file, told apart by
 /// their first bytes rather than the file name, and writes one in the format its name asks for.
-public enum CheckpointFile {
-    public enum Format: Sendable {
+package enum CheckpointFile {
+    package enum Format: Sendable {
         case safetensors
         /// torch.save({"model": state_dict}), the layout of the released checkpoints.
         case pth
     }
 
     /// The format a file name asks for: `.safetensors`, or `.pth`/`.pt` (any letter case).
-    public static func format(forWriting path: String) throws -> Format {
+    package static func format(forWriting path: String) throws -> Format {
         switch (path as NSString).pathExtension.lowercased() {
         case "safetensors": return .safetensors
         case "pth", "pt": return .pth
@@ -19,14 +19,14 @@ public enum CheckpointFile {
     }
 
     /// Writes `file` in the format its path's extension names.
-    public static func write(_ file: TensorFile, to path: String) throws {
+    package static func write(_ file: TensorFile, to path: String) throws {
         switch try format(forWriting: path) {
         case .safetensors: try SafeTensors.write(file, to: path)
         case .pth: try TorchCheckpointWriter.write(file, to: path)
         }
     }
 
-    public static func readStateDict(_ path: String) throws -> TensorFile {
+    package static func readStateDict(_ path: String) throws -> TensorFile {
         let head = try firstBytes(path, 8)
         if isZip(head) { return try TorchCheckpoint.read(path).stateDict() }
         if isPickle(head) { throw FileError.legacyTorchFormat(path: path) }
@@ -35,7 +35,7 @@ public enum CheckpointFile {
 
     /// Whether the file is a PyTorch checkpoint (torch.save's zip, or its legacy pickle), by its
     /// first bytes: such a file holds weights only, never a training state of this package.
-    public static func isTorchFile(_ path: String) throws -> Bool {
+    package static func isTorchFile(_ path: String) throws -> Bool {
         let head = try firstBytes(path, 8)
         return isZip(head) || isPickle(head)
     }

@@ -77,6 +77,7 @@ public enum FileError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The decoder (libjpeg-turbo or libpng) refused the file; `reason` is its message.
     case decodeFailed(path: String, format: String, reason: String)
 
+    /// One line naming the file and what is wrong with it.
     public var description: String {
         switch self {
         case .notFound(let path): "\(oneLine(path)): no such file"

@@ -3,10 +3,10 @@ import CTurboJPEG
 import Foundation
 
 /// 8-bit RGB pixels, row-major, channels interleaved (H, W, 3).
-public struct RGBImage: Sendable {
-    public private(set) var width: Int
-    public private(set) var height: Int
-    public private(set) var pixels: [UInt8]
+package struct RGBImage: Sendable {
+    package private(set) var width: Int
+    package private(set) var height: Int
+    package private(set) var pixels: [UInt8]
 
     /// Our own decoders and transforms build `pixels` for the size they pass (the decoders check
     /// file sizes before they allocate), so a mismatch is a programming error and traps; the
@@ -21,12 +21,12 @@ public struct RGBImage: Sendable {
 
 /// Decodes JPEG (libjpeg-turbo) and PNG (libpng) files to RGB as PIL's `convert("RGB")` gives
 /// them: greyscale replicated to three channels, alpha dropped (not blended), palettes expanded.
-public enum ImageDecoder {
+package enum ImageDecoder {
     /// Images with more pixels than this are refused before anything is allocated (4 bytes
     /// per pixel while decoding: 1 GiB).
-    public static let maxPixels = 1 << 28
+    package static let maxPixels = 1 << 28
 
-    public static func decode(_ path: String) throws -> RGBImage {
+    package static func decode(_ path: String) throws -> RGBImage {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw FileError.notFound(path: path) }
         if isDir.boolValue { throw FileError.isDirectory(path: path) }

@@ -7,11 +7,11 @@ import Darwin
 #endif
 
 /// An image's size as its file header states it, read without decoding any pixels.
-public struct ImageHeader: Sendable, Equatable {
-    public let width: Int
-    public let height: Int
+package struct ImageHeader: Sendable, Equatable {
+    package let width: Int
+    package let height: Int
 
-    public init(width: Int, height: Int) {
+    package init(width: Int, height: Int) {
         self.width = width
         self.height = height
     }
@@ -24,7 +24,7 @@ extension ImageDecoder {
     /// as libpng checks them. A header that `decode` would refuse is refused here too (a marker
     /// segment cut by the end of the file as `truncated`); damage inside the compressed pixels
     /// is not seen.
-    public static func header(_ path: String) throws -> ImageHeader {
+    package static func header(_ path: String) throws -> ImageHeader {
         var prefix = try FilePrefix(path: path)
         return try header(&prefix)
     }
@@ -33,7 +33,7 @@ extension ImageDecoder {
     /// is decoded in full: a file cut short, the usual damage, is refused as `decode` would refuse
     /// it, while one with data after the image (a motion photo's video) still passes. A whole
     /// file costs its header and its last 2 (JPEG) or 12 (PNG) bytes.
-    public static func verify(_ path: String) throws -> ImageHeader {
+    package static func verify(_ path: String) throws -> ImageHeader {
         var prefix = try FilePrefix(path: path)
         let found = try header(&prefix)
         let isJPEG = prefix.bytes.starts(with: jpegSignature)

@@ -3,18 +3,18 @@ import Foundation
 /// The official Vim eval transform as torchvision applies it to a PIL image (spec/vim.md §5.7):
 /// Resize(int(size / 0.875)) of the shorter side with PIL's bicubic, CenterCrop(size),
 /// ToTensor (÷255), Normalize with the ImageNet mean and std.
-public enum EvalTransform {
-    public static let mean: [Float] = [0.485, 0.456, 0.406]
-    public static let std: [Float] = [0.229, 0.224, 0.225]
+package enum EvalTransform {
+    package static let mean: [Float] = [0.485, 0.456, 0.406]
+    package static let std: [Float] = [0.229, 0.224, 0.225]
 
     /// CHW float32 [3, imgSize, imgSize].
-    public static func apply(_ image: RGBImage, imgSize: Int = 224, cropPct: Double = 0.875) -> [Float] {
+    package static func apply(_ image: RGBImage, imgSize: Int = 224, cropPct: Double = 0.875) -> [Float] {
         InputTransform.imagenet(size: imgSize, cropPct: cropPct).apply(image)
     }
 
     /// torchvision's Resize(size) with an int: the shorter side becomes `size`, the longer
     /// int(size · long / short); PIL bicubic.
-    public static func resizeShorterSide(_ image: RGBImage, to size: Int) -> RGBImage {
+    package static func resizeShorterSide(_ image: RGBImage, to size: Int) -> RGBImage {
         let (nw, nh) = shorterSide(image, to: size)
         if nw == image.width && nh == image.height { return image }
         return PILResample.bicubic(image, width: nw, height: nh)
@@ -23,7 +23,7 @@ public enum EvalTransform {
     /// `centerCrop(resizeShorterSide(image, to: resize), size: crop)`, bit for bit, computing
     /// only the pixels the crop keeps: an image of 1 × 60,000 pixels (a few bytes of PNG) would
     /// otherwise become 256 × 15,360,000 on the way to a 224 × 224 crop.
-    public static func resizedCenterCrop(_ image: RGBImage, resize: Int, crop size: Int) -> RGBImage {
+    package static func resizedCenterCrop(_ image: RGBImage, resize: Int, crop size: Int) -> RGBImage {
         let (nw, nh) = shorterSide(image, to: resize)
         let top = Int((Double(nh - size) / 2).rounded(.toNearestOrEven))
         let left = Int((Double(nw - size) / 2).rounded(.toNearestOrEven))
@@ -50,7 +50,7 @@ public enum EvalTransform {
 
     /// torchvision's CenterCrop: offsets int(round((side − size) / 2)), Python rounding (half to even);
     /// a side shorter than `size` is padded with zeros first, as torchvision does.
-    public static func centerCrop(_ image: RGBImage, size: Int) -> RGBImage {
+    package static func centerCrop(_ image: RGBImage, size: Int) -> RGBImage {
         let top = Int((Double(image.height - size) / 2).rounded(.toNearestOrEven))
         let left = Int((Double(image.width - size) / 2).rounded(.toNearestOrEven))
         var out = [UInt8](repeating: 0, count: size * size * 3)
@@ -72,7 +72,7 @@ public enum EvalTransform {
 /// vertical pass needs, support widened by the downscale factor (antialiasing), a = −0.5, weights
 /// normalised per output pixel then rounded to 22-bit fixed point, each pass rounded and clipped
 /// to uint8.
-public enum PILResample {
+package enum PILResample {
     static let precisionBits = 32 - 8 - 2
 
     static func cubic(_ x: Double) -> Double {
@@ -121,13 +121,13 @@ public enum PILResample {
         return UInt8(v >> precisionBits)
     }
 
-    public static func bicubic(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+    package static func bicubic(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
         bicubic(image, width: width, height: height, columns: 0..<width, rows: 0..<height)
     }
 
     /// The window `columns` × `rows` of the image resized to width × height, for the cost of
     /// the window: each pass computes only the output pixels the window needs.
-    public static func bicubic(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
+    package static func bicubic(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
         let needH = width != image.width, needV = height != image.height
         let half = 1 << (precisionBits - 1)
         let outW = columns.count
@@ -198,28 +198,28 @@ public enum PILResample {
 /// crop fraction and normalisation, and optionally grey (for models trained on grey images, such
 /// as the bundled digits). Stored in the checkpoints of this package, so that `predict` feeds a
 /// model what it was trained on.
-public struct InputTransform: Codable, Equatable, Sendable {
+package struct InputTransform: Codable, Equatable, Sendable {
     /// Side of the square input, px.
-    public var size: Int
+    package var size: Int
     /// The shorter side is resized to int(size / cropPct) before the centre crop (1: no margin).
-    public var cropPct: Double
-    public var mean: [Float]
-    public var std: [Float]
+    package var cropPct: Double
+    package var mean: [Float]
+    package var std: [Float]
     /// PIL's convert("L") (ITU-R 601-2 luma), replicated to the three channels.
-    public var grayscale: Bool
+    package var grayscale: Bool
 
-    public init(size: Int, cropPct: Double, mean: [Float], std: [Float], grayscale: Bool = false) {
+    package init(size: Int, cropPct: Double, mean: [Float], std: [Float], grayscale: Bool = false) {
         (self.size, self.cropPct, self.mean, self.std, self.grayscale) = (size, cropPct, mean, std, grayscale)
     }
 
     /// The official Vim/DeiT eval transform: ImageNet mean and std, crop 0.875.
-    public static func imagenet(size: Int, cropPct: Double = 0.875) -> InputTransform {
+    package static func imagenet(size: Int, cropPct: Double = 0.875) -> InputTransform {
         InputTransform(size: size, cropPct: cropPct, mean: EvalTransform.mean, std: EvalTransform.std)
     }
 
     /// Rejects a stored transform no model input can come from (an edited checkpoint), naming the
     /// field, before any image is resized with it.
-    public func validate(source: String) throws {
+    package func validate(source: String) throws {
         func refuse(_ field: String, _ value: Any, _ allowed: String) -> FileError {
             .invalidValue(path: source, field: "transform." + field, value: "\(value)", allowed: allowed)
         }
@@ -230,7 +230,7 @@ public struct InputTransform: Codable, Equatable, Sendable {
     }
 
     /// CHW float32 [3, size, size].
-    public func apply(_ image: RGBImage) -> [Float] {
+    package func apply(_ image: RGBImage) -> [Float] {
         let crop = EvalTransform.resizedCenterCrop(image, resize: Int(Double(size) / cropPct), crop: size)
         var out = [Float](repeating: 0, count: 3 * size * size)
         let plane = size * size

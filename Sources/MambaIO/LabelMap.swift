@@ -2,15 +2,15 @@ import CPNG
 import Foundation
 
 /// A segmentation label map: one class index per pixel, row-major [height, width].
-public struct LabelMap: Sendable, Equatable {
-    public let width: Int
-    public let height: Int
-    public let labels: [UInt8]
+package struct LabelMap: Sendable, Equatable {
+    package let width: Int
+    package let height: Int
+    package let labels: [UInt8]
 
     /// Reads a PNG label map as mmseg reads one with Pillow ('unchanged'): an 8-bit grey map gives
     /// its values, a palette map its indices, never the palette's colours. Any other PNG (colour,
     /// 16-bit) is refused, as its pixels are not class indices.
-    public static func decode(_ path: String) throws -> LabelMap {
+    package static func decode(_ path: String) throws -> LabelMap {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FileManager.default.fileExists(atPath: path) ? FileError.unreadable(path: path, reason: "cannot read the file") : FileError.notFound(path: path)
         }

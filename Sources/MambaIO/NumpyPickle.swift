@@ -2,7 +2,7 @@ import Foundation
 
 /// Reads a plain pickle file (not a torch archive) whose arrays were written by numpy, e.g.
 /// the CIFAR python batches. Only inert data and numpy's array records are accepted.
-public func readNumpyPickle(_ path: String) throws -> PickleValue {
+package func readNumpyPickle(_ path: String) throws -> PickleValue {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw FileError.notFound(path: path) }
     if isDir.boolValue { throw FileError.isDirectory(path: path) }
@@ -11,7 +11,7 @@ public func readNumpyPickle(_ path: String) throws -> PickleValue {
 }
 
 /// The same for pickle bytes already in memory; `path` names them in errors.
-public func readNumpyPickle(_ data: Data, path: String) throws -> PickleValue {
+package func readNumpyPickle(_ data: Data, path: String) throws -> PickleValue {
     try data.withUnsafeBytes { raw in
         var u = Unpickler(path: path, bytes: raw)
         u.allowsNumpy = true
@@ -23,7 +23,7 @@ extension PickleObject {
     /// The raw bytes and shape of a numpy uint8 array record in C order; nil unless its dtype is
     /// uint8, its (file-supplied) shape is non-negative and the shape's product, computed
     /// without overflow, is the byte count.
-    public func uint8Array() -> (shape: [Int], bytes: [UInt8])? {
+    package func uint8Array() -> (shape: [Int], bytes: [UInt8])? {
         // numpy's state: (version, shape, dtype, is_fortran, data).
         guard type == "numpy.ndarray", let s = state.items, s.count >= 5, let dims = s[1].items,
               case .object(let dtype) = s[2], dtype.isUInt8, case .bytes(let bytes) = s[4] else { return nil }

@@ -3,13 +3,13 @@ import Foundation
 
 /// Writes 8-bit PNGs (libpng's simplified API): label maps as grey values, and RGB images such as
 /// a coloured mask or its overlay on a photo.
-public enum PNGEncoder {
+package enum PNGEncoder {
     /// A grey PNG whose values are `pixels` (row-major, width × height): a label map.
-    public static func grey(_ pixels: [UInt8], width: Int, height: Int) throws -> Data {
+    package static func grey(_ pixels: [UInt8], width: Int, height: Int) throws -> Data {
         try encode(pixels, width: width, height: height, channels: 1)
     }
 
-    public static func rgb(_ image: RGBImage) throws -> Data {
+    package static func rgb(_ image: RGBImage) throws -> Data {
         try encode(image.pixels, width: image.width, height: image.height, channels: 3)
     }
 

@@ -5,7 +5,7 @@
 /// container many times over: a 570-byte pickle can describe a DAG of 2^40 paths).
 ///
 /// What the unpickler returns is acyclic and nested at most `PickleLimits.maxDepth` deep.
-public enum PickleValue: CustomStringConvertible {
+package enum PickleValue: CustomStringConvertible {
     case none
     case bool(Bool)
     case int(Int)
@@ -28,17 +28,17 @@ public enum PickleValue: CustomStringConvertible {
     /// A short, one-line, Python-like rendering: at most `PickleFormat.maxLength` characters,
     /// `PickleFormat.maxDepth` levels and `PickleFormat.maxItems` items per container, with
     /// control and non-ASCII bytes escaped. Safe on any graph the unpickler can build.
-    public var description: String {
+    package var description: String {
         var f = PickleFormat()
         f.value(self, depth: 0)
         return f.finish()
     }
 
     /// The string, if this is one.
-    public var stringValue: String? { if case .string(let s) = self { s } else { nil } }
+    package var stringValue: String? { if case .string(let s) = self { s } else { nil } }
 
     /// The items of a tuple or list.
-    public var items: [PickleValue]? {
+    package var items: [PickleValue]? {
         switch self {
         case .tuple(let t): t.items
         case .list(let l): l.items
@@ -47,36 +47,36 @@ public enum PickleValue: CustomStringConvertible {
     }
 }
 
-public final class PickleTuple {
-    public internal(set) var items: [PickleValue]
-    public init(_ items: [PickleValue]) { self.items = items }
+package final class PickleTuple {
+    package internal(set) var items: [PickleValue]
+    package init(_ items: [PickleValue]) { self.items = items }
 }
 
-public final class PickleList {
-    public internal(set) var items: [PickleValue] = []
-    public init(_ items: [PickleValue] = []) { self.items = items }
+package final class PickleList {
+    package internal(set) var items: [PickleValue] = []
+    package init(_ items: [PickleValue] = []) { self.items = items }
 }
 
 /// An insertion-ordered dictionary with keys of any pickled value. Keys hash by value as
 /// Python's do for None, bools, numbers, strings, bytes and globals (so `True`, `1` and `1.0`
 /// are one key); containers and records are keys by identity (Python would compare tuples by
 /// value, but torch.save and numpy never write tuple keys).
-public final class PickleDict {
-    public private(set) var keys: [PickleValue] = []
-    public private(set) var values: [PickleValue] = []
+package final class PickleDict {
+    package private(set) var keys: [PickleValue] = []
+    package private(set) var values: [PickleValue] = []
     private var index: [Key: Int] = [:]
 
-    public init() {}
+    package init() {}
 
-    public var count: Int { keys.count }
+    package var count: Int { keys.count }
 
-    public subscript(key: String) -> PickleValue? { index[.string(key)].map { values[$0] } }
+    package subscript(key: String) -> PickleValue? { index[.string(key)].map { values[$0] } }
 
-    public subscript(key: PickleValue) -> PickleValue? { Key(key).flatMap { index[$0] }.map { values[$0] } }
+    package subscript(key: PickleValue) -> PickleValue? { Key(key).flatMap { index[$0] }.map { values[$0] } }
 
     /// The value under `key` written as a string or (by Python 2, or Python 3 with bytes keys)
     /// as its UTF-8 bytes, as CIFAR's python batches are.
-    public func value(forText key: String) -> PickleValue? { self[key] ?? index[.bytes(Array(key.utf8))].map { values[$0] } }
+    package func value(forText key: String) -> PickleValue? { self[key] ?? index[.bytes(Array(key.utf8))].map { values[$0] } }
 
     /// Average O(1): a pickle of 100,000 keys sets 100,000 times.
     func set(_ key: PickleValue, _ value: PickleValue) {
@@ -117,37 +117,37 @@ public final class PickleDict {
 }
 
 /// An inert record: what an allowed constructor was given, never the result of running it.
-public final class PickleObject {
-    public let type: String
+package final class PickleObject {
+    package let type: String
     /// The constructor's arguments (a tuple).
-    public internal(set) var args: PickleValue
+    package internal(set) var args: PickleValue
     /// The state BUILD gave it (`.none` if none): a dict of attributes for `argparse.Namespace`,
     /// numpy's state tuple for an array or a dtype. Of several BUILDs the last one counts.
-    public internal(set) var state: PickleValue = .none
+    package internal(set) var state: PickleValue = .none
 
-    public init(type: String, args: PickleValue = .none) {
+    package init(type: String, args: PickleValue = .none) {
         self.type = type
         self.args = args
     }
 
     /// An attribute set by a dict state (as `argparse.Namespace` has them).
-    public subscript(attribute: String) -> PickleValue? {
+    package subscript(attribute: String) -> PickleValue? {
         if case .dict(let d) = state { return d[attribute] }
         return nil
     }
 }
 
-public struct PickleStorage {
-    public let dtype: StoredDType
-    public let key: String
-    public let count: Int
+package struct PickleStorage {
+    package let dtype: StoredDType
+    package let key: String
+    package let count: Int
 }
 
-public struct PickleTensor {
-    public let storage: PickleStorage
-    public let offset: Int
-    public let shape: [Int]
-    public let stride: [Int]
+package struct PickleTensor {
+    package let storage: PickleStorage
+    package let offset: Int
+    package let shape: [Int]
+    package let stride: [Int]
 }
 
 /// Renders a value for a message: bounded in depth, items, visited nodes and length whatever

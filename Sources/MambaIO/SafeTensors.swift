@@ -2,12 +2,12 @@ import Foundation
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON header mapping names
 /// to {dtype, shape, data_offsets}, then the raw little-endian data.
-public enum SafeTensors {
+package enum SafeTensors {
     /// Headers larger than this are refused before anything is allocated.
-    public static let maxHeaderBytes = 100 << 20
+    package static let maxHeaderBytes = 100 << 20
 
     /// Memory-maps `path` and checks every entry against the file.
-    public static func read(_ path: String) throws -> TensorFile {
+    package static func read(_ path: String) throws -> TensorFile {
         try read(MappedFile(path), path: path)
     }
 
@@ -54,7 +54,7 @@ public enum SafeTensors {
     }
 
     /// Writes `file` (a temporary file in the same folder, then renamed over `path`).
-    public static func write(_ file: TensorFile, to path: String) throws {
+    package static func write(_ file: TensorFile, to path: String) throws {
         var header: [String: Any] = [:]
         var offset = 0
         for name in file.names {
@@ -76,7 +76,7 @@ public enum SafeTensors {
 
 /// Writes `data` to a temporary file beside `path`, flushes it to disk, and renames it over
 /// `path`, so a reader never sees a half-written file.
-public func writeAtomically(_ data: Data, to path: String) throws {
+package func writeAtomically(_ data: Data, to path: String) throws {
     let url = URL(fileURLWithPath: path)
     let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {

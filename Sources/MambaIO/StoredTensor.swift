@@ -1,11 +1,11 @@
 import Foundation
 
 /// Element types that checkpoint files carry. Raw values are the safetensors dtype strings.
-public enum StoredDType: String, Sendable, CaseIterable {
+package enum StoredDType: String, Sendable, CaseIterable {
     case float32 = "F32", float16 = "F16", bfloat16 = "BF16", float64 = "F64"
     case int64 = "I64", int32 = "I32", int16 = "I16", int8 = "I8", uint8 = "U8", bool = "BOOL"
 
-    public var byteCount: Int {
+    package var byteCount: Int {
         switch self {
         case .float64, .int64: 8
         case .float32, .int32: 4
@@ -16,19 +16,19 @@ public enum StoredDType: String, Sendable, CaseIterable {
 }
 
 /// Bytes that outlive the reader: a memory-mapped file region or an owned copy.
-public final class StorageBytes: @unchecked Sendable {
-    public let pointer: UnsafeRawPointer
-    public let count: Int
+package final class StorageBytes: @unchecked Sendable {
+    package let pointer: UnsafeRawPointer
+    package let count: Int
     private let release: () -> Void
 
-    public init(pointer: UnsafeRawPointer, count: Int, release: @escaping () -> Void) {
+    package init(pointer: UnsafeRawPointer, count: Int, release: @escaping () -> Void) {
         self.pointer = pointer
         self.count = count
         self.release = release
     }
 
     /// An owned, 64-byte-aligned copy of `data`.
-    public convenience init(copying data: UnsafeRawBufferPointer) {
+    package convenience init(copying data: UnsafeRawBufferPointer) {
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(data.count, 1), alignment: 64)
         if data.count > 0 { p.copyMemory(from: data.baseAddress!, byteCount: data.count) }
         self.init(pointer: UnsafeRawPointer(p), count: data.count, release: { p.deallocate() })
@@ -42,12 +42,12 @@ public final class StorageBytes: @unchecked Sendable {
 /// The readers build one only after checking its shape, dtype and offset against the file, and
 /// `floats()` then reads without checks: so the fields are read-only outside the package and the
 /// view initialiser is not public.
-public struct StoredTensor: @unchecked Sendable {
-    public private(set) var dtype: StoredDType
-    public private(set) var shape: [Int]
-    public private(set) var storage: StorageBytes
+package struct StoredTensor: @unchecked Sendable {
+    package private(set) var dtype: StoredDType
+    package private(set) var shape: [Int]
+    package private(set) var storage: StorageBytes
     /// Byte offset of element 0 inside `storage`.
-    public private(set) var offset: Int
+    package private(set) var offset: Int
 
     package init(dtype: StoredDType, shape: [Int], storage: StorageBytes, offset: Int = 0) {
         self.dtype = dtype
@@ -58,9 +58,9 @@ public struct StoredTensor: @unchecked Sendable {
 
     /// The readers check shape × dtype size against the file with overflow-checked arithmetic
     /// before they build a StoredTensor, so these products cannot overflow.
-    public var elementCount: Int { shape.reduce(1, *) }
-    public var byteCount: Int { elementCount * dtype.byteCount }
-    public var rawBytes: UnsafeRawBufferPointer {
+    package var elementCount: Int { shape.reduce(1, *) }
+    package var byteCount: Int { elementCount * dtype.byteCount }
+    package var rawBytes: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: storage.pointer + offset, count: byteCount)
     }
 
@@ -81,7 +81,7 @@ public struct StoredTensor: @unchecked Sendable {
     }
 
     /// The values converted to float32 (float16, bfloat16 and float64 are converted; integers cast).
-    public func floats() -> [Float] {
+    package func floats() -> [Float] {
         let n = elementCount
         let base = storage.pointer + offset
         return [Float](unsafeUninitializedCapacity: n) { out, count in
@@ -116,7 +116,7 @@ public struct StoredTensor: @unchecked Sendable {
     }
 
     /// The values as int64 (integer dtypes only; floats are truncated).
-    public func int64s() -> [Int64] {
+    package func int64s() -> [Int64] {
         switch dtype {
         case .int64:
             let base = storage.pointer + offset
@@ -128,20 +128,20 @@ public struct StoredTensor: @unchecked Sendable {
 }
 
 /// Named tensors in file order.
-public struct TensorFile: Sendable {
-    public var names: [String]
-    public var tensors: [String: StoredTensor]
-    public var metadata: [String: String]
+package struct TensorFile: Sendable {
+    package var names: [String]
+    package var tensors: [String: StoredTensor]
+    package var metadata: [String: String]
 
-    public init(names: [String] = [], tensors: [String: StoredTensor] = [:], metadata: [String: String] = [:]) {
+    package init(names: [String] = [], tensors: [String: StoredTensor] = [:], metadata: [String: String] = [:]) {
         self.names = names
         self.tensors = tensors
         self.metadata = metadata
     }
 
-    public subscript(name: String) -> StoredTensor? { tensors[name] }
+    package subscript(name: String) -> StoredTensor? { tensors[name] }
 
-    public mutating func append(_ name: String, _ tensor: StoredTensor) {
+    package mutating func append(_ name: String, _ tensor: StoredTensor) {
         if tensors[name] == nil { names.append(name) }
         tensors[name] = tensor
     }
@@ -150,8 +150,8 @@ public struct TensorFile: Sendable {
 /// IEEE half-precision bits widened to float32, exactly. Swift's Float16 is not available on
 /// Intel Macs, so the bits are moved by hand: the 5-bit exponent is rebiased (15 → 127) and the
 /// 10-bit mantissa shifted up; subnormal halves are mantissa · 2⁻²⁴, exact in float32.
-@inlinable
-public func floatFromHalf(_ bits: UInt16) -> Float {
+@inline(__always)
+func floatFromHalf(_ bits: UInt16) -> Float {
     let sign = UInt32(bits >> 15) << 31
     let exponent = UInt32(bits >> 10) & 0x1F
     let mantissa = UInt32(bits) & 0x3FF

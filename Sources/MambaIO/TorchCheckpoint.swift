@@ -1,14 +1,14 @@
 /// A PyTorch checkpoint as torch.save (zip format, PyTorch ≥ 1.6) writes it: `<prefix>/data.pkl`,
 /// the pickled object, and `<prefix>/data/<key>` holding each storage's raw bytes.
-public struct TorchCheckpoint {
-    public let path: String
+package struct TorchCheckpoint {
+    package let path: String
     /// The unpickled top-level object (for the released Vim files: a dict with model, optimizer,
     /// lr_scheduler, epoch, model_ema, scaler and args).
-    public let root: PickleValue
+    package let root: PickleValue
     let archive: ZipArchive
     let prefix: String
 
-    public static func read(_ path: String) throws -> TorchCheckpoint {
+    package static func read(_ path: String) throws -> TorchCheckpoint {
         try read(ZipArchive(path))
     }
 
@@ -25,7 +25,7 @@ public struct TorchCheckpoint {
     }
 
     /// Keys of the top-level dict, if it is one.
-    public var topLevelKeys: [String] {
+    package var topLevelKeys: [String] {
         if case .dict(let d) = root { return d.keys.compactMap(\.stringValue) }
         return []
     }
@@ -33,7 +33,7 @@ public struct TorchCheckpoint {
     /// The model's state dict: the top-level dict if it holds tensors, else the one under
     /// "model", "state_dict" or "model_ema" (in that order); a leading "module." (from
     /// DistributedDataParallel) is removed from every name; non-tensor entries are skipped.
-    public func stateDict() throws -> TensorFile {
+    package func stateDict() throws -> TensorFile {
         guard case .dict(let top) = root else { throw FileError.noStateDict(path: path, keys: []) }
         var source = top
         if !Self.holdsTensors(top) {
@@ -61,7 +61,7 @@ public struct TorchCheckpoint {
 
     /// A view may hold more elements than its storage (stride 0, as `expand` makes) only up to
     /// this many, so that a few bytes of pickle cannot ask for a copy of gigabytes.
-    public static let maxExpandedElements = 1 << 24
+    package static let maxExpandedElements = 1 << 24
 
     /// The bytes all strided views read from one checkpoint may copy: the archive's size, plus
     /// one largest expansion. Without a total, a state dict whose entries all name one memoized
@@ -71,7 +71,7 @@ public struct TorchCheckpoint {
     /// A view of the tensor's elements in its storage; a non-contiguous view is copied to row-major.
     /// Sizes, strides and offsets come from the file: every product and sum is overflow-checked
     /// and the view is bounds-checked against the storage before anything is read or allocated.
-    public func tensor(_ t: PickleTensor, name: String) throws -> StoredTensor {
+    package func tensor(_ t: PickleTensor, name: String) throws -> StoredTensor {
         var copyBudget = copyAllowance
         return try tensor(t, name: name, copyBudget: &copyBudget)
     }

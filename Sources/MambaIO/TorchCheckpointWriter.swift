@@ -5,13 +5,13 @@ import Foundation
 /// torch._utils._rebuild_tensor_v2 from a persistent-id storage), `<prefix>/data/<i>` holding
 /// each tensor's bytes (aligned to 64 bytes, as torch writes them), `<prefix>/version` and
 /// `<prefix>/byteorder`. Float32, float64, float16, bfloat16 and int64 tensors are supported.
-public enum TorchCheckpointWriter {
+package enum TorchCheckpointWriter {
     static let storageType: [StoredDType: String] = [
         .float32: "FloatStorage", .float64: "DoubleStorage", .float16: "HalfStorage",
         .bfloat16: "BFloat16Storage", .int64: "LongStorage", .int32: "IntStorage", .uint8: "ByteStorage", .bool: "BoolStorage",
     ]
 
-    public static func write(_ file: TensorFile, to path: String, key: String? = "model", prefix: String = "archive") throws {
+    package static func write(_ file: TensorFile, to path: String, key: String? = "model", prefix: String = "archive") throws {
         var pickle = Pickle()
         pickle.op(0x80); pickle.byte(2)                                        // PROTO 2
         if let key { pickle.op(0x7D); pickle.string(key) }                     // {key: …

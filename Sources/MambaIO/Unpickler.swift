@@ -1,21 +1,21 @@
 /// How much a pickle may ask of the reader, in proportion to its size: a pickle cannot
 /// legitimately build more values than it has bytes, give or take a constant factor, while a
 /// few bytes of memo references (BINGET, DUP) can ask for unbounded work if nothing counts it.
-public enum PickleLimits {
+package enum PickleLimits {
     /// Containers nested deeper than this are refused. torch.save and numpy data nest fewer
     /// than 10 levels (Python's pickler itself stops near 1,000, its recursion limit). Swift
     /// releases a value recursively, about 400 bytes of stack a level in a debug build (200
     /// optimised), so 256 levels stay near 100 KiB, well inside a 512 KiB secondary thread.
-    public static let maxDepth = 256
+    package static let maxDepth = 256
     /// Work (values pushed or moved, key bytes hashed, nodes visited) allowed per byte. Reading a
     /// torch.save or numpy pickle takes fewer than 4; long memoized keys reused often take more.
-    public static let stepsPerByte = 64
+    package static let stepsPerByte = 64
     /// Values a constructor copies out of values already built (bytes encoded from a string,
     /// tensor sizes and strides) allowed per byte: each is at most one per byte of the file it
     /// came from, unless a memo reference asks for the same copy again and again.
-    public static let copiesPerByte = 2
+    package static let copiesPerByte = 2
     /// Allowed on top, so that tiny pickles are never refused.
-    public static let baseAllowance = 1 << 16
+    package static let baseAllowance = 1 << 16
 
     static func steps(forBytes n: Int) -> Int { n * stepsPerByte + baseAllowance }      // n is a buffer's size: no overflow
     static func copies(forBytes n: Int) -> Int { n * copiesPerByte + baseAllowance }

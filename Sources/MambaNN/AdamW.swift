@@ -6,32 +6,32 @@ import MambaTensor
 /// parameter with gradient g:
 ///   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 ///   p ← p − lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + ε)
-public final class AdamW {
-    public struct Group: Equatable, Sendable {
-        public var names: [String]
-        public var weightDecay: Float
+package final class AdamW {
+    package struct Group: Equatable, Sendable {
+        package var names: [String]
+        package var weightDecay: Float
         /// This group trains at lr · lrScale (layer-wise learning-rate decay); 1 otherwise.
-        public var lrScale: Float = 1
+        package var lrScale: Float = 1
 
-        public init(names: [String], weightDecay: Float, lrScale: Float = 1) {
+        package init(names: [String], weightDecay: Float, lrScale: Float = 1) {
             self.names = names
             self.weightDecay = weightDecay
             self.lrScale = lrScale
         }
     }
 
-    public let parameters: [(String, Tensor)]
-    public let groups: [Group]
-    public var lr: Float
-    public let beta1: Float, beta2: Float, eps: Float
-    public private(set) var step = 0
+    package let parameters: [(String, Tensor)]
+    package let groups: [Group]
+    package var lr: Float
+    package let beta1: Float, beta2: Float, eps: Float
+    package private(set) var step = 0
     /// exp_avg and exp_avg_sq per parameter name.
-    public private(set) var m: [String: Tensor] = [:]
-    public private(set) var v: [String: Tensor] = [:]
+    package private(set) var m: [String: Tensor] = [:]
+    package private(set) var v: [String: Tensor] = [:]
     private let decayOf: [String: Float], scaleOf: [String: Float]
 
     /// timm's two groups: no decay for 1-D tensors, `.bias` names and `noWeightDecay`.
-    public convenience init(parameters: [(String, Tensor)], lr: Float, weightDecay: Float, noWeightDecay: Set<String> = [],
+    package convenience init(parameters: [(String, Tensor)], lr: Float, weightDecay: Float, noWeightDecay: Set<String> = [],
                             betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8) throws {
         var decay = Group(names: [], weightDecay: weightDecay), noDecay = Group(names: [], weightDecay: 0)
         for (name, t) in parameters {
@@ -45,7 +45,7 @@ public final class AdamW {
     /// Explicit groups, each naming its parameters, weight decay and lr scale; a parameter in no
     /// group trains without decay at the base lr. Refuses the values torch.optim.AdamW refuses
     /// (negative lr, eps or weight decay, betas outside [0, 1)) and non-finite ones.
-    public init(parameters: [(String, Tensor)], lr: Float, groups: [Group], betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8) throws {
+    package init(parameters: [(String, Tensor)], lr: Float, groups: [Group], betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8) throws {
         for (name, value) in [("lr", lr), ("eps", eps)] + groups.flatMap({ [("weight_decay", $0.weightDecay), ("lr_scale", $0.lrScale)] })
             where !(value >= 0 && value.isFinite) {
             throw TensorError.invalidArgument(name: name, value: Double(value), allowed: "finite, at least 0")
@@ -70,12 +70,12 @@ public final class AdamW {
 
     /// timm 0.4.12 `add_weight_decay`: 1-D tensors, names ending in ".bias", and the model's
     /// no-weight-decay names skip decay.
-    public static func skipsWeightDecay(name: String, shape: [Int], noWeightDecay: Set<String>) -> Bool {
+    package static func skipsWeightDecay(name: String, shape: [Int], noWeightDecay: Set<String>) -> Bool {
         shape.count <= 1 || name.hasSuffix(".bias") || noWeightDecay.contains(name)
     }
 
     /// One update of every parameter that has a gradient.
-    public func update() {
+    package func update() {
         step += 1
         let bc1 = 1 - Float(Double(beta1).power(step)), bc2 = 1 - Float(Double(beta2).power(step))
         let bc2Sqrt = bc2.squareRoot()
@@ -92,7 +92,7 @@ public final class AdamW {
     /// Restores the moment estimates and step count (from a checkpoint), under the names a
     /// checkpoint gives them: `optimizer.exp_avg.<name>` and `optimizer.exp_avg_sq.<name>`.
     /// Nothing changes unless every moment fits.
-    public func restore(step: Int, m: [String: [Float]], v: [String: [Float]]) throws {
+    package func restore(step: Int, m: [String: [Float]], v: [String: [Float]]) throws {
         guard step >= 0 else { throw TensorError.invalidArgument(name: "step", value: Double(step), allowed: "at least 0") }
         for (name, p) in parameters {
             for (key, moments) in [("optimizer.exp_avg.\(name)", m[name]), ("optimizer.exp_avg_sq.\(name)", v[name])] {

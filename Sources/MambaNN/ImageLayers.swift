@@ -3,27 +3,27 @@ import MambaTensor
 /// nn.ConvTranspose2d(Cin, Cout, k, stride k): each input pixel becomes a k × k block of the
 /// output, as the Vim segmentation backbone upsamples its features. weight [Cin, Cout, k, k]
 /// (PyTorch's layout for a transposed conv), bias [Cout].
-public final class ConvTranspose2d: Module {
-    public let weight: Tensor
-    public let bias: Tensor
+package final class ConvTranspose2d: Module {
+    package let weight: Tensor
+    package let bias: Tensor
 
-    public init(inChannels: Int, outChannels: Int, kernel: Int) throws {
+    package init(inChannels: Int, outChannels: Int, kernel: Int) throws {
         guard kernel >= 1 else { throw TensorError.invalidArgument(name: "kernel", value: Double(kernel), allowed: "at least 1") }
         weight = try Tensor(zeros: [inChannels, outChannels, kernel, kernel])
         bias = try Tensor(zeros: [outChannels])
     }
 
-    public var kernel: Int { weight.shape[2] }
-    public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+    package var kernel: Int { weight.shape[2] }
+    package var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
 
     /// PyTorch's default: U(±1/√fan_in) with fan_in = weight.size(1)·k² = Cout·k².
-    public func resetParameters(using rng: inout SeededGenerator) {
+    package func resetParameters(using rng: inout SeededGenerator) {
         let bound = 1 / Double(weight.shape[1] * kernel * kernel).squareRoot()
         weight.fillUniform(bound, using: &rng)
         bias.fillUniform(bound, using: &rng)
     }
 
-    public func callAsFunction(_ x: Tensor, tape: Tape? = nil) throws -> Tensor {
+    package func callAsFunction(_ x: Tensor, tape: Tape? = nil) throws -> Tensor {
         try convTranspose2d(x, weight: weight, bias: bias, stride: kernel, tape: tape)
     }
 }
@@ -32,17 +32,17 @@ public final class ConvTranspose2d: Module {
 /// running averages updated), the running statistics in evaluation. With `synchronize` set (by a
 /// data-parallel trainer), the statistics and their gradients are summed over every process, as
 /// SyncBatchNorm does.
-public final class BatchNorm2d: Module {
-    public let weight: Tensor, bias: Tensor
-    public let runningMean: Tensor, runningVar: Tensor
+package final class BatchNorm2d: Module {
+    package let weight: Tensor, bias: Tensor
+    package let runningMean: Tensor, runningVar: Tensor
     /// Batches seen in training (`num_batches_tracked`, int64 in PyTorch): kept so state dicts
     /// round-trip; the momentum, not this count, sets the averaging.
-    public let batchesTracked: Tensor
-    public let momentum: Float, eps: Float
+    package let batchesTracked: Tensor
+    package let momentum: Float, eps: Float
     /// Sums per-process partial statistics over all processes; nil in a single process.
-    public var synchronize: (([Double]) -> [Double])?
+    package var synchronize: (([Double]) -> [Double])?
 
-    public init(_ channels: Int, momentum: Float = 0.1, eps: Float = 1e-5) throws {
+    package init(_ channels: Int, momentum: Float = 0.1, eps: Float = 1e-5) throws {
         weight = try Tensor(shape: [channels], repeating: 1)
         bias = try Tensor(zeros: [channels])
         runningMean = try Tensor(zeros: [channels])
@@ -52,13 +52,13 @@ public final class BatchNorm2d: Module {
         self.eps = eps
     }
 
-    public var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
-    public var ownBuffers: [(String, Tensor)] {
+    package var ownParameters: [(String, Tensor)] { [("weight", weight), ("bias", bias)] }
+    package var ownBuffers: [(String, Tensor)] {
         [("running_mean", runningMean), ("running_var", runningVar), ("num_batches_tracked", batchesTracked)]
     }
 
     /// PyTorch's defaults: weight 1, bias 0, running mean 0, running variance 1.
-    public func resetParameters() {
+    package func resetParameters() {
         weight.fill(1)
         bias.fill(0)
         runningMean.fill(0)
@@ -66,7 +66,7 @@ public final class BatchNorm2d: Module {
         batchesTracked.fill(0)
     }
 
-    public func callAsFunction(_ x: Tensor, training: Bool, tape: Tape? = nil) throws -> Tensor {
+    package func callAsFunction(_ x: Tensor, training: Bool, tape: Tape? = nil) throws -> Tensor {
         if training { try batchesTracked.assign([batchesTracked.array[0] + 1]) }
         return try batchNorm2d(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
                                training: training, momentum: momentum, eps: eps, allReduce: synchronize, tape: tape)
@@ -75,25 +75,25 @@ public final class BatchNorm2d: Module {
 
 /// mmcv's ConvModule as mmseg's heads build it: Conv2d without bias (a norm follows) → BatchNorm
 /// → ReLU, under the keys `conv` and `bn`.
-public final class ConvModule: Module {
-    public let conv: Conv2d
-    public let bn: BatchNorm2d
+package final class ConvModule: Module {
+    package let conv: Conv2d
+    package let bn: BatchNorm2d
 
-    public init(inChannels: Int, outChannels: Int, kernel: Int, padding: Int = 0) throws {
+    package init(inChannels: Int, outChannels: Int, kernel: Int, padding: Int = 0) throws {
         conv = try Conv2d(inChannels: inChannels, outChannels: outChannels, kernel: kernel, padding: padding, bias: false)
         bn = try BatchNorm2d(outChannels)
     }
 
-    public var children: [(String, Module)] { [("conv", conv), ("bn", bn)] }
+    package var children: [(String, Module)] { [("conv", conv), ("bn", bn)] }
 
     /// mmcv's `kaiming_init` (normal, fan_out, ReLU gain) for the conv; the norm at 1 and 0.
-    public func resetParameters(using rng: inout SeededGenerator) {
+    package func resetParameters(using rng: inout SeededGenerator) {
         let fanOut = Double(conv.outChannels * conv.kernel * conv.kernel)
         conv.weight.fillNormal(std: (2 / fanOut).squareRoot(), using: &rng)
         bn.resetParameters()
     }
 
-    public func callAsFunction(_ x: Tensor, training: Bool, tape: Tape? = nil) throws -> Tensor {
+    package func callAsFunction(_ x: Tensor, training: Bool, tape: Tape? = nil) throws -> Tensor {
         try relu(bn(conv(x, tape: tape), training: training, tape: tape), tape: tape)
     }
 }

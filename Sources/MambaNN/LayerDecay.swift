@@ -39,7 +39,7 @@ public enum LayerDecay: String, CaseIterable, Codable, Sendable {
     }
 
     /// The AdamW groups, in order of first appearance as the official constructor makes them.
-    public func groups(_ parameters: [(String, [Int])], numLayers: Int, rate: Double, weightDecay: Float) -> [AdamW.Group] {
+    package func groups(_ parameters: [(String, [Int])], numLayers: Int, rate: Double, weightDecay: Float) -> [AdamW.Group] {
         var groups: [AdamW.Group] = [], index: [String: Int] = [:]
         for (name, shape) in parameters {
             let id = layerID(name, numLayers: numLayers)

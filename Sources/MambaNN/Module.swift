@@ -4,7 +4,7 @@ import MambaTensor
 ///
 /// Each module lists its own tensors (keys spelled out literally) and its children with
 /// their key prefixes; nothing is discovered by reflection, so every key can be found by grep.
-public protocol Module: AnyObject {
+package protocol Module: AnyObject {
     /// This module's own parameters, keyed relative to the module ("weight", "A_log").
     var ownParameters: [(String, Tensor)] { get }
     /// State that is saved and loaded but not trained, such as BatchNorm's running statistics
@@ -15,32 +15,32 @@ public protocol Module: AnyObject {
 }
 
 extension Module {
-    public var ownParameters: [(String, Tensor)] { [] }
-    public var ownBuffers: [(String, Tensor)] { [] }
-    public var children: [(String, Module)] { [] }
+    package var ownParameters: [(String, Tensor)] { [] }
+    package var ownBuffers: [(String, Tensor)] { [] }
+    package var children: [(String, Module)] { [] }
 
     /// Every parameter under its full dotted name, in the official `state_dict` order
     /// as far as each module lists them.
-    public func namedParameters(prefix: String = "") -> [(String, Tensor)] {
+    package func namedParameters(prefix: String = "") -> [(String, Tensor)] {
         var result = ownParameters.map { (prefix + $0.0, $0.1) }
         for (key, child) in children { result += child.namedParameters(prefix: prefix + key + ".") }
         return result
     }
 
-    public var parameterCount: Int { namedParameters().reduce(0) { $0 + $1.1.count } }
+    package var parameterCount: Int { namedParameters().reduce(0) { $0 + $1.1.count } }
 
     /// This module and every module below it, depth first.
-    public var descendants: [Module] { [self] + children.flatMap { $0.1.descendants } }
+    package var descendants: [Module] { [self] + children.flatMap { $0.1.descendants } }
 
     /// Every buffer under its full dotted name.
-    public func namedBuffers(prefix: String = "") -> [(String, Tensor)] {
+    package func namedBuffers(prefix: String = "") -> [(String, Tensor)] {
         var result = ownBuffers.map { (prefix + $0.0, $0.1) }
         for (key, child) in children { result += child.namedBuffers(prefix: prefix + key + ".") }
         return result
     }
 
     /// What `state_dict()` holds: each module's parameters, then its buffers, then its children.
-    public func namedState(prefix: String = "") -> [(String, Tensor)] {
+    package func namedState(prefix: String = "") -> [(String, Tensor)] {
         var result = (ownParameters + ownBuffers).map { (prefix + $0.0, $0.1) }
         for (key, child) in children { result += child.namedState(prefix: prefix + key + ".") }
         return result
@@ -48,7 +48,7 @@ extension Module {
 }
 
 /// A tensor as a state dict supplies it: shape plus float32 values.
-public protocol StateDictValue {
+package protocol StateDictValue {
     var shape: [Int] { get }
     func floats() -> [Float]
 }
@@ -59,7 +59,7 @@ extension Module {
     /// Nothing is copied unless every name and shape checks (a value whose `floats()` does not
     /// fill its own shape is found only while copying). Returns what a non-strict load left out.
     @discardableResult
-    public func load<V: StateDictValue>(stateDict: [String: V], strict: Bool = true, source: String = "") throws -> StateDictReport {
+    package func load<V: StateDictValue>(stateDict: [String: V], strict: Bool = true, source: String = "") throws -> StateDictReport {
         var problems: [StateDictError.Problem] = [], missing: [(String, [Int])] = []
         var present: [(String, Tensor, V)] = []
         let params = namedState()

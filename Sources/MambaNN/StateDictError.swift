@@ -13,6 +13,7 @@ public enum StateDictError: Error, Sendable, Equatable, CustomStringConvertible 
         /// The value under `key` holds another number of elements than its own shape says.
         case valueCountMismatch(key: String, expected: Int, found: Int)
 
+        /// One line naming the tensor and the shapes.
         public var description: String {
             switch self {
             case let .missingKey(key, expected): return "missing \(abbreviated(key)) \(describe(shape: expected))"
@@ -34,6 +35,7 @@ public enum StateDictError: Error, Sendable, Equatable, CustomStringConvertible 
     /// The optimizer moment `key` holds another number of values than its parameter.
     case optimizerStateSize(key: String, expected: Int, found: Int)
 
+    /// One line naming the file and the tensors that do not fit.
     public var description: String {
         switch self {
         case let .mismatch(source, problems):
@@ -51,18 +53,18 @@ public enum StateDictError: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// What a non-strict load left out: parameters the state dict did not have (they keep their
 /// values) and tensors of the state dict the model does not have.
-public struct StateDictReport: Sendable, Equatable, CustomStringConvertible {
-    public var missing: [String]
-    public var unexpected: [String]
+package struct StateDictReport: Sendable, Equatable, CustomStringConvertible {
+    package var missing: [String]
+    package var unexpected: [String]
 
-    public init(missing: [String] = [], unexpected: [String] = []) {
+    package init(missing: [String] = [], unexpected: [String] = []) {
         self.missing = missing
         self.unexpected = unexpected
     }
 
-    public var isEmpty: Bool { missing.isEmpty && unexpected.isEmpty }
+    package var isEmpty: Bool { missing.isEmpty && unexpected.isEmpty }
 
-    public var description: String {
+    package var description: String {
         var parts: [String] = []
         if !missing.isEmpty { parts.append("not in the state dict: " + abbreviated(list: missing)) }
         if !unexpected.isEmpty { parts.append("not in the model: " + abbreviated(list: unexpected)) }

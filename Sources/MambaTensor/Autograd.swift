@@ -6,23 +6,23 @@
 /// every consumer of a tensor has contributed to its gradient before its producer reads it.
 /// The ops are coarse (linear, add + RMSNorm, the causal conv, the selective scan, ...), so a
 /// Vim-T step records about a thousand closures, and each keeps only what its backward needs.
-public final class Tape {
+package final class Tape {
     private var steps: [() -> Void] = []
 
-    public init() {}
+    package init() {}
 
-    public func record(_ step: @escaping () -> Void) { steps.append(step) }
+    package func record(_ step: @escaping () -> Void) { steps.append(step) }
 
-    public var count: Int { steps.count }
+    package var count: Int { steps.count }
 
     /// Seeds d(loss)/d(loss) = 1 and runs every recorded step in reverse. The tape is spent.
-    public func backward(from loss: Tensor) throws {
+    package func backward(from loss: Tensor) throws {
         guard loss.count == 1 else { throw TensorError.valueCountMismatch(tensor: "loss", expected: 1, found: loss.count) }
         try backward(from: loss, seed: [1])
     }
 
     /// Runs the steps in reverse with d(·)/d(output) = `seed` (a vector-Jacobian product).
-    public func backward(from output: Tensor, seed: [Float]) throws {
+    package func backward(from output: Tensor, seed: [Float]) throws {
         guard seed.count == output.count else {
             throw TensorError.valueCountMismatch(tensor: "seed", expected: output.count, found: seed.count)
         }
@@ -40,7 +40,7 @@ extension Tape {
     /// to be computed again by `body` without a tape when a backward step needs its values,
     /// instead of being kept from the forward pass: the official `mamba_inner_fn` keeps neither
     /// the conv output nor Δ. `body` must give the same values every time (our ops do).
-    public func recomputable(_ body: @escaping (Tape?) throws -> Tensor) throws -> Tensor {
+    package func recomputable(_ body: @escaping (Tape?) throws -> Tensor) throws -> Tensor {
         let t = try body(self)
         t.recipe = Recipe { try body(nil) }
         return t
@@ -48,7 +48,7 @@ extension Tape {
 }
 
 /// `tape.recomputable(body)`, or just `body(nil)` without a tape.
-public func recomputable(tape: Tape?, _ body: @escaping (Tape?) throws -> Tensor) throws -> Tensor {
+package func recomputable(tape: Tape?, _ body: @escaping (Tape?) throws -> Tensor) throws -> Tensor {
     guard let tape else { return try body(nil) }
     return try tape.recomputable(body)
 }
@@ -111,8 +111,8 @@ package func addToGradient(_ slot: GradientSlot, _ values: [Float]) {
 
 extension Tensor {
     /// The gradient buffer, created as zeros on first use.
-    public func gradBuffer() -> Tensor { slot.buffer() }
+    package func gradBuffer() -> Tensor { slot.buffer() }
 
     /// Sets the gradient to zero (keeping the buffer), as `optimizer.zero_grad(set_to_none=False)`.
-    public func zeroGrad() { grad?.fill(0) }
+    package func zeroGrad() { grad?.fill(0) }
 }

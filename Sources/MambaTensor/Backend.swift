@@ -9,7 +9,7 @@
 /// rows `rowStride` apart. Every method may assume what its op checked: shapes agree, the
 /// tensors named contiguous are, and every operand lives on this backend's device. Gradients
 /// are accumulated (`+=`) unless a method says it writes.
-public protocol Backend: AnyObject, Sendable {
+package protocol Backend: AnyObject, Sendable {
     var device: Device { get }
 
     // Memory.
@@ -109,50 +109,50 @@ public protocol Backend: AnyObject, Sendable {
 
 /// The columns of one image for a k × k convolution with zero padding: cols [C·k·k, P] covers
 /// output pixels `pixels` (row-major over the output's width).
-public struct ImageColumns {
-    public var image: Tensor, cols: Tensor
-    public var channels: Int, height: Int, width: Int
-    public var kernel: Int, stride: Int, padding: Int
-    public var outWidth: Int, pixels: Range<Int>
+package struct ImageColumns {
+    package var image: Tensor, cols: Tensor
+    package var channels: Int, height: Int, width: Int
+    package var kernel: Int, stride: Int, padding: Int
+    package var outWidth: Int, pixels: Range<Int>
 }
 
 /// out = a · aScale[c] + b · bScale[c] + shift[c] over [B, C, plane].
-public struct ChannelAffine {
-    public var a: Tensor, aScale: [Float]
-    public var b: Tensor?, bScale: [Float]?
-    public var shift: [Float]?
-    public var out: Tensor
-    public var channels: Int, accumulate: Bool
+package struct ChannelAffine {
+    package var a: Tensor, aScale: [Float]
+    package var b: Tensor?, bScale: [Float]?
+    package var shift: [Float]?
+    package var out: Tensor
+    package var channels: Int, accumulate: Bool
 }
 
 /// A separable resample: output row i = Σ_t rowWeights[i][t] · input row rowTaps[i][t], and the
 /// same along columns, over `planes` planes of [inHeight, inWidth] → [outHeight, outWidth].
-public struct Resample {
-    public var input: Tensor, output: Tensor
-    public var planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int
-    public var rowTaps: [[Int]], rowWeights: [[Float]], columnTaps: [[Int]], columnWeights: [[Float]]
+package struct Resample {
+    package var input: Tensor, output: Tensor
+    package var planes: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int
+    package var rowTaps: [[Int]], rowWeights: [[Float]], columnTaps: [[Int]], columnWeights: [[Float]]
 }
 
 /// Logits [batch, classes, plane] and one label per pixel (`ignoreIndex` where unlabelled).
-public struct PixelCrossEntropy {
-    public var logits: Tensor, labels: [Int32]
-    public var batch: Int, classes: Int, plane: Int, ignoreIndex: Int32
+package struct PixelCrossEntropy {
+    package var logits: Tensor, labels: [Int32]
+    package var batch: Int, classes: Int, plane: Int, ignoreIndex: Int32
 }
 
 /// c = alpha · op(a) · op(b) + beta · c, op = transpose when the flag is set; a, b, c as matrices.
-public struct MatrixProduct {
-    public var a: Tensor, b: Tensor, c: Tensor
-    public var transposeA = false, transposeB = false
-    public var alpha: Float = 1, beta: Float = 0
+package struct MatrixProduct {
+    package var a: Tensor, b: Tensor, c: Tensor
+    package var transposeA = false, transposeB = false
+    package var alpha: Float = 1, beta: Float = 0
 
-    public init(a: Tensor, b: Tensor, c: Tensor, transposeA: Bool = false, transposeB: Bool = false, alpha: Float = 1, beta: Float = 0) {
+    package init(a: Tensor, b: Tensor, c: Tensor, transposeA: Bool = false, transposeB: Bool = false, alpha: Float = 1, beta: Float = 0) {
         (self.a, self.b, self.c) = (a, b, c)
         (self.transposeA, self.transposeB, self.alpha, self.beta) = (transposeA, transposeB, alpha, beta)
     }
 }
 
 /// Elementwise functions of one tensor.
-public enum PointwiseFunction: Sendable {
+package enum PointwiseFunction: Sendable {
     /// −exp(x): a Mamba mixer's A from A_log.
     case negativeExp
     /// The exact (erf) GELU.
@@ -164,7 +164,7 @@ public enum PointwiseFunction: Sendable {
 }
 
 /// Elementwise functions of two tensors.
-public enum PointwiseCombination: Sendable {
+package enum PointwiseCombination: Sendable {
     case add, multiply
     /// a · GELU'(b): the GELU backward, a the output gradient and b the input.
     case geluGradient
@@ -176,11 +176,11 @@ public enum PointwiseCombination: Sendable {
 
 /// torch.optim.AdamW on one parameter: p ← p·(1 − lr·wd); m ← β₁m + (1 − β₁)g;
 /// v ← β₂v + (1 − β₂)g²; p ← p − stepSize · m / (√v / √(1 − β₂ᵗ) + eps), stepSize = lr / (1 − β₁ᵗ).
-public struct AdamWStep {
-    public var parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor
-    public var decay: Float, stepSize: Float, beta1: Float, beta2: Float, secondCorrectionRoot: Float, eps: Float
+package struct AdamWStep {
+    package var parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor
+    package var decay: Float, stepSize: Float, beta1: Float, beta2: Float, secondCorrectionRoot: Float, eps: Float
 
-    public init(parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor,
+    package init(parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor,
                 decay: Float, stepSize: Float, beta1: Float, beta2: Float, secondCorrectionRoot: Float, eps: Float) {
         (self.parameter, self.gradient, self.firstMoment, self.secondMoment) = (parameter, gradient, firstMoment, secondMoment)
         (self.decay, self.stepSize, self.beta1, self.beta2) = (decay, stepSize, beta1, beta2)
@@ -190,58 +190,58 @@ public struct AdamWStep {
 
 /// The fused residual add + RMSNorm: residual ← residual + x (x nil: residual is the input
 /// itself), normed = residual · rstd · weight. The residual is updated in place.
-public struct AddRMSNorm {
-    public var residual: Tensor
-    public var x: Tensor?
-    public var weight: Tensor, normed: Tensor
+package struct AddRMSNorm {
+    package var residual: Tensor
+    package var x: Tensor?
+    package var weight: Tensor, normed: Tensor
     /// 1 / sqrt(mean(residual²) + eps) per row, written when given.
-    public var rstd: Tensor?
-    public var eps: Float
+    package var rstd: Tensor?
+    package var eps: Float
 }
 
 /// Gradients of `AddRMSNorm`: `rowGrad` (written) receives d residual_in = d x.
-public struct AddRMSNormGradients {
-    public var normedGrad: Tensor?
-    public var residualGrad: Tensor?
-    public var rowGrad: Tensor, weightGrad: Tensor
+package struct AddRMSNormGradients {
+    package var normedGrad: Tensor?
+    package var residualGrad: Tensor?
+    package var rowGrad: Tensor, weightGrad: Tensor
 }
 
 /// y = (x − mean) / sqrt(var + eps) · weight + bias over the last dimension.
-public struct LayerNormOperands {
-    public var x: Tensor, weight: Tensor, bias: Tensor, y: Tensor, eps: Float
+package struct LayerNormOperands {
+    package var x: Tensor, weight: Tensor, bias: Tensor, y: Tensor, eps: Float
 }
 
-public struct LayerNormGradients {
-    public var yGrad: Tensor
-    public var xGrad: Tensor?
-    public var weightGrad: Tensor, biasGrad: Tensor
+package struct LayerNormGradients {
+    package var yGrad: Tensor
+    package var xGrad: Tensor?
+    package var weightGrad: Tensor, biasGrad: Tensor
 }
 
 /// out = SiLU(causal depthwise conv(x) + bias) over tokens of `batch` sequences of `length`;
 /// x [B·L, E] rows (may be a column view), weight [E, K], out contiguous. `reverse` runs the
 /// conv from the end of each sequence (Vim's backward branch without a flipped copy).
-public struct CausalConv1dSiLU {
-    public var x: Tensor, weight: Tensor, bias: Tensor, out: Tensor
-    public var batch: Int, length: Int, reverse: Bool
+package struct CausalConv1dSiLU {
+    package var x: Tensor, weight: Tensor, bias: Tensor, out: Tensor
+    package var batch: Int, length: Int, reverse: Bool
 }
 
-public struct CausalConv1dSiLUGradients {
-    public var outGrad: Tensor, xGrad: Tensor, weightGrad: Tensor, biasGrad: Tensor
+package struct CausalConv1dSiLUGradients {
+    package var outGrad: Tensor, xGrad: Tensor, weightGrad: Tensor, biasGrad: Tensor
 }
 
 /// mamba_ssm's selective scan with delta_softplus, D skip and SiLU(z) gate, in token-major
 /// layout: out = scale · y (+ out when `accumulate`). u, delta, out contiguous [B·L, E]; B, C,
 /// z may be column views; A [E, N] (already −exp(A_log)); D, deltaBias [E].
-public struct SelectiveScan {
-    public var u: Tensor, delta: Tensor, deltaBias: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor
-    public var out: Tensor
-    public var scale: Float = 1, accumulate = false
-    public var batch: Int, length: Int, reverse: Bool
+package struct SelectiveScan {
+    package var u: Tensor, delta: Tensor, deltaBias: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor
+    package var out: Tensor
+    package var scale: Float = 1, accumulate = false
+    package var batch: Int, length: Int, reverse: Bool
 }
 
 /// deltaGrad is written; the rest accumulate. Each has its operand's shape and layout.
-public struct SelectiveScanGradients {
-    public var outGrad: Tensor
-    public var uGrad: Tensor, deltaGrad: Tensor, deltaBiasGrad: Tensor, AGrad: Tensor
-    public var BGrad: Tensor, CGrad: Tensor, DGrad: Tensor, zGrad: Tensor
+package struct SelectiveScanGradients {
+    package var outGrad: Tensor
+    package var uGrad: Tensor, deltaGrad: Tensor, deltaBiasGrad: Tensor, AGrad: Tensor
+    package var BGrad: Tensor, CGrad: Tensor, DGrad: Tensor, zGrad: Tensor
 }

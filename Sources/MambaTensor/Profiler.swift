@@ -3,18 +3,18 @@ import Foundation
 /// Wall time per op name, collected only while enabled (`bench --profile`).
 /// Ops are timed from the calling thread, around their whole parallel region. Passes on several
 /// threads at once add to the same totals under a lock.
-public enum Profiler {
+package enum Profiler {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var enabled = false
     nonisolated(unsafe) private static var totals: [String: (seconds: Double, calls: Int)] = [:]
 
-    public static var isEnabled: Bool {
+    package static var isEnabled: Bool {
         get { lock.lock(); defer { lock.unlock() }; return enabled }
         set { lock.lock(); enabled = newValue; lock.unlock() }
     }
 
     @inline(__always)
-    public static func measure<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
+    package static func measure<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
         guard isEnabled else { return try body() }
         let start = DispatchTime.now().uptimeNanoseconds
         let result = try body()
@@ -26,10 +26,10 @@ public enum Profiler {
         return result
     }
 
-    public static func reset() { lock.lock(); totals = [:]; lock.unlock() }
+    package static func reset() { lock.lock(); totals = [:]; lock.unlock() }
 
     /// (name, seconds, calls), largest first.
-    public static var report: [(name: String, seconds: Double, calls: Int)] {
+    package static var report: [(name: String, seconds: Double, calls: Int)] {
         lock.lock(); defer { lock.unlock() }
         return totals.map { ($0.key, $0.value.seconds, $0.value.calls) }.sorted { $0.seconds > $1.seconds }
     }
@@ -37,7 +37,7 @@ public enum Profiler {
 
 /// Peak resident memory of this process in MiB: VmHWM from /proc on Linux, else getrusage's
 /// maximum resident set (kilobytes on Linux, bytes on Apple platforms).
-public func peakResidentMiB() -> Double {
+package func peakResidentMiB() -> Double {
     if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
         for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
             let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) } ?? 0

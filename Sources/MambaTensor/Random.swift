@@ -2,11 +2,11 @@ import Foundation
 
 /// A small, fast, seedable generator (SplitMix64): the same seed gives the same numbers
 /// on every machine, which deterministic runs need.
-public struct SeededGenerator: RandomNumberGenerator {
+package struct SeededGenerator: RandomNumberGenerator {
     private var state: UInt64
-    public init(seed: UInt64) { state = seed }
+    package init(seed: UInt64) { state = seed }
 
-    public mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -15,10 +15,10 @@ public struct SeededGenerator: RandomNumberGenerator {
     }
 
     /// Uniform in [0, 1).
-    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+    package mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 
     /// Standard normal (Box-Muller).
-    public mutating func normal() -> Double {
+    package mutating func normal() -> Double {
         let u1 = max(uniform(), 1e-300), u2 = uniform()
         return (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2)
     }
@@ -52,7 +52,7 @@ extension Tensor {
 extension SeededGenerator {
     /// Gamma(shape, 1) by Marsaglia and Tsang (boosted for shape < 1); NaN unless shape is a
     /// positive finite number (the rejection loop would never end on one).
-    public mutating func gamma(_ shape: Double) -> Double {
+    package mutating func gamma(_ shape: Double) -> Double {
         guard shape > 0, shape.isFinite else { return .nan }
         if shape < 1 { return gamma(shape + 1) * Foundation.pow(max(uniform(), 1e-300), 1 / shape) }
         let d = shape - 1.0 / 3, c = 1 / (9 * d).squareRoot()
@@ -67,11 +67,11 @@ extension SeededGenerator {
     }
 
     /// Beta(a, b) as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b).
-    public mutating func beta(_ a: Double, _ b: Double) -> Double {
+    package mutating func beta(_ a: Double, _ b: Double) -> Double {
         let x = gamma(a), y = gamma(b)
         return x / (x + y)
     }
 
     /// Uniform integer in 0..<n.
-    public mutating func int(below n: Int) -> Int { n <= 1 ? 0 : Int(next() % UInt64(n)) }
+    package mutating func int(below n: Int) -> Int { n <= 1 ? 0 : Int(next() % UInt64(n)) }
 }

@@ -1,17 +1,17 @@
 import Foundation
 
 /// Where a tensor's elements live. Every op runs on the backend of its operands' device.
-public enum Device: Sendable, Hashable, CustomStringConvertible {
+package enum Device: Sendable, Hashable, CustomStringConvertible {
     case cpu
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .cpu: "cpu"
         }
     }
 
     /// The backend that runs ops on this device's tensors.
-    public var backend: any Backend {
+    package var backend: any Backend {
         switch self {
         case .cpu: CPUBackend.shared
         }
@@ -21,9 +21,9 @@ public enum Device: Sendable, Hashable, CustomStringConvertible {
 /// One allocation of `count` float32 elements on a device, shared by a tensor and its views.
 /// The address means something only to the backend of `device` (for the CPU, host memory,
 /// 64-byte aligned); nothing outside a backend reads it.
-public final class Storage: @unchecked Sendable {
-    public let device: Device
-    public let count: Int
+package final class Storage: @unchecked Sendable {
+    package let device: Device
+    package let count: Int
     package let address: UnsafeMutableRawPointer
     private let release: (UnsafeMutableRawPointer) -> Void
 
@@ -44,7 +44,7 @@ public final class Storage: @unchecked Sendable {
 
 /// Bytes held by live tensor storage now and at most since the last reset (what PyTorch reports
 /// as `max_memory_allocated`): the model's own memory, apart from the process's other allocations.
-public enum TensorMemory {
+package enum TensorMemory {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var live = 0
     nonisolated(unsafe) private static var peak = 0
@@ -54,8 +54,8 @@ public enum TensorMemory {
     }
     static func freed(_ bytes: Int) { lock.lock(); live -= bytes; lock.unlock() }
 
-    public static var liveBytes: Int { lock.lock(); defer { lock.unlock() }; return live }
-    public static var peakBytes: Int { lock.lock(); defer { lock.unlock() }; return peak }
+    package static var liveBytes: Int { lock.lock(); defer { lock.unlock() }; return live }
+    package static var peakBytes: Int { lock.lock(); defer { lock.unlock() }; return peak }
     /// Starts a new peak from the current live bytes.
-    public static func resetPeak() { lock.lock(); peak = live; lock.unlock() }
+    package static func resetPeak() { lock.lock(); peak = live; lock.unlock() }
 }

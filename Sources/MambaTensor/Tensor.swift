@@ -7,36 +7,36 @@ import Foundation
 /// (rowStride = the last dimension); `columns(_:)` and `rows(_:)` give views that share the
 /// storage, so in_proj's x | z halves and x_proj's dt | B | C columns cost no copies. Model code
 /// works with whole tensors through ops; only backends read the storage.
-public final class Tensor: @unchecked Sendable {
-    public let shape: [Int]
-    public let count: Int
-    public let storage: Storage
+package final class Tensor: @unchecked Sendable {
+    package let shape: [Int]
+    package let count: Int
+    package let storage: Storage
     /// Elements from the storage's start to element 0.
-    public let offset: Int
+    package let offset: Int
     /// Elements from one row to the next.
-    public let rowStride: Int
+    package let rowStride: Int
     /// Where d(loss)/d(self) accumulates. Backward steps that need only this tensor's gradient,
     /// not its values, keep the slot alone, so the values are freed as soon as the forward pass
     /// is done with them. A view's slot is the same view of its base's gradient.
-    public let slot: GradientSlot
+    package let slot: GradientSlot
     /// How to compute these values again from the op's inputs, when the op that made them
     /// chose to be recomputed in the backward pass instead of kept (see `Tape.recomputable`).
     package var recipe: Recipe?
 
     /// d(loss)/d(self), filled by `Tape.backward` for tensors that reach the loss.
     /// Set only by our own ops (backward kernels write into it assuming the tensor's shape).
-    public package(set) var grad: Tensor? {
+    package package(set) var grad: Tensor? {
         get { slot.grad }
         set { slot.grad = newValue }
     }
     /// Whether backward steps should fill `grad` (parameters and activations; not input images).
-    public var requiresGrad: Bool {
+    package var requiresGrad: Bool {
         get { slot.requiresGrad }
         set { slot.requiresGrad = newValue }
     }
 
-    public var device: Device { storage.device }
-    public var backend: any Backend { storage.device.backend }
+    package var device: Device { storage.device }
+    package var backend: any Backend { storage.device.backend }
 
     private init(storage: Storage, shape: [Int], offset: Int, rowStride: Int, slot: GradientSlot) {
         self.storage = storage
@@ -71,42 +71,42 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// Zeros of `shape`.
-    public convenience init(zeros shape: [Int], device: Device = .cpu) throws {
+    package convenience init(zeros shape: [Int], device: Device = .cpu) throws {
         _ = try checkedCount(shape, tensor: "zeros")
         self.init(zeroed: shape, device: device)
     }
 
     /// `value` everywhere in `shape`.
-    public convenience init(shape: [Int], repeating value: Float, device: Device = .cpu) throws {
+    package convenience init(shape: [Int], repeating value: Float, device: Device = .cpu) throws {
         _ = try checkedCount(shape, tensor: "repeating")
         self.init(uninitializedShape: shape, device: device)
         backend.fill(self, with: value)
     }
 
     /// `values` in row-major order; there must be exactly as many as `shape` holds.
-    public convenience init(shape: [Int], values: [Float], device: Device = .cpu) throws {
+    package convenience init(shape: [Int], values: [Float], device: Device = .cpu) throws {
         let count = try checkedCount(shape, tensor: "values")
         guard values.count == count else { throw TensorError.valueCountMismatch(tensor: "values", expected: count, found: values.count) }
         self.init(uninitializedShape: shape, device: device)
         backend.write(values, into: self)
     }
 
-    public var rank: Int { shape.count }
+    package var rank: Int { shape.count }
     /// Every dimension but the last, flattened.
-    public var rowCount: Int { shape.count <= 1 ? 1 : shape.dropLast().reduce(1, *) }
+    package var rowCount: Int { shape.count <= 1 ? 1 : shape.dropLast().reduce(1, *) }
     /// The last dimension (1 for a scalar).
-    public var columnCount: Int { shape.last ?? 1 }
+    package var columnCount: Int { shape.last ?? 1 }
     /// Whether the elements are one dense row-major run (rows one after another).
-    public var isContiguous: Bool { rowCount <= 1 || rowStride == columnCount }
+    package var isContiguous: Bool { rowCount <= 1 || rowStride == columnCount }
 
     /// The values in row-major order, copied to the host.
-    public var array: [Float] { backend.read(self) }
+    package var array: [Float] { backend.read(self) }
 
     /// Sets every element to `value`.
-    public func fill(_ value: Float) { backend.fill(self, with: value) }
+    package func fill(_ value: Float) { backend.fill(self, with: value) }
 
     /// Copies `values` (row-major, exactly `count` of them) into this tensor.
-    public func assign(_ values: [Float]) throws {
+    package func assign(_ values: [Float]) throws {
         guard values.count == count else { throw TensorError.valueCountMismatch(tensor: "values", expected: count, found: values.count) }
         backend.write(values, into: self)
     }
@@ -119,14 +119,14 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// Copies another tensor of the same shape into this one.
-    public func assign(_ source: Tensor) throws {
+    package func assign(_ source: Tensor) throws {
         guard source.shape == shape else { throw TensorError.shapeMismatch(tensor: "source", expected: shape, found: source.shape) }
         backend.copy(source, into: self)
     }
 
     /// Columns `range` of the last dimension, sharing this tensor's storage; its gradient is the
     /// same columns of this tensor's gradient.
-    public func columns(_ range: Range<Int>) throws -> Tensor {
+    package func columns(_ range: Range<Int>) throws -> Tensor {
         guard rank >= 1 else { throw TensorError.rankMismatch(tensor: "tensor", expected: 1, found: shape) }
         guard range.lowerBound >= 0, range.upperBound <= columnCount else {
             throw TensorError.rowsOutOfRange(tensor: "columns", start: range.lowerBound, count: range.count, size: columnCount)
@@ -143,7 +143,7 @@ public final class Tensor: @unchecked Sendable {
 
     /// Entries `range` of the first dimension, sharing this tensor's storage; its gradient is
     /// the same entries of this tensor's gradient.
-    public func rows(_ range: Range<Int>) throws -> Tensor {
+    package func rows(_ range: Range<Int>) throws -> Tensor {
         guard rank >= 2 else { throw TensorError.rankMismatch(tensor: "tensor", expected: 2, found: shape) }
         guard range.lowerBound >= 0, range.upperBound <= shape[0] else {
             throw TensorError.rowsOutOfRange(tensor: "tensor", start: range.lowerBound, count: range.count, size: shape[0])
@@ -161,7 +161,7 @@ public final class Tensor: @unchecked Sendable {
 
     /// The same elements under a new shape of the same count: any such shape when this tensor is
     /// contiguous, else one with the same last dimension. Shares the storage and the gradient.
-    public func viewed(as newShape: [Int]) throws -> Tensor {
+    package func viewed(as newShape: [Int]) throws -> Tensor {
         guard try checkedCount(newShape, tensor: "view") == count else { throw TensorError.cannotReshape(from: shape, to: newShape) }
         guard isContiguous || newShape.last == shape.last else { throw TensorError.cannotReshape(from: shape, to: newShape) }
         return reshapedView(newShape)
@@ -174,21 +174,21 @@ public final class Tensor: @unchecked Sendable {
     }
 
     /// A contiguous copy with a new shape of the same element count.
-    public func reshaped(_ newShape: [Int]) throws -> Tensor {
+    package func reshaped(_ newShape: [Int]) throws -> Tensor {
         guard try checkedCount(newShape, tensor: "reshape") == count else { throw TensorError.cannotReshape(from: shape, to: newShape) }
         let t = copy()
         return Tensor(storage: t.storage, shape: newShape, offset: 0, rowStride: newShape.last ?? 1, slot: GradientSlot(shape: newShape))
     }
 
     /// A contiguous copy of the values (no gradient link).
-    public func copy() -> Tensor {
+    package func copy() -> Tensor {
         let t = Tensor(uninitializedShape: shape, device: device)
         backend.copy(self, into: t)
         return t
     }
 
     /// Entries `[start, start + n)` of the first dimension, copied.
-    public func rows(_ start: Int, _ n: Int) throws -> Tensor {
+    package func rows(_ start: Int, _ n: Int) throws -> Tensor {
         guard rank >= 1 else { throw TensorError.rankMismatch(tensor: "tensor", expected: 1, found: shape) }
         guard start >= 0, n >= 0, n <= shape[0] - start else {
             throw TensorError.rowsOutOfRange(tensor: "tensor", start: start, count: n, size: shape[0])
@@ -200,7 +200,7 @@ public final class Tensor: @unchecked Sendable {
 
 /// ||a - b|| / ||b||, accumulated in double precision.
 /// Infinite when the counts differ, so that a tolerance check fails.
-public func relativeL2(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Double {
+package func relativeL2(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Double {
     guard a.count == b.count else { return .infinity }
     var num = 0.0, den = 0.0
     for i in 0..<a.count {
@@ -211,7 +211,7 @@ public func relativeL2(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer
     return den == 0 ? num.squareRoot() : (num / den).squareRoot()
 }
 
-public func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
+package func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
     a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in relativeL2(pa, pb) } }
 }
 
@@ -219,8 +219,8 @@ public func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
 /// The gradient of one tensor, apart from its values. A view's slot holds no buffer of its own:
 /// its gradient is the same view of its base tensor's gradient, so what a consumer of the view
 /// adds lands in the base's gradient directly.
-public final class GradientSlot: @unchecked Sendable {
-    public let shape: [Int]
+package final class GradientSlot: @unchecked Sendable {
+    package let shape: [Int]
     private var own: Tensor?
     private var ownRequiresGrad = true
     private let base: GradientSlot?
@@ -239,7 +239,7 @@ public final class GradientSlot: @unchecked Sendable {
     }
 
     /// Set only by our own ops: backward kernels write into it assuming `shape`.
-    public package(set) var grad: Tensor? {
+    package package(set) var grad: Tensor? {
         get {
             if let base, let view { return base.grad.map(view) }
             return own
@@ -250,7 +250,7 @@ public final class GradientSlot: @unchecked Sendable {
         }
     }
 
-    public var requiresGrad: Bool {
+    package var requiresGrad: Bool {
         get { base?.requiresGrad ?? ownRequiresGrad }
         set {
             if let base { base.requiresGrad = newValue } else { ownRequiresGrad = newValue }
@@ -280,7 +280,7 @@ public final class GradientSlot: @unchecked Sendable {
     }
 
     /// The gradient buffer, created as zeros on first use.
-    public func buffer() -> Tensor {
+    package func buffer() -> Tensor {
         if let base, let view { return view(base.buffer()) }
         if let own { return own }
         let g = Tensor(zeroed: shape)

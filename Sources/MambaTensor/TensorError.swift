@@ -30,6 +30,7 @@ public enum TensorError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Operands the kernel reads with one row stride were views with different strides.
     case layoutMismatch(tensor: String, expected: Int, found: Int)
 
+    /// One line naming the operation, the tensor and the shapes.
     public var description: String {
         switch self {
         case let .negativeDimension(tensor, shape):

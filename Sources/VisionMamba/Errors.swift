@@ -39,6 +39,7 @@ public enum VisionMambaError: Error, Sendable, Equatable, CustomStringConvertibl
     /// ``Trainer/run()`` was called a second time on one trainer.
     case alreadyRunning
 
+    /// One line saying what was wrong with the call.
     public var description: String {
         switch self {
         case let .pixelBufferSize(width, height, expected, found):

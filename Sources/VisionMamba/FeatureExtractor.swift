@@ -102,11 +102,7 @@ public final class FeatureExtractor: @unchecked Sendable {
         guard case .segmentor(let s) = loaded else {
             throw VisionMambaError.wrongModelKind(model: modelName, expected: "a segmentation model (pyramid features)")
         }
-        let picture = try image.decoded(), crop = s.config.backbone.imgSize
-        var sample = SegmentationTransform.resize(SegmentationSample(image: picture.planarFloats, labels: [], height: picture.height,
-                                                                     width: picture.width), height: crop, width: crop, labels: false)
-        s.transform.normalize(&sample)
-        return try s.model.backbone.features(Tensor(shape: [1, 3, crop, crop], values: sample.image)).map {
+        return try pyramidFeatures(try image.decoded(), model: s.model, transform: s.transform).map {
             FeatureMap(channels: $0.shape[1], height: $0.shape[2], width: $0.shape[3], values: $0.array)
         }
     }

@@ -101,8 +101,8 @@ public final class ImageClassifier: @unchecked Sendable {
     }
     #endif
 
-    /// Softmax in double precision, as probabilities.
-    static func softmax(_ logits: ArraySlice<Float>) -> [Float] {
+    /// Softmax in double precision, as probabilities (the command line's `predict` uses it too).
+    package static func softmax(_ logits: ArraySlice<Float>) -> [Float] {
         let m = logits.max() ?? 0
         let e = logits.map { exp(Double($0 - m)) }
         let s = e.reduce(0, +)

@@ -63,6 +63,9 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
+    /// Whether the thread `run()` started has returned (tests wait on it after stopping a run).
+    package var hasFinished: Bool { relay.hasFinished }
+
     /// The schedule's length and where the run starts in it: epochs for a classifier,
     /// iterations for a segmentor.
     public var progress: (done: Int, total: Int, unit: String) {
@@ -147,6 +150,7 @@ public final class Trainer: @unchecked Sendable {
                     logger.debug("training failed: \(error)")
                     continuation.finish(throwing: error)
                 }
+                relay.finish()
             }
             thread.stackSize = 16 << 20
             thread.name = "vision-mamba training"
@@ -162,7 +166,7 @@ private final class EventRelay: @unchecked Sendable {
     private let lock = NSLock()
     private var continuation: AsyncThrowingStream<TrainingEvent, any Error>.Continuation?
     private var pending: [TrainingEvent] = []
-    private var started = false, stopped = false
+    private var started = false, stopped = false, finished = false
 
     func send(_ event: TrainingEvent) {
         lock.lock(); defer { lock.unlock() }
@@ -181,6 +185,8 @@ private final class EventRelay: @unchecked Sendable {
     }
 
     func stop() { lock.lock(); stopped = true; lock.unlock() }
+    func finish() { lock.lock(); finished = true; lock.unlock() }
+    var hasFinished: Bool { lock.lock(); defer { lock.unlock() }; return finished }
     func isStopped() -> Bool { lock.lock(); defer { lock.unlock() }; return stopped }
 }
 

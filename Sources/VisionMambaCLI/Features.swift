@@ -76,14 +76,10 @@ struct Features: ParsableCommand {
         config.dropPathRate = 0
         let model = try Segmentor(config: config)
         try model.load(stateDict: try VimModel.modelTensors(modelOptions.weights), strict: !modelOptions.nonStrict, source: modelOptions.weights)
-        let crop = config.backbone.imgSize, transform = stored?.options.transform ?? SegmentationTransform.ade20k(crop: crop)
+        let transform = stored?.options.transform ?? SegmentationTransform.ade20k(crop: config.backbone.imgSize)
         var levels = [[Float]](repeating: [], count: 4), shapes = [[Int]](repeating: [], count: 4)
         for path in files {
-            let picture = try ImageDecoder.decode(path)
-            var sample = SegmentationTransform.resize(SegmentationSample(image: picture.planarFloats, labels: [], height: picture.height,
-                                                                         width: picture.width), height: crop, width: crop, labels: false)
-            transform.normalize(&sample)
-            let features = try model.backbone.features(Tensor(shape: [1, 3, crop, crop], values: sample.image))
+            let features = try pyramidFeatures(try ImageDecoder.decode(path), model: model, transform: transform)
             for (i, f) in features.enumerated() { levels[i] += f.array; shapes[i] = [files.count] + f.shape.dropFirst() }
         }
         var out = TensorFile()

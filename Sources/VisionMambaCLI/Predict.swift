@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MambaIO
 import MambaTensor
+import VisionMamba
 import VisionMambaModels
 import VisionMambaData
 import VisionMambaTraining
@@ -66,7 +67,7 @@ struct Predict: ParsableCommand {
             let paths = Array(files[start..<min(start + batch, files.count)])
             let logits = try model(try loadImageBatch(paths, transform: description.transform)).array
             for (row, path) in paths.enumerated() {
-                let probs = softmax(Array(logits[(row * classes)..<((row + 1) * classes)]))
+                let probs = ImageClassifier.softmax(logits[(row * classes)..<((row + 1) * classes)])
                 let best = probs.indices.sorted { probs[$0] > probs[$1] }.prefix(top)
                 switch format {
                 case .csv:
@@ -155,13 +156,6 @@ struct Predict: ParsableCommand {
         return text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0) }
             .reversed().drop(while: { $0.isEmpty }).reversed()
     }
-}
-
-func softmax(_ x: [Float]) -> [Float] {
-    let m = x.max() ?? 0
-    let e = x.map { Foundation.exp(Double($0 - m)) }
-    let s = e.reduce(0, +)
-    return e.map { Float($0 / s) }
 }
 
 /// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.

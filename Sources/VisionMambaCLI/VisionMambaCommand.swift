@@ -20,7 +20,7 @@ public struct VisionMambaCommand: ParsableCommand {
 
     /// One place turns failures into the contract: usage errors keep argument-parser's own
     /// message and code; anything else is one line on stderr and exit code 1.
-    public static func main(joinWorld: (() -> ProcessGroup?)? = nil) {
+    package static func main(joinWorld: (() -> ProcessGroup?)? = nil) {
         CommandLineLogHandler.install()
         World.join = joinWorld
         do {

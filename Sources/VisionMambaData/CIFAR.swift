@@ -9,12 +9,12 @@ import MambaTensor
 /// - python: the pickled batches `data_batch_{1…5}` / `test_batch` (CIFAR-10, key `labels`) or
 ///   `train` / `test` (CIFAR-100, key `fine_labels`), read by the restricted unpickler.
 /// Pixels are stored as R, G and B planes of 32×32, i.e. already CHW.
-public struct CIFARDataset: ImageDataset {
-    public let classes: Int
+package struct CIFARDataset: ImageDataset {
+    package let classes: Int
     let pixels: [UInt8]
     let labels: [Int]
 
-    public init(path: String, classes: Int, train: Bool) throws {
+    package init(path: String, classes: Int, train: Bool) throws {
         guard classes == 10 || classes == 100 else { throw DatasetError.unsupportedClassCount(path: path, classes: classes) }
         self.classes = classes
         let fm = FileManager.default
@@ -43,11 +43,11 @@ public struct CIFARDataset: ImageDataset {
         labels = lab
     }
 
-    public var count: Int { labels.count }
-    public var numClasses: Int { classes }
-    public var imageShape: [Int] { [3, 32, 32] }
-    public var normalization: (mean: [Float], std: [Float]) { ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) }
-    public var classNames: [String] { classes == 10 ? Self.cifar10Names : Self.cifar100Names }
+    package var count: Int { labels.count }
+    package var numClasses: Int { classes }
+    package var imageShape: [Int] { [3, 32, 32] }
+    package var normalization: (mean: [Float], std: [Float]) { ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]) }
+    package var classNames: [String] { classes == 10 ? Self.cifar10Names : Self.cifar100Names }
 
     /// The label names of the datasets' own meta files (batches.meta, meta), in label order.
     static let cifar10Names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -61,7 +61,7 @@ public struct CIFARDataset: ImageDataset {
         willow_tree wolf woman worm
         """.split(separator: " ").map(String.init)
 
-    public func sample(_ index: Int) throws -> (image: [Float], label: Int) {
+    package func sample(_ index: Int) throws -> (image: [Float], label: Int) {
         (pixels[(index * 3072)..<((index + 1) * 3072)].map { Float($0) / 255 }, labels[index])
     }
 }

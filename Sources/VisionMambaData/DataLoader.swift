@@ -3,38 +3,38 @@ import Foundation
 import MambaTensor
 
 /// One batch: images [B, C, H, W] (normalised) and their labels.
-public struct Batch: @unchecked Sendable {
-    public let images: Tensor
-    public let labels: [Int]
+package struct Batch: @unchecked Sendable {
+    package let images: Tensor
+    package let labels: [Int]
     /// Dataset indices of the samples, in batch order.
-    public let indices: [Int]
+    package let indices: [Int]
     /// Positions of the samples in the epoch's order (the same on every rank): what their
     /// random draws are keyed by.
-    public let positions: [Int]
+    package let positions: [Int]
 }
 
 /// Batches of a dataset in an order fixed by (seed, epoch): shuffled for training, in order for
 /// evaluation. Augmentation draws from `sampleGenerator(seed:epoch:index:)`, so an epoch's
 /// batches are the same whatever the thread count and whether or not the run was resumed.
 /// The next batch is decoded and augmented on a background queue while the current one trains.
-public struct DataLoader: Sendable {
-    public let dataset: any ImageDataset
-    public let batchSize: Int
-    public let shuffle: Bool
-    public let dropLast: Bool
-    public let transforms: [any SampleTransform]
+package struct DataLoader: Sendable {
+    package let dataset: any ImageDataset
+    package let batchSize: Int
+    package let shuffle: Bool
+    package let dropLast: Bool
+    package let transforms: [any SampleTransform]
     /// Transforms applied after normalisation (random erasing).
-    public let postTransforms: [any SampleTransform]
-    public let seed: UInt64
+    package let postTransforms: [any SampleTransform]
+    package let seed: UInt64
     /// Repeated augmentation (the official RASampler): each sample `repeats` times per epoch.
-    public let repeats: Int
+    package let repeats: Int
     /// Data parallelism: global batch b is positions [b·B·W, (b+1)·B·W) of the epoch's order
     /// (W = worldSize), and this rank takes its B-sized slice, so W ranks with batch B see what
     /// one process with batch W·B sees, whatever W.
-    public let rank: Int
-    public let worldSize: Int
+    package let rank: Int
+    package let worldSize: Int
 
-    public init(dataset: any ImageDataset, batchSize: Int, shuffle: Bool, dropLast: Bool,
+    package init(dataset: any ImageDataset, batchSize: Int, shuffle: Bool, dropLast: Bool,
                 transforms: [any SampleTransform] = [], postTransforms: [any SampleTransform] = [],
                 seed: UInt64 = 0, repeats: Int = 1, rank: Int = 0, worldSize: Int = 1) {
         self.rank = rank
@@ -53,7 +53,7 @@ public struct DataLoader: Sendable {
     /// repeated augmentation, as RASampler: every index repeated consecutively, then the epoch cut to
     /// the dataset size rounded down to a multiple of 256 (the whole size when that is 0), so an
     /// epoch shows about a third of the distinct images, three times each, differently augmented.
-    public func order(epoch: Int) -> [Int] {
+    package func order(epoch: Int) -> [Int] {
         var order = Array(0..<dataset.count)
         guard shuffle else { return order }
         var rng = SeededGenerator(seed: seed &* 0x2545_F491_4F6C_DD1D &+ UInt64(epoch) &+ 1)
@@ -65,14 +65,14 @@ public struct DataLoader: Sendable {
     }
 
     /// Global batches per epoch.
-    public func batchCount(epoch: Int = 0) -> Int {
+    package func batchCount(epoch: Int = 0) -> Int {
         let n = order(epoch: epoch).count, global = batchSize * worldSize
         return dropLast ? n / global : (n + global - 1) / global
     }
 
     /// Batch `b` of `epoch`. A sample's augmentation draws depend on (seed, epoch, its position
     /// in the epoch's order), so repeated copies of an image are augmented differently.
-    public func batch(_ b: Int, epoch: Int, order: [Int]) throws -> Batch {
+    package func batch(_ b: Int, epoch: Int, order: [Int]) throws -> Batch {
         let first = min(order.count, (b * worldSize + rank) * batchSize)
         let indices = Array(order[first..<min(order.count, first + batchSize)])
         let shape = dataset.imageShape, per = shape.reduce(1, *)
@@ -95,7 +95,7 @@ public struct DataLoader: Sendable {
 
     /// Calls `body` with every batch of `epoch` from `start` on, preparing batch b+1 on a
     /// background queue while `body` works on batch b.
-    public func forEachBatch(epoch: Int, from start: Int = 0, _ body: (Int, Batch) throws -> Void) throws {
+    package func forEachBatch(epoch: Int, from start: Int = 0, _ body: (Int, Batch) throws -> Void) throws {
         let order = order(epoch: epoch)
         let n = batchCount(epoch: epoch)
         guard start < n else { return }

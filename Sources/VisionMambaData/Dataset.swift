@@ -3,7 +3,7 @@ import MambaTensor
 
 /// A labelled image dataset. `sample(i)` gives the image as CHW float32 in [0, 1] (before any
 /// augmentation or normalisation) and its class index.
-public protocol ImageDataset: Sendable {
+package protocol ImageDataset: Sendable {
     var count: Int { get }
     var numClasses: Int { get }
     /// [channels, height, width] of every image.
@@ -21,14 +21,14 @@ public protocol ImageDataset: Sendable {
 }
 
 extension ImageDataset {
-    public var classNames: [String] { (0..<numClasses).map(String.init) }
+    package var classNames: [String] { (0..<numClasses).map(String.init) }
 
     /// Fixed-size datasets: the whole image resized (no crop margin), with their normalisation.
-    public func inputTransform(size: Int) -> InputTransform {
+    package func inputTransform(size: Int) -> InputTransform {
         InputTransform(size: size, cropPct: 1, mean: normalization.mean, std: normalization.std)
     }
 
-    public func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int) { try sample(index) }
+    package func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int) { try sample(index) }
 }
 
 /// A dataset that cannot be read, or a dataset setting that cannot be used: one line naming the
@@ -70,6 +70,7 @@ public enum DatasetError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Label maps are 8-bit, with 255 for "ignore": 1 to 255 classes.
     case invalidSegmentationClasses(path: String, classes: Int)
 
+    /// One line naming the dataset file or folder and what is wrong.
     public var description: String {
         switch self {
         case .unsupportedClassCount(let path, let classes):
@@ -139,7 +140,7 @@ func clipped(_ text: String, _ limit: Int = 80) -> String {
 
 /// The random generator for one sample's augmentation: a function of the run's seed, the epoch
 /// and the sample's position in the epoch only, so results do not depend on threads or resumes.
-public func sampleGenerator(seed: UInt64, epoch: Int, index: Int) -> SeededGenerator {
+package func sampleGenerator(seed: UInt64, epoch: Int, index: Int) -> SeededGenerator {
     var g = SeededGenerator(seed: seed ^ 0x5DEE_CE66_D1CE_4E5B)
     let a = g.next() &+ UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15
     var h = SeededGenerator(seed: a ^ (UInt64(index) &* 0xC2B2_AE3D_27D4_EB4F))

@@ -9,19 +9,19 @@ import MambaTensor
 /// drawn from the same split, so training and validation scenes never share a digit.
 ///
 /// Every scene is a function of its split, index and canvas size only.
-public struct DigitScenesDataset: SegmentationDataset {
+package struct DigitScenesDataset: SegmentationDataset {
     /// The smallest canvas: a digit at its smallest scale is then 16 px tall.
-    public static let minimumSize = 64
-    public static let maximumSize = 1024
+    package static let minimumSize = 64
+    package static let maximumSize = 1024
     /// Ink at or above this is a labelled stroke.
-    public static let strokeThreshold: Float = 0.5
+    package static let strokeThreshold: Float = 0.5
 
-    public let split: DigitsDataset.Split
+    package let split: DigitsDataset.Split
     /// Canvas width and height in pixels.
-    public let size: Int
+    package let size: Int
     let digits: DigitsDataset
 
-    public init(split: DigitsDataset.Split, size: Int = 64) throws {
+    package init(split: DigitsDataset.Split, size: Int = 64) throws {
         guard (Self.minimumSize...Self.maximumSize).contains(size) else {
             throw DatasetError.invalidSceneSize(size: size, allowed: Self.minimumSize...Self.maximumSize)
         }
@@ -30,11 +30,11 @@ public struct DigitScenesDataset: SegmentationDataset {
         digits = try DigitsDataset(split: split)
     }
 
-    public var count: Int { digits.count }
-    public var numClasses: Int { 11 }
-    public var classNames: [String] { ["background"] + (0...9).map { "digit \($0)" } }
+    package var count: Int { digits.count }
+    package var numClasses: Int { 11 }
+    package var classNames: [String] { ["background"] + (0...9).map { "digit \($0)" } }
     /// ImageNet's, as the official segmentation pipeline normalises.
-    public var normalization: (mean: [Float], std: [Float]) { (EvalTransform.mean, EvalTransform.std) }
+    package var normalization: (mean: [Float], std: [Float]) { (EvalTransform.mean, EvalTransform.std) }
 
     /// Where scene `index` puts its digits, in drawing order: the index of each digit in the split,
     /// its scale (canvas pixels per digit pixel) and its top-left corner.
@@ -52,7 +52,7 @@ public struct DigitScenesDataset: SegmentationDataset {
     }
 
     /// The grey canvas replicated to three channels, and its label map.
-    public func sample(_ index: Int) throws -> SegmentationSample {
+    package func sample(_ index: Int) throws -> SegmentationSample {
         precondition((0..<count).contains(index), "scene index out of range")
         var ink = [Float](repeating: 0, count: size * size)
         var labels = [UInt8](repeating: 0, count: size * size)

@@ -6,15 +6,15 @@ import MambaTensor
 /// E. Alpaydin and C. Kaynak): 1,797 images of 8×8 pixels with values 0…16, 10 classes,
 /// bundled so a first run needs no download. The split is fixed: a permutation drawn once from
 /// seed 0, its first 1,437 images for training and the last 360 for validation.
-public struct DigitsDataset: ImageDataset {
-    public enum Split: String, Sendable { case train, val }
+package struct DigitsDataset: ImageDataset {
+    package enum Split: String, Sendable { case train, val }
 
-    public static let trainCount = 1437
+    package static let trainCount = 1437
     let pixels: [UInt8]      // [count, 64]
     let labels: [Int]
-    public let split: Split
+    package let split: Split
 
-    public init(split: Split) throws {
+    package init(split: Split) throws {
         guard let url = Bundle.module.url(forResource: "digits", withExtension: "bin"),
               let data = FileManager.default.contents(atPath: url.path) else {
             throw DatasetError.missingBundledData(name: "digits.bin")
@@ -47,18 +47,18 @@ public struct DigitsDataset: ImageDataset {
         normalization = ([Float](repeating: Float(mean), count: 3), [Float](repeating: Float(std), count: 3))
     }
 
-    public var count: Int { labels.count }
-    public var numClasses: Int { 10 }
-    public var imageShape: [Int] { [3, 8, 8] }
-    public let normalization: (mean: [Float], std: [Float])
+    package var count: Int { labels.count }
+    package var numClasses: Int { 10 }
+    package var imageShape: [Int] { [3, 8, 8] }
+    package let normalization: (mean: [Float], std: [Float])
 
     /// The digits are grey, ink bright on a dark ground; an image file is taken as grey too.
-    public func inputTransform(size: Int) -> InputTransform {
+    package func inputTransform(size: Int) -> InputTransform {
         InputTransform(size: size, cropPct: 1, mean: normalization.mean, std: normalization.std, grayscale: true)
     }
 
     /// The grey image replicated to three channels, scaled to [0, 1].
-    public func sample(_ index: Int) throws -> (image: [Float], label: Int) {
+    package func sample(_ index: Int) throws -> (image: [Float], label: Int) {
         let grey = pixels[(index * 64)..<((index + 1) * 64)].map { Float($0) / 16 }
         return (grey + grey + grey, labels[index])
     }

@@ -3,8 +3,8 @@ import MambaIO
 
 /// The images named on a command line: files as given, folders as every .jpg, .jpeg and .png under
 /// them at any depth, in sorted order (as timm's inference.py reads a folder).
-public enum ImageFiles {
-    public static func expand(_ paths: [String]) throws -> [String] {
+package enum ImageFiles {
+    package static func expand(_ paths: [String]) throws -> [String] {
         var out: [String] = []
         for path in paths {
             guard let (isFolder, _) = FolderWalk.folderID(path) else { throw FileError.notFound(path: path) }

@@ -12,21 +12,21 @@ import MambaTensor
 /// parallel), so a file that is not an image or was cut short stops the run before training
 /// rather than hours into it; the pixels are decoded when a batch is prepared, on the loader's
 /// background queue.
-public struct ImageFolderDataset: ImageDataset {
-    public let root: String
-    public let split: String
-    public let classNames: [String]
-    public let files: [(path: String, label: Int)]
+package struct ImageFolderDataset: ImageDataset {
+    package let root: String
+    package let split: String
+    package let classNames: [String]
+    package let files: [(path: String, label: Int)]
     /// The image files left out because they cannot be read (with `skipBadImages`), in file order.
-    public let skipped: [FileError]
-    public let size: Int
-    public let train: Bool
+    package let skipped: [FileError]
+    package let size: Int
+    package let train: Bool
 
     static let extensions: Set<String> = ["jpg", "jpeg", "png"]
 
     /// The class folders of a split, sorted as torchvision sorts them: class i is the i-th name.
     /// Reads only the folder listing, so a run can size its head before it reads any image.
-    public static func classNames(root: String, split: String) throws -> [String] {
+    package static func classNames(root: String, split: String) throws -> [String] {
         let dir = (root as NSString).appendingPathComponent(split)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else { throw DatasetError.missingFolder(path: dir) }
@@ -39,7 +39,7 @@ public struct ImageFolderDataset: ImageDataset {
 
     /// `skipBadImages`: leave unreadable images out (listed in `skipped`) instead of throwing
     /// `DatasetError.unreadableImages` naming them all.
-    public init(root: String, split: String, size: Int, train: Bool, skipBadImages: Bool = false) throws {
+    package init(root: String, split: String, size: Int, train: Bool, skipBadImages: Bool = false) throws {
         let dir = (root as NSString).appendingPathComponent(split)
         let classes = try Self.classNames(root: root, split: split)
         var candidates: [(path: String, label: Int)] = []
@@ -92,22 +92,22 @@ public struct ImageFolderDataset: ImageDataset {
     }
 
     /// The split folder the images were read from.
-    public var folder: String { (root as NSString).appendingPathComponent(split) }
+    package var folder: String { (root as NSString).appendingPathComponent(split) }
 
-    public var count: Int { files.count }
-    public var numClasses: Int { classNames.count }
-    public var imageShape: [Int] { [3, size, size] }
-    public var normalization: (mean: [Float], std: [Float]) { (EvalTransform.mean, EvalTransform.std) }
+    package var count: Int { files.count }
+    package var numClasses: Int { classNames.count }
+    package var imageShape: [Int] { [3, size, size] }
+    package var normalization: (mean: [Float], std: [Float]) { (EvalTransform.mean, EvalTransform.std) }
     /// The official eval transform: ImageNet statistics, crop 0.875 (as the validation split).
-    public func inputTransform(size: Int) -> InputTransform { .imagenet(size: size) }
+    package func inputTransform(size: Int) -> InputTransform { .imagenet(size: size) }
 
     /// Evaluation view (no randomness).
-    public func sample(_ index: Int) throws -> (image: [Float], label: Int) {
+    package func sample(_ index: Int) throws -> (image: [Float], label: Int) {
         var rng = SeededGenerator(seed: 0)
         return try sample(index, rng: &rng)
     }
 
-    public func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int) {
+    package func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int) {
         let image = try ImageDecoder.decode(files[index].path)
         let out: RGBImage
         if train {
@@ -150,7 +150,7 @@ public struct ImageFolderDataset: ImageDataset {
 
 extension RGBImage {
     /// CHW float32 in [0, 1], as torchvision's ToTensor gives.
-    public var planarFloats: [Float] {
+    package var planarFloats: [Float] {
         let plane = width * height
         var out = [Float](repeating: 0, count: 3 * plane)
         for i in 0..<plane { for c in 0..<3 { out[c * plane + i] = Float(pixels[3 * i + c]) / 255 } }

@@ -6,24 +6,24 @@ import MambaTensor
 /// side √(1−λ) of the image pasted from the partner, λ corrected to the box's real area) or
 /// else by Mixup (λ ~ Beta(mixup, mixup), x ← λx + (1−λ)x_partner). Targets are
 /// λ·onehot_s(y) + (1−λ)·onehot_s(y_partner) with label smoothing s.
-public struct Mixup: Sendable {
-    public var mixupAlpha: Double
-    public var cutmixAlpha: Double
-    public var prob: Double
-    public var switchProb: Double
-    public var smoothing: Double
-    public var classes: Int
+package struct Mixup: Sendable {
+    package var mixupAlpha: Double
+    package var cutmixAlpha: Double
+    package var prob: Double
+    package var switchProb: Double
+    package var smoothing: Double
+    package var classes: Int
 
-    public init(mixupAlpha: Double = 0.8, cutmixAlpha: Double = 1.0, prob: Double = 1.0, switchProb: Double = 0.5,
+    package init(mixupAlpha: Double = 0.8, cutmixAlpha: Double = 1.0, prob: Double = 1.0, switchProb: Double = 0.5,
                 smoothing: Double = 0.1, classes: Int) {
         self.mixupAlpha = mixupAlpha; self.cutmixAlpha = cutmixAlpha; self.prob = prob
         self.switchProb = switchProb; self.smoothing = smoothing; self.classes = classes
     }
 
-    public var isActive: Bool { mixupAlpha > 0 || cutmixAlpha > 0 }
+    package var isActive: Bool { mixupAlpha > 0 || cutmixAlpha > 0 }
 
     /// Mixes `images` [B, C, H, W] in place; returns soft targets [B, classes] and the λ used.
-    public func apply(_ images: Tensor, labels: [Int], rng: inout SeededGenerator) -> (targets: [Float], lambda: Double) {
+    package func apply(_ images: Tensor, labels: [Int], rng: inout SeededGenerator) -> (targets: [Float], lambda: Double) {
         let B = images.shape[0], C = images.shape[1], H = images.shape[2], W = images.shape[3]
         var lambda = 1.0
         if isActive && rng.uniform() < prob {

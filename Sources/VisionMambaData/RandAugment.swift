@@ -6,17 +6,17 @@ import MambaTensor
 /// probability 0.5 at magnitude ~ N(m, mstd) clipped to [0, 10]; `inc1` picks the variants whose
 /// strength grows with the magnitude. Ops work on 8-bit pixel values as PIL does; geometric ops
 /// use bilinear sampling and fill with timm's (124, 116, 104).
-public struct RandAugment: SampleTransform {
-    public enum Op: String, CaseIterable, Sendable {
+package struct RandAugment: SampleTransform {
+    package enum Op: String, CaseIterable, Sendable {
         case autoContrast, equalize, invert, rotate, posterize, solarize, solarizeAdd
         case color, contrast, brightness, sharpness, shearX, shearY, translateX, translateY
     }
 
-    public var layers = 2
-    public var magnitude = 9.0
-    public var magnitudeStd = 0.0
-    public var increasing = false
-    public var probability = 0.5
+    package var layers = 2
+    package var magnitude = 9.0
+    package var magnitudeStd = 0.0
+    package var increasing = false
+    package var probability = 0.5
 
     /// Parses `rand-m9-mstd0.5-inc1` (keys m, n, mstd, inc, p), as timm's `rand_augment_transform`.
     /// Each value must be finite and in its range, or the setting is refused:
@@ -29,7 +29,7 @@ public struct RandAugment: SampleTransform {
     ///   uniformly instead, a mode not implemented here).
     /// - `inc`, 0 or 1: the variants whose strength grows with the magnitude.
     /// - `p`, the probability of applying each drawn op, 0...1 (not a timm key; timm uses 0.5).
-    public init(config: String) throws {
+    package init(config: String) throws {
         let parts = config.split(separator: "-").map(String.init)
         guard parts.first == "rand" else { throw DatasetError.invalidRandAugment(config: config, setting: parts.first ?? "") }
         for part in parts.dropFirst() {
@@ -49,7 +49,7 @@ public struct RandAugment: SampleTransform {
         }
     }
 
-    public func apply(_ image: inout [Float], shape: [Int], rng: inout SeededGenerator) {
+    package func apply(_ image: inout [Float], shape: [Int], rng: inout SeededGenerator) {
         let (C, H, W) = (shape[0], shape[1], shape[2])
         guard C == 3 else { return }
         var px = image.map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }   // CHW bytes

@@ -5,25 +5,25 @@ import MambaTensor
 /// resolution can train on it (the Famba-V recipe trains on CIFAR-100 upsampled to 224 px; the
 /// bundled 8 px digits can feed a CIFAR-shaped 32 px model). Resizing per channel plane with
 /// torch's bicubic kernel (A = −0.75, align_corners=False); normalisation commutes with it.
-public struct ResizedDataset: ImageDataset {
-    public let base: any ImageDataset
-    public let size: Int
+package struct ResizedDataset: ImageDataset {
+    package let base: any ImageDataset
+    package let size: Int
 
-    public init(_ base: any ImageDataset, size: Int) {
+    package init(_ base: any ImageDataset, size: Int) {
         self.base = base
         self.size = size
     }
 
-    public var count: Int { base.count }
-    public var numClasses: Int { base.numClasses }
-    public var imageShape: [Int] { [base.imageShape[0], size, size] }
-    public var normalization: (mean: [Float], std: [Float]) { base.normalization }
-    public var classNames: [String] { base.classNames }
-    public func inputTransform(size: Int) -> InputTransform { base.inputTransform(size: size) }
+    package var count: Int { base.count }
+    package var numClasses: Int { base.numClasses }
+    package var imageShape: [Int] { [base.imageShape[0], size, size] }
+    package var normalization: (mean: [Float], std: [Float]) { base.normalization }
+    package var classNames: [String] { base.classNames }
+    package func inputTransform(size: Int) -> InputTransform { base.inputTransform(size: size) }
 
-    public func sample(_ index: Int) throws -> (image: [Float], label: Int) { resize(try base.sample(index)) }
+    package func sample(_ index: Int) throws -> (image: [Float], label: Int) { resize(try base.sample(index)) }
 
-    public func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int) {
+    package func sample(_ index: Int, rng: inout SeededGenerator) throws -> (image: [Float], label: Int) {
         resize(try base.sample(index, rng: &rng))
     }
 

@@ -2,14 +2,14 @@ import MambaIO
 import MambaTensor
 
 /// One image of a segmentation dataset and its label map.
-public struct SegmentationSample: Sendable {
+package struct SegmentationSample: Sendable {
     /// CHW float32 in [0, 1], before augmentation or normalisation.
-    public var image: [Float]
+    package var image: [Float]
     /// One class index per pixel, row-major [height, width]; `ignoreIndex` where unlabelled.
-    public var labels: [UInt8]
-    public var height: Int, width: Int
+    package var labels: [UInt8]
+    package var height: Int, width: Int
 
-    public init(image: [Float], labels: [UInt8], height: Int, width: Int) {
+    package init(image: [Float], labels: [UInt8], height: Int, width: Int) {
         self.image = image
         self.labels = labels
         self.height = height
@@ -18,7 +18,7 @@ public struct SegmentationSample: Sendable {
 }
 
 /// A dataset that labels every pixel of its images with a class.
-public protocol SegmentationDataset: Sendable {
+package protocol SegmentationDataset: Sendable {
     var count: Int { get }
     var numClasses: Int { get }
     /// Class i's name.
@@ -30,5 +30,5 @@ public protocol SegmentationDataset: Sendable {
 
 extension SegmentationDataset {
     /// Pixels with this label take no part in the loss or the metrics (mmseg's 255).
-    public var ignoreIndex: Int { 255 }
+    package var ignoreIndex: Int { 255 }
 }

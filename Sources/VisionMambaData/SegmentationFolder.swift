@@ -6,19 +6,19 @@ import MambaTensor
 /// map `annotations/<split>/NAME.png` (the same relative path, `.png`), split `training` or
 /// `validation`. ADE20K (`ADEChallengeData2016`) is this layout with 150 classes and
 /// `reduceZeroLabel`: its 0 means "other" and is ignored, and class k is stored as k + 1.
-public struct SegmentationFolderDataset: SegmentationDataset {
-    public enum Split: String, Sendable { case training, validation }
+package struct SegmentationFolderDataset: SegmentationDataset {
+    package enum Split: String, Sendable { case training, validation }
 
-    public let root: String
-    public let split: Split
-    public let numClasses: Int
+    package let root: String
+    package let split: Split
+    package let numClasses: Int
     /// mmseg's reduce_zero_label: 0 becomes the ignore label, every other label v becomes v − 1.
-    public let reduceZeroLabel: Bool
-    public let classNames: [String]
+    package let reduceZeroLabel: Bool
+    package let classNames: [String]
     /// (image, label map) paths, sorted by image path.
-    public let pairs: [(image: String, labels: String)]
+    package let pairs: [(image: String, labels: String)]
 
-    public init(root: String, split: Split, numClasses: Int, reduceZeroLabel: Bool = false, classNames: [String]? = nil) throws {
+    package init(root: String, split: Split, numClasses: Int, reduceZeroLabel: Bool = false, classNames: [String]? = nil) throws {
         guard (1...255).contains(numClasses) else {
             throw DatasetError.invalidSegmentationClasses(path: root, classes: numClasses)
         }
@@ -41,14 +41,14 @@ public struct SegmentationFolderDataset: SegmentationDataset {
     }
 
     /// ADE20K's SceneParsing release as the official configs read it.
-    public static func ade20k(root: String, split: Split) throws -> SegmentationFolderDataset {
+    package static func ade20k(root: String, split: Split) throws -> SegmentationFolderDataset {
         try SegmentationFolderDataset(root: root, split: split, numClasses: 150, reduceZeroLabel: true)
     }
 
-    public var count: Int { pairs.count }
-    public var normalization: (mean: [Float], std: [Float]) { (EvalTransform.mean, EvalTransform.std) }
+    package var count: Int { pairs.count }
+    package var normalization: (mean: [Float], std: [Float]) { (EvalTransform.mean, EvalTransform.std) }
 
-    public func sample(_ index: Int) throws -> SegmentationSample {
+    package func sample(_ index: Int) throws -> SegmentationSample {
         let (imagePath, labelPath) = pairs[index]
         let image = try ImageDecoder.decode(imagePath), map = try LabelMap.decode(labelPath)
         guard map.width == image.width, map.height == image.height else {

@@ -2,16 +2,16 @@ import Foundation
 import MambaIO
 
 /// Colours for drawing label maps: class i is painted `colors[i]`, as mmseg's `show_result` does.
-public struct SegmentationPalette: Sendable, Equatable {
-    public var colors: [(r: UInt8, g: UInt8, b: UInt8)]
+package struct SegmentationPalette: Sendable, Equatable {
+    package var colors: [(r: UInt8, g: UInt8, b: UInt8)]
 
-    public static func == (a: Self, b: Self) -> Bool {
+    package static func == (a: Self, b: Self) -> Bool {
         a.colors.elementsEqual(b.colors) { $0.r == $1.r && $0.g == $1.g && $0.b == $1.b }
     }
 
     /// ADE20K's 150 class names and mmseg's fixed palette for them (bundled:
     /// Resources/ade20k-classes.tsv, one "name<TAB>r g b" line per class).
-    public static func ade20k() throws -> (names: [String], palette: SegmentationPalette) {
+    package static func ade20k() throws -> (names: [String], palette: SegmentationPalette) {
         guard let url = Bundle.module.url(forResource: "ade20k-classes", withExtension: "tsv"),
               let text = try? String(contentsOf: url, encoding: .utf8) else {
             throw DatasetError.missingBundledData(name: "ade20k-classes.tsv")
@@ -30,7 +30,7 @@ public struct SegmentationPalette: Sendable, Equatable {
     /// The ADE20K palette for its classes, then well-spread colours for any further ones, so
     /// every model gets a fixed palette (class 0 of a digit-scenes model, the background, is
     /// ADE20K's grey "wall").
-    public static func standard(classes: Int) throws -> SegmentationPalette {
+    package static func standard(classes: Int) throws -> SegmentationPalette {
         var colors = try ade20k().palette.colors
         var i = colors.count
         while colors.count < classes {
@@ -51,7 +51,7 @@ public struct SegmentationPalette: Sendable, Equatable {
     }
 
     /// The label map [height, width] in colour; labels past the palette (255, ignored) are black.
-    public func draw(labels: [UInt8], width: Int, height: Int) -> RGBImage {
+    package func draw(labels: [UInt8], width: Int, height: Int) -> RGBImage {
         var pixels = [UInt8](repeating: 0, count: 3 * width * height)
         for (i, label) in labels.prefix(width * height).enumerated() where Int(label) < colors.count {
             let c = colors[Int(label)]
@@ -62,7 +62,7 @@ public struct SegmentationPalette: Sendable, Equatable {
 
     /// mmseg's overlay: image · (1 − opacity) + colour mask · opacity, per channel, rounded.
     /// The two must be the same size (resize the mask to the image first).
-    public func overlay(_ mask: RGBImage, on image: RGBImage, opacity: Double = 0.5) throws -> RGBImage {
+    package func overlay(_ mask: RGBImage, on image: RGBImage, opacity: Double = 0.5) throws -> RGBImage {
         guard mask.width == image.width, mask.height == image.height else {
             throw DatasetError.labelMapSizeMismatch(path: "overlay", found: [mask.height, mask.width], image: [image.height, image.width])
         }

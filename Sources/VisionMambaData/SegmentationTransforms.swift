@@ -11,18 +11,18 @@ import MambaTensor
 /// Images are bilinear with half-pixel centres and labels nearest, as OpenCV's INTER_LINEAR and
 /// INTER_NEAREST give them, in float rather than OpenCV's 8-bit fixed point; the photometric
 /// steps clip to [0, 1] as mmseg clips to [0, 255], without its rounding to 8 bits in between.
-public struct SegmentationTransform: Sendable {
+package struct SegmentationTransform: Sendable {
     /// (long, short) edge bounds of the keep-ratio resize: (2048, 512) for ADE20K.
-    public var scale: (long: Int, short: Int)
-    public var ratioRange: ClosedRange<Double> = 0.5...2.0
-    public var crop: Int
-    public var catMaxRatio = 0.75
-    public var flipProbability = 0.5
-    public var photometric = true
-    public var mean: [Float], std: [Float]
-    public var ignoreIndex: UInt8 = 255
+    package var scale: (long: Int, short: Int)
+    package var ratioRange: ClosedRange<Double> = 0.5...2.0
+    package var crop: Int
+    package var catMaxRatio = 0.75
+    package var flipProbability = 0.5
+    package var photometric = true
+    package var mean: [Float], std: [Float]
+    package var ignoreIndex: UInt8 = 255
 
-    public init(scale: (long: Int, short: Int), crop: Int, mean: [Float], std: [Float]) {
+    package init(scale: (long: Int, short: Int), crop: Int, mean: [Float], std: [Float]) {
         self.scale = scale
         self.crop = crop
         self.mean = mean
@@ -30,7 +30,7 @@ public struct SegmentationTransform: Sendable {
     }
 
     /// The official ADE20K settings for a crop of `crop` px: scale (4·crop, crop).
-    public static func ade20k(crop: Int = 512) -> SegmentationTransform {
+    package static func ade20k(crop: Int = 512) -> SegmentationTransform {
         SegmentationTransform(scale: (4 * crop, crop), crop: crop, mean: EvalTransform.mean, std: EvalTransform.std)
     }
 
@@ -42,7 +42,7 @@ public struct SegmentationTransform: Sendable {
     }
 
     /// A training sample: crop × crop, normalised, labels padded with the ignore index.
-    public func train(_ sample: SegmentationSample, rng: inout SeededGenerator) -> SegmentationSample {
+    package func train(_ sample: SegmentationSample, rng: inout SeededGenerator) -> SegmentationSample {
         let ratio = ratioRange.lowerBound + rng.uniform() * (ratioRange.upperBound - ratioRange.lowerBound)
         let target = keepRatioTarget(sample, long: Int(Double(scale.long) * ratio), short: Int(Double(scale.short) * ratio))
         var s = Self.resize(sample, height: target.height, width: target.width)
@@ -55,7 +55,7 @@ public struct SegmentationTransform: Sendable {
 
     /// An evaluation sample: resized keeping the ratio to `scale`, normalised; its labels stay at
     /// the original size (mmseg scores the prediction resized back to the original).
-    public func evaluate(_ sample: SegmentationSample) -> SegmentationSample {
+    package func evaluate(_ sample: SegmentationSample) -> SegmentationSample {
         let target = keepRatioTarget(sample, long: scale.long, short: scale.short)
         var s = Self.resize(sample, height: target.height, width: target.width, labels: false)
         s.labels = sample.labels
@@ -68,7 +68,7 @@ public struct SegmentationTransform: Sendable {
     }
 
     /// Bilinear image (half-pixel centres, edges clamped) and nearest labels (floor(dst · in / out)).
-    public static func resize(_ s: SegmentationSample, height: Int, width: Int, labels: Bool = true) -> SegmentationSample {
+    package static func resize(_ s: SegmentationSample, height: Int, width: Int, labels: Bool = true) -> SegmentationSample {
         if height == s.height && width == s.width { return s }
         let plane = s.height * s.width, outPlane = height * width
         func taps(_ inSize: Int, _ outSize: Int) -> [(Int, Int, Float)] {
@@ -152,7 +152,7 @@ public struct SegmentationTransform: Sendable {
         return out
     }
 
-    public func normalize(_ s: inout SegmentationSample) {
+    package func normalize(_ s: inout SegmentationSample) {
         let plane = s.height * s.width
         for c in 0..<3 { for i in 0..<plane { s.image[c * plane + i] = (s.image[c * plane + i] - mean[c]) / std[c] } }
     }

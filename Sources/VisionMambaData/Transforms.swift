@@ -2,17 +2,17 @@ import Foundation
 import MambaTensor
 
 /// A per-sample augmentation on a CHW float image, drawing from the sample's own generator.
-public protocol SampleTransform: Sendable {
+package protocol SampleTransform: Sendable {
     func apply(_ image: inout [Float], shape: [Int], rng: inout SeededGenerator)
 }
 
 /// torchvision's RandomCrop(size, padding): zero-pad by `padding` on every side, then take a
 /// crop of the original size at a uniform offset (a random translation by up to `padding`).
-public struct RandomCropWithPadding: SampleTransform {
-    public let padding: Int
-    public init(padding: Int) { self.padding = padding }
+package struct RandomCropWithPadding: SampleTransform {
+    package let padding: Int
+    package init(padding: Int) { self.padding = padding }
 
-    public func apply(_ image: inout [Float], shape: [Int], rng: inout SeededGenerator) {
+    package func apply(_ image: inout [Float], shape: [Int], rng: inout SeededGenerator) {
         let (C, H, W) = (shape[0], shape[1], shape[2])
         let dy = Int(rng.next() % UInt64(2 * padding + 1)) - padding
         let dx = Int(rng.next() % UInt64(2 * padding + 1)) - padding
@@ -27,11 +27,11 @@ public struct RandomCropWithPadding: SampleTransform {
 }
 
 /// torchvision's RandomHorizontalFlip(p).
-public struct RandomHorizontalFlip: SampleTransform {
-    public let probability: Double
-    public init(probability: Double = 0.5) { self.probability = probability }
+package struct RandomHorizontalFlip: SampleTransform {
+    package let probability: Double
+    package init(probability: Double = 0.5) { self.probability = probability }
 
-    public func apply(_ image: inout [Float], shape: [Int], rng: inout SeededGenerator) {
+    package func apply(_ image: inout [Float], shape: [Int], rng: inout SeededGenerator) {
         guard rng.uniform() < probability else { return }
         let (C, H, W) = (shape[0], shape[1], shape[2])
         for c in 0..<C { for y in 0..<H {
@@ -42,7 +42,7 @@ public struct RandomHorizontalFlip: SampleTransform {
 }
 
 /// (x − mean) / std per channel, as torchvision's Normalize.
-public func normalize(_ image: inout [Float], shape: [Int], mean: [Float], std: [Float]) {
+package func normalize(_ image: inout [Float], shape: [Int], mean: [Float], std: [Float]) {
     let plane = shape[1] * shape[2]
     for c in 0..<shape[0] { for i in 0..<plane { image[c * plane + i] = (image[c * plane + i] - mean[c]) / std[c] } }
 }
@@ -50,11 +50,11 @@ public func normalize(_ image: inout [Float], shape: [Int], mean: [Float], std: 
 /// timm's RandomErasing(probability, mode="pixel", max_count=1), applied after normalisation:
 /// up to 10 tries to place a box of area U(0.02, 1/3)·HW and log-uniform aspect in [0.3, 1/0.3];
 /// the first that fits is filled with per-pixel, per-channel N(0, 1) values.
-public struct RandomErasing: SampleTransform {
-    public let probability: Double
-    public init(probability: Double) { self.probability = probability }
+package struct RandomErasing: SampleTransform {
+    package let probability: Double
+    package init(probability: Double) { self.probability = probability }
 
-    public func apply(_ image: inout [Float], shape: [Int], rng: inout SeededGenerator) {
+    package func apply(_ image: inout [Float], shape: [Int], rng: inout SeededGenerator) {
         guard rng.uniform() < probability else { return }
         let (C, H, W) = (shape[0], shape[1], shape[2])
         for _ in 0..<10 {

@@ -6,20 +6,20 @@ import VisionMambaTraining
 /// The processes of a data-parallel run over MPI (Open MPI): every rank of MPI_COMM_WORLD.
 /// Only a process started by `mpirun` joins; the single-process build of the command line
 /// never links this module.
-public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
-    public let rank: Int
-    public let size: Int
+package final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
+    package let rank: Int
+    package let size: Int
     // Written only by the training thread (MPI is initialised THREAD_FUNNELED).
-    nonisolated(unsafe) public private(set) var allreduceSeconds = 0.0
+    nonisolated(unsafe) package private(set) var allreduceSeconds = 0.0
 
     /// Whether this process was started by mpirun (Open MPI or PMIx sets these).
-    public static var isLaunchedByMPI: Bool {
+    package static var isLaunchedByMPI: Bool {
         let env = ProcessInfo.processInfo.environment
         return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil
     }
 
     /// Joins MPI_COMM_WORLD; nil when the process was not started by mpirun.
-    public static func start() -> MPIProcessGroup? {
+    package static func start() -> MPIProcessGroup? {
         isLaunchedByMPI ? MPIProcessGroup() : nil
     }
 
@@ -33,16 +33,16 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         size = Int(s)
     }
 
-    public func resetTimers() { allreduceSeconds = 0 }
+    package func resetTimers() { allreduceSeconds = 0 }
 
-    public func sum(_ values: UnsafeMutablePointer<Float>, count: Int) {
+    package func sum(_ values: UnsafeMutablePointer<Float>, count: Int) {
         guard size > 1, count > 0 else { return }
         let start = DispatchTime.now().uptimeNanoseconds
         MPI_Allreduce(vm_mpi_in_place(), values, Int32(count), vm_mpi_float(), vm_mpi_sum(), vm_mpi_comm_world())
         allreduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     }
 
-    public func sum(_ values: [Double]) -> [Double] {
+    package func sum(_ values: [Double]) -> [Double] {
         guard size > 1 else { return values }
         var v = values
         v.withUnsafeMutableBufferPointer { p in
@@ -51,16 +51,16 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         return v
     }
 
-    public func broadcast(_ values: UnsafeMutablePointer<Float>, count: Int) {
+    package func broadcast(_ values: UnsafeMutablePointer<Float>, count: Int) {
         guard size > 1, count > 0 else { return }
         MPI_Bcast(values, Int32(count), vm_mpi_float(), 0, vm_mpi_comm_world())
     }
 
-    public func barrier() {
+    package func barrier() {
         if size > 1 { MPI_Barrier(vm_mpi_comm_world()) }
     }
 
-    public func finish() { MPI_Finalize() }
+    package func finish() { MPI_Finalize() }
 
-    public func abort(code: Int32) { MPI_Abort(vm_mpi_comm_world(), code) }
+    package func abort(code: Int32) { MPI_Abort(vm_mpi_comm_world(), code) }
 }

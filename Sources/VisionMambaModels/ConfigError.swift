@@ -34,6 +34,7 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A DyVM segmentation backbone trains on random decisions, drawn by the caller.
     case dyvmTrainingNeedsNoise(model: String)
 
+    /// One line naming the model, the setting and what it may be.
     public var description: String {
         switch self {
         case let .invalidValue(model, field, value, allowed):

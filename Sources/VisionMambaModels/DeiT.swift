@@ -3,21 +3,21 @@ import MambaNN
 import MambaTensor
 
 /// timm's `Attention`: qkv Linear(D, 3D) with bias, per-head softmax(Q Kᵀ · d^−½) V, proj Linear(D, D).
-public final class DeiTAttention: Module {
-    public let qkv: Linear
-    public let proj: Linear
-    public let numHeads: Int
+package final class DeiTAttention: Module {
+    package let qkv: Linear
+    package let proj: Linear
+    package let numHeads: Int
 
-    public init(dim: Int, numHeads: Int) throws {
+    package init(dim: Int, numHeads: Int) throws {
         qkv = try Linear(dim, 3 * dim)
         proj = try Linear(dim, dim)
         self.numHeads = numHeads
     }
 
-    public var children: [(String, Module)] { [("qkv", qkv), ("proj", proj)] }
+    package var children: [(String, Module)] { [("qkv", qkv), ("proj", proj)] }
 
     /// [B, T, D] → [B, T, D].
-    public func callAsFunction(_ x: Tensor, tape: Tape?) throws -> Tensor {
+    package func callAsFunction(_ x: Tensor, tape: Tape?) throws -> Tensor {
         let headDim = qkv.inFeatures / numHeads
         // timm: self.scale = head_dim ** -0.5, computed in Python floats.
         let scale = Float(pow(Double(headDim), -0.5))
@@ -26,39 +26,39 @@ public final class DeiTAttention: Module {
 }
 
 /// timm's `Mlp`: fc1 → GELU (exact, erf) → fc2.
-public final class DeiTMlp: Module {
-    public let fc1: Linear
-    public let fc2: Linear
+package final class DeiTMlp: Module {
+    package let fc1: Linear
+    package let fc2: Linear
 
-    public init(dim: Int, hidden: Int) throws {
+    package init(dim: Int, hidden: Int) throws {
         fc1 = try Linear(dim, hidden)
         fc2 = try Linear(hidden, dim)
     }
 
-    public var children: [(String, Module)] { [("fc1", fc1), ("fc2", fc2)] }
+    package var children: [(String, Module)] { [("fc1", fc1), ("fc2", fc2)] }
 
-    public func callAsFunction(_ x: Tensor, tape: Tape?) throws -> Tensor {
+    package func callAsFunction(_ x: Tensor, tape: Tape?) throws -> Tensor {
         try fc2(gelu(fc1(x, tape: tape), tape: tape), tape: tape)
     }
 }
 
 /// timm's ViT `Block`: x + attn(norm1(x)), then + mlp(norm2(·)) (no layer scale, no drop path).
-public final class DeiTBlock: Module {
-    public let norm1: LayerNorm
-    public let attn: DeiTAttention
-    public let norm2: LayerNorm
-    public let mlp: DeiTMlp
+package final class DeiTBlock: Module {
+    package let norm1: LayerNorm
+    package let attn: DeiTAttention
+    package let norm2: LayerNorm
+    package let mlp: DeiTMlp
 
-    public init(config c: DeiTConfig) throws {
+    package init(config c: DeiTConfig) throws {
         norm1 = try LayerNorm(c.embedDim, eps: c.normEps)
         attn = try DeiTAttention(dim: c.embedDim, numHeads: c.numHeads)
         norm2 = try LayerNorm(c.embedDim, eps: c.normEps)
         mlp = try DeiTMlp(dim: c.embedDim, hidden: c.hiddenDim)
     }
 
-    public var children: [(String, Module)] { [("norm1", norm1), ("attn", attn), ("norm2", norm2), ("mlp", mlp)] }
+    package var children: [(String, Module)] { [("norm1", norm1), ("attn", attn), ("norm2", norm2), ("mlp", mlp)] }
 
-    public func callAsFunction(_ x: Tensor, tape: Tape?) throws -> Tensor {
+    package func callAsFunction(_ x: Tensor, tape: Tape?) throws -> Tensor {
         let x = try add(x, attn(norm1(x, tape: tape), tape: tape), tape: tape)
         return try add(x, mlp(norm2(x, tape: tape), tape: tape), tape: tape)
     }
@@ -81,28 +81,28 @@ func resetTransformer(patchEmbed: DeiTPatchEmbed, posEmbed: Tensor, clsToken: Te
 }
 
 /// timm's `PatchEmbed` (`patch_embed.proj`): Conv2d(C, D, p, stride p).
-public final class DeiTPatchEmbed: Module {
-    public let proj: Conv2d
-    public init(config c: DeiTConfig) throws {
+package final class DeiTPatchEmbed: Module {
+    package let proj: Conv2d
+    package init(config c: DeiTConfig) throws {
         proj = try Conv2d(inChannels: c.inChannels, outChannels: c.embedDim, kernel: c.patchSize, stride: c.patchSize)
     }
-    public var children: [(String, Module)] { [("proj", proj)] }
+    package var children: [(String, Module)] { [("proj", proj)] }
 }
 
 /// DeiT, as timm's `VisionTransformer` for `deit_tiny_patch16_224` and its family, under timm's
 /// state-dict names: `cls_token` [1, 1, D], `pos_embed` [1, T, D], `patch_embed.proj`,
 /// `blocks.<i>.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}`, `norm`, `head`.
-public final class DeiT: Module {
-    public private(set) var config: DeiTConfig
-    public let patchEmbed: DeiTPatchEmbed
-    public let clsToken: Tensor
-    public private(set) var posEmbed: Tensor
-    public let blocks: [DeiTBlock]
-    public let norm: LayerNorm
-    public let head: Linear
+package final class DeiT: Module {
+    package private(set) var config: DeiTConfig
+    package let patchEmbed: DeiTPatchEmbed
+    package let clsToken: Tensor
+    package private(set) var posEmbed: Tensor
+    package let blocks: [DeiTBlock]
+    package let norm: LayerNorm
+    package let head: Linear
 
     /// A model of `config` (checked by `validate()`), zero weights until `resetParameters` or a load.
-    public init(config: DeiTConfig) throws {
+    package init(config: DeiTConfig) throws {
         try config.validate()
         self.config = config
         patchEmbed = try DeiTPatchEmbed(config: config)
@@ -114,8 +114,8 @@ public final class DeiT: Module {
     }
 
     // timm's state_dict order: cls_token, pos_embed, patch_embed, blocks, norm, head.
-    public var ownParameters: [(String, Tensor)] { [("cls_token", clsToken), ("pos_embed", posEmbed)] }
-    public var children: [(String, Module)] {
+    package var ownParameters: [(String, Tensor)] { [("cls_token", clsToken), ("pos_embed", posEmbed)] }
+    package var children: [(String, Module)] {
         [("patch_embed", patchEmbed as Module)] + blocks.enumerated().map { ("blocks.\($0.offset)", $0.element as Module) }
             + [("norm", norm), ("head", head)]
     }
@@ -123,7 +123,7 @@ public final class DeiT: Module {
     /// timm's default init (`init_weights` with mode ''): pos_embed trunc_normal(0.02), cls_token
     /// normal(1e-6), every Linear trunc_normal(0.02) with zero bias, LayerNorms 1 and 0, the patch
     /// conv PyTorch's default.
-    public func resetParameters(seed: UInt64) {
+    package func resetParameters(seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         resetTransformer(patchEmbed: patchEmbed, posEmbed: posEmbed, clsToken: clsToken, blocks: blocks, using: &rng)
         norm.weight.fill(1)
@@ -133,7 +133,7 @@ public final class DeiT: Module {
     }
 
     /// Throws unless images are [B, in_chans, img_size, img_size] with B ≥ 1.
-    public func checkInput(shape: [Int]) throws {
+    package func checkInput(shape: [Int]) throws {
         let c = config
         guard shape.count == 4, shape[0] >= 1, shape[1] == c.inChannels, shape[2] == c.imgSize, shape[3] == c.imgSize else {
             throw ConfigError.inputShapeMismatch(model: c.name, channels: c.inChannels, size: c.imgSize, found: shape)
@@ -143,7 +143,7 @@ public final class DeiT: Module {
     /// Every token after the last block, before the final norm: [B, T, D] with the class token at
     /// index 0. `blockOutput(i, x)` receives each block's output. `features` lists blocks whose
     /// outputs are also returned (the segmentation backbone's pyramid inputs).
-    public func forwardTokens(_ images: Tensor, tape: Tape? = nil, features: Set<Int> = [],
+    package func forwardTokens(_ images: Tensor, tape: Tape? = nil, features: Set<Int> = [],
                               blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> (tokens: Tensor, features: [Tensor]) {
         try checkInput(shape: images.shape)
         var x = try patchEmbed.proj.tokens(images, tape: tape)                        // [B, M, D]
@@ -160,14 +160,14 @@ public final class DeiT: Module {
 
     /// Logits [B, C]: the final norm on the class token, then the head (timm's global_pool 'token';
     /// LayerNorm works row by row, so norming the class row alone is the same).
-    public func callAsFunction(_ images: Tensor, tape: Tape? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> Tensor {
+    package func callAsFunction(_ images: Tensor, tape: Tape? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> Tensor {
         let tokens = try forwardTokens(images, tape: tape, blockOutput: blockOutput).tokens
         return try head(norm(selectToken(tokens, index: 0, tape: tape), tape: tape), tape: tape)
     }
 
     /// Moves the model to another input resolution: `pos_embed` resampled as timm's
     /// `resample_abs_pos_embed` (class row kept apart, the grid bicubic, align_corners false).
-    public func setImageSize(_ size: Int) throws {
+    package func setImageSize(_ size: Int) throws {
         var c = config
         c.imgSize = size
         try c.validate()
@@ -180,7 +180,7 @@ public final class DeiT: Module {
 
 /// pos_embed rows [1 + G², D] (class row first) moved to a grid of `newGrid`: the class row kept,
 /// the G × G rows resized bicubically (timm's `resample_abs_pos_embed` with one prefix token).
-public func resamplePositionEmbedding(_ rows: [Float], embedDim D: Int, grid G: Int, newGrid: Int) throws -> [Float] {
+package func resamplePositionEmbedding(_ rows: [Float], embedDim D: Int, grid G: Int, newGrid: Int) throws -> [Float] {
     guard D >= 1, G >= 1 else { throw TensorError.invalidArgument(name: "grid", value: Double(G), allowed: "at least 1") }
     guard (1...65_536).contains(newGrid) else { throw TensorError.invalidArgument(name: "newGrid", value: Double(newGrid), allowed: "1...65536") }
     guard rows.count == (G * G + 1) * D else { throw TensorError.valueCountMismatch(tensor: "pos_embed", expected: (G * G + 1) * D, found: rows.count) }

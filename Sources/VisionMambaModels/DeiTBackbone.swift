@@ -7,24 +7,24 @@ import MambaTensor
 /// outputs of the `outIndices` blocks, class token dropped, as [B, D, G, G] maps, then fpn1 (×4),
 /// fpn2 (×2), fpn3 (identity) and fpn4 (max pool 2) for strides 4, 8, 16 and 32. It is the DeiT-T
 /// baseline of the Vim paper's high-resolution comparison (`upernet-deit-tiny`).
-public struct DeiTBackboneConfig: Codable, Equatable, Sendable {
-    public var name: String
+package struct DeiTBackboneConfig: Codable, Equatable, Sendable {
+    package var name: String
     /// The DeiT's shape; its `imgSize` is the size the backbone runs at, its head is not built.
-    public var backbone: DeiTConfig
+    package var backbone: DeiTConfig
     /// Blocks whose outputs become features, ascending; four of them.
-    public var outIndices: [Int]
+    package var outIndices: [Int]
 
-    public init(name: String, backbone: DeiTConfig, outIndices: [Int]) {
+    package init(name: String, backbone: DeiTConfig, outIndices: [Int]) {
         self.name = name
         self.backbone = backbone
         self.outIndices = outIndices
     }
 
-    public var grid: Int { backbone.grid }
+    package var grid: Int { backbone.grid }
     /// The four levels' sides: 4G, 2G, G, G / 2.
-    public var levelSides: [Int] { [4 * grid, 2 * grid, grid, grid / 2] }
+    package var levelSides: [Int] { [4 * grid, 2 * grid, grid, grid / 2] }
 
-    public func validate() throws {
+    package func validate() throws {
         func check(_ ok: Bool, _ field: String, _ value: Any, _ allowed: String) throws {
             if !ok { throw ConfigError.invalidValue(model: name, field: field, value: "\(value)", allowed: allowed) }
         }
@@ -39,15 +39,15 @@ public struct DeiTBackboneConfig: Codable, Equatable, Sendable {
 
 /// The DeiT backbone with its pyramid under timm's names (`cls_token`, `pos_embed`,
 /// `patch_embed.proj`, `blocks.<i>`) plus `fpn1` … `fpn4` as the Vim backbone names them.
-public final class DeiTSegmentationBackbone: Module {
-    public let config: DeiTBackboneConfig
-    public let patchEmbed: DeiTPatchEmbed
-    public let clsToken: Tensor                 // cls_token [1, 1, D]
-    public let posEmbed: Tensor                 // pos_embed [1, T, D]
-    public let blocks: [DeiTBlock]
-    public let pyramid: [PyramidLevel]          // fpn1 … fpn4
+package final class DeiTSegmentationBackbone: Module {
+    package let config: DeiTBackboneConfig
+    package let patchEmbed: DeiTPatchEmbed
+    package let clsToken: Tensor                 // cls_token [1, 1, D]
+    package let posEmbed: Tensor                 // pos_embed [1, T, D]
+    package let blocks: [DeiTBlock]
+    package let pyramid: [PyramidLevel]          // fpn1 … fpn4
 
-    public init(config: DeiTBackboneConfig) throws {
+    package init(config: DeiTBackboneConfig) throws {
         try config.validate()
         self.config = config
         let c = config.backbone
@@ -58,21 +58,21 @@ public final class DeiTSegmentationBackbone: Module {
         pyramid = try [PyramidLevel.Kind.upsample4, .upsample2, .identity, .maxPool(2)].map { try PyramidLevel($0, channels: c.embedDim) }
     }
 
-    public var ownParameters: [(String, Tensor)] { [("cls_token", clsToken), ("pos_embed", posEmbed)] }
-    public var children: [(String, Module)] {
+    package var ownParameters: [(String, Tensor)] { [("cls_token", clsToken), ("pos_embed", posEmbed)] }
+    package var children: [(String, Module)] {
         [("patch_embed", patchEmbed as Module)] + blocks.enumerated().map { ("blocks.\($0.offset)", $0.element as Module) }
             + pyramid.enumerated().map { ("fpn\($0.offset + 1)", $0.element as Module) }
     }
 
     /// timm's DeiT init for the transformer (see `DeiT.resetParameters`), PyTorch's for the pyramid.
-    public func resetParameters(seed: UInt64) {
+    package func resetParameters(seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         resetTransformer(patchEmbed: patchEmbed, posEmbed: posEmbed, clsToken: clsToken, blocks: blocks, using: &rng)
         for level in pyramid { level.resetParameters(using: &rng) }
     }
 
     /// Throws unless images are [B, channels, img_size, img_size].
-    public func checkInput(shape: [Int]) throws {
+    package func checkInput(shape: [Int]) throws {
         let c = config.backbone
         guard shape.count == 4, shape[0] >= 1, shape[1] == c.inChannels, shape[2] == c.imgSize, shape[3] == c.imgSize else {
             throw ConfigError.inputShapeMismatch(model: config.name, channels: c.inChannels, size: c.imgSize, found: shape)
@@ -81,7 +81,7 @@ public final class DeiTSegmentationBackbone: Module {
 
     /// The four pyramid features [B, D, side, side] (`levelSides`) of normalised images. With
     /// `training`, the pyramid's BatchNorm uses batch statistics.
-    public func callAsFunction(_ images: Tensor, training: Bool = false, tape: Tape? = nil) throws -> [Tensor] {
+    package func callAsFunction(_ images: Tensor, training: Bool = false, tape: Tape? = nil) throws -> [Tensor] {
         try checkInput(shape: images.shape)
         let B = images.shape[0], G = config.grid, M = config.backbone.numPatches
         var x = try patchEmbed.proj.tokens(images, tape: tape)                         // [B, M, D]
@@ -104,7 +104,7 @@ public final class DeiTSegmentationBackbone: Module {
     /// safetensors): `head.*` and `norm.*` are dropped and pos_embed is resampled to this grid.
     /// Returns the tensors the checkpoint did not provide (the pyramid).
     @discardableResult
-    public func loadClassificationWeights(_ path: String) throws -> [String] {
+    package func loadClassificationWeights(_ path: String) throws -> [String] {
         var tensors = try VimModel.modelTensors(path)
         for name in tensors.keys where name.hasPrefix("head.") || name.hasPrefix("norm.") { tensors.removeValue(forKey: name) }
         let c = config.backbone, D = c.embedDim

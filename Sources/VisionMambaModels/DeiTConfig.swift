@@ -4,21 +4,21 @@ import Foundation
 /// patch-p Conv2d, a class token at index 0, an absolute position embedding, `depth` pre-norm
 /// blocks (LayerNorm → multi-head attention → residual, LayerNorm → MLP with exact GELU →
 /// residual), a final LayerNorm and a linear head on the class token.
-public struct DeiTConfig: Codable, Equatable, Sendable {
-    public var name: String
-    public var imgSize: Int
-    public var patchSize: Int
-    public var embedDim: Int
-    public var depth: Int
-    public var numHeads: Int
+package struct DeiTConfig: Codable, Equatable, Sendable {
+    package var name: String
+    package var imgSize: Int
+    package var patchSize: Int
+    package var embedDim: Int
+    package var depth: Int
+    package var numHeads: Int
     /// The MLP's hidden width is mlpRatio · embedDim (4 in every DeiT).
-    public var mlpRatio: Int = 4
-    public var numClasses: Int
-    public var inChannels: Int = 3
+    package var mlpRatio: Int = 4
+    package var numClasses: Int
+    package var inChannels: Int = 3
     /// timm's ViT LayerNorms use eps 1e-6.
-    public var normEps: Float = 1e-6
+    package var normEps: Float = 1e-6
 
-    public init(name: String, imgSize: Int, patchSize: Int, embedDim: Int, depth: Int, numHeads: Int, numClasses: Int) {
+    package init(name: String, imgSize: Int, patchSize: Int, embedDim: Int, depth: Int, numHeads: Int, numClasses: Int) {
         self.name = name
         self.imgSize = imgSize
         self.patchSize = patchSize
@@ -29,16 +29,16 @@ public struct DeiTConfig: Codable, Equatable, Sendable {
     }
 
     /// Grid side G = img / p (0 for sizes `validate()` refuses).
-    public var grid: Int { patchSize > 0 && imgSize >= patchSize && imgSize <= 65_536 ? imgSize / patchSize : 0 }
+    package var grid: Int { patchSize > 0 && imgSize >= patchSize && imgSize <= 65_536 ? imgSize / patchSize : 0 }
     /// M = G²
-    public var numPatches: Int { grid * grid }
+    package var numPatches: Int { grid * grid }
     /// T = M + 1 (the class token first).
-    public var tokens: Int { numPatches + 1 }
-    public var headDim: Int { numHeads > 0 ? embedDim / numHeads : 0 }
-    public var hiddenDim: Int { mlpRatio &* embedDim }
+    package var tokens: Int { numPatches + 1 }
+    package var headDim: Int { numHeads > 0 ? embedDim / numHeads : 0 }
+    package var hiddenDim: Int { mlpRatio &* embedDim }
 
     /// Rejects what the model cannot be built or run with, by timm's argument names.
-    public func validate() throws {
+    package func validate() throws {
         func check(_ ok: Bool, _ field: String, _ value: Any, _ allowed: String) throws {
             if !ok { throw ConfigError.invalidValue(model: name, field: field, value: "\(value)", allowed: allowed) }
         }
@@ -61,7 +61,7 @@ public struct DeiTConfig: Codable, Equatable, Sendable {
     /// moments), the input, and per image the attention probabilities of every head (H·T² floats)
     /// plus the widest live activations of a block, T·(6D + 2·hidden) floats; a training step keeps
     /// both for every block. Half again for the heap's freed blocks. Saturates at Int.max.
-    public func estimatedBytes(batch: Int, training: Bool = false) -> Int {
+    package func estimatedBytes(batch: Int, training: Bool = false) -> Int {
         let B = Double(max(batch, 0)), T = Double(tokens), D = Double(embedDim), Hd = Double(hiddenDim)
         let input = B * Double(inChannels * imgSize) * Double(imgSize)
         let perBlock = Double(numHeads) * T * T + T * (6 * D + 2 * Hd)
@@ -73,7 +73,7 @@ public struct DeiTConfig: Codable, Equatable, Sendable {
 
     /// Throws `ConfigError.tooLarge` when `estimatedBytes` exceeds `availableBytes` (the machine's
     /// physical memory), after `validate()`: call it before the model or a batch is allocated.
-    public func checkFitsInMemory(batch: Int, training: Bool = false,
+    package func checkFitsInMemory(batch: Int, training: Bool = false,
                                   availableBytes: Int = Int(clamping: ProcessInfo.processInfo.physicalMemory)) throws {
         try validate()
         guard batch >= 1 else { throw ConfigError.invalidValue(model: name, field: "batch", value: "\(batch)", allowed: "at least 1") }
@@ -84,7 +84,7 @@ public struct DeiTConfig: Codable, Equatable, Sendable {
     }
 
     /// Parameter count without allocating the model.
-    public var parameterCount: Int {
+    package var parameterCount: Int {
         let D = embedDim, Hd = hiddenDim, p = patchSize
         let block = 2 * 2 * D + (3 * D * D + 3 * D) + (D * D + D) + (Hd * D + Hd) + (D * Hd + D)
         return D * inChannels * p * p + D + D + tokens * D + depth * block + 2 * D + numClasses * D + numClasses
@@ -93,7 +93,7 @@ public struct DeiTConfig: Codable, Equatable, Sendable {
     /// Analytic forward FLOPs of one image (a multiply-add counts 2), as `VimConfig.forwardFLOPs`:
     /// the patch conv, per block qkv, Q Kᵀ, P V, proj and the MLP, and the head. The softmax, norms
     /// and GELU are not counted.
-    public var forwardFLOPs: (matmul: Double, attention: Double, total: Double) {
+    package var forwardFLOPs: (matmul: Double, attention: Double, total: Double) {
         let T = Double(tokens), D = Double(embedDim), Hd = Double(hiddenDim)
         let patch = 2 * Double(numPatches) * Double(inChannels * patchSize * patchSize) * D
         let linear = 2 * T * D * (3 * D + D + 2 * Hd)

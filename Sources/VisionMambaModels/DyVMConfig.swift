@@ -12,11 +12,14 @@ public struct DyVMConfig: Codable, Equatable, Sendable {
     public var blockKeepRatio: Double
     /// Training: the loss weights of the official `DyVMLoss_Token_Block` and the gate temperature.
     public var tokenPruningWeight: Double = 10
+    /// Weight of the direction keep-ratio loss in training (the official 10).
     public var blockPruningWeight: Double = 10
+    /// Weight of the logit and token distillation from the dense teacher in training (the official 0.5).
     public var distillWeight: Double = 0.5
     /// The official loss divides the token-ratio term by 3 whatever the number of stages (its
     /// default `pruning_loc` has three entries); kept by default.
     public var tokenRatioDivisor: Double = 3
+    /// Temperature of the direction gates' Gumbel-sigmoid in training (the official 2).
     public var gateTemperature: Float = 2
     /// A direction is on when sigmoid(logit) (training: of logit + noise, over τ) exceeds this.
     public var gateThreshold: Float = 0.5
@@ -29,6 +32,7 @@ public struct DyVMConfig: Codable, Equatable, Sendable {
         return stages
     }
 
+    /// DyVM settings: pruning stages before the blocks `pruningLoc`, keeping `int(tokenKeepRatio^s · M)` patch tokens at stage s, direction gates aiming at `blockKeepRatio` on.
     public init(pruningLoc: [Int] = [6, 12, 18], tokenKeepRatio: Double, blockKeepRatio: Double = 0.8) {
         self.pruningLoc = pruningLoc
         self.tokenKeepRatio = tokenKeepRatio

@@ -2,10 +2,10 @@ import Foundation
 import MambaTensor
 
 /// The five weighted parts of DyVM's training loss and their sum.
-public struct DyVMLossParts: Sendable {
-    public var cls = 0.0, tokenRatio = 0.0, blockRatio = 0.0, kl = 0.0, tokenDistill = 0.0
-    public var total: Double { cls + tokenRatio + blockRatio + kl + tokenDistill }
-    public var named: [(String, Double)] {
+package struct DyVMLossParts: Sendable {
+    package var cls = 0.0, tokenRatio = 0.0, blockRatio = 0.0, kl = 0.0, tokenDistill = 0.0
+    package var total: Double { cls + tokenRatio + blockRatio + kl + tokenDistill }
+    package var named: [(String, Double)] {
         [("loss.cls", cls), ("loss.token_ratio", tokenRatio), ("loss.block_ratio", blockRatio),
          ("loss.kl", kl), ("loss.token_distill", tokenDistill)]
     }
@@ -20,7 +20,7 @@ public struct DyVMLossParts: Sendable {
 /// Returns the total as a [1] tensor whose backward reaches the logits, the final tokens, the
 /// keep decisions and the gates. The teacher's outputs must have the student's shapes, and
 /// `config` the student's stages.
-public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Tensor, teacherOther: Tensor,
+package func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Tensor, teacherOther: Tensor,
                      config: DyVMConfig, tape: Tape?) throws -> (loss: Tensor, parts: DyVMLossParts) {
     let (B, C) = (s.logits.shape[0], s.logits.shape[1])
     let (M, D) = (s.other.shape[1], s.other.shape[2])
@@ -102,7 +102,7 @@ public func dyvmLoss(_ s: DyVMStudentOutput, targets: [Float], teacherLogits: Te
 /// Their backward reaches the decisions and the gates. Classification (`DyVMLoss_Token_Block`)
 /// and segmentation (the DyVM backbone's `forward_features`, w_t = w_b = 20, b = 0.8, divisor
 /// the number of stages) differ only in their settings.
-public func dyvmRatioLosses(decisions: [Tensor], gates: [Tensor], config: DyVMConfig, tape: Tape?) throws -> (token: Tensor, block: Tensor) {
+package func dyvmRatioLosses(decisions: [Tensor], gates: [Tensor], config: DyVMConfig, tape: Tape?) throws -> (token: Tensor, block: Tensor) {
     guard config.pruningLoc.count == decisions.count else {
         throw TensorError.valueCountMismatch(tensor: "pruning stages", expected: decisions.count, found: config.pruningLoc.count)
     }

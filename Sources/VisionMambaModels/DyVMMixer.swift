@@ -7,29 +7,29 @@ import MambaTensor
 /// [forward, backward] logits. At inference a direction whose sigmoid is at most the threshold
 /// is not computed for that image; in training, hard Gumbel-sigmoid gates multiply each
 /// direction's output, with straight-through gradients. Its parameters keep the mixer's names.
-public final class DyVMMixer: TokenMixer {
-    public let mamba: MambaMixer
-    public let blockHead: Linear
-    public let threshold: Float, temperature: Float
+package final class DyVMMixer: TokenMixer {
+    package let mamba: MambaMixer
+    package let blockHead: Linear
+    package let threshold: Float, temperature: Float
 
-    public init(config c: VimConfig, dyvm: DyVMConfig) throws {
+    package init(config c: VimConfig, dyvm: DyVMConfig) throws {
         mamba = try MambaMixer(config: c)
         blockHead = try Linear(2 * c.dInner, 2)
         threshold = dyvm.gateThreshold
         temperature = dyvm.gateTemperature
     }
 
-    public var ownParameters: [(String, Tensor)] { mamba.ownParameters }
-    public var children: [(String, Module)] { mamba.children + [("block_head", blockHead)] }
+    package var ownParameters: [(String, Tensor)] { mamba.ownParameters }
+    package var children: [(String, Module)] { mamba.children + [("block_head", blockHead)] }
 
     /// Every gate starts open: weight 0, bias 5 (sigmoid(5) ≈ 0.993; spec/dyvm.md §2.3).
-    public func resetParameters(depth: Int, using rng: inout SeededGenerator) {
+    package func resetParameters(depth: Int, using rng: inout SeededGenerator) {
         mamba.resetParameters(depth: depth, using: &rng)
         blockHead.weight.fill(0)
         blockHead.bias!.fill(5)
     }
 
-    public func callAsFunction(_ u: Tensor, context: inout MixerContext) throws -> Tensor {
+    package func callAsFunction(_ u: Tensor, context: inout MixerContext) throws -> Tensor {
         let tape = context.tape
         let (xz, x, z) = try mamba.project(u, tape: tape)
         let (B, L) = (u.shape[0], u.shape[1])

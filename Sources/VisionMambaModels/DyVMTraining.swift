@@ -3,18 +3,18 @@ import MambaTensor
 
 /// The random draws of one DyVM training step: per stage the Gumbel noise of its keep decisions
 /// ([B, M, 2], stage input order), per block the logistic noise (G₁ − G₂) of its gates ([B, 2]).
-public struct DyVMNoise: Sendable {
-    public var token: [[Float]]
-    public var block: [[Float]]
+package struct DyVMNoise: Sendable {
+    package var token: [[Float]]
+    package var block: [[Float]]
 
-    public init(token: [[Float]], block: [[Float]]) {
+    package init(token: [[Float]], block: [[Float]]) {
         self.token = token
         self.block = block
     }
 
     /// Fresh draws, Gumbel −log(−log U) and logistic log U − log(1 − U), each sample's from its
     /// own seed (so a sample's draws do not depend on the batch it is in).
-    public static func draw(sampleSeeds: [UInt64], numPatches M: Int, stages: Int, depth: Int) throws -> DyVMNoise {
+    package static func draw(sampleSeeds: [UInt64], numPatches M: Int, stages: Int, depth: Int) throws -> DyVMNoise {
         let B = sampleSeeds.count
         for (name, value) in [("numPatches", M), ("stages", stages), ("depth", depth)] where value < 0 {
             throw TensorError.invalidArgument(name: name, value: Double(value), allowed: "at least 0")
@@ -45,13 +45,13 @@ public struct DyVMNoise: Sendable {
 }
 
 /// What the DyVM student gives the loss (spec/dyvm.md §5.6).
-public struct DyVMStudentOutput {
-    public let logits: Tensor          // [B, C]
-    public let other: Tensor           // [B, M, D] final normalised non-class tokens, rearranged order
-    public let decisions: [Tensor]     // keep [B, M] per stage, stage input order, × previous policy
-    public let gates: [Tensor]         // [B, 2] per block
-    public let finalPolicy: [Float]    // [B·M] the last policy (detached)
-    public let finalPatch: [[Int]]     // original patch index of every non-class slot
+package struct DyVMStudentOutput {
+    package let logits: Tensor          // [B, C]
+    package let other: Tensor           // [B, M, D] final normalised non-class tokens, rearranged order
+    package let decisions: [Tensor]     // keep [B, M] per stage, stage input order, × previous policy
+    package let gates: [Tensor]         // [B, 2] per block
+    package let finalPolicy: [Float]    // [B·M] the last policy (detached)
+    package let finalPatch: [[Int]]     // original patch index of every non-class slot
 }
 
 extension VimModel {
@@ -59,7 +59,7 @@ extension VimModel {
     /// Gumbel-softmax keep decisions (× the previous policy), the rearrangement that puts kept
     /// tokens first (class token at kept // 2) and dropped ones after, and a mask the mixers apply;
     /// Gumbel-sigmoid direction gates in every block. With a tape, straight-through gradients.
-    public func dyvmTrainingForward(_ images: Tensor, noise: DyVMNoise, tape: Tape?, trace: ForwardTrace? = nil,
+    package func dyvmTrainingForward(_ images: Tensor, noise: DyVMNoise, tape: Tape?, trace: ForwardTrace? = nil,
                                     blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> DyVMStudentOutput {
         guard let dyvm = config.dyvm else { throw ConfigError.requiresDyVM(model: config.name) }
         try checkInput(shape: images.shape)
@@ -119,7 +119,7 @@ extension VimModel {
 
     /// The dense teacher's outputs (spec/dyvm.md §6): logits and the final normalised tokens
     /// without the class row [B, M, D], in original patch order.
-    public func teacherOutputs(_ images: Tensor) throws -> (logits: Tensor, other: Tensor) {
+    package func teacherOutputs(_ images: Tensor) throws -> (logits: Tensor, other: Tensor) {
         guard config.dyvm == nil && config.fusion == nil else { throw ConfigError.requiresPlainVim(model: config.name) }
         let pass = try encode(images, tape: nil, dropPath: nil, noise: nil, trace: nil, blockOutput: nil)
         let normed = try normalizedTokens(pass.stream, tape: nil)
@@ -149,7 +149,7 @@ func insertingClassOne(_ policy: Tensor, at cls: [Int], tape: Tape?) throws -> T
 extension VimModel {
     /// A plain Vim with this model's backbone weights: DyVM's frozen teacher at the start of
     /// training (the official code loads it from the same Vim checkpoint as the student).
-    public func denseCopy() throws -> VimModel {
+    package func denseCopy() throws -> VimModel {
         var c = config
         c.dyvm = nil
         c.fusion = nil
@@ -164,7 +164,7 @@ extension VimModel {
 
     /// One DyVM training step's forward: the student, the frozen teacher on the same images, and
     /// the official loss. The trace also gets `logits`, `features.other` and `teacher.*`.
-    public func dyvmTrainingStep(_ images: Tensor, targets: [Float], teacher: VimModel, noise: DyVMNoise, tape: Tape?,
+    package func dyvmTrainingStep(_ images: Tensor, targets: [Float], teacher: VimModel, noise: DyVMNoise, tape: Tape?,
                                  trace: ForwardTrace? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil)
         throws -> (loss: Tensor, parts: DyVMLossParts) {
         let expected = images.rank == 4 ? images.shape[0] * config.numClasses : 0

@@ -1,26 +1,26 @@
 /// Analytic forward FLOPs of one image (a multiply-add counts 2): the matrix products exactly,
 /// the scan at 6 per state update (Δ·A, exp, h update, C·h) and the conv at 2 per tap.
-public struct FLOPCount: Sendable {
-    public var matmul: Double
-    public var scan: Double
-    public var conv: Double
-    public var total: Double { matmul + scan + conv }
+package struct FLOPCount: Sendable {
+    package var matmul: Double
+    package var scan: Double
+    package var conv: Double
+    package var total: Double { matmul + scan + conv }
 }
 
 extension VimConfig {
     /// Tokens each block's mixer sees: all of them, fewer after Famba-V fusions or DyVM stages.
-    public var tokenSchedule: [Int] {
+    package var tokenSchedule: [Int] {
         if let fusion { return fusion.schedule(tokens: tokens, depth: depth) }
         if let dyvm { return dyvm.schedule(numPatches: numPatches, depth: depth).tokens }
         return Array(repeating: tokens, count: depth)
     }
 
     /// Σ over blocks of the tokens each mixer sees.
-    public var tokenLayers: Int { tokenSchedule.reduce(0, +) }
+    package var tokenLayers: Int { tokenSchedule.reduce(0, +) }
 
     /// What this engine computes per image, both scan directions. `directionRate` is the fraction
     /// of (block, direction) pairs a DyVM's gates leave on (1: all).
-    public func forwardFLOPs(directionRate: Double = 1) -> FLOPCount {
+    package func forwardFLOPs(directionRate: Double = 1) -> FLOPCount {
         var count = blocksFLOPs(tokenSchedule: tokenSchedule, predictorTokens: predictorTokens, directionRate: directionRate)
         count.matmul += 2 * Double(embedDim * numClasses)                // the head
         return count
@@ -45,7 +45,7 @@ extension VimConfig {
         return FLOPCount(matmul: matmul, scan: scan, conv: conv)
     }
 
-    public var forwardFLOPs: FLOPCount { forwardFLOPs() }
+    package var forwardFLOPs: FLOPCount { forwardFLOPs() }
 
     /// Multiply-accumulates of one token through a DyVM predictor's four Linears.
     var predictorMACsPerToken: Double {
@@ -64,7 +64,7 @@ extension VimConfig {
     /// the patch conv, every Linear outside the mixers (predictors, head), and per mixer a closed
     /// formula over one scan direction only, whose conv, x_proj, dt_proj and scan terms are scaled
     /// by `blockKeepRatio` (the measured mean gate rate). Norms and the gate heads are not counted.
-    public func officialMACs(blockKeepRatio: Double = 1) -> Double {
+    package func officialMACs(blockKeepRatio: Double = 1) -> Double {
         let D = Double(embedDim), Di = Double(dInner), R = Double(dtRank), N = Double(dState), K = Double(dConv)
         var macs = D * Double(patchSize) * Double(patchSize) * Double(inChannels) * Double(numPatches) + D * Double(numClasses)
         let bkr = dyvm == nil ? 1 : blockKeepRatio

@@ -1,14 +1,14 @@
 /// What a forward pass reports beside its logits for parity checks and inspection: named float
 /// and integer tensors in the layout of the official fixtures (`prune.0.logp`, `directions`, …).
-public final class ForwardTrace {
-    public enum Values { case floats([Float]), ints([Int]) }
-    public private(set) var entries: [(name: String, shape: [Int], values: Values)] = []
+package final class ForwardTrace {
+    package enum Values { case floats([Float]), ints([Int]) }
+    package private(set) var entries: [(name: String, shape: [Int], values: Values)] = []
 
-    public init() {}
+    package init() {}
 
     /// The integers recorded under `name` (the last record of that name), e.g. `tokens`: the
     /// tokens each block's mixer saw.
-    public func ints(_ name: String) -> [Int]? {
+    package func ints(_ name: String) -> [Int]? {
         guard let entry = entries.last(where: { $0.name == name }), case let .ints(values) = entry.values else { return nil }
         return values
     }

@@ -6,19 +6,19 @@ import MambaTensor
 /// a shared `in_proj` splits u into x and z; a forward branch (conv1d, x_proj, dt_proj, A_log, D)
 /// and a backward branch (the `_b` twins) run the same pipeline in opposite token orders, each
 /// gated by SiLU(z); their outputs are summed, halved, and projected by the shared `out_proj`.
-public final class MambaMixer: Module {
-    public let inProj: Linear         // in_proj   [2E, D], no bias
-    public let conv1d: DepthwiseConv1d, conv1dB: DepthwiseConv1d  // [E, 1, K]
-    public let xProj: Linear, xProjB: Linear                      // [R + 2N, E], no bias
-    public let dtProj: Linear, dtProjB: Linear                    // [E, R] + bias [E]
-    public let A_log: Tensor, A_b_log: Tensor                     // [E, N]
-    public let D: Tensor, D_b: Tensor                             // [E]
-    public let outProj: Linear        // out_proj  [D, E], no bias
-    public let divideOut: Bool
+package final class MambaMixer: Module {
+    package let inProj: Linear         // in_proj   [2E, D], no bias
+    package let conv1d: DepthwiseConv1d, conv1dB: DepthwiseConv1d  // [E, 1, K]
+    package let xProj: Linear, xProjB: Linear                      // [R + 2N, E], no bias
+    package let dtProj: Linear, dtProjB: Linear                    // [E, R] + bias [E]
+    package let A_log: Tensor, A_b_log: Tensor                     // [E, N]
+    package let D: Tensor, D_b: Tensor                             // [E]
+    package let outProj: Linear        // out_proj  [D, E], no bias
+    package let divideOut: Bool
 
-    public let dim: Int, inner: Int, states: Int, rank: Int
+    package let dim: Int, inner: Int, states: Int, rank: Int
 
-    public init(config c: VimConfig) throws {
+    package init(config c: VimConfig) throws {
         dim = c.embedDim; inner = c.dInner; states = c.dState; rank = c.dtRank
         divideOut = c.divideOut
         inProj = try Linear(dim, 2 * inner, bias: false)
@@ -34,14 +34,14 @@ public final class MambaMixer: Module {
     }
 
     // state_dict order of mamba_simple.py (spec/vim.md §1.5).
-    public var ownParameters: [(String, Tensor)] { [("A_log", A_log), ("D", D), ("A_b_log", A_b_log), ("D_b", D_b)] }
-    public var children: [(String, Module)] {
+    package var ownParameters: [(String, Tensor)] { [("A_log", A_log), ("D", D), ("A_b_log", A_b_log), ("D_b", D_b)] }
+    package var children: [(String, Module)] {
         [("in_proj", inProj), ("conv1d", conv1d), ("x_proj", xProj), ("dt_proj", dtProj),
          ("conv1d_b", conv1dB), ("x_proj_b", xProjB), ("dt_proj_b", dtProjB), ("out_proj", outProj)]
     }
 
     /// The official initialisation (spec/vim.md §4.2), except that the values come from our generator.
-    public func resetParameters(depth: Int, using rng: inout SeededGenerator) {
+    package func resetParameters(depth: Int, using rng: inout SeededGenerator) {
         inProj.resetParameters(using: &rng)
         for conv in [conv1d, conv1dB] { conv.resetParameters(using: &rng) }
         for proj in [xProj, xProjB] { proj.resetParameters(using: &rng) }
@@ -68,14 +68,14 @@ public final class MambaMixer: Module {
     }
 
     /// out [B, T, D] for u [B, T, D] (the normalised tokens).
-    public func callAsFunction(_ u: Tensor, tape: Tape? = nil) throws -> Tensor {
+    package func callAsFunction(_ u: Tensor, tape: Tape? = nil) throws -> Tensor {
         let (_, x, z) = try project(u, tape: tape)
         let y = try add(direction(reverse: false, x: x, z: z, tape: tape), direction(reverse: true, x: x, z: z, tape: tape), tape: tape)
         return try outProject(y, tape: tape)
     }
 
     /// in_proj: xz [B, T, 2E], and x and z [B, T, E], its two column halves (views).
-    public func project(_ u: Tensor, tape: Tape?) throws -> (xz: Tensor, x: Tensor, z: Tensor) {
+    package func project(_ u: Tensor, tape: Tape?) throws -> (xz: Tensor, x: Tensor, z: Tensor) {
         guard u.rank == 3 else { throw TensorError.rankMismatch(tensor: "u", expected: 3, found: u.shape) }
         guard u.shape[2] == dim else { throw TensorError.dimensionMismatch(tensor: "u", axis: 2, expected: dim, found: u.shape) }
         let xz = try Profiler.measure("in_proj") { try inProj(u, tape: tape) }
@@ -86,7 +86,7 @@ public final class MambaMixer: Module {
     /// by SiLU(z). DyVM's `mask` [B, T] zeroes dropped tokens before and after the conv. The
     /// conv output and Δ are computed again in the backward rather than kept, as the official
     /// `mamba_inner_fn` does.
-    public func direction(reverse: Bool, x: Tensor, z: Tensor, mask: Tensor? = nil, tape: Tape?) throws -> Tensor {
+    package func direction(reverse: Bool, x: Tensor, z: Tensor, mask: Tensor? = nil, tape: Tape?) throws -> Tensor {
         let p = branch(reverse), R = rank, N = states
         let xc = try Profiler.measure("causal_conv1d_silu") {
             try recomputable(tape: tape) { try causalConv1dSiLU(x, weight: p.conv.weight, bias: p.conv.bias, reverse: reverse, mask: mask, tape: $0) }
@@ -104,13 +104,13 @@ public final class MambaMixer: Module {
     }
 
     /// out_proj on the combined directions [B, T, E].
-    public func outProject(_ y: Tensor, tape: Tape?) throws -> Tensor {
+    package func outProject(_ y: Tensor, tape: Tape?) throws -> Tensor {
         try Profiler.measure("out_proj") { try outProj(y, tape: tape) }
     }
 }
 
 extension MambaMixer: TokenMixer {
-    public func callAsFunction(_ u: Tensor, context: inout MixerContext) throws -> Tensor {
+    package func callAsFunction(_ u: Tensor, context: inout MixerContext) throws -> Tensor {
         try self(u, tape: context.tape)
     }
 }

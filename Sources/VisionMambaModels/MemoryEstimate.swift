@@ -51,7 +51,7 @@ extension VimConfig {
     /// `keepsBlockOutputs`: every block's output is kept and written (forward, gradients).
     /// `parameterCopies`: whole copies of the parameters held besides those a step needs (an
     /// EMA). Saturates at Int.max; meaningless, but never a trap, for a config `validate()` refuses.
-    public func estimatedBytes(batch: Int, training: Bool, keepsBlockOutputs: Bool = false, parameterCopies: Int = 0) -> Int {
+    package func estimatedBytes(batch: Int, training: Bool, keepsBlockOutputs: Bool = false, parameterCopies: Int = 0) -> Int {
         let B = Double(max(batch, 0)), T = Double(tokens), D = Double(embedDim), E = Double(dInner)
         let N = Double(dState), P = Double(dtRank) + 2 * N
         let input = B * Double(inChannels) * Double(imgSize) * Double(imgSize)
@@ -87,7 +87,7 @@ extension VimConfig {
 
     /// Throws `ConfigError.tooLarge` when `estimatedBytes` exceeds `availableBytes` (the machine's
     /// physical memory), after `validate()`: call it before the model or a batch is allocated.
-    public func checkFitsInMemory(batch: Int, training: Bool, keepsBlockOutputs: Bool = false, parameterCopies: Int = 0,
+    package func checkFitsInMemory(batch: Int, training: Bool, keepsBlockOutputs: Bool = false, parameterCopies: Int = 0,
                                   availableBytes: Int = Int(clamping: ProcessInfo.processInfo.physicalMemory)) throws {
         try validate()
         guard batch >= 1 else { throw ConfigError.invalidValue(model: name, field: "batch", value: "\(batch)", allowed: "at least 1") }

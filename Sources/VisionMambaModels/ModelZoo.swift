@@ -3,9 +3,13 @@ import Foundation
 /// The registered Vim models (hustvl/Vim `vim/models_mamba.py`, every `@register_model`) under
 /// their official names, plus short aliases. One literal table; nothing registers itself.
 public enum ModelZoo {
+    /// A classification model of the zoo: its official name, short aliases and shape.
     public struct Entry: Sendable {
+        /// The official name (the one the released checkpoints carry).
         public let name: String
+        /// Short names that resolve to it (`vim-tiny`, …).
         public let aliases: [String]
+        /// The model's shape and settings.
         public let config: VimConfig
         /// The released weights this shape matches (Hugging Face file name), if any.
         public let weights: String?
@@ -30,6 +34,7 @@ public enum ModelZoo {
         return Entry(name: name, aliases: aliases, config: c, weights: nil, weightsURL: nil)
     }
 
+    /// Every classification model, Vim, DyVM and Famba-V variants, in size order.
     public static let entries: [Entry] = [
         Entry(name: digits.name, aliases: [digits.name], config: digits, weights: nil, weightsURL: nil),
         vim("vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
@@ -52,8 +57,11 @@ public enum ModelZoo {
     /// The segmentation models of hustvl/Vim's `seg/configs/vim/upernet/` (UperNet on ADE20K at
     /// 512 px, 150 classes) under their config names plus short aliases.
     public struct SegmentationEntry: Sendable {
+        /// The official name (the one the released checkpoints carry).
         public let name: String
+        /// Short names that resolve to it (`vim-tiny`, …).
         public let aliases: [String]
+        /// The segmentor's shape and settings.
         public let config: SegmentationConfig
     }
 
@@ -99,6 +107,7 @@ public enum ModelZoo {
         return c
     }()
 
+    /// Every segmentation model: UperNet on Vim, DyVM and DeiT backbones.
     public static let segmentationEntries: [SegmentationEntry] = [
         SegmentationEntry(name: digitScenes.name, aliases: [digitScenes.name], config: digitScenes),
         upernet("upernet_vim_tiny_24_512_slide_60k", ["upernet-vim-tiny", "upernet-vim-t"], dim: 192, rope: false),
@@ -126,6 +135,11 @@ public enum ModelZoo {
         throw ConfigError.unknownModel(name: name, valid: entries.flatMap { $0.aliases.prefix(2) })
     }
 
+    /// The shape of the classification model `name` (official name or alias).
+    ///
+    /// ```swift
+    /// let tiny = try ModelZoo.config(named: "vim-tiny")   // 24 blocks, width 192
+    /// ```
     public static func config(named name: String) throws -> VimConfig { try entry(named: name).config }
 
     /// The small model the bundled digits train (8 px, patch 2, 4 blocks of width 64).

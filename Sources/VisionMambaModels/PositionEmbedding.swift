@@ -1,7 +1,7 @@
 import MambaTensor
 
 /// How `pos_embed` moves to a new patch grid.
-public enum PositionEmbeddingInterpolation: String, CaseIterable, Sendable {
+package enum PositionEmbeddingInterpolation: String, CaseIterable, Sendable {
     /// The class-token row is taken from its real index (the middle for Vim), the patch rows are
     /// resized bicubically as a grid, and the class row is re-inserted at the new class index.
     case classTokenAware = "cls-aware"
@@ -12,7 +12,7 @@ public enum PositionEmbeddingInterpolation: String, CaseIterable, Sendable {
 }
 
 /// pos_embed rows [T, D] for a grid of side `newGrid`, from rows laid out for `config`.
-public func interpolatePositionEmbedding(
+package func interpolatePositionEmbedding(
     _ rows: [Float], config: VimConfig, newGrid: Int, mode: PositionEmbeddingInterpolation
 ) throws -> [Float] {
     try config.validate()
@@ -46,7 +46,7 @@ public func interpolatePositionEmbedding(
 
 extension VimModel {
     /// Moves the model to another input resolution by interpolating `pos_embed` over the patch grid.
-    public func setImageSize(_ size: Int, interpolation mode: PositionEmbeddingInterpolation) throws {
+    package func setImageSize(_ size: Int, interpolation mode: PositionEmbeddingInterpolation) throws {
         var c = config
         c.imgSize = size
         try c.validate()

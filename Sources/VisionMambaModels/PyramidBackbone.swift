@@ -4,7 +4,7 @@ import MambaTensor
 /// What a segmentor's backbone gives its heads: the four pyramid levels of a batch of images
 /// (strides 4, 8, 16 and 32). The Vim and DyVM backbone (`SegmentationBackbone`) is one, DeiT's
 /// (`DeiTSegmentationBackbone`) another; the segmentor and its trainer see only this.
-public protocol PyramidBackbone: Module {
+package protocol PyramidBackbone: Module {
     /// One pass: the four levels and, for DyVM in training, its decisions and gates. `noise`
     /// feeds DyVM's random decisions in training; `trace` gets its records.
     func encode(_ images: Tensor, training: Bool, tape: Tape?, dropPath: DropPathDraw?,
@@ -17,12 +17,12 @@ public protocol PyramidBackbone: Module {
 
 extension PyramidBackbone {
     /// The four pyramid features [B, D, side, side] of normalised images, in evaluation mode.
-    public func features(_ images: Tensor) throws -> [Tensor] {
+    package func features(_ images: Tensor) throws -> [Tensor] {
         try encode(images, training: false, tape: nil, dropPath: nil, noise: nil, trace: nil).features
     }
 
     @discardableResult
-    public func loadClassificationWeights(_ path: String) throws -> [String] {
+    package func loadClassificationWeights(_ path: String) throws -> [String] {
         try loadClassificationWeights(path, interpolation: .classTokenAware)
     }
 }
@@ -31,7 +31,7 @@ extension SegmentationBackbone: PyramidBackbone {}
 
 extension DeiTSegmentationBackbone: PyramidBackbone {
     /// DeiT has neither DyVM's draws nor stochastic depth here; asking for them is an error.
-    public func encode(_ images: Tensor, training: Bool, tape: Tape?, dropPath: DropPathDraw?,
+    package func encode(_ images: Tensor, training: Bool, tape: Tape?, dropPath: DropPathDraw?,
                        noise: DyVMNoise?, trace: ForwardTrace?) throws -> SegmentationBackbone.Pass {
         if noise != nil { throw ConfigError.requiresDyVM(model: config.name) }
         if let dropPath, dropPath.rate > 0 {
@@ -41,7 +41,7 @@ extension DeiTSegmentationBackbone: PyramidBackbone {
     }
 
     /// timm's DeiT puts its class token first, so the interpolation mode does not matter.
-    public func loadClassificationWeights(_ path: String, interpolation: PositionEmbeddingInterpolation) throws -> [String] {
+    package func loadClassificationWeights(_ path: String, interpolation: PositionEmbeddingInterpolation) throws -> [String] {
         try loadClassificationWeights(path)
     }
 }

@@ -6,18 +6,18 @@ import MambaTensor
 /// position code over the patch grid, applied to every token as t·cos + rotate_half(t)·sin. The
 /// first half of each row's channels turns with the token's grid row, the second half with its
 /// column. The tables are buffers (`freqs_cos`, `freqs_sin` [G², D]) so that state dicts match.
-public final class VisionRotaryEmbedding: Module {
-    public let freqsCos: Tensor, freqsSin: Tensor
+package final class VisionRotaryEmbedding: Module {
+    package let freqsCos: Tensor, freqsSin: Tensor
 
     /// `grid` is the fine-tuning grid side (ft_seq_len), `pretrainGrid` the pre-training one
     /// (pt_seq_len): positions are scaled to the pre-training range.
-    public init(embedDim: Int, grid: Int, pretrainGrid: Int) throws {
+    package init(embedDim: Int, grid: Int, pretrainGrid: Int) throws {
         let (cos, sin) = Self.tables(embedDim: embedDim, grid: grid, pretrainGrid: pretrainGrid)
         freqsCos = try Tensor(shape: [grid * grid, embedDim], values: cos)
         freqsSin = try Tensor(shape: [grid * grid, embedDim], values: sin)
     }
 
-    public var ownBuffers: [(String, Tensor)] { [("freqs_cos", freqsCos), ("freqs_sin", freqsSin)] }
+    package var ownBuffers: [(String, Tensor)] { [("freqs_cos", freqsCos), ("freqs_sin", freqsSin)] }
 
     /// The official tables, in float32 as PyTorch builds them: frequencies 1 / 10000^(2k / dim)
     /// for k < dim / 2 with dim = D / 2, positions i / grid · pretrainGrid, each frequency repeated
@@ -44,7 +44,7 @@ public final class VisionRotaryEmbedding: Module {
     }
 
     /// Tokens [B, G², D] with their positions rotated in.
-    public func callAsFunction(_ x: Tensor, tape: Tape?) throws -> Tensor {
+    package func callAsFunction(_ x: Tensor, tape: Tape?) throws -> Tensor {
         try rotaryEmbedding(x, cos: freqsCos, sin: freqsSin, tape: tape)
     }
 }

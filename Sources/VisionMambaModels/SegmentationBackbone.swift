@@ -5,8 +5,8 @@ import MambaTensor
 
 /// One level of `VisionMambaSeg`'s pyramid (`fpn1` … `fpn4`), which turns the single-scale
 /// features of the patch grid into strides 4, 8, 16 and 32.
-public final class PyramidLevel: Module {
-    public enum Kind: Equatable, Sendable {
+package final class PyramidLevel: Module {
+    package enum Kind: Equatable, Sendable {
         /// ×4: ConvTranspose2d(2, 2) → SyncBatchNorm → GELU → ConvTranspose2d(2, 2) (`0`, `1`, `3`).
         case upsample4
         /// ×2: ConvTranspose2d(2, 2) (`0`).
@@ -16,27 +16,27 @@ public final class PyramidLevel: Module {
         case maxPool(Int)
     }
 
-    public let kind: Kind
-    public let up: ConvTranspose2d?, norm: BatchNorm2d?, up2: ConvTranspose2d?
+    package let kind: Kind
+    package let up: ConvTranspose2d?, norm: BatchNorm2d?, up2: ConvTranspose2d?
 
-    public init(_ kind: Kind, channels: Int) throws {
+    package init(_ kind: Kind, channels: Int) throws {
         self.kind = kind
         up = [.upsample4, .upsample2].contains(kind) ? try ConvTranspose2d(inChannels: channels, outChannels: channels, kernel: 2) : nil
         norm = kind == .upsample4 ? try BatchNorm2d(channels) : nil
         up2 = kind == .upsample4 ? try ConvTranspose2d(inChannels: channels, outChannels: channels, kernel: 2) : nil
     }
 
-    public var children: [(String, Module)] {
+    package var children: [(String, Module)] {
         [("0", up as Module?), ("1", norm), ("3", up2)].compactMap { key, module in module.map { (key, $0) } }
     }
 
-    public func resetParameters(using rng: inout SeededGenerator) {
+    package func resetParameters(using rng: inout SeededGenerator) {
         up?.resetParameters(using: &rng)
         norm?.resetParameters()
         up2?.resetParameters(using: &rng)
     }
 
-    public func callAsFunction(_ x: Tensor, training: Bool, tape: Tape?) throws -> Tensor {
+    package func callAsFunction(_ x: Tensor, training: Bool, tape: Tape?) throws -> Tensor {
         switch kind {
         case .identity: return x
         case .maxPool(let k): return try maxPool2d(x, kernel: k, stride: k, tape: tape)
@@ -56,18 +56,18 @@ public final class PyramidLevel: Module {
 /// With DyVM (its `Semantic_Segmentation` backbone) the blocks gate their scan directions, and
 /// pruning stages before `pruningLoc` drop tokens. Tokens are kept on the patch grid between
 /// blocks: a pruned token keeps, for the features, the last mixer output it reached.
-public final class SegmentationBackbone: Module {
-    public let config: SegmentationConfig
-    public let patchEmbed: PatchEmbed
-    public let posEmbed: Tensor                 // pos_embed [1, M, D]
-    public let rope: VisionRotaryEmbedding?
-    public let layers: [VimBlock]
-    public let normF: RMSNorm
-    public let pyramid: [PyramidLevel]          // fpn1 … fpn4
+package final class SegmentationBackbone: Module {
+    package let config: SegmentationConfig
+    package let patchEmbed: PatchEmbed
+    package let posEmbed: Tensor                 // pos_embed [1, M, D]
+    package let rope: VisionRotaryEmbedding?
+    package let layers: [VimBlock]
+    package let normF: RMSNorm
+    package let pyramid: [PyramidLevel]          // fpn1 … fpn4
     /// DyVM's token scorers, one per pruning stage (`score_predictors.<s>`); empty for Vim.
-    public let scorePredictors: [TokenPredictor]
+    package let scorePredictors: [TokenPredictor]
 
-    public init(config: SegmentationConfig) throws {
+    package init(config: SegmentationConfig) throws {
         try config.validate()
         self.config = config
         let c = config.backbone
@@ -87,8 +87,8 @@ public final class SegmentationBackbone: Module {
 
     // state_dict order: VisionMamba's own parameters, then its modules as registered
     // (patch_embed, rope, layers, norm_f, DyVM's score_predictors), then fpn1 … fpn4.
-    public var ownParameters: [(String, Tensor)] { [("pos_embed", posEmbed)] }
-    public var children: [(String, Module)] {
+    package var ownParameters: [(String, Tensor)] { [("pos_embed", posEmbed)] }
+    package var children: [(String, Module)] {
         [("patch_embed", patchEmbed as Module)] + (rope.map { [("rope", $0 as Module)] } ?? [])
             + layers.enumerated().map { ("layers.\($0.offset)", $0.element as Module) }
             + [("norm_f", normF)]
@@ -99,7 +99,7 @@ public final class SegmentationBackbone: Module {
     /// The official initialisation without pretrained weights: the Vim model's own, then
     /// `init_weights`' trunc_normal(0.02) with zero bias on every Linear (dt_proj included).
     /// DyVM's direction heads start open and its scorers as in classification.
-    public func resetParameters(seed: UInt64) {
+    package func resetParameters(seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         let c = config.backbone
         let fanIn = Double(c.inChannels * c.patchSize * c.patchSize)
@@ -126,7 +126,7 @@ public final class SegmentationBackbone: Module {
     }
 
     /// Throws unless images are [B, channels, img_size, img_size].
-    public func checkInput(shape: [Int]) throws {
+    package func checkInput(shape: [Int]) throws {
         let c = config.backbone
         guard shape.count == 4, shape[0] >= 1, shape[1] == c.inChannels, shape[2] == c.imgSize, shape[3] == c.imgSize else {
             throw ConfigError.inputShapeMismatch(model: config.name, channels: c.inChannels, size: c.imgSize, found: shape)
@@ -136,17 +136,17 @@ public final class SegmentationBackbone: Module {
     /// The four pyramid features [B, D, side, side] (`levelSides`) of normalised images. With
     /// `training`, BatchNorm uses batch statistics and updates its running ones; `dropPath`
     /// turns on stochastic depth.
-    public func callAsFunction(_ images: Tensor, training: Bool = false, tape: Tape? = nil, dropPath draw: DropPathDraw? = nil) throws -> [Tensor] {
+    package func callAsFunction(_ images: Tensor, training: Bool = false, tape: Tape? = nil, dropPath draw: DropPathDraw? = nil) throws -> [Tensor] {
         try encode(images, training: training, tape: tape, dropPath: draw, noise: nil, trace: nil).features
     }
 
     /// One pass: the pyramid features and, for DyVM in training, each stage's keep decisions
     /// [B, M] (grid order) and each block's gates [B, 2], which its ratio losses read.
-    public struct Pass {
-        public var features: [Tensor]
-        public var decisions: [Tensor] = []
-        public var gates: [Tensor] = []
-        public init(features: [Tensor], decisions: [Tensor] = [], gates: [Tensor] = []) {
+    package struct Pass {
+        package var features: [Tensor]
+        package var decisions: [Tensor] = []
+        package var gates: [Tensor] = []
+        package init(features: [Tensor], decisions: [Tensor] = [], gates: [Tensor] = []) {
             (self.features, self.decisions, self.gates) = (features, decisions, gates)
         }
     }
@@ -155,7 +155,7 @@ public final class SegmentationBackbone: Module {
     /// (which needs `noise`) it keeps every token, sorted kept-first with the dropped ones zeroed
     /// and masked in the scans, and decides by noisy samples with straight-through gradients. The
     /// trace gets DyVM's records under the fixtures' names.
-    public func encode(_ images: Tensor, training: Bool, tape: Tape?, dropPath draw: DropPathDraw?,
+    package func encode(_ images: Tensor, training: Bool, tape: Tape?, dropPath draw: DropPathDraw?,
                        noise: DyVMNoise?, trace: ForwardTrace?) throws -> Pass {
         try checkInput(shape: images.shape)
         let (B, G, M) = (images.shape[0], config.grid, config.backbone.numPatches)
@@ -271,7 +271,7 @@ extension SegmentationBackbone {
     /// all); `.classTokenAware` takes it from its real index. Returns the backbone's tensors the
     /// checkpoint did not provide (the pyramid).
     @discardableResult
-    public func loadClassificationWeights(_ path: String, interpolation: PositionEmbeddingInterpolation = .classTokenAware) throws -> [String] {
+    package func loadClassificationWeights(_ path: String, interpolation: PositionEmbeddingInterpolation = .classTokenAware) throws -> [String] {
         var tensors = try VimModel.modelTensors(path)
         for name in tensors.keys where name.hasPrefix("head.") || name.hasPrefix("rope.") || name == "cls_token" {
             tensors.removeValue(forKey: name)

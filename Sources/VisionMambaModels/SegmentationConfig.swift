@@ -4,6 +4,7 @@ import Foundation
 /// segmentation backbone (`VisionMambaSeg`: no class token, features after `outIndices`, a
 /// four-level pyramid), mmseg 0.29's UPerHead on all four levels and an FCNHead on one.
 public struct SegmentationConfig: Codable, Equatable, Sendable {
+    /// The model's name (`upernet-vim-tiny`, …).
     public var name: String
     /// The backbone's shape; its `imgSize` is the crop the model runs on (512 for ADE20K) and its
     /// class token is never used (the official backbone deletes it). With `dyvm`, the DyVM
@@ -14,25 +15,32 @@ public struct SegmentationConfig: Codable, Equatable, Sendable {
     /// EVA-02's VisionRotaryEmbeddingFast on the tokens before every block (`if_rope`), and on the
     /// residual stream too (`if_rope_residual`); `ropePretrainGrid` is its `pt_hw_seq_len`.
     public var rope = false
+    /// Rotary embedding on the residual stream too (`if_rope_residual`).
     public var ropeResidual = false
+    /// The rotary embedding's pre-training grid side (`pt_hw_seq_len`).
     public var ropePretrainGrid = 14
     /// The backbone's stochastic depth (VisionMamba's default 0.1, which the configs keep).
     public var dropPathRate = 0.1
+    /// Classes of the label maps (150 for ADE20K).
     public var numClasses: Int
     /// UPerHead's `channels` and `pool_scales`.
     public var decodeChannels: Int
+    /// UPerHead's pyramid pooling scales (`pool_scales`).
     public var poolScales = [1, 2, 3, 6]
     /// A DeiT (timm's VisionTransformer) backbone in place of Vim's, with the same pyramid; then
     /// `backbone` carries only the shape the rest of the pipeline reads (crop size, patch size,
     /// width, depth), which must agree with it.
-    public var deit: DeiTConfig? = nil
+    package var deit: DeiTConfig? = nil
     /// The FCN auxiliary head: its `channels`, the feature it reads (`in_index`), its loss weight.
     public var auxiliaryChannels = 256
+    /// The pyramid level the FCN head reads (`in_index`).
     public var auxiliaryIndex = 2
+    /// The FCN head's loss weight.
     public var auxiliaryLossWeight = 0.4
     /// Dropout2d before each head's classifier (`dropout_ratio`).
     public var dropoutRatio = 0.1
 
+    /// A UperNet of `numClasses` classes on `backbone`, with features after the blocks `outIndices` and `decodeChannels` channels in the heads; the other settings keep the official defaults.
     public init(name: String, backbone: VimConfig, outIndices: [Int], numClasses: Int, decodeChannels: Int) {
         self.name = name
         self.backbone = backbone
@@ -53,6 +61,7 @@ public struct SegmentationConfig: Codable, Equatable, Sendable {
     /// The side of the patch grid, and the four feature levels' sides (strides 4, 8, 16, 32 for
     /// patch 16; 4, 8, 16, 32 too for patch 8, whose grid is twice as fine).
     public var grid: Int { backbone.grid }
+    /// The four feature levels' sides in pixels of the feature map.
     public var levelSides: [Int] {
         let g = grid
         return backbone.patchSize == 16 ? [4 * g, 2 * g, g, g / 2] : [2 * g, g, g / 2, g / 4]

@@ -1,19 +1,19 @@
 /// Analytic forward FLOPs of one crop through a segmentor (a multiply-add counts 2), by part:
 /// the backbone's blocks as `FLOPCount` counts them, the pyramid's transposed convolutions, and
 /// the convolutions of the heads. Norms, activations, pooling and resizing are not counted.
-public struct SegmentationFLOPCount: Sendable {
-    public var backbone: FLOPCount
-    public var pyramid: Double
-    public var decodeHead: Double
+package struct SegmentationFLOPCount: Sendable {
+    package var backbone: FLOPCount
+    package var pyramid: Double
+    package var decodeHead: Double
     /// The FCN head runs in training only.
-    public var auxiliaryHead: Double
+    package var auxiliaryHead: Double
     /// What inference computes: backbone, pyramid and decoder.
-    public var total: Double { backbone.total + pyramid + decodeHead }
+    package var total: Double { backbone.total + pyramid + decodeHead }
 }
 
 extension SegmentationConfig {
     /// Tokens each block's mixer sees: every patch (no class token), fewer after DyVM's stages.
-    public var tokenSchedule: [Int] {
+    package var tokenSchedule: [Int] {
         let b = backbone, M = b.numPatches
         if let deit { return Array(repeating: deit.tokens, count: deit.depth) }
         guard let dyvm = b.dyvm else { return Array(repeating: M, count: b.depth) }
@@ -22,7 +22,7 @@ extension SegmentationConfig {
     }
 
     /// `directionRate`: the fraction of (block, direction) pairs a DyVM's gates leave on (1: all).
-    public func forwardFLOPs(directionRate: Double = 1) -> SegmentationFLOPCount {
+    package func forwardFLOPs(directionRate: Double = 1) -> SegmentationFLOPCount {
         let b = backbone, D = Double(b.embedDim), C = Double(decodeChannels), K = Double(numClasses)
         // DyVM's scorers read the whole grid at every stage.
         let scored = Array(repeating: b.numPatches, count: b.dyvm?.pruningLoc.count ?? 0)

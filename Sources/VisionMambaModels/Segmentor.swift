@@ -3,13 +3,13 @@ import MambaTensor
 
 /// mmseg's `EncoderDecoder` with a Vim, DyVM or DeiT backbone, a UPerHead decoder and an FCN
 /// auxiliary head, under the official state-dict names (`backbone.`, `decode_head.`, `auxiliary_head.`).
-public final class Segmentor: Module {
-    public let config: SegmentationConfig
-    public let backbone: any PyramidBackbone
-    public let decodeHead: UPerHead
-    public let auxiliaryHead: FCNHead
+package final class Segmentor: Module {
+    package let config: SegmentationConfig
+    package let backbone: any PyramidBackbone
+    package let decodeHead: UPerHead
+    package let auxiliaryHead: FCNHead
 
-    public init(config: SegmentationConfig) throws {
+    package init(config: SegmentationConfig) throws {
         try config.validate()
         self.config = config
         if let deit = config.deit {
@@ -24,14 +24,14 @@ public final class Segmentor: Module {
                                     dropoutRatio: config.dropoutRatio)
     }
 
-    public var children: [(String, Module)] {
+    package var children: [(String, Module)] {
         [("backbone", backbone), ("decode_head", decodeHead), ("auxiliary_head", auxiliaryHead)]
     }
 
     /// Every BatchNorm of the model (the pyramid's and the heads'), for synchronising them.
-    public var batchNorms: [BatchNorm2d] { descendants.compactMap { $0 as? BatchNorm2d } }
+    package var batchNorms: [BatchNorm2d] { descendants.compactMap { $0 as? BatchNorm2d } }
 
-    public func resetParameters(seed: UInt64) {
+    package func resetParameters(seed: UInt64) {
         backbone.resetParameters(seed: seed)
         var rng = SeededGenerator(seed: seed ^ 0x5E6)
         decodeHead.resetParameters(using: &rng)
@@ -40,19 +40,19 @@ public final class Segmentor: Module {
 
     /// What one forward pass gives: the four pyramid features, the decoder's logits at stride 4
     /// and the auxiliary head's at its level's stride.
-    public struct Outputs {
-        public var features: [Tensor]
-        public var decodeLogits: Tensor
-        public var auxiliaryLogits: Tensor?
+    package struct Outputs {
+        package var features: [Tensor]
+        package var decodeLogits: Tensor
+        package var auxiliaryLogits: Tensor?
         /// DyVM in training: each stage's keep decisions [B, M] and each block's gates [B, 2].
-        public var decisions: [Tensor] = []
-        public var gates: [Tensor] = []
+        package var decisions: [Tensor] = []
+        package var gates: [Tensor] = []
     }
 
     /// The forward pass. `training` switches BatchNorm to batch statistics and, with a
     /// `dropoutSeeds` (one per image), Dropout2d on; the auxiliary head runs only when asked (training). A DyVM
     /// backbone trains on the random draws `noise` (`DyVMNoise.draw`).
-    public func forward(_ images: Tensor, training: Bool = false, auxiliary: Bool = false, tape: Tape? = nil,
+    package func forward(_ images: Tensor, training: Bool = false, auxiliary: Bool = false, tape: Tape? = nil,
                         dropPath: DropPathDraw? = nil, dropoutSeeds: [UInt64]? = nil, noise: DyVMNoise? = nil,
                         trace: ForwardTrace? = nil) throws -> Outputs {
         let pass = try backbone.encode(images, training: training, tape: tape, dropPath: dropPath, noise: noise, trace: trace)
@@ -65,7 +65,7 @@ public final class Segmentor: Module {
 
     /// A DyVM backbone's random draws for one training step, each image's from its own seed;
     /// nil for Vim, which needs none.
-    public func trainingNoise(sampleSeeds: [UInt64]) throws -> DyVMNoise? {
+    package func trainingNoise(sampleSeeds: [UInt64]) throws -> DyVMNoise? {
         guard let dyvm = config.backbone.dyvm else { return nil }
         return try DyVMNoise.draw(sampleSeeds: sampleSeeds, numPatches: config.backbone.numPatches,
                                   stages: dyvm.pruningLoc.count, depth: config.backbone.depth)
@@ -73,27 +73,27 @@ public final class Segmentor: Module {
 
     /// Logits at the input's resolution [B, K, H, W], as `EncoderDecoder.encode_decode` gives them
     /// (the decoder's output resized bilinearly, align_corners false).
-    public func logits(_ images: Tensor) throws -> Tensor {
+    package func logits(_ images: Tensor) throws -> Tensor {
         let out = try forward(images).decodeLogits
         return try resizeBilinear(out, height: images.shape[2], width: images.shape[3], tape: nil)
     }
 
     /// The parts of the training loss, each [1], and their sum.
-    public struct Loss {
-        public var total: Tensor
-        public var decode: Tensor
+    package struct Loss {
+        package var total: Tensor
+        package var decode: Tensor
         /// Weighted, as mmseg reports `aux.loss_ce`.
-        public var auxiliary: Tensor?
+        package var auxiliary: Tensor?
         /// DyVM's `token_ratio_loss` and `block_ratio_loss`, weighted.
-        public var tokenRatio: Tensor?
-        public var blockRatio: Tensor?
+        package var tokenRatio: Tensor?
+        package var blockRatio: Tensor?
     }
 
     /// The training loss of mmseg: each head's logits resized to the labels, per-pixel
     /// cross-entropy ignoring 255 and averaged over all pixels, the auxiliary one weighted; with
     /// DyVM, its keep-ratio and gate-ratio terms too. labels: [B·H·W] class indices of the
     /// images' pixels.
-    public func loss(_ outputs: Outputs, labels: [Int], height: Int, width: Int, tape: Tape?) throws -> Loss {
+    package func loss(_ outputs: Outputs, labels: [Int], height: Int, width: Int, tape: Tape?) throws -> Loss {
         func headLoss(_ logits: Tensor) throws -> Tensor {
             let resized = try resizeBilinear(logits, height: height, width: width, tape: tape)
             return try pixelCrossEntropy(resized, labels: labels, tape: tape)

@@ -9,7 +9,7 @@ extension Segmentor {
     /// An image smaller than the crop along a side is padded with zeros (the normalised mean) to
     /// the crop there and the padding's logits dropped: the official backbone's position
     /// embedding only fits the full crop, so mmseg 0.29 cannot run such a crop at all.
-    public func slidingLogits(_ image: Tensor, stride: Int) throws -> Tensor {
+    package func slidingLogits(_ image: Tensor, stride: Int) throws -> Tensor {
         let crop = config.backbone.imgSize, K = config.numClasses
         let C = config.backbone.inChannels
         guard image.rank == 4, image.shape[0] == 1, image.shape[1] == C, image.shape[2] >= 1, image.shape[3] >= 1 else {
@@ -52,7 +52,7 @@ extension Segmentor {
     /// Per-pixel classes of an image as mmseg's whole-image test gives them at the original size:
     /// logits by sliding window (`stride`) or, with nil, of the whole image (which must then be
     /// the model's size), resized bilinearly to height × width, then the best class.
-    public func predictLabels(_ image: Tensor, stride: Int?, height: Int, width: Int) throws -> [Int] {
+    package func predictLabels(_ image: Tensor, stride: Int?, height: Int, width: Int) throws -> [Int] {
         let logits = try stride.map { try slidingLogits(image, stride: $0) } ?? self.logits(image)
         let resized = try resizeBilinear(logits, height: height, width: width, tape: nil)
         return try argmaxChannels(resized)

@@ -8,13 +8,13 @@ extension StoredTensor: StateDictValue {}
 extension VimModel {
     /// Loads weights from a `.pth` or `.safetensors` file; strict unless told otherwise.
     @discardableResult
-    public func load(weights path: String, strict: Bool = true, ema: Bool = false) throws -> StateDictReport {
+    package func load(weights path: String, strict: Bool = true, ema: Bool = false) throws -> StateDictReport {
         try load(stateDict: try Self.modelTensors(path, ema: ema), strict: strict, source: path)
     }
 
     /// The model's tensors in a weights file. A training checkpoint of this package also holds
     /// `optimizer.*` and `model_ema.*` tensors: the model's own (or, with `ema`, the EMA's) are kept.
-    public static func modelTensors(_ path: String, ema: Bool = false) throws -> [String: StoredTensor] {
+    package static func modelTensors(_ path: String, ema: Bool = false) throws -> [String: StoredTensor] {
         let file = try CheckpointFile.readStateDict(path)
         let isTraining = file.metadata["training_state"] != nil || file.names.contains { $0.hasPrefix("optimizer.") }
         guard isTraining else {
@@ -38,7 +38,7 @@ extension VimModel {
     /// pos_embed is interpolated to this model's grid; everything else must fit.
     /// Returns the names left at their initial values.
     @discardableResult
-    public func loadForFineTuning(weights path: String, interpolation: PositionEmbeddingInterpolation) throws -> [String] {
+    package func loadForFineTuning(weights path: String, interpolation: PositionEmbeddingInterpolation) throws -> [String] {
         var tensors = try Self.modelTensors(path)
         let shapes = Dictionary(uniqueKeysWithValues: namedParameters().map { ($0.0, $0.1.shape) })
         var kept: [String] = []
@@ -69,7 +69,7 @@ extension VimModel {
     }
 
     /// The parameters as a tensor file under their official names, in state_dict order.
-    public func stateDict() -> TensorFile {
+    package func stateDict() -> TensorFile {
         var file = TensorFile()
         for (name, t) in namedParameters() { file.append(name, StoredTensor(shape: t.shape, floats: t.array)) }
         return file

@@ -33,6 +33,7 @@ public struct TokenFusion: Codable, Equatable, Sendable {
     /// output order is [surviving even-position tokens] ++ [odd-position tokens]).
     public var preserveOrder: Bool = false
 
+    /// Fusion in the blocks `blocks`, each removing `tokens` tokens by merging them into their most similar neighbours; `preserveOrder` keeps merged tokens in their spatial order (a deviation from the paper).
     public init(blocks: [Int], tokens: Int, preserveOrder: Bool = false) {
         self.blocks = blocks.sorted()
         self.tokens = tokens

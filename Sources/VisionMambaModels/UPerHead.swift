@@ -5,16 +5,16 @@ import MambaTensor
 /// on the coarsest (`psp_modules`, `bottleneck`), 1×1 laterals on the others, a top-down path of
 /// bilinear upsampling and additions, a 3×3 conv per level (`fpn_convs`), every level upsampled
 /// to the finest and concatenated, a 3×3 `fpn_bottleneck`, dropout and the 1×1 classifier.
-public final class UPerHead: Module {
-    public let psp: [ConvModule]            // psp_modules.<i>.1 after AdaptiveAvgPool2d(scale_i)
-    public let poolScales: [Int]
-    public let bottleneck: ConvModule
-    public let lateralConvs: [ConvModule], fpnConvs: [ConvModule]
-    public let fpnBottleneck: ConvModule
-    public let convSeg: Conv2d
-    public let dropoutRatio: Double
+package final class UPerHead: Module {
+    package let psp: [ConvModule]            // psp_modules.<i>.1 after AdaptiveAvgPool2d(scale_i)
+    package let poolScales: [Int]
+    package let bottleneck: ConvModule
+    package let lateralConvs: [ConvModule], fpnConvs: [ConvModule]
+    package let fpnBottleneck: ConvModule
+    package let convSeg: Conv2d
+    package let dropoutRatio: Double
 
-    public init(inChannels: Int, channels: Int, numClasses: Int, poolScales: [Int], dropoutRatio: Double, levels: Int = 4) throws {
+    package init(inChannels: Int, channels: Int, numClasses: Int, poolScales: [Int], dropoutRatio: Double, levels: Int = 4) throws {
         self.poolScales = poolScales
         psp = try poolScales.map { _ in try ConvModule(inChannels: inChannels, outChannels: channels, kernel: 1) }
         bottleneck = try ConvModule(inChannels: inChannels + poolScales.count * channels, outChannels: channels, kernel: 3, padding: 1)
@@ -26,7 +26,7 @@ public final class UPerHead: Module {
     }
 
     // mmseg registers conv_seg (in BaseDecodeHead) before the UPerHead modules.
-    public var children: [(String, Module)] {
+    package var children: [(String, Module)] {
         [("conv_seg", convSeg as Module)]
             + psp.enumerated().map { ("psp_modules.\($0.offset).1", $0.element as Module) }
             + [("bottleneck", bottleneck)]
@@ -35,14 +35,14 @@ public final class UPerHead: Module {
             + [("fpn_bottleneck", fpnBottleneck)]
     }
 
-    public func resetParameters(using rng: inout SeededGenerator) {
+    package func resetParameters(using rng: inout SeededGenerator) {
         for m in psp + [bottleneck] + lateralConvs + fpnConvs + [fpnBottleneck] { m.resetParameters(using: &rng) }
         resetClassifier(convSeg, using: &rng)
     }
 
     /// Class logits at the finest level's resolution [B, K, H₀, W₀] for features [B, C, H_i, W_i].
     /// `dropoutSeeds` (training, one per image) draw the Dropout2d before the classifier.
-    public func callAsFunction(_ features: [Tensor], training: Bool, dropoutSeeds: [UInt64]? = nil, tape: Tape?) throws -> Tensor {
+    package func callAsFunction(_ features: [Tensor], training: Bool, dropoutSeeds: [UInt64]? = nil, tape: Tape?) throws -> Tensor {
         guard features.count == lateralConvs.count + 1 else {
             throw TensorError.valueCountMismatch(tensor: "features", expected: lateralConvs.count + 1, found: features.count)
         }

@@ -3,28 +3,28 @@ import MambaTensor
 
 /// A block's token mixer: normalised tokens [B, T, D] → [B, T, D]. The Mamba mixer is one; a
 /// wrapper that adds behaviour (DyVM's direction gates) or another mixer is a new conformance.
-public protocol TokenMixer: Module {
+package protocol TokenMixer: Module {
     func callAsFunction(_ u: Tensor, context: inout MixerContext) throws -> Tensor
 }
 
 /// What a pass gives a block's mixer besides its tokens, and what a mixer reports back.
-public struct MixerContext {
-    public var tape: Tape?
+package struct MixerContext {
+    package var tape: Tape?
     /// Each image's class-token index in the tokens the mixer sees.
-    public var cls: [Int]
+    package var cls: [Int]
     /// What DyVM's direction head reads: the class token (classification) or, in the
     /// segmentation backbone, which has none, the mean of every token.
-    public var gateInput: GateInput = .classToken
+    package var gateInput: GateInput = .classToken
     /// DyVM training: the tokens still alive [B, T] (1 = kept), applied around the conv.
-    public var mask: Tensor?
+    package var mask: Tensor?
     /// DyVM training: this block's logistic gate noise [B·2]; nil at inference.
-    public var gateNoise: [Float]?
+    package var gateNoise: [Float]?
     /// Set by a gated mixer: the direction-head logits [B·2] ([forward, backward] per image),
     /// and the 0/1 gates [B, 2] it applied (straight-through when training).
-    public var headLogits: [Float] = []
-    public var gates: Tensor?
+    package var headLogits: [Float] = []
+    package var gates: Tensor?
 
-    public init(tape: Tape?, cls: [Int], mask: Tensor? = nil, gateNoise: [Float]? = nil) {
+    package init(tape: Tape?, cls: [Int], mask: Tensor? = nil, gateNoise: [Float]? = nil) {
         self.tape = tape
         self.cls = cls
         self.mask = mask
@@ -33,7 +33,7 @@ public struct MixerContext {
 }
 
 /// The input of DyVM's direction head (`block_head`), a row of in_proj's output [x | z].
-public enum GateInput: Sendable {
+package enum GateInput: Sendable {
     /// The class token's row.
     case classToken
     /// The mean over the tokens: at inference over those the block sees; in training, where
@@ -44,24 +44,24 @@ public enum GateInput: Sendable {
 
 /// One Vim block, `layers.i`: add + RMSNorm (`norm`), then the mixer (`mixer`). Famba-V fuses
 /// tokens between the two when the block is one of its fusion blocks.
-public final class VimBlock: Module {
-    public let norm: RMSNorm
-    public let mixer: any TokenMixer
+package final class VimBlock: Module {
+    package let norm: RMSNorm
+    package let mixer: any TokenMixer
     /// Famba-V: tokens fused away before the mixer (r), or nil for a block that does not fuse.
-    public let fusion: (tokens: Int, preserveOrder: Bool)?
+    package let fusion: (tokens: Int, preserveOrder: Bool)?
 
-    public init(norm: RMSNorm, mixer: any TokenMixer, fusion: (tokens: Int, preserveOrder: Bool)? = nil) {
+    package init(norm: RMSNorm, mixer: any TokenMixer, fusion: (tokens: Int, preserveOrder: Bool)? = nil) {
         self.norm = norm
         self.mixer = mixer
         self.fusion = fusion
     }
 
-    public var children: [(String, Module)] { [("mixer", mixer), ("norm", norm)] }
+    package var children: [(String, Module)] { [("mixer", mixer), ("norm", norm)] }
 
     /// The block on its input h (the previous mixer's output) and the residual stream (nil for
     /// the first block): returns the mixer output and the new residual. `dropPath` scales h per
     /// image first (stochastic depth of the previous block's branch).
-    public func callAsFunction(_ h: Tensor, residual: Tensor?, dropPath: (rate: Double, uniforms: [Double])? = nil,
+    package func callAsFunction(_ h: Tensor, residual: Tensor?, dropPath: (rate: Double, uniforms: [Double])? = nil,
                                context: inout MixerContext) throws -> (out: Tensor, residual: Tensor) {
         let tape = context.tape
         var h = h

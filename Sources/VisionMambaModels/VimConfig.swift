@@ -12,26 +12,40 @@ public enum ClassTokenPosition: String, Codable, Sendable {
 /// Fixed flags of the released models (RMSNorm, fused add+norm with an fp32 residual, absolute
 /// position embedding, bimamba v2, class token) are not options here.
 public struct VimConfig: Codable, Equatable, Sendable {
+    /// The model's name (`vim-tiny`, an official name, or a run's own).
     public var name: String
+    /// The side of the square input in pixels.
     public var imgSize: Int
+    /// The side of a patch in pixels.
     public var patchSize: Int
+    /// The step between patches (the patch size, or 8 for the `+` stride-8 variants).
     public var stride: Int
+    /// The width of the token stream (`embed_dim`).
     public var embedDim: Int
+    /// Blocks.
     public var depth: Int
+    /// Classes of the head (0: no head, the features alone).
     public var numClasses: Int
+    /// The state size of each selective scan (`d_state`).
     public var dState: Int = 16
+    /// The causal convolution's kernel size (`d_conv`).
     public var dConv: Int = 4
+    /// The mixer's inner width as a multiple of `embedDim` (`expand`).
     public var expand: Int = 2
+    /// Channels of the input image.
     public var inChannels: Int = 3
+    /// Where the class token sits in the sequence (the released models: the middle).
     public var clsPosition: ClassTokenPosition = .middle
     /// `if_divide_out`: (forward + backward) / 2 before out_proj.
     public var divideOut: Bool = true
+    /// Epsilon of the RMS norms.
     public var normEps: Float = 1e-5
     /// Famba-V token fusion, when on.
     public var fusion: TokenFusion? = nil
     /// DyVM token pruning and direction selection, when on.
     public var dyvm: DyVMConfig? = nil
 
+    /// A Vim of `depth` blocks of width `embedDim` on `imgSize` images cut into `patchSize` patches every `stride` pixels, with a head of `numClasses`; the other settings keep the released models' values.
     public init(name: String, imgSize: Int, patchSize: Int, stride: Int, embedDim: Int, depth: Int,
                 numClasses: Int, dState: Int = 16, dConv: Int = 4, expand: Int = 2,
                 clsPosition: ClassTokenPosition = .middle) {

@@ -3,12 +3,12 @@ import MambaNN
 import MambaTensor
 
 /// `patch_embed`: the Conv2d that turns an image into patch tokens.
-public final class PatchEmbed: Module {
-    public let proj: Conv2d
-    public init(config c: VimConfig) throws {
+package final class PatchEmbed: Module {
+    package let proj: Conv2d
+    package init(config c: VimConfig) throws {
         proj = try Conv2d(inChannels: c.inChannels, outChannels: c.embedDim, kernel: c.patchSize, stride: c.stride)
     }
-    public var children: [(String, Module)] { [("proj", proj)] }
+    package var children: [(String, Module)] { [("proj", proj)] }
 
     /// Patch tokens [B, M, D] (with `classToken` inserted at its index when given) plus the
     /// position embedding [1, T, D].
@@ -24,20 +24,20 @@ public final class PatchEmbed: Module {
 /// patch embedding, class token inserted at `clsIndex`, absolute position embedding, `depth`
 /// bidirectional blocks with fused add + RMSNorm (residual stream in float32), final RMSNorm on
 /// residual + last mixer output, linear head on the class token.
-public final class VimModel: Module {
-    public private(set) var config: VimConfig
-    public let patchEmbed: PatchEmbed
-    public let clsToken: Tensor          // cls_token [1, 1, D]
-    public private(set) var posEmbed: Tensor  // pos_embed [1, T, D]
-    public let layers: [VimBlock]
-    public let normF: RMSNorm            // norm_f
-    public let head: Linear              // head [C, D] + bias
+package final class VimModel: Module {
+    package private(set) var config: VimConfig
+    package let patchEmbed: PatchEmbed
+    package let clsToken: Tensor          // cls_token [1, 1, D]
+    package private(set) var posEmbed: Tensor  // pos_embed [1, T, D]
+    package let layers: [VimBlock]
+    package let normF: RMSNorm            // norm_f
+    package let head: Linear              // head [C, D] + bias
     /// DyVM's token scorers, one per pruning stage (`score_predictors.<s>`); empty for a plain Vim.
-    public let scorePredictors: [TokenPredictor]
+    package let scorePredictors: [TokenPredictor]
 
     /// A model of `config` (checked by `config.validate()`), with zero weights until
     /// `resetParameters(seed:)` or a load.
-    public init(config: VimConfig) throws {
+    package init(config: VimConfig) throws {
         try config.validate()
         self.config = config
         patchEmbed = try PatchEmbed(config: config)
@@ -54,8 +54,8 @@ public final class VimModel: Module {
     }
 
     // state_dict order of the official model (spec/vim.md §1.5).
-    public var ownParameters: [(String, Tensor)] { [("cls_token", clsToken), ("pos_embed", posEmbed)] }
-    public var children: [(String, Module)] {
+    package var ownParameters: [(String, Tensor)] { [("cls_token", clsToken), ("pos_embed", posEmbed)] }
+    package var children: [(String, Module)] {
         [("patch_embed", patchEmbed), ("head", head)]
             + layers.enumerated().map { ("layers.\($0.offset)", $0.element as Module) }
             + [("norm_f", normF)]
@@ -63,7 +63,7 @@ public final class VimModel: Module {
     }
 
     /// The official initialisation's distributions (spec/vim.md §4), from a seeded generator.
-    public func resetParameters(seed: UInt64) {
+    package func resetParameters(seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         let fanIn = Double(config.inChannels * config.patchSize * config.patchSize)
         patchEmbed.proj.weight.fillTruncatedNormal(std: (1 / fanIn).squareRoot() / 0.87962566103423978, using: &rng)
@@ -99,14 +99,14 @@ public final class VimModel: Module {
     /// receives, when given, the residual stream after block i (residual + mixer output) as
     /// [B, T, D]. With a tape, every op records its backward. `dropPath` turns on stochastic depth
     /// (training only). Images of another shape are refused before anything runs.
-    public func callAsFunction(_ images: Tensor, tape: Tape? = nil, dropPath: DropPathDraw? = nil, trace: ForwardTrace? = nil,
+    package func callAsFunction(_ images: Tensor, tape: Tape? = nil, dropPath: DropPathDraw? = nil, trace: ForwardTrace? = nil,
                                blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> Tensor {
         let feature = try forwardFeatures(images, tape: tape, dropPath: dropPath, trace: trace, blockOutput: blockOutput)
         return try head(feature, tape: tape)
     }
 
     /// The class-token feature [B, D] after norm_f.
-    public func forwardFeatures(_ images: Tensor, tape: Tape? = nil, dropPath draw: DropPathDraw? = nil,
+    package func forwardFeatures(_ images: Tensor, tape: Tape? = nil, dropPath draw: DropPathDraw? = nil,
                                 trace: ForwardTrace? = nil, blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> Tensor {
         // DyVM's training path needs its noise and teacher: dyvmTrainingStep.
         if config.dyvm != nil && tape != nil { throw ConfigError.dyvmForwardWithTape(model: config.name) }
@@ -123,7 +123,7 @@ public final class VimModel: Module {
     /// Every token after norm_f [B, T, D] and each image's class-token index: what a dense head,
     /// such as a segmentation decoder, reads. `patches` gives the original patch index of every
     /// non-class token (DyVM keeps a subset, reordered); it is nil when Famba-V merged tokens.
-    public func forwardTokens(_ images: Tensor, tape: Tape? = nil) throws -> (tokens: Tensor, cls: [Int], patches: [[Int]]?) {
+    package func forwardTokens(_ images: Tensor, tape: Tape? = nil) throws -> (tokens: Tensor, cls: [Int], patches: [[Int]]?) {
         if config.dyvm != nil && tape != nil { throw ConfigError.dyvmForwardWithTape(model: config.name) }
         let pass = try encode(images, tape: tape, dropPath: nil, noise: nil, trace: nil, blockOutput: nil)
         return (try normalizedTokens(pass.stream, tape: tape), pass.stream.cls, config.fusion == nil ? pass.stream.patches : nil)
@@ -220,7 +220,7 @@ extension VimModel {
     }
 
     /// Parameter count of a config without allocating it (spec/vim.md §1.4).
-    public static func parameterCount(_ c: VimConfig) -> Int {
+    package static func parameterCount(_ c: VimConfig) -> Int {
         let D = c.embedDim, E = c.dInner, R = c.dtRank, N = c.dState, K = c.dConv, p = c.patchSize
         let block = 3 * E * D + 2 * E * (K + 2 * R + 3 * N + 3) + D
         let vim = c.depth * block + (c.inChannels * p * p * D + D) + D + c.tokens * D + D + (D * c.numClasses + c.numClasses)
@@ -234,7 +234,7 @@ extension VimModel {
 extension VimModel {
     /// Throws unless `shape` is [B, channels, img_size, img_size] with B ≥ 1 for this model (at
     /// its current resolution, after `setImageSize`).
-    public func checkInput(shape: [Int]) throws {
+    package func checkInput(shape: [Int]) throws {
         let c = config
         guard shape.count == 4, shape[0] >= 1, shape[1] == c.inChannels, shape[2] == c.imgSize, shape[3] == c.imgSize else {
             throw ConfigError.inputShapeMismatch(model: c.name, channels: c.inChannels, size: c.imgSize, found: shape)
@@ -244,15 +244,15 @@ extension VimModel {
 
 /// Stochastic depth for one training step: the model's drop-path rate and the seed of that
 /// step's masks.
-public struct DropPathDraw: Sendable {
-    public var rate: Double
+package struct DropPathDraw: Sendable {
+    package var rate: Double
     /// One seed per sample of the batch: a sample's masks depend on it alone, not on the batch
     /// it shares (so they are the same whatever the number of data-parallel ranks).
-    public var sampleSeeds: [UInt64]
-    public init(rate: Double, sampleSeeds: [UInt64]) { self.rate = rate; self.sampleSeeds = sampleSeeds }
+    package var sampleSeeds: [UInt64]
+    package init(rate: Double, sampleSeeds: [UInt64]) { self.rate = rate; self.sampleSeeds = sampleSeeds }
 
     /// Each sample's U[0, 1) draw for block i (i = depth: the model-level drop on the last output).
-    public func uniforms(forBlock i: Int) -> [Double] {
+    package func uniforms(forBlock i: Int) -> [Double] {
         sampleSeeds.map { seed in
             var g = SeededGenerator(seed: seed ^ (UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15))
             return g.uniform()
@@ -260,7 +260,7 @@ public struct DropPathDraw: Sendable {
     }
 
     /// The rate block i applies (to block i − 1's output): linspace(0, rate, depth)[i − 1].
-    public func rate(forBlock i: Int, depth: Int) -> Double {
+    package func rate(forBlock i: Int, depth: Int) -> Double {
         depth > 1 ? rate * Double(i - 1) / Double(depth - 1) : 0
     }
 

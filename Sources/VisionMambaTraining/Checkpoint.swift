@@ -6,23 +6,23 @@ import VisionMambaModels
 
 /// What a run has done so far; stored inside the checkpoint (safetensors metadata) and beside it
 /// as checkpoint.json.
-public struct TrainingState: Codable, Equatable, Sendable {
-    public var options: TrainOptions
+package struct TrainingState: Codable, Equatable, Sendable {
+    package var options: TrainOptions
     /// Epochs completed (the next epoch to run).
-    public var epochsDone: Int
-    public var optimizerStep: Int
-    public var bestTop1: Double
-    public var history: [EpochMetrics]
+    package var epochsDone: Int
+    package var optimizerStep: Int
+    package var bestTop1: Double
+    package var history: [EpochMetrics]
     /// The dataset's class names, in label order (absent in checkpoints of older releases).
-    public var classNames: [String]? = nil
+    package var classNames: [String]? = nil
     /// How an image file becomes this model's input: the dataset's validation transform.
-    public var transform: InputTransform? = nil
+    package var transform: InputTransform? = nil
 }
 
 /// A training checkpoint: model parameters under their official names, `optimizer.exp_avg.<name>`,
 /// `optimizer.exp_avg_sq.<name>`, `model_ema.<name>` when EMA is on, and the training state as JSON
 /// in the safetensors metadata. One file, written atomically, so a crash leaves the previous one.
-public enum Checkpoint {
+package enum Checkpoint {
     static let fileName = "checkpoint.safetensors"
 
     /// The model's state dict (parameters and buffers), its optimizer moments and EMA, and
@@ -48,7 +48,7 @@ public enum Checkpoint {
 
     /// The training state of the checkpoint a resumed run starts from: `path` is a checkpoint
     /// file or a run folder (meaning its checkpoint).
-    public static func trainingState(_ path: String) throws -> TrainingState {
+    package static func trainingState(_ path: String) throws -> TrainingState {
         try load(resolve(path)).state
     }
 
@@ -90,7 +90,7 @@ public enum Checkpoint {
 
     /// The training state of a checkpoint file of this package, validated; nil when the file has
     /// none (plain weights).
-    public static func storedState(_ path: String) throws -> TrainingState? {
+    package static func storedState(_ path: String) throws -> TrainingState? {
         if try CheckpointFile.isTorchFile(path) { return nil }
         let file = try SafeTensors.read(path)
         guard let json = file.metadata["training_state"] else { return nil }

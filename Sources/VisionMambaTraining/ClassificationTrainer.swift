@@ -8,7 +8,7 @@ import VisionMambaData
 /// The dataset `kind` at `path`, at `imageSize` px (fixed-size datasets are resized; nil keeps
 /// their own size, ImageFolder crops to 224). `skipBadImages`: an ImageFolder leaves out the image
 /// files it cannot read (its `skipped`) instead of refusing them.
-public func makeDataset(_ kind: DatasetKind, path: String?, train: Bool, imageSize: Int? = nil, skipBadImages: Bool = false) throws -> any ImageDataset {
+package func makeDataset(_ kind: DatasetKind, path: String?, train: Bool, imageSize: Int? = nil, skipBadImages: Bool = false) throws -> any ImageDataset {
     if let imageSize, !(1...65_536).contains(imageSize) {
         throw TrainingError.invalidOption(name: "imageSize", value: "\(imageSize)", allowed: "1...65536")
     }
@@ -30,7 +30,7 @@ public func makeDataset(_ kind: DatasetKind, path: String?, train: Bool, imageSi
 
 /// The dataset `kind` means at `path`: `.auto` recognised from the folder's contents (CIFAR
 /// batches of either format, else an ImageFolder), any other kind itself.
-public func resolveDataset(_ kind: DatasetKind, path: String?) throws -> DatasetKind {
+package func resolveDataset(_ kind: DatasetKind, path: String?) throws -> DatasetKind {
     guard kind == .auto else { return kind }
     guard let root = path else { throw TrainingError.missingDataPath(dataset: kind.rawValue) }
     let fm = FileManager.default
@@ -45,7 +45,7 @@ public func resolveDataset(_ kind: DatasetKind, path: String?) throws -> Dataset
 
 /// The class count of dataset `kind` at `path`, read without loading its images (an
 /// ImageFolder's class folders are listed, not walked).
-public func datasetClassCount(_ kind: DatasetKind, path: String?) throws -> Int {
+package func datasetClassCount(_ kind: DatasetKind, path: String?) throws -> Int {
     switch try resolveDataset(kind, path: path) {
     case .digits, .cifar10: return 10
     case .cifar100: return 100
@@ -67,13 +67,13 @@ func resized(_ dataset: any ImageDataset, to size: Int?) -> any ImageDataset {
 /// The DeiT/Vim training loop: AdamW with timm's groups, per-epoch warm-up + cosine, label
 /// smoothing, optional gradient clipping and EMA, evaluation after every epoch, an atomic
 /// checkpoint per epoch holding everything `--resume` needs to continue bit for bit.
-public final class ClassificationTrainer {
-    public let options: TrainOptions
-    public let outputDir: String
-    public let model: VimModel
+package final class ClassificationTrainer {
+    package let options: TrainOptions
+    package let outputDir: String
+    package let model: VimModel
     let optimizer: AdamW
     var ema: [String: Tensor]?
-    public private(set) var state: TrainingState
+    package private(set) var state: TrainingState
     let trainLoader: DataLoader
     let valLoader: DataLoader
     let schedule: CosineSchedule
@@ -82,7 +82,7 @@ public final class ClassificationTrainer {
     /// DyVM's frozen dense teacher.
     let teacher: VimModel?
     /// The processes of a data-parallel run (one when not started by mpirun).
-    public let world: ProcessGroup
+    package let world: ProcessGroup
 
     /// `finetune`: weights to start from (an official .pth or any weights file), loaded as the
     /// official main.py `--finetune` does: a head of another class count is replaced and pos_embed
@@ -92,7 +92,7 @@ public final class ClassificationTrainer {
     /// with its own settings; `epochs` may extend its schedule. A new run goes to `outputDir`, or
     /// when nil to a fresh folder named from model, dataset and time (`ClassificationTrainer.newRunFolder`),
     /// and a folder that already holds a run is refused unless `overwrite` is set.
-    public init(options: TrainOptions, outputDir: String? = nil, resume: String? = nil, finetune: String? = nil,
+    package init(options: TrainOptions, outputDir: String? = nil, resume: String? = nil, finetune: String? = nil,
                 epochs: Int? = nil, overwrite: Bool = false,
                 interpolation: PositionEmbeddingInterpolation = .official, world: ProcessGroup = SingleProcess(),
                 events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
@@ -237,7 +237,7 @@ public final class ClassificationTrainer {
     /// and checkpointing each epoch. `shouldStop` is asked before each step: when it answers true
     /// the run returns there, its last checkpoint (the previous epoch's) untouched.
     @discardableResult
-    public func run(stopAfter: Int? = nil, shouldStop: () -> Bool = { false }) throws -> [EpochMetrics] {
+    package func run(stopAfter: Int? = nil, shouldStop: () -> Bool = { false }) throws -> [EpochMetrics] {
         let params = model.namedParameters()
         while state.epochsDone < min(options.epochs, stopAfter ?? .max) {
             let epoch = state.epochsDone
@@ -327,7 +327,7 @@ struct StopRequested: Error {}
 extension ClassificationTrainer {
     /// A folder for a new run that no other run uses: runs/<model>-<dataset>-<yyyyMMdd-HHmmss>,
     /// with -2, -3, ... when two runs start in the same second.
-    public static func newRunFolder(model: String, dataset: String, now: Date = Date()) -> String {
+    package static func newRunFolder(model: String, dataset: String, now: Date = Date()) -> String {
         let format = DateFormatter()
         format.locale = Locale(identifier: "en_US_POSIX")
         format.dateFormat = "yyyyMMdd-HHmmss"
@@ -338,7 +338,7 @@ extension ClassificationTrainer {
     }
 
     /// Whether `folder` holds a run's checkpoint or metrics.
-    public static func holdsRun(_ folder: String) -> Bool {
+    package static func holdsRun(_ folder: String) -> Bool {
         [Checkpoint.fileName, "best-checkpoint.safetensors", "metrics.jsonl"].contains {
             FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0))
         }

@@ -46,6 +46,7 @@ extension DatasetKind: Codable {
         }
     }
 
+    /// Encodes the raw name (`digits`, `cifar10`, …).
     public func encode(to encoder: Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(rawValue)

@@ -3,18 +3,18 @@ import VisionMambaModels
 import VisionMambaData
 
 /// Mean loss and top-1 / top-5 accuracy (percent) over a dataset.
-public struct Evaluation: Sendable {
-    public var loss: Double
-    public var top1: Double
-    public var top5: Double
-    public var count: Int
+package struct Evaluation: Sendable {
+    package var loss: Double
+    package var top1: Double
+    package var top5: Double
+    package var count: Int
     /// DyVM: the fraction of (image, block, direction) triples whose gate was on.
-    public var directionRate: Double? = nil
+    package var directionRate: Double? = nil
 }
 
 /// Evaluates `model` on every sample of `loader` (no augmentation), cross-entropy without smoothing.
 /// In a data-parallel run each rank evaluates its share and the sums are reduced.
-public func evaluate(_ model: VimModel, loader: DataLoader, world: ProcessGroup = SingleProcess(),
+package func evaluate(_ model: VimModel, loader: DataLoader, world: ProcessGroup = SingleProcess(),
                      datasetName: String = "evaluation") throws -> Evaluation {
     // A dataset with more classes than the head has labels the model cannot score: refused
     // before the first batch (a model with more classes than the dataset is fine).

@@ -6,25 +6,25 @@ import VisionMambaModels
 /// token budget (about the same r × fusing blocks, as the official scripts: all r, interleave 2r,
 /// and lower/upper over three quarters of the blocks with r·4/3), then writes a markdown table
 /// and an SVG of validation top-1 against training time.
-public struct FusionStudy {
-    public struct Row: Sendable {
-        public var strategy: TokenFusion.Strategy
-        public var fusion: TokenFusion?
-        public var schedule: [Int]
-        public var secondsPerEpoch: Double
-        public var peakTensorMiB: Double
-        public var top1: Double
-        public var history: [EpochMetrics]
+package struct FusionStudy {
+    package struct Row: Sendable {
+        package var strategy: TokenFusion.Strategy
+        package var fusion: TokenFusion?
+        package var schedule: [Int]
+        package var secondsPerEpoch: Double
+        package var peakTensorMiB: Double
+        package var top1: Double
+        package var history: [EpochMetrics]
     }
 
-    public let base: TrainOptions
-    public let tokens: Int
-    public let preserveOrder: Bool
-    public let outputDir: String
-    public let overwrite: Bool
+    package let base: TrainOptions
+    package let tokens: Int
+    package let preserveOrder: Bool
+    package let outputDir: String
+    package let overwrite: Bool
 
     /// `overwrite` lets the arms replace runs already in their folders (refused otherwise).
-    public init(base: TrainOptions, tokens: Int, preserveOrder: Bool = false, outputDir: String, overwrite: Bool = false) throws {
+    package init(base: TrainOptions, tokens: Int, preserveOrder: Bool = false, outputDir: String, overwrite: Bool = false) throws {
         try base.validate()
         guard (1...(1 << 30)).contains(tokens) else {
             throw TrainingError.invalidOption(name: "tokens", value: "\(tokens)", allowed: "1...\(1 << 30)")
@@ -43,7 +43,7 @@ public struct FusionStudy {
     }
 
     /// (strategy, fusion) for each arm of the study, with the paper's meaning of lower and upper.
-    public func arms() -> [(TokenFusion.Strategy, TokenFusion?)] {
+    package func arms() -> [(TokenFusion.Strategy, TokenFusion?)] {
         let depth = base.model.depth, quarter = depth / 4
         let r34 = Int((Double(tokens) * Double(depth) / Double(depth - quarter)).rounded())
         func fusion(_ blocks: [Int], _ r: Int) -> TokenFusion { TokenFusion(blocks: blocks, tokens: r, preserveOrder: preserveOrder) }
@@ -56,7 +56,7 @@ public struct FusionStudy {
         ]
     }
 
-    public func run(events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> [Row] {
+    package func run(events: @escaping (TrainingEvent) -> Void = { _ in }) throws -> [Row] {
         var rows: [Row] = []
         for (strategy, fusion) in arms() {
             var options = base
@@ -81,7 +81,7 @@ public struct FusionStudy {
         return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
-    public func markdown(_ rows: [Row]) -> String {
+    package func markdown(_ rows: [Row]) -> String {
         let baseRow = rows.first { $0.strategy == .none }
         var s = "| strategy | fused blocks | r | tokens per block | Σ token·layers | s / epoch | Δ time | peak tensor MiB | Δ memory | final top-1 |\n"
         s += "|---|---|---|---|---|---|---|---|---|---|\n"
@@ -107,7 +107,7 @@ public struct FusionStudy {
     }
 
     /// Validation top-1 against cumulative training time, one line per strategy.
-    public static func svg(_ rows: [Row]) -> String {
+    package static func svg(_ rows: [Row]) -> String {
         let maxT = max(rows.map { $0.history.map(\.epochSeconds).reduce(0, +) }.max() ?? 1, 1e-3)
         let colors = ["#333333", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
         let series = rows.enumerated().map { k, r -> LinePlot.Series in

@@ -3,14 +3,23 @@ import MambaIO
 
 /// One line of metrics.jsonl: what an epoch did.
 public struct EpochMetrics: Codable, Equatable, Sendable {
+    /// The epoch, from 0.
     public var epoch: Int
+    /// Mean training loss over the epoch.
     public var trainLoss: Double
+    /// Mean cross-entropy on the validation split.
     public var valLoss: Double
+    /// Validation top-1 accuracy in percent.
     public var top1: Double
+    /// Validation top-5 accuracy in percent.
     public var top5: Double
+    /// The epoch's learning rate.
     public var lr: Double
+    /// Training images per second over the epoch.
     public var imagesPerSecond: Double
+    /// The epoch's training time in seconds (without evaluation).
     public var epochSeconds: Double
+    /// The process's peak resident memory in MiB so far.
     public var peakRSSMiB: Double
     /// Peak bytes of live tensors during the epoch (MiB).
     public var peakTensorMiB: Double? = nil

@@ -6,18 +6,18 @@ import VisionMambaModels
 /// names, how an image file becomes its input, and the dataset it was trained on. A training
 /// checkpoint of this package stores all of it; for released weights (.pth) the shape is given
 /// and the rest follows the official ImageNet models.
-public struct ModelDescription: Sendable {
-    public var config: VimConfig
+package struct ModelDescription: Sendable {
+    package var config: VimConfig
     /// Class i's name; nil when neither the checkpoint nor the model's kind names them.
-    public var classNames: [String]?
-    public var transform: InputTransform
+    package var classNames: [String]?
+    package var transform: InputTransform
     /// The dataset a training checkpoint was trained on, and its folder.
-    public var dataset: DatasetKind?
-    public var dataPath: String?
+    package var dataset: DatasetKind?
+    package var dataPath: String?
 
     /// `config` nil: the shape stored in the training checkpoint at `weights`; a given `config`
     /// overrides it (and names a released file's model).
-    public init(weights: String, config: VimConfig? = nil) throws {
+    package init(weights: String, config: VimConfig? = nil) throws {
         let state = try Checkpoint.storedState(weights)
         guard let config = config ?? state?.options.model else { throw TrainingError.notATrainingCheckpoint(path: weights) }
         self.config = config

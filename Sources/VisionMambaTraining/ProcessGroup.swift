@@ -4,7 +4,7 @@ import MambaTensor
 /// The processes of a data-parallel run, as the trainer sees them: a rank among `size`, sums
 /// and broadcasts over all of them. A single process is a group of one (`SingleProcess`); the
 /// MPI implementation lives in VisionMambaDistributed, so nothing here links an MPI runtime.
-public protocol ProcessGroup: AnyObject, Sendable {
+package protocol ProcessGroup: AnyObject, Sendable {
     var rank: Int { get }
     var size: Int { get }
     /// Seconds spent in gradient sums since the last `resetTimers()`.
@@ -25,11 +25,11 @@ public protocol ProcessGroup: AnyObject, Sendable {
 }
 
 extension ProcessGroup {
-    public var isLeader: Bool { rank == 0 }
+    package var isLeader: Bool { rank == 0 }
 
     /// Averages the gradients of `parameters` over ranks, in buckets of about 4 MiB packed into
     /// one buffer (one sum per bucket, as DDP's buckets).
-    public func averageGradients(_ parameters: [Tensor]) {
+    package func averageGradients(_ parameters: [Tensor]) {
         guard size > 1 else { return }
         let bucket = 1 << 20
         var i = 0
@@ -61,7 +61,7 @@ extension ProcessGroup {
 
     /// Seconds one sum of `count` floats takes with every rank already waiting (the network's
     /// share, without the time a rank spends waiting for slower ones).
-    public func measureAllreduce(count: Int, repeats: Int = 5) -> Double {
+    package func measureAllreduce(count: Int, repeats: Int = 5) -> Double {
         guard size > 1 else { return 0 }
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
         defer { buffer.deallocate() }
@@ -78,16 +78,16 @@ extension ProcessGroup {
 }
 
 /// A run of one process: every collective is the identity.
-public final class SingleProcess: ProcessGroup {
-    public init() {}
-    public var rank: Int { 0 }
-    public var size: Int { 1 }
-    public var allreduceSeconds: Double { 0 }
-    public func resetTimers() {}
-    public func sum(_ values: UnsafeMutablePointer<Float>, count: Int) {}
-    public func sum(_ values: [Double]) -> [Double] { values }
-    public func broadcast(_ values: UnsafeMutablePointer<Float>, count: Int) {}
-    public func barrier() {}
-    public func finish() {}
-    public func abort(code: Int32) {}
+package final class SingleProcess: ProcessGroup {
+    package init() {}
+    package var rank: Int { 0 }
+    package var size: Int { 1 }
+    package var allreduceSeconds: Double { 0 }
+    package func resetTimers() {}
+    package func sum(_ values: UnsafeMutablePointer<Float>, count: Int) {}
+    package func sum(_ values: [Double]) -> [Double] { values }
+    package func broadcast(_ values: UnsafeMutablePointer<Float>, count: Int) {}
+    package func barrier() {}
+    package func finish() {}
+    package func abort(code: Int32) {}
 }

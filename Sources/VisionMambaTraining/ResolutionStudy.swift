@@ -9,49 +9,49 @@ import VisionMambaModels
 /// live tensors (parameters, input and activations: what PyTorch reports as
 /// `max_memory_allocated`), and the largest batch whose peak fits a memory budget, extrapolated
 /// from the growth of the peak between batches 1 and 2 (an estimate, not a measurement).
-public struct ResolutionStudy {
-    public enum Model: String, CaseIterable, Sendable {
+package struct ResolutionStudy {
+    package enum Model: String, CaseIterable, Sendable {
         /// `upernet-vim-tiny`'s backbone: 24 Vim blocks, features after 5, 11, 17, 23.
         case vimTiny = "vim-tiny"
         /// `upernet-deit-tiny`'s backbone: 12 DeiT blocks, features after 3, 5, 7, 11.
         case deitTiny = "deit-tiny"
     }
 
-    public struct Row: Sendable {
-        public var model: Model
+    package struct Row: Sendable {
+        package var model: Model
         /// The size asked for and the size run: a multiple of 32 at most the request.
-        public var requestedSize: Int, size: Int
-        public var tokens: Int
+        package var requestedSize: Int, size: Int
+        package var tokens: Int
         /// Median seconds of a batch-1 forward pass over the repeats.
-        public var seconds: Double
-        public var imagesPerSecond: Double { seconds > 0 ? 1 / seconds : 0 }
+        package var seconds: Double
+        package var imagesPerSecond: Double { seconds > 0 ? 1 / seconds : 0 }
         /// Peak live tensor bytes of a batch-1 and a batch-2 pass.
-        public var peakBytes: Int, peakBytesBatch2: Int
+        package var peakBytes: Int, peakBytesBatch2: Int
         /// The growth of the peak per image, and what the fixed part is.
-        public var bytesPerImage: Int { max(peakBytesBatch2 - peakBytes, 0) }
-        public var fixedBytes: Int { peakBytes - bytesPerImage }
+        package var bytesPerImage: Int { max(peakBytesBatch2 - peakBytes, 0) }
+        package var fixedBytes: Int { peakBytes - bytesPerImage }
         /// The measured pass at the study's large batch: seconds per image and peak bytes.
-        public var large: (batch: Int, secondsPerImage: Double, peakBytes: Int)? = nil
+        package var large: (batch: Int, secondsPerImage: Double, peakBytes: Int)? = nil
         /// Estimated peak for `batch` images.
-        public func estimatedBytes(batch: Int) -> Int { fixedBytes + batch * bytesPerImage }
+        package func estimatedBytes(batch: Int) -> Int { fixedBytes + batch * bytesPerImage }
         /// The largest batch whose estimated peak stays within `budget` (0 when not even one).
-        public func largestBatch(budget: Int) -> Int {
+        package func largestBatch(budget: Int) -> Int {
             guard bytesPerImage > 0 else { return peakBytes <= budget ? Int.max : 0 }
             return max(0, (budget - fixedBytes) / bytesPerImage)
         }
     }
 
-    public let sizes: [Int]
-    public let repeats: Int
-    public let models: [Model]
-    public let memoryBudget: Int
+    package let sizes: [Int]
+    package let repeats: Int
+    package let models: [Model]
+    package let memoryBudget: Int
     /// A batch measured once per model and size beside batch 1 (nil: none).
-    public let largeBatch: Int?
-    public let outputDir: String
-    public let overwrite: Bool
+    package let largeBatch: Int?
+    package let outputDir: String
+    package let overwrite: Bool
 
     /// The budget's default is the 16 GiB of the paper's comparison.
-    public init(sizes: [Int] = [512, 640, 738, 1024, 1248], repeats: Int = 2, models: [Model] = Model.allCases,
+    package init(sizes: [Int] = [512, 640, 738, 1024, 1248], repeats: Int = 2, models: [Model] = Model.allCases,
                 memoryBudget: Int = 16 << 30, largeBatch: Int? = nil, outputDir: String, overwrite: Bool = false) throws {
         guard !sizes.isEmpty, sizes.allSatisfy({ (32...4096).contains($0) }) else {
             throw TrainingError.invalidOption(name: "sizes", value: sizes.map(String.init).joined(separator: ","), allowed: "one or more sizes in 32...4096 px")
@@ -67,17 +67,17 @@ public struct ResolutionStudy {
         (self.outputDir, self.overwrite) = (outputDir, overwrite)
     }
 
-    public var markdownPath: String { outputDir + "/resolution-study.md" }
-    public var svgPath: String { outputDir + "/resolution-study.svg" }
+    package var markdownPath: String { outputDir + "/resolution-study.md" }
+    package var svgPath: String { outputDir + "/resolution-study.svg" }
 
     /// Both backbones run on a 16-px patch grid that the pyramid pools by 2: a size becomes the
     /// multiple of 32 at or below it. 738 (the paper's) runs as 736, a 46 × 46 grid: the grid the
     /// official code gets at 738, whose stride-16 patch conv leaves out the last 2 pixels.
-    public static func runSize(_ requested: Int) -> Int { requested / 32 * 32 }
+    package static func runSize(_ requested: Int) -> Int { requested / 32 * 32 }
 
     /// Measures every model at every size (smallest first), then writes the table and the chart.
     /// Refuses, before measuring, to replace another run's files without `overwrite`.
-    public func run(events: (TrainingEvent) -> Void = { _ in }) throws -> [Row] {
+    package func run(events: (TrainingEvent) -> Void = { _ in }) throws -> [Row] {
         // Every pass must fit this machine (the batch-2 or the large pass is the largest), before any runs.
         let largest = max(2, largeBatch ?? 2)
         for size in sizes.map(Self.runSize) {
@@ -108,7 +108,7 @@ public struct ResolutionStudy {
     }
 
     /// One model at one size: a warm-up pass, `repeats` timed batch-1 passes, one batch-2 pass.
-    public func measure(_ model: Model, requestedSize: Int) throws -> Row {
+    package func measure(_ model: Model, requestedSize: Int) throws -> Row {
         let size = Self.runSize(requestedSize)
         let baseline = TensorMemory.liveBytes
         let (forward, tokens) = try Self.backbone(model, size: size)
@@ -172,7 +172,7 @@ public struct ResolutionStudy {
     /// The batch the paper's comparison is made at is unknown; 64 is shown beside batch 1.
     static let largeBatch = 64
 
-    public func markdown(_ rows: [Row]) -> String {
+    package func markdown(_ rows: [Row]) -> String {
         func mib(_ bytes: Int) -> String { String(format: "%.1f", Double(bytes) / 1_048_576) }
         let budget = String(format: "%g GiB", Double(memoryBudget) / Double(1 << 30))
         var s = "# Resolution study: Vim-T and DeiT-T backbones with their feature pyramids\n\n"
@@ -232,7 +232,7 @@ public struct ResolutionStudy {
     }
 
     /// Time per image (left axis) and batch-1 peak memory (right axis) against the image size.
-    public func svg(_ rows: [Row]) -> String {
+    package func svg(_ rows: [Row]) -> String {
         var series: [LinePlot.Series] = []
         let colors: [Model: String] = [.vimTiny: "#1f77b4", .deitTiny: "#d62728"]
         for model in models {

@@ -8,7 +8,7 @@ import VisionMambaData
 /// must then be the model's size), resized back to the original size, and the areas of every
 /// image summed into one `SegmentationMetrics`. `indices` picks the images (a rank's shard);
 /// `progress` is told after each one.
-public func evaluateSegmentation(_ model: Segmentor, on dataset: any SegmentationDataset, name: String, transform: SegmentationTransform,
+package func evaluateSegmentation(_ model: Segmentor, on dataset: any SegmentationDataset, name: String, transform: SegmentationTransform,
                                  stride: Int?, indices: [Int]? = nil, progress: (Int) -> Void = { _ in }) throws -> SegmentationMetrics {
     guard dataset.numClasses == model.config.numClasses else {
         throw TrainingError.classCountMismatch(dataset: name, datasetClasses: dataset.numClasses, modelClasses: model.config.numClasses)
@@ -28,8 +28,18 @@ public func evaluateSegmentation(_ model: Segmentor, on dataset: any Segmentatio
 /// The class of every pixel of an image, at its own size, as the evaluation computes it:
 /// resized keeping its ratio (`transform.evaluate`), logits by sliding window with `stride` (nil:
 /// the whole image, which must then be the model's size), resized back, the best class.
-public func segmentImage(_ image: RGBImage, model: Segmentor, transform: SegmentationTransform, stride: Int?) throws -> [Int] {
+package func segmentImage(_ image: RGBImage, model: Segmentor, transform: SegmentationTransform, stride: Int?) throws -> [Int] {
     let s = transform.evaluate(SegmentationSample(image: image.planarFloats, labels: [], height: image.height, width: image.width))
     let input = try Tensor(shape: [1, 3, s.height, s.width], values: s.image)
     return try model.predictLabels(input, stride: stride, height: image.height, width: image.width)
+}
+
+/// A segmentation backbone's four pyramid levels for an image resized to the model's crop and
+/// normalised as in evaluation (the `features` command, `FeatureExtractor.pyramid`).
+package func pyramidFeatures(_ image: RGBImage, model: Segmentor, transform: SegmentationTransform) throws -> [Tensor] {
+    let crop = model.config.backbone.imgSize
+    var sample = SegmentationTransform.resize(SegmentationSample(image: image.planarFloats, labels: [], height: image.height,
+                                                                 width: image.width), height: crop, width: crop, labels: false)
+    transform.normalize(&sample)
+    return try model.backbone.features(Tensor(shape: [1, 3, crop, crop], values: sample.image))
 }

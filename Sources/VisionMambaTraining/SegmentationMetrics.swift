@@ -3,15 +3,15 @@
 /// over a whole dataset before any ratio is taken (`intersect_and_union`, then
 /// `total_area_to_metrics`). Pixels labelled `ignoreIndex` are left out; so are labels outside
 /// 0..<numClasses, which mmseg's histogram drops.
-public struct SegmentationMetrics: Sendable, Equatable {
-    public let numClasses: Int
-    public let ignoreIndex: Int
-    public private(set) var intersection: [Int64]
-    public private(set) var union: [Int64]
-    public private(set) var predicted: [Int64]
-    public private(set) var labelled: [Int64]
+package struct SegmentationMetrics: Sendable, Equatable {
+    package let numClasses: Int
+    package let ignoreIndex: Int
+    package private(set) var intersection: [Int64]
+    package private(set) var union: [Int64]
+    package private(set) var predicted: [Int64]
+    package private(set) var labelled: [Int64]
 
-    public init(numClasses: Int, ignoreIndex: Int = 255) {
+    package init(numClasses: Int, ignoreIndex: Int = 255) {
         precondition(numClasses > 0, "a segmentation model has at least one class")
         self.numClasses = numClasses
         self.ignoreIndex = ignoreIndex
@@ -33,7 +33,7 @@ public struct SegmentationMetrics: Sendable, Equatable {
     }
 
     /// Adds one image: `prediction` a class per pixel, `labels` the label map, same length.
-    public mutating func add(prediction: [Int], labels: [UInt8]) throws {
+    package mutating func add(prediction: [Int], labels: [UInt8]) throws {
         guard prediction.count == labels.count else {
             throw TrainingError.labelMapMismatch(predicted: prediction.count, labelled: labels.count)
         }
@@ -47,7 +47,7 @@ public struct SegmentationMetrics: Sendable, Equatable {
     }
 
     /// Another shard's areas added to these (the ranks of a data-parallel evaluation).
-    public mutating func merge(_ other: SegmentationMetrics) {
+    package mutating func merge(_ other: SegmentationMetrics) {
         precondition(other.numClasses == numClasses && other.ignoreIndex == ignoreIndex, "metrics of different class sets")
         for c in 0..<numClasses {
             intersection[c] += other.intersection[c]
@@ -58,22 +58,22 @@ public struct SegmentationMetrics: Sendable, Equatable {
     }
 
     /// aAcc: the fraction of labelled pixels predicted right, over all classes.
-    public var allAccuracy: Double {
+    package var allAccuracy: Double {
         let total = labelled.reduce(0, +)
         return total == 0 ? .nan : Double(intersection.reduce(0, +)) / Double(total)
     }
 
     /// IoU per class; NaN for a class neither labelled nor predicted anywhere.
-    public var iou: [Double] { (0..<numClasses).map { Double(intersection[$0]) / Double(union[$0]) } }
+    package var iou: [Double] { (0..<numClasses).map { Double(intersection[$0]) / Double(union[$0]) } }
 
     /// Accuracy per class; NaN for a class never labelled.
-    public var accuracy: [Double] { (0..<numClasses).map { Double(intersection[$0]) / Double(labelled[$0]) } }
+    package var accuracy: [Double] { (0..<numClasses).map { Double(intersection[$0]) / Double(labelled[$0]) } }
 
     /// mIoU: the mean of `iou` over the classes where it is defined (numpy's nanmean).
-    public var meanIoU: Double { Self.nanMean(iou) }
+    package var meanIoU: Double { Self.nanMean(iou) }
 
     /// mAcc: the mean of `accuracy` where it is defined.
-    public var meanAccuracy: Double { Self.nanMean(accuracy) }
+    package var meanAccuracy: Double { Self.nanMean(accuracy) }
 
     static func nanMean(_ values: [Double]) -> Double {
         let defined = values.filter { !$0.isNaN }

@@ -6,7 +6,7 @@ import VisionMambaModels
 import VisionMambaData
 
 /// The segmentation dataset `kind` at `path` (`numClasses` for a segfolder).
-public func makeSegmentationDataset(_ kind: DatasetKind, path: String?, train: Bool, numClasses: Int?,
+package func makeSegmentationDataset(_ kind: DatasetKind, path: String?, train: Bool, numClasses: Int?,
                                     sceneSize: Int = 64) throws -> any SegmentationDataset {
     func folder() throws -> String {
         guard let path else { throw TrainingError.missingDataPath(dataset: kind.rawValue) }
@@ -26,20 +26,31 @@ public func makeSegmentationDataset(_ kind: DatasetKind, path: String?, train: B
 /// What a segmentation run is: the official UperNet recipe's settings (hustvl/Vim
 /// `seg/configs/vim/upernet/*.py`) with their defaults.
 public struct SegmentationTrainOptions: Codable, Equatable, Sendable {
+    /// The segmentor to train.
     public var model: SegmentationConfig
+    /// The dataset: `.digitScenes` (bundled), `.ade20k` or a folder in mmseg's layout.
     public var dataset: DatasetKind
+    /// The dataset's folder (nil for the bundled digit scenes).
     public var dataPath: String?
     /// Optimizer steps in all (`runner.max_iters`).
     public var iterations = 60_000
     /// Images per process and step (`samples_per_gpu`).
     public var batchSize = 8
+    /// The peak learning rate of AdamW.
     public var lr = 1e-4
+    /// AdamW's weight decay.
     public var weightDecay = 0.05
+    /// Each block deeper gets this factor more of the learning rate (layer-wise decay).
     public var layerDecayRate = 0.92
+    /// How layer decay assigns parameters to layers: the official constructor's rules or the corrected ones.
     public var layerDecay = LayerDecay.official
+    /// Linear warm-up iterations.
     public var warmupIterations = 1500
+    /// The warm-up starts at this fraction of `lr`.
     public var warmupRatio = 1e-6
+    /// The poly schedule's power.
     public var power = 1.0
+    /// The learning rate the poly schedule ends at.
     public var minLR = 0.0
     /// Evaluate and checkpoint every this many iterations (and after the last).
     public var evalInterval = 1000
@@ -51,11 +62,15 @@ public struct SegmentationTrainOptions: Codable, Equatable, Sendable {
     public var scaleLong = 2048, scaleShort = 512
     /// The random rescale of training images (`ratio_range`), and PhotoMetricDistortion on or off.
     public var ratioMin = 0.5, ratioMax = 2.0
+    /// PhotoMetricDistortion (brightness, contrast, saturation, hue) on training images.
     public var photometric = true
+    /// The seed of every random draw: the same seed, the same run.
     public var seed: UInt64 = 0
+    /// Classification weights (an official `.pth` or ours) to start the backbone from.
     public var finetune: String? = nil
-    public var worldSize = 1
+    package var worldSize = 1
 
+    /// The official recipe for `model` on `dataset`; change the fields to deviate.
     public init(model: SegmentationConfig, dataset: DatasetKind, dataPath: String? = nil) {
         self.model = model
         self.dataset = dataset
@@ -64,7 +79,7 @@ public struct SegmentationTrainOptions: Codable, Equatable, Sendable {
         scaleLong = 4 * model.backbone.imgSize
     }
 
-    public var transform: SegmentationTransform {
+    package var transform: SegmentationTransform {
         var t = SegmentationTransform.ade20k(crop: model.backbone.imgSize)
         t.scale = (scaleLong, scaleShort)
         t.ratioRange = ratioMin...max(ratioMin, ratioMax)
@@ -72,10 +87,11 @@ public struct SegmentationTrainOptions: Codable, Equatable, Sendable {
         return t
     }
 
-    public var schedule: PolySchedule {
+    package var schedule: PolySchedule {
         PolySchedule(lr: lr, iterations: iterations, power: power, minLR: minLR, warmupIterations: warmupIterations, warmupRatio: warmupRatio)
     }
 
+    /// Throws a `TrainingError` naming the first setting out of its range.
     public func validate() throws {
         func check(_ ok: Bool, _ name: String, _ value: Any, _ allowed: String) throws {
             if !ok { throw TrainingError.invalidOption(name: name, value: "\(value)", allowed: allowed) }
@@ -101,14 +117,21 @@ public struct SegmentationTrainOptions: Codable, Equatable, Sendable {
 
 /// One evaluation of a segmentation run (a line of metrics.jsonl).
 public struct SegmentationEvalMetrics: Codable, Equatable, Sendable {
+    /// The iteration this evaluation followed.
     public var iteration: Int
+    /// Mean training loss since the previous evaluation.
     public var trainLoss: Double
+    /// The learning rate at the evaluation.
     public var lr: Double
+    /// Validation mean IoU, overall pixel accuracy and mean class accuracy, in percent.
     public var valMIoU: Double, valAAcc: Double, valMAcc: Double
     /// Per class, nil where the class is neither labelled nor predicted (mmseg's NaN).
     public var perClassIoU: [Double?]
+    /// Training images per second since the previous evaluation.
     public var imagesPerSecond: Double
+    /// Seconds of training since the previous evaluation.
     public var seconds: Double
+    /// The process's peak resident memory in MiB so far.
     public var peakRSSMiB: Double
 
     enum CodingKeys: String, CodingKey {
@@ -119,30 +142,30 @@ public struct SegmentationEvalMetrics: Codable, Equatable, Sendable {
 }
 
 /// Where a segmentation run stands, stored in its checkpoint.
-public struct SegmentationTrainingState: Codable, Equatable, Sendable {
-    public var kind = "segmentation"
-    public var options: SegmentationTrainOptions
-    public var iterationsDone: Int
-    public var bestMIoU: Double
-    public var history: [SegmentationEvalMetrics]
-    public var classNames: [String]
+package struct SegmentationTrainingState: Codable, Equatable, Sendable {
+    package var kind = "segmentation"
+    package var options: SegmentationTrainOptions
+    package var iterationsDone: Int
+    package var bestMIoU: Double
+    package var history: [SegmentationEvalMetrics]
+    package var classNames: [String]
 }
 
 /// mmseg's iteration-based training of a Vim UperNet: AdamW with the layer-decay groups, the
 /// poly schedule with warm-up, decode + 0.4 · auxiliary cross-entropy, evaluation (mIoU) and an
 /// atomic checkpoint every `evalInterval` iterations, resumable bit for bit. BatchNorm is
 /// synchronised across the processes of a data-parallel run, as SyncBN is.
-public final class SegmentationTrainer {
-    public let options: SegmentationTrainOptions
-    public let outputDir: String
-    public let model: Segmentor
+package final class SegmentationTrainer {
+    package let options: SegmentationTrainOptions
+    package let outputDir: String
+    package let model: Segmentor
     let optimizer: AdamW
-    public private(set) var state: SegmentationTrainingState
+    package private(set) var state: SegmentationTrainingState
     let train: any SegmentationDataset, val: any SegmentationDataset
     let report: (TrainingEvent) -> Void
-    public let world: ProcessGroup
+    package let world: ProcessGroup
 
-    public init(options: SegmentationTrainOptions, outputDir: String? = nil, resume: String? = nil, iterations: Int? = nil,
+    package init(options: SegmentationTrainOptions, outputDir: String? = nil, resume: String? = nil, iterations: Int? = nil,
                 overwrite: Bool = false, world: ProcessGroup = SingleProcess(), events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
         var options = options
         var resumed: (file: TensorFile, state: SegmentationTrainingState)? = nil
@@ -215,7 +238,7 @@ public final class SegmentationTrainer {
 
     /// The stored state of a segmentation run's checkpoint (a file or a run folder); nil for any
     /// other weights file.
-    public static func storedState(_ path: String) throws -> SegmentationTrainingState? {
+    package static func storedState(_ path: String) throws -> SegmentationTrainingState? {
         let path = Checkpoint.resolve(path)
         if try CheckpointFile.isTorchFile(path) { return nil }
         let file = try SafeTensors.read(path)
@@ -274,7 +297,7 @@ public final class SegmentationTrainer {
     /// before each iteration: when it answers true the run returns there, its last checkpoint
     /// untouched.
     @discardableResult
-    public func run(stopAfter: Int? = nil, shouldStop: () -> Bool = { false }) throws -> [SegmentationEvalMetrics] {
+    package func run(stopAfter: Int? = nil, shouldStop: () -> Bool = { false }) throws -> [SegmentationEvalMetrics] {
         let params = model.namedParameters()
         let crop = options.model.backbone.imgSize
         let end = min(options.iterations, stopAfter ?? .max)

@@ -3,33 +3,52 @@ import VisionMambaModels
 /// Everything that decides a training run, named as in timm's train.py / the official main.py.
 /// Stored in every checkpoint so `--resume` continues the same run.
 public struct TrainOptions: Codable, Equatable, Sendable {
+    /// The model to train (a zoo config, with Famba-V fusion or DyVM settings if wanted).
     public var model: VimConfig
+    /// The dataset: the bundled `.digits`, CIFAR, an ImageFolder, or `.auto` to recognise a folder.
     public var dataset: DatasetKind = .digits
+    /// The dataset's folder (nil for the bundled digits).
     public var dataPath: String? = nil
+    /// Epochs of the schedule.
     public var epochs: Int = 30
+    /// Images per step (per process in a data-parallel run).
     public var batchSize: Int = 64
     /// Base learning rate; the run uses lr · batch / 512 unless `unscaleLR` (DeiT's rule).
     public var lr: Double = 5e-4
+    /// Use `lr` as given instead of scaling it by the global batch / 512.
     public var unscaleLR: Bool = false
+    /// The learning rate the cosine schedule ends at.
     public var minLR: Double = 1e-5
+    /// The learning rate the warm-up starts from.
     public var warmupLR: Double = 1e-6
+    /// Linear warm-up epochs.
     public var warmupEpochs: Int = 5
+    /// AdamW's weight decay (not on biases, norms, tokens and position embeddings, as timm).
     public var weightDecay: Double = 0.05
+    /// Label smoothing.
     public var smoothing: Double = 0.1
+    /// Clip the global gradient norm to this (nil: no clipping).
     public var clipGrad: Double? = nil
+    /// The model to train (a zoo config, with Famba-V fusion or DyVM settings if wanted).
     public var modelEMA: Bool = false
+    /// The model to train (a zoo config, with Famba-V fusion or DyVM settings if wanted).
     public var modelEMADecay: Double = 0.99996
+    /// The seed of every random draw: the same seed, the same run, on any thread count.
     public var seed: UInt64 = 0
     /// Random translation (RandomCrop with this padding) for small images; 0 turns it off.
     public var cropPadding: Int = 1
+    /// Random horizontal flips of training images.
     public var horizontalFlip: Bool = false
     /// Stochastic depth rate (timm drop_path; linear over depth).
     public var dropPath: Double = 0
     /// Mixup / CutMix Beta parameters (0 turns each off), probability of mixing a batch, and of
     /// choosing CutMix when both are on.
     public var mixup: Double = 0
+    /// CutMix alpha (0: off).
     public var cutmix: Double = 0
+    /// The probability of mixing a batch at all.
     public var mixupProb: Double = 1
+    /// The probability of CutMix rather than mixup when both are on.
     public var mixupSwitchProb: Double = 0.5
     /// Random erasing probability (timm --reprob, pixel mode).
     public var reprob: Double = 0
@@ -41,11 +60,18 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     /// from them when it resumes.
     public var finetune: String? = nil
     /// Data-parallel processes: `batchSize` is per process, as DDP's per-GPU batch.
-    public var worldSize: Int = 1
+    package var worldSize: Int = 1
     /// Leave out image files that cannot be read (reported as a `skippedImages` event) instead of
     /// refusing the dataset.
     public var skipBadImages: Bool = false
 
+    /// The DeiT/Vim recipe for `model` on the bundled digits; change the fields to deviate.
+    ///
+    /// ```swift
+    /// var options = TrainOptions(model: try ModelZoo.config(named: "vim-tiny"))
+    /// options.dataset = .imagefolder
+    /// options.dataPath = "/data/imagenet"
+    /// ```
     public init(model: VimConfig) { self.model = model }
 
     enum CodingKeys: String, CodingKey { case model, dataset, dataPath, epochs, batchSize, lr, unscaleLR, minLR, warmupLR, warmupEpochs, weightDecay, smoothing, clipGrad, modelEMA, modelEMADecay, seed, cropPadding, horizontalFlip, dropPath, mixup, cutmix, mixupProb, mixupSwitchProb, reprob, repeatedAug, aa, finetune, worldSize, skipBadImages }

@@ -44,6 +44,7 @@ public enum TrainingError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A study asked to write its results where another run of it left its own.
     case outputHoldsStudy(path: String)
 
+    /// One line saying why the run cannot start or go on, and what to do.
     public var description: String {
         switch self {
         case let .invalidOption(name, value, allowed):

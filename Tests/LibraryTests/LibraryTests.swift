@@ -119,6 +119,32 @@ final class LibraryTests: XCTestCase {
         }
     }
 
+    /// The efficiency methods are options of the loaded model: DyVM's keep ratio and Famba-V's
+    /// fusion change the tokens the last block sees, exactly as their schedules say.
+    func testKeepRatioAndFusionAreInferenceOptions() async throws {
+        var options = TrainOptions(model: try ModelZoo.config(named: "vim-digits"))
+        options.model.dyvm = DyVMConfig(pruningLoc: [1, 2], tokenKeepRatio: 0.7)
+        options.epochs = 1
+        let trainer = try Trainer(options, outputDirectory: try Self.scratchFolder("dyvm").appendingPathComponent("run"))
+        for try await _ in trainer.run() {}
+        let dyvm = trainer.outputDirectory.appendingPathComponent("checkpoint.safetensors")
+        let photo = ImageInput.file(Self.images[7].url)
+        // 16 patches: stage 2 keeps int(0.7² · 16) = 7, or int(0.5² · 16) = 4; and the class token.
+        XCTAssertEqual(try FeatureExtractor(checkpoint: dyvm).tokens(photo).count, 8)
+        XCTAssertEqual(try FeatureExtractor(checkpoint: dyvm, options: InferenceOptions(tokenKeepRatio: 0.5)).tokens(photo).count, 5)
+        let pruned = try ImageClassifier(checkpoint: dyvm, options: InferenceOptions(tokenKeepRatio: 0.5)).classify(photo, top: 10)
+        XCTAssertEqual(Double(pruned.map(\.probability).reduce(0, +)), 1, accuracy: 1e-5)
+
+        // Famba-V on the dense model: block 1 merges 4 of the 17 tokens, block 2 4 more.
+        let dense = try Self.untrainedCheckpoint()
+        let fusion = TokenFusion(blocks: [1, 2], tokens: 4)
+        XCTAssertEqual(try FeatureExtractor(checkpoint: dense).tokens(photo).count, 17)
+        XCTAssertEqual(try FeatureExtractor(checkpoint: dense, options: InferenceOptions(fusion: fusion)).tokens(photo).count, 9)
+        XCTAssertThrowsError(try ImageClassifier(checkpoint: dense, options: InferenceOptions(fusion: TokenFusion(blocks: [9], tokens: 4)))) { error in
+            guard error is ConfigError else { return XCTFail("\(error)") }
+        }
+    }
+
     func testPixelBuffersInEitherLayoutGiveTheSameAnswer() throws {
         let checkpoint = try Self.untrainedCheckpoint()
         let classifier = try ImageClassifier(checkpoint: checkpoint)
@@ -185,11 +211,10 @@ final class LibraryTests: XCTestCase {
             if case .step = event { steps += 1 }
             if steps == 2 { break }
         }
-        // The run notices at its next step and returns without finishing the epoch: no
-        // checkpoint is written. Wait for the thread to stop (it writes nothing more).
-        for _ in 0..<100 where FileManager.default.fileExists(atPath: folder.appendingPathComponent("metrics.jsonl").path) == false {
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
+        // The run notices at its next step and returns without finishing the epoch: it writes
+        // neither a checkpoint nor metrics.
+        while !trainer.hasFinished { try await Task.sleep(nanoseconds: 10_000_000) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("metrics.jsonl").path))
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("checkpoint.safetensors").path))
         XCTAssertEqual(steps, 2)
     }

@@ -3,24 +3,24 @@ import Foundation
 /// The CPU backend: host memory, OpenBLAS (Accelerate on Apple platforms) for matrix products,
 /// and the Swift SIMD kernels in this module for everything else. Every kernel gives the same
 /// bits for any thread count (see `parallelFor` and `gemm`).
-public final class CPUBackend: Backend {
-    public static let shared = CPUBackend()
-    public var device: Device { .cpu }
+package final class CPUBackend: Backend {
+    package static let shared = CPUBackend()
+    package var device: Device { .cpu }
 
     private let pool = StoragePool()
 
     private init() {}
 
-    public func allocate(count: Int) -> Storage {
+    package func allocate(count: Int) -> Storage {
         let block = pool.take(bytes: max(count, 1) * 4)
         return Storage(device: .cpu, count: count, address: block.address) { [pool] in pool.give($0, bytes: block.bytes) }
     }
 
-    public func fill(_ t: Tensor, with value: Float) {
+    package func fill(_ t: Tensor, with value: Float) {
         forEachRow(t) { row, _ in row.update(repeating: value, count: t.columnCount) }
     }
 
-    public func read(_ t: Tensor) -> [Float] {
+    package func read(_ t: Tensor) -> [Float] {
         var values = [Float](repeating: 0, count: t.count)
         guard t.count > 0 else { return values }
         values.withUnsafeMutableBufferPointer { out in
@@ -29,14 +29,14 @@ public final class CPUBackend: Backend {
         return values
     }
 
-    public func write(_ values: [Float], into t: Tensor) {
+    package func write(_ values: [Float], into t: Tensor) {
         guard t.count > 0 else { return }
         values.withUnsafeBufferPointer { src in
             forEachRow(t) { row, r in row.update(from: src.baseAddress! + r * t.columnCount, count: t.columnCount) }
         }
     }
 
-    public func copy(_ source: Tensor, into destination: Tensor) {
+    package func copy(_ source: Tensor, into destination: Tensor) {
         let n = destination.columnCount
         if source.columnCount == n {
             forEachRow(destination) { row, r in row.update(from: source.data + r * source.rowStride, count: n) }
@@ -53,19 +53,19 @@ public final class CPUBackend: Backend {
         for r in 0..<t.rowCount { body(t.data + r * t.rowStride, r) }
     }
 
-    public func matrixProduct(_ op: MatrixProduct) {
+    package func matrixProduct(_ op: MatrixProduct) {
         let m = op.c.rowCount, n = op.c.columnCount
         let k = op.transposeA ? op.a.rowCount : op.a.columnCount
         gemm(transA: op.transposeA, transB: op.transposeB, m: m, n: n, k: k, alpha: op.alpha,
              op.a.data, lda: op.a.rowStride, op.b.data, ldb: op.b.rowStride, beta: op.beta, op.c.data, ldc: op.c.rowStride)
     }
 
-    public func broadcastRows(_ vector: Tensor, into matrix: Tensor) {
+    package func broadcastRows(_ vector: Tensor, into matrix: Tensor) {
         let n = matrix.columnCount, v = vector.data
         forEachRowStrided(matrix) { row, _ in row.update(from: v, count: n) }
     }
 
-    public func sumRows(_ matrix: Tensor, into vector: Tensor) {
+    package func sumRows(_ matrix: Tensor, into vector: Tensor) {
         let n = matrix.columnCount, v = vector.data
         // Column blocks in parallel; each column adds its rows in order, as the old bias kernel did.
         parallelFor(n, grain: 64) { cols in
@@ -76,7 +76,7 @@ public final class CPUBackend: Backend {
         }
     }
 
-    public func map(_ function: PointwiseFunction, _ x: Tensor, into y: Tensor, accumulate: Bool) {
+    package func map(_ function: PointwiseFunction, _ x: Tensor, into y: Tensor, accumulate: Bool) {
         let n = y.columnCount
         forEachRowStrided(y) { out, r in
             let src = x.data + r * x.rowStride
@@ -97,7 +97,7 @@ public final class CPUBackend: Backend {
         }
     }
 
-    public func combine(_ function: PointwiseCombination, _ a: Tensor, _ b: Tensor, into y: Tensor, accumulate: Bool) {
+    package func combine(_ function: PointwiseCombination, _ a: Tensor, _ b: Tensor, into y: Tensor, accumulate: Bool) {
         let n = y.columnCount
         forEachRowStrided(y) { out, r in
             let pa = a.data + r * a.rowStride, pb = b.data + r * b.rowStride
@@ -121,7 +121,7 @@ public final class CPUBackend: Backend {
         }
     }
 
-    public func scaleRows(_ x: Tensor, by factors: Tensor, into y: Tensor, accumulate: Bool) {
+    package func scaleRows(_ x: Tensor, by factors: Tensor, into y: Tensor, accumulate: Bool) {
         let n = y.columnCount, f = factors.data, step = elementStep(factors)
         forEachRowStrided(y) { out, r in
             let src = x.data + r * x.rowStride, s = f[r * step]
@@ -129,7 +129,7 @@ public final class CPUBackend: Backend {
         }
     }
 
-    public func rowDots(_ a: Tensor, _ b: Tensor, into dots: Tensor) {
+    package func rowDots(_ a: Tensor, _ b: Tensor, into dots: Tensor) {
         let n = a.columnCount, d = dots.data, step = elementStep(dots)
         for r in 0..<a.rowCount {
             let pa = a.data + r * a.rowStride, pb = b.data + r * b.rowStride
@@ -139,7 +139,7 @@ public final class CPUBackend: Backend {
         }
     }
 
-    public func sumOfSquares(_ x: Tensor) -> Double {
+    package func sumOfSquares(_ x: Tensor) -> Double {
         var total = 0.0
         for r in 0..<x.rowCount {
             let row = x.data + r * x.rowStride
@@ -148,7 +148,7 @@ public final class CPUBackend: Backend {
         return total
     }
 
-    public func adamW(_ op: AdamWStep) {
+    package func adamW(_ op: AdamWStep) {
         let pp = op.parameter.data, gp = op.gradient.data, mp = op.firstMoment.data, vp = op.secondMoment.data
         let (decay, stepSize, b1, b2, bc2Sqrt, e) = (op.decay, op.stepSize, op.beta1, op.beta2, op.secondCorrectionRoot, op.eps)
         parallelFor(op.parameter.count, grain: 16384) { range in
@@ -180,7 +180,7 @@ public final class CPUBackend: Backend {
         }
     }
 
-    public func gatherRows(_ source: Tensor, indices: [Int], into destination: Tensor) {
+    package func gatherRows(_ source: Tensor, indices: [Int], into destination: Tensor) {
         let n = destination.columnCount
         precondition(indices.count == destination.rowCount && source.columnCount == n
                      && indices.allSatisfy { $0 >= 0 && $0 < source.rowCount }, "gather outside its operands")
@@ -189,7 +189,7 @@ public final class CPUBackend: Backend {
         }
     }
 
-    public func scatterAddRows(_ source: Tensor, indices: [Int], weights: [Float]?, into destination: Tensor) {
+    package func scatterAddRows(_ source: Tensor, indices: [Int], weights: [Float]?, into destination: Tensor) {
         let n = source.columnCount
         precondition(indices.count == source.rowCount && destination.columnCount == n && (weights?.count ?? indices.count) == indices.count
                      && indices.allSatisfy { $0 >= 0 && $0 < destination.rowCount }, "scatter outside its operands")
@@ -199,18 +199,18 @@ public final class CPUBackend: Backend {
         }
     }
 
-    public func addRMSNorm(_ op: AddRMSNorm) {
+    package func addRMSNorm(_ op: AddRMSNorm) {
         addRMSNormForward(y: op.normed.data, residual: op.residual.data, x: op.x?.data, weight: op.weight.data,
                           rstd: op.rstd?.data, rows: op.residual.rowCount, dim: op.residual.columnCount, eps: op.eps)
     }
 
-    public func addRMSNormBackward(residual r: Tensor, rstd: Tensor, weight: Tensor, _ g: AddRMSNormGradients) {
+    package func addRMSNormBackward(residual r: Tensor, rstd: Tensor, weight: Tensor, _ g: AddRMSNormGradients) {
         MambaTensor.addRMSNormBackward(rowGrad: g.rowGrad.data, yGrad: g.normedGrad?.data, rGrad: g.residualGrad?.data,
                            r: r.data, rstd: rstd.data, weight: weight.data, weightGrad: g.weightGrad.data,
                            rows: r.rowCount, dim: r.columnCount)
     }
 
-    public func layerNorm(_ op: LayerNormOperands) {
+    package func layerNorm(_ op: LayerNormOperands) {
         let D = op.x.columnCount, w = op.weight.data, b = op.bias.data
         parallelFor(op.x.rowCount, grain: max(1, 4096 / max(D, 1))) { rows in
             for r in rows {
@@ -223,7 +223,7 @@ public final class CPUBackend: Backend {
 
     /// xGrad += rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂)), ĝ = yGrad · weight; the row statistics
     /// are recomputed from x.
-    public func layerNormBackward(_ op: LayerNormOperands, _ g: LayerNormGradients) {
+    package func layerNormBackward(_ op: LayerNormOperands, _ g: LayerNormGradients) {
         let D = op.x.columnCount, w = op.weight.data
         let wg = g.weightGrad.data, bg = g.biasGrad.data
         for r in 0..<op.x.rowCount {
@@ -256,22 +256,22 @@ public final class CPUBackend: Backend {
         return (mean, 1 / (variance / Double(D) + Double(eps)).squareRoot())
     }
 
-    public func softmaxRows(_ x: Tensor, into y: Tensor) {
+    package func softmaxRows(_ x: Tensor, into y: Tensor) {
         softmaxForward(y: y.data, ldy: y.rowStride, x: x.data, ldx: x.rowStride, rows: x.rowCount, n: x.columnCount)
     }
 
-    public func softmaxRowsBackward(y: Tensor, yGrad: Tensor, into xGrad: Tensor, accumulate: Bool) {
+    package func softmaxRowsBackward(y: Tensor, yGrad: Tensor, into xGrad: Tensor, accumulate: Bool) {
         softmaxBackward(xGrad: xGrad.data, ldxg: xGrad.rowStride, y: y.data, ldy: y.rowStride, yGrad: yGrad.data,
                         ldyg: yGrad.rowStride, rows: y.rowCount, n: y.columnCount, accumulate: accumulate)
     }
 
-    public func causalConv1dSiLU(_ op: CausalConv1dSiLU) {
+    package func causalConv1dSiLU(_ op: CausalConv1dSiLU) {
         causalConv1dSiLUForward(out: op.out.data, x: op.x.data, ldx: op.x.rowStride, weight: op.weight.data, bias: op.bias.data,
                                 batch: op.batch, length: op.length, channels: op.x.columnCount,
                                 kernel: op.weight.count / max(op.x.columnCount, 1), reverse: op.reverse)
     }
 
-    public func causalConv1dSiLUBackward(_ op: CausalConv1dSiLU, _ g: CausalConv1dSiLUGradients) {
+    package func causalConv1dSiLUBackward(_ op: CausalConv1dSiLU, _ g: CausalConv1dSiLUGradients) {
         precondition(g.xGrad.rowStride == op.x.rowStride, "x and its gradient must share a layout")
         MambaTensor.causalConv1dSiLUBackward(xGrad: g.xGrad.data, weightGrad: g.weightGrad.data, biasGrad: g.biasGrad.data,
                                  outGrad: g.outGrad.data, x: op.x.data, ldx: op.x.rowStride, weight: op.weight.data,
@@ -279,12 +279,12 @@ public final class CPUBackend: Backend {
                                  kernel: op.weight.count / max(op.x.columnCount, 1), reverse: op.reverse)
     }
 
-    public func selectiveScan(_ op: SelectiveScan) {
+    package func selectiveScan(_ op: SelectiveScan) {
         precondition(op.B.rowStride == op.C.rowStride, "B and C must share a layout")
         selectiveScanForward(pointers(op), out: op.out.data, accumulate: op.accumulate)
     }
 
-    public func selectiveScanBackward(_ op: SelectiveScan, _ g: SelectiveScanGradients) {
+    package func selectiveScanBackward(_ op: SelectiveScan, _ g: SelectiveScanGradients) {
         precondition(g.BGrad.rowStride == op.B.rowStride && g.CGrad.rowStride == op.B.rowStride
                      && g.zGrad.rowStride == op.z.rowStride, "gradients must share their operands' layouts")
         MambaTensor.selectiveScanBackward(pointers(op), ScanGradientPointers(
@@ -300,7 +300,7 @@ public final class CPUBackend: Backend {
                             scale: op.scale)
     }
 
-    public func patchColumns(_ images: Tensor, patch: Int, stride: Int, into cols: Tensor) {
+    package func patchColumns(_ images: Tensor, patch: Int, stride: Int, into cols: Tensor) {
         let (b, c, h, w) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
         im2col(cols.data, images.data, batch: b, inChannels: c, height: h, width: w, patch: patch, stride: stride,
                gridH: patchGrid(size: h, patch: patch, stride: stride), gridW: patchGrid(size: w, patch: patch, stride: stride))

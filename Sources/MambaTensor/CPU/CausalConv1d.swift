@@ -8,7 +8,7 @@ import Foundation
 // back) computed in original order, so no flipped copy of x is ever made.
 
 /// out [batch, L, E] (contiguous); x rows of stride `ldx`; weight [E, K] (conv1d.weight [E,1,K]); bias [E].
-public func causalConv1dSiLUForward(
+package func causalConv1dSiLUForward(
     out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, ldx: Int,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
     batch: Int, length: Int, channels: Int, kernel: Int, reverse: Bool
@@ -62,7 +62,7 @@ public func causalConv1dSiLUForward(
 ///   xGrad[src] += w[e, k]·aGrad[t],  weightGrad[e, k] += Σ aGrad[t]·x[src],  biasGrad[e] += Σ aGrad[t]
 /// xGrad has row stride `ldx` like x. A task owns 16 channels for the whole batch, so no two
 /// threads touch one weight; channels past the last multiple of 16 take the plain loop.
-public func causalConv1dSiLUBackward(
+package func causalConv1dSiLUBackward(
     xGrad: UnsafeMutablePointer<Float>, weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>,
     outGrad: UnsafePointer<Float>, x: UnsafePointer<Float>, ldx: Int,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,

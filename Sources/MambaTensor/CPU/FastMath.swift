@@ -7,7 +7,7 @@ import Foundation
 // 2^n from exponent bits (a `.rounded()` + Int32-conversion version measured 14x slower).
 // Polynomials are Cephes' expf/logf; both stay within 2 ulp of the correctly rounded result.
 
-public typealias Float8 = SIMD8<Float>
+package typealias Float8 = SIMD8<Float>
 
 extension SIMD8 where Scalar == Float {
     /// self + a·b, the multiply-add every kernel uses. Fused (one rounding) where the build's
@@ -15,8 +15,8 @@ extension SIMD8 where Scalar == Float {
     /// VISION_MAMBA_FMA with VISION_MAMBA_TARGET_CPU). The x86-64 baseline has no FMA
     /// instruction, and a fused multiply-add there becomes one libm `fmaf` call per lane, which
     /// made whole models about 15x slower; it multiplies, then adds.
-    @inlinable @inline(__always)
-    public func plusProduct(_ a: Self, _ b: Self) -> Self {
+    @inline(__always)
+    func plusProduct(_ a: Self, _ b: Self) -> Self {
         #if arch(arm64) || VISION_MAMBA_FMA
         addingProduct(a, b)
         #else
@@ -25,24 +25,24 @@ extension SIMD8 where Scalar == Float {
     }
 
     /// self + a·b for a scalar b.
-    @inlinable @inline(__always)
-    public func plusProduct(_ a: Self, _ b: Scalar) -> Self { plusProduct(a, Self(repeating: b)) }
+    @inline(__always)
+    func plusProduct(_ a: Self, _ b: Scalar) -> Self { plusProduct(a, Self(repeating: b)) }
 }
 
 /// a·b + c.
-@inlinable @inline(__always)
+@inline(__always)
 func fma8(_ a: Float8, _ b: Float8, _ c: Float) -> Float8 { Float8(repeating: c).plusProduct(a, b) }
 
-@inlinable @inline(__always)
+@inline(__always)
 func bits(_ x: Float8) -> SIMD8<Int32> { unsafeBitCast(x, to: SIMD8<Int32>.self) }
 
-@inlinable @inline(__always)
+@inline(__always)
 func float8(bits x: SIMD8<Int32>) -> Float8 { unsafeBitCast(x, to: Float8.self) }
 
 /// e^x. x = n·ln2 + r (Cody-Waite split of ln2), e^r by Cephes' polynomial, times 2^n built
 /// from exponent bits. Clamped to [-87.3, 88.3] so 2^n stays a normal float (e^-87.3 ≈ 1e-38).
-@inlinable @inline(__always)
-public func exp8(_ x: Float8) -> Float8 {
+@inline(__always)
+func exp8(_ x: Float8) -> Float8 {
     let magic = Float8(repeating: 12582912.0)  // 1.5·2^23: adding it rounds to an integer
     // Compare-and-blend: SIMD `clamped`/`pointwiseMin` compile to per-lane calls here.
     let lo = Float8(repeating: -87.3), hi = Float8(repeating: 88.3)
@@ -64,8 +64,8 @@ public func exp8(_ x: Float8) -> Float8 {
 }
 
 /// ln x for positive normal x (Cephes logf): x = m·2^e with m in [√½, √2), ln(m) by polynomial.
-@inlinable @inline(__always)
-public func log8(_ x: Float8) -> Float8 {
+@inline(__always)
+func log8(_ x: Float8) -> Float8 {
     let xb = bits(x)
     // Exponent as a float without an int conversion: 2^23 + k has k in its low bits.
     let ebits = (xb &>> 23) | 0x4B00_0000
@@ -91,8 +91,8 @@ public func log8(_ x: Float8) -> Float8 {
 
 /// softplus(v) = log(1 + e^v), and v itself above 20 (the threshold of the official
 /// selective-scan kernel and of torch.nn.functional.softplus).
-@inlinable @inline(__always)
-public func softplus8(_ v: Float8) -> Float8 {
+@inline(__always)
+func softplus8(_ v: Float8) -> Float8 {
     let y = exp8(v)
     let u = 1 + y
     // log1p(y) = log(u) − ((u − 1) − y)/u corrects the rounding of 1 + y for tiny y.
@@ -101,42 +101,42 @@ public func softplus8(_ v: Float8) -> Float8 {
 }
 
 /// SiLU(v) = v · sigmoid(v) = v / (1 + e^-v).
-@inlinable @inline(__always)
-public func silu8(_ v: Float8) -> Float8 { v / (1 + exp8(-v)) }
+@inline(__always)
+func silu8(_ v: Float8) -> Float8 { v / (1 + exp8(-v)) }
 
 /// sigmoid(v) = 1 / (1 + e^-v).
-@inlinable @inline(__always)
-public func sigmoid8(_ v: Float8) -> Float8 { 1 / (1 + exp8(-v)) }
+@inline(__always)
+func sigmoid8(_ v: Float8) -> Float8 { 1 / (1 + exp8(-v)) }
 
 // Scalar forms for tails and references, in double precision.
-@inlinable public func softplus(_ v: Float) -> Float { v > 20 ? v : Float(log1p(exp(Double(v)))) }
-@inlinable public func silu(_ v: Float) -> Float { Float(Double(v) / (1 + exp(-Double(v)))) }
+@inline(__always) func softplus(_ v: Float) -> Float { v > 20 ? v : Float(log1p(exp(Double(v)))) }
+@inline(__always) func silu(_ v: Float) -> Float { Float(Double(v) / (1 + exp(-Double(v)))) }
 
 // Loads and stores of 8 floats; the `count` forms serve the last, partial block of a row. Eight
 // element loads and stores, which LLVM joins into one unaligned vector access: the generic
 // `loadUnaligned` and `storeBytes` were sometimes left as calls inside the scan's loop, which cost
 // the forward scan up to 13%.
-@inlinable @inline(__always)
-public func load8(_ p: UnsafePointer<Float>) -> Float8 { Float8(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]) }
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>) -> Float8 { Float8(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]) }
 
-@inlinable @inline(__always)
-public func load8(_ p: UnsafeMutablePointer<Float>) -> Float8 { load8(UnsafePointer(p)) }
+@inline(__always)
+func load8(_ p: UnsafeMutablePointer<Float>) -> Float8 { load8(UnsafePointer(p)) }
 
-@inlinable @inline(__always)
-public func store8(_ p: UnsafeMutablePointer<Float>, _ v: Float8) {
+@inline(__always)
+func store8(_ p: UnsafeMutablePointer<Float>, _ v: Float8) {
     p[0] = v[0]; p[1] = v[1]; p[2] = v[2]; p[3] = v[3]; p[4] = v[4]; p[5] = v[5]; p[6] = v[6]; p[7] = v[7]
 }
 
-@inlinable @inline(__always)
-public func load8(_ p: UnsafePointer<Float>, count: Int) -> Float8 {
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>, count: Int) -> Float8 {
     if count >= 8 { return load8(p) }
     var v = Float8()
     for i in 0..<count { v[i] = p[i] }
     return v
 }
 
-@inlinable @inline(__always)
-public func store8(_ p: UnsafeMutablePointer<Float>, _ v: Float8, count: Int) {
+@inline(__always)
+func store8(_ p: UnsafeMutablePointer<Float>, _ v: Float8, count: Int) {
     if count >= 8 { store8(p, v); return }
     for i in 0..<count { p[i] = v[i] }
 }

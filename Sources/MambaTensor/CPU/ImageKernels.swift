@@ -5,7 +5,7 @@ import Foundation
 // results do not depend on the thread count.
 
 extension CPUBackend {
-    public func imageColumns(_ op: ImageColumns, transposed: Bool) {
+    package func imageColumns(_ op: ImageColumns, transposed: Bool) {
         let (C, H, W, k, s, pad) = (op.channels, op.height, op.width, op.kernel, op.stride, op.padding)
         let image = op.image.data, cols = op.cols.data
         let P = op.pixels.count, first = op.pixels.lowerBound, outW = op.outWidth
@@ -43,7 +43,7 @@ extension CPUBackend {
         }
     }
 
-    public func depthToSpace(_ blocks: Tensor, image: Tensor, channels C: Int, height H: Int, width W: Int, block k: Int,
+    package func depthToSpace(_ blocks: Tensor, image: Tensor, channels C: Int, height H: Int, width W: Int, block k: Int,
                              inverse: Bool, accumulate: Bool) {
         let b = blocks.data, img = image.data, outW = W * k
         parallelFor(C, grain: 1) { cs in
@@ -67,7 +67,7 @@ extension CPUBackend {
         }
     }
 
-    public func channelSums(_ x: Tensor, _ y: Tensor?, channels C: Int) -> [Double] {
+    package func channelSums(_ x: Tensor, _ y: Tensor?, channels C: Int) -> [Double] {
         let B = x.shape[0], plane = x.count / max(B * C, 1)
         var sums = [Double](repeating: 0, count: C)
         let px = x.data, py = y?.data
@@ -87,7 +87,7 @@ extension CPUBackend {
         return sums
     }
 
-    public func channelAffine(_ op: ChannelAffine) {
+    package func channelAffine(_ op: ChannelAffine) {
         let C = op.channels, B = op.out.shape[0], plane = op.out.count / max(B * C, 1)
         let a = op.a.data, b = op.b?.data, out = op.out.data
         parallelFor(B * C, grain: max(1, 4096 / max(plane, 1))) { planes in
@@ -103,7 +103,7 @@ extension CPUBackend {
         }
     }
 
-    public func maxPool(_ x: Tensor, y: Tensor, indices: inout [Int32], kernel k: Int, stride s: Int, height H: Int, width W: Int) {
+    package func maxPool(_ x: Tensor, y: Tensor, indices: inout [Int32], kernel k: Int, stride s: Int, height H: Int, width W: Int) {
         let planes = x.count / max(H * W, 1), oh = (H - k) / s + 1, ow = (W - k) / s + 1
         let px = x.data, py = y.data
         indices.withUnsafeMutableBufferPointer { idx in
@@ -129,7 +129,7 @@ extension CPUBackend {
         }
     }
 
-    public func maxPoolBackward(_ yGrad: Tensor, xGrad: Tensor, indices: [Int32], planeSize: Int) {
+    package func maxPoolBackward(_ yGrad: Tensor, xGrad: Tensor, indices: [Int32], planeSize: Int) {
         let per = indices.count / max(xGrad.count / max(planeSize, 1), 1)
         let g = yGrad.data, dx = xGrad.data
         parallelFor(xGrad.count / max(planeSize, 1), grain: 1) { ps in
@@ -139,7 +139,7 @@ extension CPUBackend {
         }
     }
 
-    public func resample(_ op: Resample, transposed: Bool) {
+    package func resample(_ op: Resample, transposed: Bool) {
         let (inH, inW, outH, outW) = (op.inHeight, op.inWidth, op.outHeight, op.outWidth)
         let input = op.input.data, output = op.output.data
         parallelFor(op.planes, grain: 1) { ps in
@@ -186,7 +186,7 @@ extension CPUBackend {
         }
     }
 
-    public func transposeMatrices(_ x: Tensor, into y: Tensor, batch: Int, rows: Int, columns: Int, accumulate: Bool) {
+    package func transposeMatrices(_ x: Tensor, into y: Tensor, batch: Int, rows: Int, columns: Int, accumulate: Bool) {
         let px = x.data, py = y.data, tile = 32
         parallelFor(batch * ((columns + tile - 1) / tile), grain: 1) { jobs in
             for job in jobs {
@@ -204,7 +204,7 @@ extension CPUBackend {
         }
     }
 
-    public func pixelCrossEntropy(_ op: PixelCrossEntropy) -> [Double] {
+    package func pixelCrossEntropy(_ op: PixelCrossEntropy) -> [Double] {
         let (K, plane) = (op.classes, op.plane), logits = op.logits.data
         var losses = [Double](repeating: 0, count: op.batch * plane)
         losses.withUnsafeMutableBufferPointer { out in
@@ -226,7 +226,7 @@ extension CPUBackend {
         return losses
     }
 
-    public func pixelCrossEntropyBackward(_ op: PixelCrossEntropy, logitsGrad: Tensor, scale: Float) {
+    package func pixelCrossEntropyBackward(_ op: PixelCrossEntropy, logitsGrad: Tensor, scale: Float) {
         let (K, plane) = (op.classes, op.plane), logits = op.logits.data, grad = logitsGrad.data
         op.labels.withUnsafeBufferPointer { labels in
             parallelFor(op.batch * plane, grain: 1024) { pixels in
@@ -248,7 +248,7 @@ extension CPUBackend {
         }
     }
 
-    public func argmaxChannels(_ logits: Tensor, classes K: Int) -> [Int] {
+    package func argmaxChannels(_ logits: Tensor, classes K: Int) -> [Int] {
         let B = logits.shape[0], plane = logits.count / max(B * K, 1), x = logits.data
         var out = [Int](repeating: 0, count: B * plane)
         out.withUnsafeMutableBufferPointer { o in
@@ -264,7 +264,7 @@ extension CPUBackend {
         return out
     }
 
-    public func rotary(_ x: Tensor, cos: Tensor, sin: Tensor, into y: Tensor, transposed: Bool) {
+    package func rotary(_ x: Tensor, cos: Tensor, sin: Tensor, into y: Tensor, transposed: Bool) {
         let L = cos.shape[0], D = cos.shape[1], B = x.count / max(L * D, 1)
         let px = x.data, py = y.data, pc = cos.data, ps = sin.data
         parallelFor(B * L, grain: 16) { tokens in

@@ -6,7 +6,7 @@ import CBLAS
 
 /// C[M,N] = A[M,K] · B[N,K]ᵀ (+ C when `accumulate`), row-major; `gemm` with B transposed.
 /// `lda`, `ldb`, `ldc` are row strides, so column blocks of a wider matrix can be used in place.
-public func matmulTransposedB(
+package func matmulTransposedB(
     _ c: UnsafeMutablePointer<Float>, ldc: Int,
     _ a: UnsafePointer<Float>, lda: Int,
     _ b: UnsafePointer<Float>, ldb: Int,
@@ -27,7 +27,7 @@ public func matmulTransposedB(
 /// shape only, each block is one single-threaded sgemm, and parallelFor shares the blocks out. The
 /// reduction over k always stays inside one sgemm call, so a weight gradient (k = rows) is split
 /// by its output features, as llm.c's matmul_backward does.
-public func gemm(
+package func gemm(
     transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
     _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
     beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int
@@ -77,7 +77,7 @@ private func sgemm(
 }
 
 /// y[rows, out] = x[rows, in] · weight[out, in]ᵀ + bias[out]: torch.nn.functional.linear.
-public func linearForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+package func linearForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                           weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                           rows: Int, inFeatures: Int, outFeatures: Int) {
     if let bias {
@@ -88,7 +88,7 @@ public func linearForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
 }
 
 /// Backward of `linearForward`: xGrad += yGrad·weight, weightGrad += yGradᵀ·x, biasGrad += Σ_rows yGrad.
-public func linearBackward(
+package func linearBackward(
     xGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>?, biasGrad: UnsafeMutablePointer<Float>?,
     yGrad: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     rows: Int, inFeatures: Int, outFeatures: Int

@@ -1,16 +1,16 @@
 import Foundation
 
 /// How many threads kernels use; `--threads` sets it. Results are the same bits for any number.
-public enum Parallel {
-    public static var defaultThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+package enum Parallel {
+    package static var defaultThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// The most threads allowed: eight per core. More only adds switching, and each thread that
     /// calls BLAS keeps a packing buffer of its own.
-    public static var maxThreads: Int { 8 * defaultThreads }
+    package static var maxThreads: Int { 8 * defaultThreads }
 
     /// Kernels run on this many threads: the caller's plus `threads - 1` workers started here.
     /// A value outside 1...maxThreads is clamped to it.
-    public static var threads: Int {
+    package static var threads: Int {
         get { WorkerPool.shared.width }
         set { WorkerPool.shared.resize(width: min(max(1, newValue), maxThreads)) }
     }
@@ -21,7 +21,7 @@ public enum Parallel {
 /// `grain` is the smallest amount of work worth a thread. A call made while the workers are busy
 /// (from inside a chunk, or from a second thread) runs its chunks in turn on its own thread.
 @inline(__always)
-public func parallelFor(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+package func parallelFor(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
     let nth = min(Parallel.threads, max(1, n / max(grain, 1)))
     if nth <= 1 || n <= 1 {
         if n > 0 { body(0..<n) }

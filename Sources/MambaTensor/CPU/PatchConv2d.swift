@@ -8,7 +8,7 @@
 package func patchGrid(size: Int, patch: Int, stride: Int) -> Int { (size - patch) / stride + 1 }
 
 /// out [batch, G·G, D]; images [batch, Cin, H, W]; weight [D, Cin, p, p]; bias [D].
-public func patchConv2dForward(
+package func patchConv2dForward(
     out: UnsafeMutablePointer<Float>, images: UnsafePointer<Float>,
     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
     batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int, patch: Int, stride: Int
@@ -24,7 +24,7 @@ public func patchConv2dForward(
 }
 
 /// cols [batch·G_h·G_w, Cin·p·p]: each row the pixels one output token sees.
-public func im2col(
+package func im2col(
     _ cols: UnsafeMutablePointer<Float>, _ images: UnsafePointer<Float>,
     batch: Int, inChannels: Int, height: Int, width: Int, patch: Int, stride: Int, gridH: Int, gridW: Int
 ) {

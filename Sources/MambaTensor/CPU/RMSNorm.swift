@@ -5,7 +5,7 @@
 // The residual stream is float32 throughout and never normalised itself.
 
 /// In place on `residual` [rows, D]; writes `y` [rows, D] and, when given, `rstd` [rows] for the backward.
-public func addRMSNormForward(
+package func addRMSNormForward(
     y: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>?,
     weight: UnsafePointer<Float>, rstd: UnsafeMutablePointer<Float>? = nil,
     rows: Int, dim: Int, eps: Float = 1e-5
@@ -50,7 +50,7 @@ public func addRMSNormForward(
 ///   rowGrad = rGrad + rstd·(g − r·rstd²·mean(g·r))      (rGrad: what later consumers of r sent back)
 ///   weightGrad += Σ_rows yGrad·r·rstd
 /// `rowGrad` [rows, D] receives the gradient of r, which is the gradient of both residual and x.
-public func addRMSNormBackward(
+package func addRMSNormBackward(
     rowGrad: UnsafeMutablePointer<Float>, yGrad: UnsafePointer<Float>?, rGrad: UnsafePointer<Float>?,
     r: UnsafePointer<Float>, rstd: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     weightGrad: UnsafeMutablePointer<Float>, rows: Int, dim: Int

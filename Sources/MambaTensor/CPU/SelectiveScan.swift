@@ -16,14 +16,14 @@ import Foundation
 /// One direction's operands as the CPU scan kernels read them: u, delta [batch, L, E]
 /// contiguous; A [E, N] (already −exp(A_log)); B and C rows `ldBC` apart (columns of x_proj's
 /// output); z rows `ldz` apart; D, deltaBias [E]. The output is scaled by `scale`.
-public struct ScanPointers {
-    public var u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>
-    public var A: UnsafePointer<Float>, B: UnsafePointer<Float>, C: UnsafePointer<Float>, ldBC: Int
-    public var D: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int
-    public var batch: Int, length: Int, channels: Int, states: Int, reverse: Bool
-    public var scale: Float
+package struct ScanPointers {
+    package var u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>
+    package var A: UnsafePointer<Float>, B: UnsafePointer<Float>, C: UnsafePointer<Float>, ldBC: Int
+    package var D: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int
+    package var batch: Int, length: Int, channels: Int, states: Int, reverse: Bool
+    package var scale: Float
 
-    public init(u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>,
+    package init(u: UnsafePointer<Float>, delta: UnsafePointer<Float>, deltaBias: UnsafePointer<Float>,
                 A: UnsafePointer<Float>, B: UnsafePointer<Float>, C: UnsafePointer<Float>, ldBC: Int,
                 D: UnsafePointer<Float>, z: UnsafePointer<Float>, ldz: Int,
                 batch: Int, length: Int, channels: Int, states: Int, reverse: Bool, scale: Float = 1) {
@@ -34,7 +34,7 @@ public struct ScanPointers {
 }
 
 /// out [batch, L, E] = scale · y (+ out when `accumulate`).
-public func selectiveScanForward(_ s: ScanPointers, out: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+package func selectiveScanForward(_ s: ScanPointers, out: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
     let (u, delta, deltaBias, A, B, C, ldBC, D, z, ldz) = (s.u, s.delta, s.deltaBias, s.A, s.B, s.C, s.ldBC, s.D, s.z, s.ldz)
     let (batch, channels, states, reverse, scale) = (s.batch, s.channels, s.states, s.reverse, s.scale)
     let length = s.length
@@ -97,7 +97,7 @@ public func selectiveScanForward(_ s: ScanPointers, out: UnsafeMutablePointer<Fl
 
 /// The same recurrence, one channel at a time in double precision, for `channels` of a row of
 /// `width` channels: the tail that does not fill a SIMD8, and the tests' reference.
-public func selectiveScanReference(_ s: ScanPointers, out: UnsafeMutablePointer<Float>, accumulate: Bool, channels: Range<Int>) {
+package func selectiveScanReference(_ s: ScanPointers, out: UnsafeMutablePointer<Float>, accumulate: Bool, channels: Range<Int>) {
     let (u, delta, deltaBias, A, B, C, ldBC, D, z, ldz) = (s.u, s.delta, s.deltaBias, s.A, s.B, s.C, s.ldBC, s.D, s.z, s.ldz)
     let (batch, L, E, N, reverse, scale) = (s.batch, s.length, s.channels, s.states, s.reverse, s.scale)
     var h = [Double](repeating: 0, count: N)

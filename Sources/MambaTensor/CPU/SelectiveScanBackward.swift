@@ -14,14 +14,14 @@ import Foundation
 
 /// Where a scan backward writes: deltaGrad is written; uGrad, BGrad, CGrad, zGrad (in their
 /// operands' layouts), AGrad [E, N], DGrad and deltaBiasGrad [E] are accumulated.
-public struct ScanGradientPointers {
-    public var outGrad: UnsafePointer<Float>
-    public var uGrad: UnsafeMutablePointer<Float>, deltaGrad: UnsafeMutablePointer<Float>
-    public var deltaBiasGrad: UnsafeMutablePointer<Float>, AGrad: UnsafeMutablePointer<Float>
-    public var BGrad: UnsafeMutablePointer<Float>, CGrad: UnsafeMutablePointer<Float>
-    public var DGrad: UnsafeMutablePointer<Float>, zGrad: UnsafeMutablePointer<Float>
+package struct ScanGradientPointers {
+    package var outGrad: UnsafePointer<Float>
+    package var uGrad: UnsafeMutablePointer<Float>, deltaGrad: UnsafeMutablePointer<Float>
+    package var deltaBiasGrad: UnsafeMutablePointer<Float>, AGrad: UnsafeMutablePointer<Float>
+    package var BGrad: UnsafeMutablePointer<Float>, CGrad: UnsafeMutablePointer<Float>
+    package var DGrad: UnsafeMutablePointer<Float>, zGrad: UnsafeMutablePointer<Float>
 
-    public init(outGrad: UnsafePointer<Float>, uGrad: UnsafeMutablePointer<Float>, deltaGrad: UnsafeMutablePointer<Float>,
+    package init(outGrad: UnsafePointer<Float>, uGrad: UnsafeMutablePointer<Float>, deltaGrad: UnsafeMutablePointer<Float>,
                 deltaBiasGrad: UnsafeMutablePointer<Float>, AGrad: UnsafeMutablePointer<Float>,
                 BGrad: UnsafeMutablePointer<Float>, CGrad: UnsafeMutablePointer<Float>,
                 DGrad: UnsafeMutablePointer<Float>, zGrad: UnsafeMutablePointer<Float>) {
@@ -32,7 +32,7 @@ public struct ScanGradientPointers {
 
 /// The same gradients one channel at a time in double precision, for `channels` of the
 /// operands' channels: the tail that does not fill 16 lanes, and the tests' reference.
-public func selectiveScanBackwardReference(_ s: ScanPointers, _ g: ScanGradientPointers, channels: Range<Int>) {
+package func selectiveScanBackwardReference(_ s: ScanPointers, _ g: ScanGradientPointers, channels: Range<Int>) {
     let (u, delta, deltaBias, A, B, C, ldBC, D, z, ldz) = (s.u, s.delta, s.deltaBias, s.A, s.B, s.C, s.ldBC, s.D, s.z, s.ldz)
     let (uGrad, deltaGrad, deltaBiasGrad, AGrad, BGrad, CGrad, DGrad, zGrad, outGrad)
         = (g.uGrad, g.deltaGrad, g.deltaBiasGrad, g.AGrad, g.BGrad, g.CGrad, g.DGrad, g.zGrad, g.outGrad)
@@ -122,7 +122,7 @@ public func selectiveScanBackwardReference(_ s: ScanPointers, _ g: ScanGradientP
 /// A block of 16 channels (two SIMD8 halves) is worked on by one thread for the whole batch, so
 /// the per-channel gradients (A, D, Δ bias) need no locks; its states h_t for one sequence live in
 /// a [L][N][2] buffer.
-public func selectiveScanBackward(_ s: ScanPointers, _ g: ScanGradientPointers) {
+package func selectiveScanBackward(_ s: ScanPointers, _ g: ScanGradientPointers) {
     let (u, delta, deltaBias, A, B, C, ldBC, D, z, ldz) = (s.u, s.delta, s.deltaBias, s.A, s.B, s.C, s.ldBC, s.D, s.z, s.ldz)
     let (uGrad, deltaGrad, deltaBiasGrad, AGrad, BGrad, CGrad, DGrad, zGrad, outGrad)
         = (g.uGrad, g.deltaGrad, g.deltaBiasGrad, g.AGrad, g.BGrad, g.CGrad, g.DGrad, g.zGrad, g.outGrad)

@@ -1,6 +1,6 @@
 /// softmax over the last dimension, row by row. The backward keeps y:
 /// x̄ = y ⊙ (ȳ − Σ_row ȳ ⊙ y).
-public func softmax(_ x: Tensor, tape: Tape?) throws -> Tensor {
+package func softmax(_ x: Tensor, tape: Tape?) throws -> Tensor {
     guard x.rank >= 1, x.columnCount >= 1 else { throw TensorError.rankMismatch(tensor: "x", expected: 1, found: x.shape) }
     let be = x.backend
     let y = Tensor(uninitializedShape: x.shape, device: x.device)
@@ -24,7 +24,7 @@ public func softmax(_ x: Tensor, tape: Tape?) throws -> Tensor {
 /// flash attention); they are computed in blocks of rows. The products are BLAS calls on column
 /// views of qkv and out, so nothing is copied per head. The backward keeps qkv and P, and needs
 /// one [T, T] scratch.
-public func attention(_ qkv: Tensor, heads: Int, scale: Float, tape: Tape?) throws -> Tensor {
+package func attention(_ qkv: Tensor, heads: Int, scale: Float, tape: Tape?) throws -> Tensor {
     guard qkv.rank == 3 else { throw TensorError.rankMismatch(tensor: "qkv", expected: 3, found: qkv.shape) }
     guard heads >= 1 else { throw TensorError.invalidArgument(name: "heads", value: Double(heads), allowed: "at least 1") }
     let (B, T, W) = (qkv.shape[0], qkv.shape[1], qkv.shape[2])

@@ -5,7 +5,7 @@
 /// process's per-channel partial sums — [Σx (C), Σx² (C), count] in the forward and [Σ dy (C),
 /// Σ dy·x (C)] in the backward — and returns their sums over every process (SyncBatchNorm).
 /// Statistics are computed in double precision.
-public func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, training: Bool,
+package func batchNorm2d(_ x: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, training: Bool,
                         momentum: Float = 0.1, eps: Float = 1e-5, allReduce: (([Double]) -> [Double])? = nil,
                         tape: Tape?) throws -> Tensor {
     let (B, C, H, W) = try checkImages(x, "x")

@@ -28,7 +28,7 @@ func addChannelBiasGradient(_ yGrad: Tensor, to bias: Tensor) {
 /// torch.nn.functional.conv2d with groups 1: x [B, C, H, W], weight [O, C, k, k], bias [O]
 /// (optional), zero padding. Each image is im2col'd in chunks of output pixels and multiplied by
 /// the weight (one sgemm per chunk), writing NCHW directly. The backward keeps x.
-public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, tape: Tape?) throws -> Tensor {
+package func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, tape: Tape?) throws -> Tensor {
     let (B, C, H, W) = try checkImages(x, "x")
     guard weight.rank == 4, weight.shape[1] == C, weight.shape[2] == weight.shape[3], weight.shape[2] >= 1 else {
         throw TensorError.shapeMismatch(tensor: "weight", expected: [weight.shape.first ?? 0, C, weight.shape.count > 2 ? weight.shape[2] : 1,
@@ -98,7 +98,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
 /// torch ConvTranspose2d with kernel == stride (padding 0): every input pixel becomes a k × k
 /// block. x [B, C, H, W], weight [C, O, k, k] (PyTorch's layout), bias [O] → [B, O, H·k, W·k].
 /// Per image one sgemm, blocks = Wᵀ · x, then the blocks laid out in space. The backward keeps x.
-public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, tape: Tape?) throws -> Tensor {
+package func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, tape: Tape?) throws -> Tensor {
     let (B, C, H, W) = try checkImages(x, "x")
     guard weight.rank == 4, weight.shape[0] == C else {
         throw TensorError.dimensionMismatch(tensor: "weight", axis: 0, expected: C, found: weight.shape)

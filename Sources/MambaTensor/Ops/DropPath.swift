@@ -1,14 +1,14 @@
 /// Stochastic depth as timm's `drop_path`: each sample's whole residual branch is kept with
 /// probability 1 − rate and then scaled by 1 / (1 − rate) (mask keep = floor(1 − rate + U[0,1))).
 /// The identity at rate 0. The per-sample mask is all the backward needs.
-public func dropPath(_ x: Tensor, rate: Double, rng: inout SeededGenerator, tape: Tape?) throws -> Tensor {
+package func dropPath(_ x: Tensor, rate: Double, rng: inout SeededGenerator, tape: Tape?) throws -> Tensor {
     guard rate != 0 else { return x }
     guard x.rank >= 1 else { throw TensorError.rankMismatch(tensor: "x", expected: 1, found: x.shape) }
     return try dropPath(x, rate: rate, uniforms: (0..<x.shape[0]).map { _ in rng.uniform() }, tape: tape)
 }
 
 /// The same with each sample's U[0, 1) draw given (`uniforms[b]`).
-public func dropPath(_ x: Tensor, rate: Double, uniforms: [Double], tape: Tape?) throws -> Tensor {
+package func dropPath(_ x: Tensor, rate: Double, uniforms: [Double], tape: Tape?) throws -> Tensor {
     // rate 1 would scale the kept branches by 1/0.
     guard rate >= 0, rate < 1 else { throw TensorError.invalidArgument(name: "rate", value: rate, allowed: "[0, 1)") }
     guard rate > 0 else { return x }

@@ -6,7 +6,7 @@ import Foundation
 /// Keep decisions of a hard Gumbel-softmax (τ = 1) over [keep, drop] log-probabilities:
 /// logp [B, N, 2] and its Gumbel noise [B·N·2] → keep [B, N] (1 ⇔ logp₀ + G₀ ≥ logp₁ + G₁).
 /// Straight-through: logpGrad_j = soft_j · (δ_j0 − soft_0) · keepGrad.
-public func gumbelSoftmaxKeep(_ logp: Tensor, noise: [Float], tape: Tape?) throws -> Tensor {
+package func gumbelSoftmaxKeep(_ logp: Tensor, noise: [Float], tape: Tape?) throws -> Tensor {
     guard logp.rank >= 1, logp.shape[logp.rank - 1] == 2 else {
         throw TensorError.dimensionMismatch(tensor: "logp", axis: max(logp.rank - 1, 0), expected: 2, found: logp.shape)
     }
@@ -39,7 +39,7 @@ public func gumbelSoftmaxKeep(_ logp: Tensor, noise: [Float], tape: Tape?) throw
 /// Direction gates of a hard Gumbel-sigmoid: soft = sigmoid((logit + noise) / τ), on ⇔ soft > threshold.
 /// `noise` is the logistic sample G₁ − G₂. Returns the 0/1 values and the soft values (for the
 /// straight-through gradient logitGrad = gateGrad · soft · (1 − soft) / τ).
-public func gumbelSigmoid(_ logits: [Float], noise: [Float], tau: Float, threshold: Float = 0.5) throws -> (gates: [Float], soft: [Float]) {
+package func gumbelSigmoid(_ logits: [Float], noise: [Float], tau: Float, threshold: Float = 0.5) throws -> (gates: [Float], soft: [Float]) {
     guard noise.count == logits.count else { throw TensorError.valueCountMismatch(tensor: "noise", expected: logits.count, found: noise.count) }
     guard tau > 0, tau.isFinite else { throw TensorError.invalidArgument(name: "tau", value: Double(tau), allowed: "positive and finite") }
     var gates = [Float](repeating: 0, count: logits.count), soft = gates
@@ -52,7 +52,7 @@ public func gumbelSigmoid(_ logits: [Float], noise: [Float], tau: Float, thresho
 
 /// `gumbelSigmoid` on a logits tensor, with its straight-through backward: gates of logits'
 /// shape, exactly 0 or 1, whose gradient reaches the logits as d gate · soft · (1 − soft) / τ.
-public func gumbelSigmoidGates(_ logits: Tensor, noise: [Float], tau: Float, threshold: Float = 0.5, tape: Tape?) throws -> Tensor {
+package func gumbelSigmoidGates(_ logits: Tensor, noise: [Float], tau: Float, threshold: Float = 0.5, tape: Tape?) throws -> Tensor {
     let g = try gumbelSigmoid(logits.array, noise: noise, tau: tau, threshold: threshold)
     let gates = Tensor(ownValues: g.gates, shape: logits.shape, device: logits.device)
     let logitsSlot = logits.slot, gatesSlot = gates.slot

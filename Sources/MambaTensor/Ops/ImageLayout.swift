@@ -1,5 +1,5 @@
 /// max(x, 0), elementwise. The backward keeps x.
-public func relu(_ x: Tensor, tape: Tape?) throws -> Tensor {
+package func relu(_ x: Tensor, tape: Tape?) throws -> Tensor {
     let be = x.backend
     let y = Tensor(uninitializedShape: x.shape, device: x.device)
     be.map(.relu, x, into: y, accumulate: false)
@@ -13,7 +13,7 @@ public func relu(_ x: Tensor, tape: Tape?) throws -> Tensor {
 }
 
 /// torch.cat(dim=1) of [B, C_i, H, W] tensors with the same B, H and W.
-public func concatenateChannels(_ xs: [Tensor], tape: Tape?) throws -> Tensor {
+package func concatenateChannels(_ xs: [Tensor], tape: Tape?) throws -> Tensor {
     guard let first = xs.first else { throw TensorError.emptyBatch(tensor: "concatenated tensors") }
     let (B, _, H, W) = try checkImages(first, "tensor 0")
     var total = 0
@@ -46,7 +46,7 @@ public func concatenateChannels(_ xs: [Tensor], tape: Tape?) throws -> Tensor {
 
 /// Tokens [B, H·W, C] of a row-major grid as channels [B, C, H, W]
 /// (x.permute(0, 2, 1).reshape(B, C, H, W)).
-public func tokensToChannels(_ x: Tensor, height: Int, width: Int, tape: Tape?) throws -> Tensor {
+package func tokensToChannels(_ x: Tensor, height: Int, width: Int, tape: Tape?) throws -> Tensor {
     guard x.rank == 3, x.isContiguous else { throw TensorError.rankMismatch(tensor: "tokens", expected: 3, found: x.shape) }
     guard height >= 1, width >= 1, x.shape[1] == height * width else {
         throw TensorError.dimensionMismatch(tensor: "tokens", axis: 1, expected: height * width, found: x.shape)
@@ -56,7 +56,7 @@ public func tokensToChannels(_ x: Tensor, height: Int, width: Int, tape: Tape?) 
 }
 
 /// Channels [B, C, H, W] as tokens [B, H·W, C]: the inverse of `tokensToChannels`.
-public func channelsToTokens(_ x: Tensor, tape: Tape?) throws -> Tensor {
+package func channelsToTokens(_ x: Tensor, tape: Tape?) throws -> Tensor {
     let (B, C, H, W) = try checkImages(x, "x")
     return transposeLastTwo(x, batch: B, rows: C, columns: H * W, shape: [B, H * W, C], tape: tape)
 }
@@ -77,7 +77,7 @@ func transposeLastTwo(_ x: Tensor, batch: Int, rows: Int, columns: Int, shape: [
 /// nn.Dropout2d in training: each (image, channel) plane zeroed with `probability`, the others
 /// scaled by 1 / (1 − probability). Image b's draws come from its own seed, in channel order, so
 /// an image's masks do not depend on the batch it is in (or on the data-parallel ranks).
-public func dropout2d(_ x: Tensor, probability: Double, sampleSeeds: [UInt64], tape: Tape?) throws -> Tensor {
+package func dropout2d(_ x: Tensor, probability: Double, sampleSeeds: [UInt64], tape: Tape?) throws -> Tensor {
     let (B, C, H, W) = try checkImages(x, "x")
     guard probability >= 0, probability < 1 else { throw TensorError.invalidArgument(name: "dropout probability", value: probability, allowed: "[0, 1)") }
     guard sampleSeeds.count == B else { throw TensorError.valueCountMismatch(tensor: "sampleSeeds", expected: B, found: sampleSeeds.count) }

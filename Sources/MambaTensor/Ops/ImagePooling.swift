@@ -1,6 +1,6 @@
 /// nn.MaxPool2d(kernel, stride) without padding (floor mode): x [B, C, H, W] → [B, C, H', W'].
 /// The backward routes each gradient to its window's maximum (the first one on ties).
-public func maxPool2d(_ x: Tensor, kernel: Int, stride: Int, tape: Tape?) throws -> Tensor {
+package func maxPool2d(_ x: Tensor, kernel: Int, stride: Int, tape: Tape?) throws -> Tensor {
     let (B, C, H, W) = try checkImages(x, "x")
     guard kernel >= 1, stride >= 1 else {
         throw TensorError.invalidArgument(name: "max pool kernel and stride", value: Double(min(kernel, stride)), allowed: "at least 1")
@@ -24,7 +24,7 @@ public func maxPool2d(_ x: Tensor, kernel: Int, stride: Int, tape: Tape?) throws
 /// nn.AdaptiveAvgPool2d((height, width)): output cell i averages input rows
 /// floor(i·H / h) ..< ceil((i + 1)·H / h), and the same for columns; larger outputs than inputs
 /// repeat pixels (PPM's scale 6 on a 2 × 2 map). The backward spreads each gradient evenly.
-public func adaptiveAveragePool2d(_ x: Tensor, height: Int, width: Int, tape: Tape?) throws -> Tensor {
+package func adaptiveAveragePool2d(_ x: Tensor, height: Int, width: Int, tape: Tape?) throws -> Tensor {
     let (B, C, H, W) = try checkImages(x, "x")
     guard height >= 1, width >= 1, height <= 65_536, width <= 65_536 else {
         throw TensorError.invalidArgument(name: "pooled size", value: Double(min(height, width)), allowed: "1...65536")
@@ -66,7 +66,7 @@ func resample(_ x: Tensor, planes: Int, height H: Int, width W: Int, outHeight: 
 /// without antialiasing. With `alignCorners` false (mmseg's setting) the source of output pixel
 /// d is (d + ½)·in/out − ½, clamped at 0; with true, d·(in − 1)/(out − 1). Neighbours are clamped
 /// to the edge. The backward is the adjoint.
-public func resizeBilinear(_ x: Tensor, height: Int, width: Int, alignCorners: Bool = false, tape: Tape?) throws -> Tensor {
+package func resizeBilinear(_ x: Tensor, height: Int, width: Int, alignCorners: Bool = false, tape: Tape?) throws -> Tensor {
     let (B, C, H, W) = try checkImages(x, "x")
     guard height >= 1, width >= 1, height <= 65_536, width <= 65_536 else {
         throw TensorError.invalidArgument(name: "resized size", value: Double(min(height, width)), allowed: "1...65536")

@@ -1,6 +1,6 @@
 /// y = x · weightᵀ + bias (torch.nn.functional.linear); x [..., in] (a column view is fine),
 /// weight [out, in], bias [out]. The backward keeps x and the weight.
-public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, tape: Tape?) throws -> Tensor {
+package func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, tape: Tape?) throws -> Tensor {
     guard weight.rank == 2 else { throw TensorError.rankMismatch(tensor: "weight", expected: 2, found: weight.shape) }
     let inF = weight.shape[1], outF = weight.shape[0]
     guard x.rank >= 1, x.shape[x.rank - 1] == inF else {

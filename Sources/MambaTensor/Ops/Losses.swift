@@ -2,7 +2,7 @@ import Foundation
 
 /// Mean cross-entropy of logits [B, C] against integer labels: −mean_b log softmax(logits_b)[label_b]
 /// (soft-target cross-entropy with one-hot targets). Returns a [1] tensor.
-public func crossEntropy(_ logits: Tensor, labels: [Int], tape: Tape?) throws -> Tensor {
+package func crossEntropy(_ logits: Tensor, labels: [Int], tape: Tape?) throws -> Tensor {
     guard logits.rank == 2 else { throw TensorError.rankMismatch(tensor: "logits", expected: 2, found: logits.shape) }
     guard labels.count == logits.shape[0] else {
         throw TensorError.valueCountMismatch(tensor: "labels", expected: logits.shape[0], found: labels.count)
@@ -12,7 +12,7 @@ public func crossEntropy(_ logits: Tensor, labels: [Int], tape: Tape?) throws ->
 
 /// Cross-entropy against soft targets [B, C] (timm's SoftTargetCrossEntropy):
 /// mean_b Σ_c −target_bc · log softmax(logits_b)_c. Label smoothing and mixup build the targets.
-public func softTargetCrossEntropy(_ logits: Tensor, targets: [Float], tape: Tape?) throws -> Tensor {
+package func softTargetCrossEntropy(_ logits: Tensor, targets: [Float], tape: Tape?) throws -> Tensor {
     guard logits.rank == 2 else { throw TensorError.rankMismatch(tensor: "logits", expected: 2, found: logits.shape) }
     let (B, C) = (logits.shape[0], logits.shape[1])
     guard B > 0 else { throw TensorError.emptyBatch(tensor: "logits") }
@@ -51,7 +51,7 @@ public func softTargetCrossEntropy(_ logits: Tensor, targets: [Float], tape: Tap
 }
 
 /// One-hot targets with label smoothing: 1 − s + s/C on the label, s/C elsewhere.
-public func smoothedTargets(_ labels: [Int], classes: Int, smoothing: Float) throws -> [Float] {
+package func smoothedTargets(_ labels: [Int], classes: Int, smoothing: Float) throws -> [Float] {
     guard classes >= 1 else { throw TensorError.invalidArgument(name: "classes", value: Double(classes), allowed: "at least 1") }
     guard smoothing >= 0, smoothing <= 1 else { throw TensorError.invalidArgument(name: "smoothing", value: Double(smoothing), allowed: "[0, 1]") }
     try validateLabels(labels, classes: classes)
@@ -63,7 +63,7 @@ public func smoothedTargets(_ labels: [Int], classes: Int, smoothing: Float) thr
 
 /// log softmax over the last dimension, on the host (DyVM's [B, N, 2] keep/drop scores). The
 /// backward keeps the output: d x = d y − softmax · Σ d y.
-public func logSoftmax(_ x: Tensor, tape: Tape?) throws -> Tensor {
+package func logSoftmax(_ x: Tensor, tape: Tape?) throws -> Tensor {
     guard x.rank >= 1, x.columnCount >= 1 else { throw TensorError.rankMismatch(tensor: "x", expected: 1, found: x.shape) }
     let C = x.columnCount, rows = x.rowCount
     var v = x.array

@@ -6,7 +6,7 @@
 /// With DyVM's `mask` [B, L] (1 = kept token), the conv reads x ⊙ mask and its output is
 /// multiplied by the mask again (spec/dyvm.md §5.3), and the backward also reaches the mask.
 /// The backward keeps x (and the mask), not the output: the pre-activation is recomputed.
-public func causalConv1dSiLU(_ x: Tensor, weight: Tensor, bias: Tensor, reverse: Bool, mask: Tensor? = nil, tape: Tape?) throws -> Tensor {
+package func causalConv1dSiLU(_ x: Tensor, weight: Tensor, bias: Tensor, reverse: Bool, mask: Tensor? = nil, tape: Tape?) throws -> Tensor {
     guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     let (B, L, E) = (x.shape[0], x.shape[1], x.shape[2])
     guard weight.shape.count >= 2, weight.shape[0] == E, weight.shape.dropFirst().dropLast().allSatisfy({ $0 == 1 }),
@@ -69,7 +69,7 @@ public func causalConv1dSiLU(_ x: Tensor, weight: Tensor, bias: Tensor, reverse:
 /// B and C may be column views of one tensor with one row stride (x_proj's output), z a column
 /// view (in_proj's). `reverse` scans from the end of each sequence (Vim's backward branch).
 /// The backward keeps the operands, not the states: the kernel recomputes them.
-public func selectiveScan(u: Tensor, delta: Tensor, deltaBias: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor,
+package func selectiveScan(u: Tensor, delta: Tensor, deltaBias: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor,
                           reverse: Bool, scale: Float = 1, tape: Tape?) throws -> Tensor {
     guard u.rank == 3 else { throw TensorError.rankMismatch(tensor: "u", expected: 3, found: u.shape) }
     let (batch, L, E) = (u.shape[0], u.shape[1], u.shape[2])
@@ -114,7 +114,7 @@ public func selectiveScan(u: Tensor, delta: Tensor, deltaBias: Tensor, A: Tensor
 }
 
 /// −exp(x) elementwise: a Mamba mixer's A = −exp(A_log). The backward keeps the output.
-public func negativeExp(_ x: Tensor, tape: Tape?) -> Tensor {
+package func negativeExp(_ x: Tensor, tape: Tape?) -> Tensor {
     let be = x.backend
     let y = Tensor(uninitializedShape: x.shape, device: x.device)
     be.map(.negativeExp, x, into: y, accumulate: false)

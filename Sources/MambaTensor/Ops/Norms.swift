@@ -1,7 +1,7 @@
 /// The fused residual add + RMSNorm of mamba_ssm: r = residual + x (r = x when there is no
 /// residual yet), y = RMSNorm(r)·weight. Returns (r, y); r is the new residual stream.
 /// The backward keeps r and the row statistics; of y and the inputs only the gradients.
-public func addRMSNorm(residual: Tensor?, _ x: Tensor, weight: Tensor, eps: Float, tape: Tape?) throws -> (residual: Tensor, normed: Tensor) {
+package func addRMSNorm(residual: Tensor?, _ x: Tensor, weight: Tensor, eps: Float, tape: Tape?) throws -> (residual: Tensor, normed: Tensor) {
     guard weight.rank == 1 else { throw TensorError.rankMismatch(tensor: "weight", expected: 1, found: weight.shape) }
     let dim = weight.count
     guard x.rank >= 1, x.shape[x.rank - 1] == dim else {
@@ -34,7 +34,7 @@ public func addRMSNorm(residual: Tensor?, _ x: Tensor, weight: Tensor, eps: Floa
 }
 
 /// torch.nn.functional.layer_norm over the last dimension: (x − mean) / sqrt(var + eps) · weight + bias.
-public func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, tape: Tape?) throws -> Tensor {
+package func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float, tape: Tape?) throws -> Tensor {
     guard weight.rank == 1 else { throw TensorError.rankMismatch(tensor: "weight", expected: 1, found: weight.shape) }
     let D = weight.count
     guard bias.shape == [D] else { throw TensorError.shapeMismatch(tensor: "bias", expected: [D], found: bias.shape) }

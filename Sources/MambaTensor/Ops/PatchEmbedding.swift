@@ -3,7 +3,7 @@
 /// over the grid. Computed as im2col (each token's pixels, in the weight's (c, y, x) order) and
 /// one product with weight [D, C, p, p]; the backward recomputes the columns for the weight
 /// gradient and sends nothing to the images.
-public func patchEmbedding(_ images: Tensor, weight: Tensor, bias: Tensor, stride: Int, tape: Tape?) throws -> Tensor {
+package func patchEmbedding(_ images: Tensor, weight: Tensor, bias: Tensor, stride: Int, tape: Tape?) throws -> Tensor {
     guard images.rank == 4 else { throw TensorError.rankMismatch(tensor: "images", expected: 4, found: images.shape) }
     guard weight.rank == 4, weight.shape[2] == weight.shape[3] else {
         throw TensorError.rankMismatch(tensor: "weight", expected: 4, found: weight.shape)

@@ -2,7 +2,7 @@
 /// labels [B·H·W] (row-major over B, H, W); a pixel labelled `ignoreIndex` contributes 0. The
 /// mean is over all B·H·W pixels (mmseg's default, avg_non_ignore=False), or over the labelled
 /// ones with `averageOverNonIgnored`. Returns [1]. Summed in double precision in pixel order.
-public func pixelCrossEntropy(_ logits: Tensor, labels: [Int], ignoreIndex: Int = 255, averageOverNonIgnored: Bool = false,
+package func pixelCrossEntropy(_ logits: Tensor, labels: [Int], ignoreIndex: Int = 255, averageOverNonIgnored: Bool = false,
                               tape: Tape?) throws -> Tensor {
     let (B, K, H, W) = try checkImages(logits, "logits")
     guard labels.count == B * H * W else { throw TensorError.valueCountMismatch(tensor: "labels", expected: B * H * W, found: labels.count) }
@@ -32,7 +32,7 @@ public func pixelCrossEntropy(_ logits: Tensor, labels: [Int], ignoreIndex: Int 
 
 /// Per pixel of logits [B, K, H, W], the class with the largest logit (the first on ties):
 /// [B·H·W], row-major over B, H, W.
-public func argmaxChannels(_ logits: Tensor) throws -> [Int] {
+package func argmaxChannels(_ logits: Tensor) throws -> [Int] {
     let (_, K, _, _) = try checkImages(logits, "logits")
     guard K >= 1 else { throw TensorError.dimensionMismatch(tensor: "logits", axis: 1, expected: 1, found: logits.shape) }
     return logits.backend.argmaxChannels(logits, classes: K)

@@ -1,5 +1,5 @@
 /// a + b, elementwise (same shapes).
-public func add(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
+package func add(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
     guard a.shape == b.shape else { throw TensorError.shapeMismatch(tensor: "b", expected: a.shape, found: b.shape) }
     try checkSameDevice(a, b)
     let be = a.backend
@@ -15,7 +15,7 @@ public func add(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
 }
 
 /// a ⊙ b, elementwise (same shapes). The backward keeps both.
-public func multiply(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
+package func multiply(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
     guard a.shape == b.shape else { throw TensorError.shapeMismatch(tensor: "b", expected: a.shape, found: b.shape) }
     try checkSameDevice(a, b)
     let be = a.backend
@@ -31,7 +31,7 @@ public func multiply(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
 }
 
 /// x · factor, elementwise (a loss weight). The backward scales the gradient alike.
-public func scale(_ x: Tensor, by factor: Float, tape: Tape?) throws -> Tensor {
+package func scale(_ x: Tensor, by factor: Float, tape: Tape?) throws -> Tensor {
     guard factor.isFinite else { throw TensorError.invalidArgument(name: "factor", value: Double(factor), allowed: "finite") }
     let be = x.backend
     let y = Tensor(uninitializedShape: x.shape, device: x.device)
@@ -45,7 +45,7 @@ public func scale(_ x: Tensor, by factor: Float, tape: Tape?) throws -> Tensor {
 }
 
 /// The exact (erf) GELU, elementwise. The backward keeps x.
-public func gelu(_ x: Tensor, tape: Tape?) -> Tensor {
+package func gelu(_ x: Tensor, tape: Tape?) -> Tensor {
     let be = x.backend
     let y = Tensor(uninitializedShape: x.shape, device: x.device)
     be.map(.gelu, x, into: y, accumulate: false)
@@ -61,7 +61,7 @@ public func gelu(_ x: Tensor, tape: Tape?) -> Tensor {
 /// x with every row (the last dimension) multiplied by its factor: factors has x's shape
 /// without the last dimension (DyVM's token mask [B, T] on x [B, T, E]). The backward reaches
 /// both; it keeps x when the factors need a gradient.
-public func scaleRows(_ x: Tensor, by factors: Tensor, tape: Tape?) throws -> Tensor {
+package func scaleRows(_ x: Tensor, by factors: Tensor, tape: Tape?) throws -> Tensor {
     guard x.rank >= 1, factors.shape == Array(x.shape.dropLast()) else {
         throw TensorError.shapeMismatch(tensor: "factors", expected: Array(x.shape.dropLast()), found: factors.shape)
     }
@@ -70,7 +70,7 @@ public func scaleRows(_ x: Tensor, by factors: Tensor, tape: Tape?) throws -> Te
 
 /// x [B, ...] with every sample (entry of the first dimension) multiplied by its factor in
 /// `factors`, [B] or a [B, 1] column view (DyVM's direction gates). The backward reaches both.
-public func scaleSamples(_ x: Tensor, by factors: Tensor, tape: Tape?) throws -> Tensor {
+package func scaleSamples(_ x: Tensor, by factors: Tensor, tape: Tape?) throws -> Tensor {
     guard x.rank >= 1, factors.shape == [x.shape[0]] || factors.shape == [x.shape[0], 1] else {
         throw TensorError.shapeMismatch(tensor: "factors", expected: [x.rank >= 1 ? x.shape[0] : 1], found: factors.shape)
     }

@@ -6,7 +6,7 @@
 /// divisor: DyVM's segmentation direction head pools its training sequence, whose dropped tokens
 /// are zero, as sum / (kept + 1). That sum reads every token's 2·d_inner channels, so the backend
 /// adds the rows (float32, in token order, the same bits on any number of threads).
-public func weightedMeanTokens(_ x: Tensor, weights: Tensor?, offset: Double, weightsCountOnly: Bool = false, tape: Tape?) throws -> Tensor {
+package func weightedMeanTokens(_ x: Tensor, weights: Tensor?, offset: Double, weightsCountOnly: Bool = false, tape: Tape?) throws -> Tensor {
     guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     let (B, N, G) = (x.shape[0], x.shape[1], x.shape[2])
     if let weights, weights.shape != [B, N] { throw TensorError.shapeMismatch(tensor: "weights", expected: [B, N], found: weights.shape) }
@@ -62,7 +62,7 @@ public func weightedMeanTokens(_ x: Tensor, weights: Tensor?, offset: Double, we
 
 /// Each sample's vector repeated over `count` tokens: x [B, G] → [B, count, G] (torch's
 /// `expand`, materialised). The backward sums over the tokens.
-public func expandTokens(_ x: Tensor, count: Int, tape: Tape?) throws -> Tensor {
+package func expandTokens(_ x: Tensor, count: Int, tape: Tape?) throws -> Tensor {
     guard x.rank == 2 else { throw TensorError.rankMismatch(tensor: "x", expected: 2, found: x.shape) }
     guard count >= 0 else { throw TensorError.invalidArgument(name: "count", value: Double(count), allowed: "at least 0") }
     let (B, G) = (x.shape[0], x.shape[1])
@@ -71,7 +71,7 @@ public func expandTokens(_ x: Tensor, count: Int, tape: Tape?) throws -> Tensor 
 }
 
 /// a and b side by side along the last dimension (same leading dimensions).
-public func concatenateColumns(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
+package func concatenateColumns(_ a: Tensor, _ b: Tensor, tape: Tape?) throws -> Tensor {
     guard a.rank >= 1, b.rank == a.rank, a.shape.dropLast() == b.shape.dropLast() else {
         throw TensorError.shapeMismatch(tensor: "b", expected: Array(a.shape.dropLast()) + [b.shape.last ?? 0], found: b.shape)
     }

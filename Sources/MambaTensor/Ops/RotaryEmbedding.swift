@@ -1,7 +1,7 @@
 /// EVA-02's rotary embedding on tokens: y = x·cos + rotate_half(x)·sin, x [B, L, D] with cos
 /// and sin [L, D], where rotate_half turns each pair (x[2i], x[2i+1]) into (−x[2i+1], x[2i]).
 /// The backward applies the transposed rotation.
-public func rotaryEmbedding(_ x: Tensor, cos: Tensor, sin: Tensor, tape: Tape?) throws -> Tensor {
+package func rotaryEmbedding(_ x: Tensor, cos: Tensor, sin: Tensor, tape: Tape?) throws -> Tensor {
     guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     guard x.isContiguous else { throw TensorError.layoutMismatch(tensor: "x", expected: x.columnCount, found: x.rowStride) }
     let (L, D) = (x.shape[1], x.shape[2])

@@ -1,11 +1,11 @@
 /// Row `index` of every sequence: x [B, T, D] → [B, D] (the class-token readout).
-public func selectToken(_ x: Tensor, index: Int, tape: Tape?) throws -> Tensor {
+package func selectToken(_ x: Tensor, index: Int, tape: Tape?) throws -> Tensor {
     guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     return try selectToken(x, indices: [Int](repeating: index, count: x.shape[0]), tape: tape)
 }
 
 /// Row `indices[b]` of sequence b (the class token after fusions moved it per sample).
-public func selectToken(_ x: Tensor, indices: [Int], tape: Tape?) throws -> Tensor {
+package func selectToken(_ x: Tensor, indices: [Int], tape: Tape?) throws -> Tensor {
     guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     let (B, T, D) = (x.shape[0], x.shape[1], x.shape[2])
     guard indices.count == B else { throw TensorError.valueCountMismatch(tensor: "indices", expected: B, found: indices.count) }
@@ -15,7 +15,7 @@ public func selectToken(_ x: Tensor, indices: [Int], tape: Tape?) throws -> Tens
 
 /// Rows of each sequence picked by index: y[b, j] = x[b, index[b][j]] for x [B, T, ...] (every
 /// sequence the same number of picks). The backward scatters (+=) back; an index may repeat.
-public func gatherRows(_ x: Tensor, index: [[Int]], tape: Tape?) throws -> Tensor {
+package func gatherRows(_ x: Tensor, index: [[Int]], tape: Tape?) throws -> Tensor {
     guard x.rank >= 2 else { throw TensorError.rankMismatch(tensor: "x", expected: 2, found: x.shape) }
     let (B, T) = (x.shape[0], x.shape[1])
     let To = index.first?.count ?? 0
@@ -32,7 +32,7 @@ public func gatherRows(_ x: Tensor, index: [[Int]], tape: Tape?) throws -> Tenso
 /// y[b, index[b][j]] += x[b, j] for x [B, N, ...] → [B, count, ...] (torch's `scatter_` into zeros
 /// when the indices of a row are distinct). DyVM's segmentation backbone puts the tokens a block
 /// kept back on the patch grid this way. The backward gathers.
-public func scatterRows(_ x: Tensor, index: [[Int]], count T: Int, tape: Tape?) throws -> Tensor {
+package func scatterRows(_ x: Tensor, index: [[Int]], count T: Int, tape: Tape?) throws -> Tensor {
     guard x.rank >= 2 else { throw TensorError.rankMismatch(tensor: "x", expected: 2, found: x.shape) }
     let (B, N) = (x.shape[0], x.shape[1])
     guard index.count == B else { throw TensorError.valueCountMismatch(tensor: "index", expected: B, found: index.count) }
@@ -61,7 +61,7 @@ public func scatterRows(_ x: Tensor, index: [[Int]], count T: Int, tape: Tape?) 
 
 /// Entries `samples` of the first dimension: x [B, ...] → [k, ...] (DyVM's images that run a
 /// direction). The backward scatters back.
-public func selectSamples(_ x: Tensor, _ samples: [Int], tape: Tape?) throws -> Tensor {
+package func selectSamples(_ x: Tensor, _ samples: [Int], tape: Tape?) throws -> Tensor {
     guard x.rank >= 1 else { throw TensorError.rankMismatch(tensor: "x", expected: 1, found: x.shape) }
     if let bad = samples.first(where: { $0 < 0 || $0 >= x.shape[0] }) { throw TensorError.indexOutOfRange(tensor: "samples", index: bad, count: x.shape[0]) }
     let per = x.rank == 1 ? 1 : x.rowCount / max(x.shape[0], 1)
@@ -70,7 +70,7 @@ public func selectSamples(_ x: Tensor, _ samples: [Int], tape: Tape?) throws -> 
 }
 
 /// y = base, with entries `samples` of the first dimension increased by `values` [k, ...] in turn.
-public func addingSamples(_ base: Tensor, _ values: Tensor, at samples: [Int], tape: Tape?) throws -> Tensor {
+package func addingSamples(_ base: Tensor, _ values: Tensor, at samples: [Int], tape: Tape?) throws -> Tensor {
     guard values.shape == [samples.count] + base.shape.dropFirst() else {
         throw TensorError.shapeMismatch(tensor: "values", expected: [samples.count] + base.shape.dropFirst(), found: values.shape)
     }
@@ -123,7 +123,7 @@ private func pickRows(_ x: Tensor, _ flat: [Int], rows: Int, outputShape: [Int],
 /// x [B, M, D] with `token` [D] (any shape of D elements, e.g. a [1, 1, D] parameter) inserted
 /// at position `index` of every sequence → [B, M + 1, D]: the class token of ViT and Vim. The
 /// backward sends x its rows back and the token the sum over the batch.
-public func insertToken(_ x: Tensor, token: Tensor, at index: Int, tape: Tape?) throws -> Tensor {
+package func insertToken(_ x: Tensor, token: Tensor, at index: Int, tape: Tape?) throws -> Tensor {
     guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     let (B, M, D) = (x.shape[0], x.shape[1], x.shape[2])
     guard token.count == D else { throw TensorError.valueCountMismatch(tensor: "token", expected: D, found: token.count) }

@@ -10,24 +10,24 @@
 // source, at an odd one never a destination, so its value passes through unchanged.
 
 /// Where every output token of one fusion comes from, per sample.
-public struct FusionPlan: Sendable {
-    public let batch: Int
-    public let tokensIn: Int
-    public let tokensOut: Int
+package struct FusionPlan: Sendable {
+    package let batch: Int
+    package let tokensIn: Int
+    package let tokensOut: Int
     /// [batch][tokensOut]: the input position each output token starts from.
-    public let source: [[Int]]
+    package let source: [[Int]]
     /// [batch][tokensIn]: the output index each input token is averaged into.
-    public let destination: [[Int]]
+    package let destination: [[Int]]
     /// [batch][tokensOut]: how many input tokens each output token averages.
-    public let count: [[Int]]
+    package let count: [[Int]]
     /// [batch]: the protected token's new index, when one was protected.
-    public let protectedIndex: [Int]?
+    package let protectedIndex: [Int]?
 }
 
 /// The fusion plan for metric [B, T, C] removing min(r, (T − p)/2) tokens per sample, where p = 1
 /// when a token is protected (ToMe's cap; r ≤ 0 is the identity). `protected` is the class
 /// token's index per sample.
-public func bipartiteSoftMatching(_ metric: Tensor, r: Int, protected: [Int]?, preserveOrder: Bool = false) throws -> FusionPlan {
+package func bipartiteSoftMatching(_ metric: Tensor, r: Int, protected: [Int]?, preserveOrder: Bool = false) throws -> FusionPlan {
     guard metric.rank == 3 else { throw TensorError.rankMismatch(tensor: "metric", expected: 3, found: metric.shape) }
     let (B, T, C) = (metric.shape[0], metric.shape[1], metric.shape[2])
     if let protected {
@@ -91,7 +91,7 @@ public func bipartiteSoftMatching(_ metric: Tensor, r: Int, protected: [Int]?, p
 
 /// Applies a plan to x [B, T, D]: each output token is the mean of the inputs sent to it.
 /// Backward: every contributor receives 1/n of its output token's gradient.
-public func mergeTokens(_ x: Tensor, plan: FusionPlan, tape: Tape?) throws -> Tensor {
+package func mergeTokens(_ x: Tensor, plan: FusionPlan, tape: Tape?) throws -> Tensor {
     guard x.rank == 3 else { throw TensorError.rankMismatch(tensor: "x", expected: 3, found: x.shape) }
     let (B, T, D) = (x.shape[0], x.shape[1], x.shape[2])
     guard B == plan.batch && T == plan.tokensIn else {
