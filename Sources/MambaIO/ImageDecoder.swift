@@ -26,12 +26,13 @@ package enum ImageDecoder {
     /// per pixel while decoding: 1 GiB).
     package static let maxPixels = 1 << 28
 
-    package static func decode(_ path: String) throws -> RGBImage {
+    /// `maxPixels` refuses larger images from their header, before their pixels are allocated.
+    package static func decode(_ path: String, maxPixels: Int = maxPixels) throws -> RGBImage {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw FileError.notFound(path: path) }
         if isDir.boolValue { throw FileError.isDirectory(path: path) }
         guard let data = FileManager.default.contents(atPath: path) else { throw FileError.unreadable(path: path, reason: "cannot read the file") }
-        return try decode([UInt8](data), path: path)
+        return try decode([UInt8](data), path: path, maxPixels: maxPixels)
     }
 
     /// Decodes an image already in memory; `path` names it in errors. A smaller `maxPixels`

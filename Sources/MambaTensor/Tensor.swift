@@ -25,7 +25,7 @@ package final class Tensor: @unchecked Sendable {
 
     /// d(loss)/d(self), filled by `Tape.backward` for tensors that reach the loss.
     /// Set only by our own ops (backward kernels write into it assuming the tensor's shape).
-    package package(set) var grad: Tensor? {
+    package var grad: Tensor? {
         get { slot.grad }
         set { slot.grad = newValue }
     }
@@ -239,7 +239,7 @@ package final class GradientSlot: @unchecked Sendable {
     }
 
     /// Set only by our own ops: backward kernels write into it assuming `shape`.
-    package package(set) var grad: Tensor? {
+    package var grad: Tensor? {
         get {
             if let base, let view { return base.grad.map(view) }
             return own

@@ -102,7 +102,7 @@ public final class FeatureExtractor: @unchecked Sendable {
         guard case .segmentor(let s) = loaded else {
             throw VisionMambaError.wrongModelKind(model: modelName, expected: "a segmentation model (pyramid features)")
         }
-        return try pyramidFeatures(try image.decoded(), model: s.model, transform: s.transform).map {
+        return try pyramidFeatures(try image.decoded(maxPixels: s.maxImagePixels), model: s.model, transform: s.transform).map {
             FeatureMap(channels: $0.shape[1], height: $0.shape[2], width: $0.shape[3], values: $0.array)
         }
     }

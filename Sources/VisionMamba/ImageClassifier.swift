@@ -6,7 +6,7 @@ import CoreGraphics
 #endif
 
 /// One class of a classification: its index, its name, and the model's probability for it.
-public struct Prediction: Sendable, Equatable {
+public struct Prediction: Sendable, Equatable, Codable {
     /// The class index, the row of the model's head.
     public let classIndex: Int
     /// The class name: the checkpoint's, the ImageNet-1k name for the released models, else
@@ -29,7 +29,11 @@ public struct Prediction: Sendable, Equatable {
 /// ```
 ///
 /// A classifier is immutable after loading and `Sendable`: one instance serves concurrent calls
-/// from many tasks, each pass holding its own state.
+/// from many tasks, each pass holding its own state. `classify` is synchronous and computes on
+/// the calling thread: a server runs it on a thread meant for blocking work, not on an event
+/// loop. The kernels' worker threads (``Runtime/configure(threads:)``) serve one call at a time;
+/// a call that finds them busy runs its kernels on its own thread, so N concurrent calls use
+/// about N + threads − 1 cores.
 public final class ImageClassifier: @unchecked Sendable {
     // @unchecked: the model is a class of the (Swift 5 mode) model layer. It is never changed
     // after `init`, and a forward pass without a tape only reads it (LibraryTests checks

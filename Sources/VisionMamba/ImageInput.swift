@@ -91,12 +91,17 @@ public enum ImageInput: Sendable {
     /// Decoded pixels.
     case pixels(PixelBuffer)
 
-    /// Decodes the image to RGB (greyscale replicated, alpha dropped, palettes expanded).
-    func decoded() throws -> RGBImage {
+    /// Decodes the image to RGB (greyscale replicated, alpha dropped, palettes expanded). An image
+    /// of more than `maxPixels` is refused from its header, before its pixels are allocated.
+    func decoded(maxPixels: Int) throws -> RGBImage {
         switch self {
-        case .file(let url): return try ImageDecoder.decode(url.path)
-        case .encoded(let data): return try ImageDecoder.decode([UInt8](data), path: "image data")
-        case .pixels(let buffer): return buffer.rgb
+        case .file(let url): return try ImageDecoder.decode(url.path, maxPixels: maxPixels)
+        case .encoded(let data): return try ImageDecoder.decode([UInt8](data), path: "image data", maxPixels: maxPixels)
+        case .pixels(let buffer):
+            guard buffer.width * buffer.height <= maxPixels else {
+                throw FileError.imageTooLarge(path: "pixel buffer", width: buffer.width, height: buffer.height)
+            }
+            return buffer.rgb
         }
     }
 

@@ -1,3 +1,4 @@
+import MambaIO
 import VisionMambaModels
 
 /// How a loaded model runs: the efficiency methods and the batch size. The same options serve
@@ -20,13 +21,20 @@ public struct InferenceOptions: Sendable, Equatable {
     public var imageSize: Int?
     /// Images per forward pass in batched calls.
     public var batchSize: Int
+    /// The largest image accepted, in pixels. A file or encoded image is refused from its header
+    /// (a `FileError`), before its pixels are allocated: a service taking images from clients
+    /// sets it to what it expects, since a small PNG can hold a huge blank image. At most, and by
+    /// default, 2^28 (1 GiB while decoding).
+    public var maxImagePixels: Int
 
     /// Options with the model's own settings and batches of up to `batchSize` images.
-    public init(tokenKeepRatio: Double? = nil, fusion: TokenFusion? = nil, imageSize: Int? = nil, batchSize: Int = 16) {
+    public init(tokenKeepRatio: Double? = nil, fusion: TokenFusion? = nil, imageSize: Int? = nil, batchSize: Int = 16,
+                maxImagePixels: Int = 1 << 28) {
         self.tokenKeepRatio = tokenKeepRatio
         self.fusion = fusion
         self.imageSize = imageSize
         self.batchSize = batchSize
+        self.maxImagePixels = maxImagePixels
     }
 
     /// Checks the values and applies them to a classifier's `config`.
@@ -59,11 +67,14 @@ public struct InferenceOptions: Sendable, Equatable {
     }
 
     // Comparisons are written so that NaN fails them.
-    private func validate() throws {
+    func validate() throws {
         if let r = tokenKeepRatio, !(r > 0 && r <= 1) {
             throw VisionMambaError.invalidOption(name: "tokenKeepRatio", value: "\(r)", allowed: "in (0, 1]")
         }
         if let s = imageSize, s < 1 { throw VisionMambaError.invalidOption(name: "imageSize", value: "\(s)", allowed: "positive") }
         if batchSize < 1 { throw VisionMambaError.invalidOption(name: "batchSize", value: "\(batchSize)", allowed: "at least 1") }
+        if !(1...ImageDecoder.maxPixels).contains(maxImagePixels) {
+            throw VisionMambaError.invalidOption(name: "maxImagePixels", value: "\(maxImagePixels)", allowed: "in 1...\(ImageDecoder.maxPixels)")
+        }
     }
 }

@@ -13,6 +13,7 @@ struct LoadedClassifier {
     let classNames: [String]
     let transform: InputTransform
     let batchSize: Int
+    let maxImagePixels: Int
 
     /// `name` nil: the model our training checkpoint at `weights` describes. A zoo name: that
     /// model, with released weights (`.pth` or safetensors) or a checkpoint of it.
@@ -37,13 +38,14 @@ struct LoadedClassifier {
         self.classNames = description.classNames ?? (0..<config.numClasses).map { "class \($0)" }
         self.transform = description.transform
         self.batchSize = options.batchSize
+        self.maxImagePixels = options.maxImagePixels
     }
 
     /// The images as one input batch `[N, 3, S, S]` after the model's eval transform.
     func batch(_ images: ArraySlice<ImageInput>) throws -> Tensor {
         var pixels: [Float] = []
         pixels.reserveCapacity(images.count * 3 * transform.size * transform.size)
-        for image in images { pixels += transform.apply(try image.decoded()) }
+        for image in images { pixels += transform.apply(try image.decoded(maxPixels: maxImagePixels)) }
         return try Tensor(shape: [images.count, 3, transform.size, transform.size], values: pixels)
     }
 

@@ -14,6 +14,7 @@ struct LoadedSegmentor {
     let transform: SegmentationTransform
     /// The sliding window's stride for images of any size.
     let stride: Int
+    let maxImagePixels: Int
 
     /// `name` nil: the model our segmentation checkpoint at `weights` describes. A segmentation
     /// zoo name (`upernet-vim-tiny`, …): that model with `weights` (an mmseg checkpoint, a
@@ -46,5 +47,6 @@ struct LoadedSegmentor {
         else { classNames = (0..<config.numClasses).map { "class \($0)" } }
         transform = stored?.options.transform ?? SegmentationTransform.ade20k(crop: config.backbone.imgSize)
         stride = stored?.options.slideStride ?? config.backbone.imgSize * 2 / 3
+        maxImagePixels = options.maxImagePixels
     }
 }

@@ -62,7 +62,7 @@ public final class Segmenter: @unchecked Sendable {
 
     /// The label map of one image, at its own size.
     public func segment(_ image: ImageInput) throws -> SegmentationMap {
-        let picture = try image.decoded()
+        let picture = try image.decoded(maxPixels: loaded.maxImagePixels)
         let labels = try segmentImage(picture, model: loaded.model, transform: loaded.transform, stride: loaded.stride)
         return SegmentationMap(width: picture.width, height: picture.height, labels: labels, classNames: loaded.classNames)
     }

@@ -182,6 +182,15 @@ final class LibraryTests: XCTestCase {
         XCTAssertThrowsError(try classifier.classify(Data("not an image".utf8))) { error in
             guard case FileError.unsupportedImage = error else { return XCTFail("\(error)") }
         }
+        // An image over the caller's pixel limit is refused from its header (the photos are 8 × 8).
+        let small = try ImageClassifier(checkpoint: checkpoint, options: InferenceOptions(maxImagePixels: 63))
+        XCTAssertThrowsError(try small.classify(try Data(contentsOf: Self.images[0].url))) { error in
+            XCTAssertEqual(error as? FileError, .imageTooLarge(path: "image data", width: 8, height: 8))
+        }
+        XCTAssertThrowsError(try small.classify(PixelBuffer(width: 8, height: 8, layout: .rgb, bytes: [UInt8](repeating: 0, count: 192)))) { error in
+            XCTAssertEqual(error as? FileError, .imageTooLarge(path: "pixel buffer", width: 8, height: 8))
+        }
+        XCTAssertEqual(try small.classify(PixelBuffer(width: 9, height: 7, layout: .rgb, bytes: [UInt8](repeating: 0, count: 189))).count, 5)
         // DyVM's keep ratio needs a DyVM; a ratio outside (0, 1] is refused by name.
         XCTAssertThrowsError(try ImageClassifier(checkpoint: checkpoint, options: InferenceOptions(tokenKeepRatio: 0.5))) { error in
             guard case VisionMambaError.optionNeedsOtherModel = error else { return XCTFail("\(error)") }
