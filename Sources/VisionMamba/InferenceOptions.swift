@@ -17,8 +17,12 @@ public struct InferenceOptions: Sendable, Equatable {
     /// each removes. Nil keeps the model's own (none for the released models).
     public var fusion: TokenFusion?
     /// Run a classifier at another square resolution, its position embedding interpolated
-    /// bicubically over the patch grid. Nil keeps the model's size.
+    /// bicubically over the patch grid with the class token's row kept apart (as the command
+    /// line's `--img-size`). Nil keeps the model's size.
     public var imageSize: Int?
+    /// Load the moving average of the weights a run kept (`TrainOptions.modelEMA`) instead of
+    /// the weights themselves.
+    public var useEMA: Bool
     /// Images per forward pass in batched calls.
     public var batchSize: Int
     /// The largest image accepted, in pixels. A file or encoded image is refused from its header
@@ -28,11 +32,12 @@ public struct InferenceOptions: Sendable, Equatable {
     public var maxImagePixels: Int
 
     /// Options with the model's own settings and batches of up to `batchSize` images.
-    public init(tokenKeepRatio: Double? = nil, fusion: TokenFusion? = nil, imageSize: Int? = nil, batchSize: Int = 16,
-                maxImagePixels: Int = 1 << 28) {
+    public init(tokenKeepRatio: Double? = nil, fusion: TokenFusion? = nil, imageSize: Int? = nil, useEMA: Bool = false,
+                batchSize: Int = 16, maxImagePixels: Int = 1 << 28) {
         self.tokenKeepRatio = tokenKeepRatio
         self.fusion = fusion
         self.imageSize = imageSize
+        self.useEMA = useEMA
         self.batchSize = batchSize
         self.maxImagePixels = maxImagePixels
     }

@@ -31,8 +31,8 @@ struct LoadedClassifier {
         }
         try running.checkFitsInMemory(batch: options.batchSize, training: false)
         let model = try VimModel(config: config)
-        try model.load(weights: weights.path)
-        if let size = options.imageSize { try model.setImageSize(size, interpolation: .official) }
+        try model.load(weights: weights.path, ema: options.useEMA)
+        if let size = options.imageSize { try model.setImageSize(size, interpolation: .classTokenAware) }
         self.model = model
         self.config = running
         self.classNames = description.classNames ?? (0..<config.numClasses).map { "class \($0)" }

@@ -39,7 +39,7 @@ struct LoadedSegmentor {
         }
         let config = try options.apply(to: stored?.options.model ?? base)
         let model = try Segmentor(config: config)
-        try model.load(stateDict: try VimModel.modelTensors(weights.path), strict: true, source: weights.path)
+        try model.load(stateDict: try VimModel.modelTensors(weights.path, ema: options.useEMA), strict: true, source: weights.path)
         self.model = model
         self.config = config
         if let stored { classNames = stored.classNames }

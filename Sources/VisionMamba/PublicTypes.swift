@@ -1,3 +1,4 @@
+import MambaNN
 import VisionMambaModels
 import VisionMambaTraining
 
@@ -9,6 +10,8 @@ import VisionMambaTraining
 public typealias VimConfig = VisionMambaModels.VimConfig
 /// A segmentation model: a backbone (Vim, DyVM or DeiT), its pyramid, UPerHead and FCN head.
 public typealias SegmentationConfig = VisionMambaModels.SegmentationConfig
+/// Where a Vim's class token sits in its sequence.
+public typealias ClassTokenPosition = VisionMambaModels.ClassTokenPosition
 /// The models under their official names and short aliases.
 public typealias ModelZoo = VisionMambaModels.ModelZoo
 /// Famba-V cross-layer token fusion: the fusing blocks and the tokens each removes.
@@ -19,6 +22,8 @@ public typealias DyVMConfig = VisionMambaModels.DyVMConfig
 public typealias TrainOptions = VisionMambaTraining.TrainOptions
 /// A segmentation run's settings: model, dataset, mmseg's iteration-based recipe.
 public typealias SegmentationTrainOptions = VisionMambaTraining.SegmentationTrainOptions
+/// How layer-wise learning-rate decay assigns a segmentor's parameters to layers.
+public typealias LayerDecay = MambaNN.LayerDecay
 /// The datasets a run can train on.
 public typealias DatasetKind = VisionMambaTraining.DatasetKind
 /// What a training run reports as it goes.

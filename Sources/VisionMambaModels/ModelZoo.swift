@@ -34,7 +34,8 @@ public enum ModelZoo {
         return Entry(name: name, aliases: aliases, config: c, weights: nil, weightsURL: nil)
     }
 
-    /// Every classification model, Vim, DyVM and Famba-V variants, in size order.
+    /// Every classification model, Vim and DyVM, in size order (Famba-V fusion is a setting of
+    /// any of them: `VimConfig.fusion`).
     public static let entries: [Entry] = [
         Entry(name: digits.name, aliases: [digits.name], config: digits, weights: nil, weightsURL: nil),
         vim("vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2",
@@ -57,9 +58,9 @@ public enum ModelZoo {
     /// The segmentation models of hustvl/Vim's `seg/configs/vim/upernet/` (UperNet on ADE20K at
     /// 512 px, 150 classes) under their config names plus short aliases.
     public struct SegmentationEntry: Sendable {
-        /// The official name (the one the released checkpoints carry).
+        /// The official config's name.
         public let name: String
-        /// Short names that resolve to it (`vim-tiny`, …).
+        /// Short names that resolve to it (`upernet-vim-tiny`, …).
         public let aliases: [String]
         /// The segmentor's shape and settings.
         public let config: SegmentationConfig

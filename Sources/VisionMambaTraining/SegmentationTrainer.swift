@@ -77,6 +77,7 @@ public struct SegmentationTrainOptions: Codable, Equatable, Sendable {
         self.dataPath = dataPath
         scaleShort = model.backbone.imgSize
         scaleLong = 4 * model.backbone.imgSize
+        slideStride = model.backbone.imgSize * 2 / 3   // mmseg's 341 for a 512 crop
     }
 
     package var transform: SegmentationTransform {

@@ -29,9 +29,9 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var smoothing: Double = 0.1
     /// Clip the global gradient norm to this (nil: no clipping).
     public var clipGrad: Double? = nil
-    /// The model to train (a zoo config, with Famba-V fusion or DyVM settings if wanted).
+    /// Keep an exponential moving average of the weights (timm's ModelEma) and save it beside them.
     public var modelEMA: Bool = false
-    /// The model to train (a zoo config, with Famba-V fusion or DyVM settings if wanted).
+    /// The moving average's decay per step.
     public var modelEMADecay: Double = 0.99996
     /// The seed of every random draw: the same seed, the same run, on any thread count.
     public var seed: UInt64 = 0

@@ -174,6 +174,22 @@ extension CLITests {
         XCTAssertFalse(r.err.contains("\r"), r.err)
     }
 
+    /// The library logs through swift-log; the command line's handler writes one line per record
+    /// on stderr at the level VISION_MAMBA_LOG_LEVEL asks for, and nothing by default.
+    func testLogLevelShowsTheTrainersRecordsOnStderr() throws {
+        let common = ["train", "--model", try smallConfig(), "--epochs", "1", "--batch-size", "64", "--threads", "2"]
+        let quiet = try run(common + ["--output-dir", tmp.appendingPathComponent("quiet").path])
+        XCTAssertEqual(quiet.code, 0, quiet.err)
+        XCTAssertEqual(quiet.err, "")
+        let folder = tmp.appendingPathComponent("logged").path
+        let logged = try run(common + ["--output-dir", folder], environment: ["VISION_MAMBA_LOG_LEVEL": "debug"])
+        XCTAssertEqual(logged.code, 0, logged.err)
+        let lines = logged.err.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains("debug vision-mamba.training: checkpoint saved path=\(folder)/checkpoint.safetensors"), logged.err)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("debug vision-mamba.training: epoch ended epoch=1/1 ") }, logged.err)
+        XCTAssertFalse(lines.contains { $0.hasPrefix("trace ") }, "steps log at trace level")
+    }
+
     /// Finding 15: every option and argument of every command has help text.
     func testEveryOptionHasHelp() throws {
         let r = try run(["--experimental-dump-help"])

@@ -191,6 +191,10 @@ final class LibraryTests: XCTestCase {
             XCTAssertEqual(error as? FileError, .imageTooLarge(path: "pixel buffer", width: 8, height: 8))
         }
         XCTAssertEqual(try small.classify(PixelBuffer(width: 9, height: 7, layout: .rgb, bytes: [UInt8](repeating: 0, count: 189))).count, 5)
+        // A run that kept no moving average has none to load.
+        XCTAssertThrowsError(try ImageClassifier(checkpoint: checkpoint, options: InferenceOptions(useEMA: true))) { error in
+            guard case StateDictError.missingEMA = error else { return XCTFail("\(error)") }
+        }
         // DyVM's keep ratio needs a DyVM; a ratio outside (0, 1] is refused by name.
         XCTAssertThrowsError(try ImageClassifier(checkpoint: checkpoint, options: InferenceOptions(tokenKeepRatio: 0.5))) { error in
             guard case VisionMambaError.optionNeedsOtherModel = error else { return XCTFail("\(error)") }
