@@ -66,12 +66,11 @@ public final class Trainer: @unchecked Sendable {
     /// Whether the thread `run()` started has returned (tests wait on it after stopping a run).
     package var hasFinished: Bool { relay.hasFinished }
 
-    /// The schedule's length and where the run starts in it: epochs for a classifier,
-    /// iterations for a segmentor.
-    public var progress: (done: Int, total: Int, unit: String) {
+    /// Where the run stands in its schedule: epochs for a classifier, iterations for a segmentor.
+    public var progress: TrainingProgress {
         switch job {
-        case .classification(let t): return (t.state.epochsDone, t.options.epochs, "epochs")
-        case .segmentation(let t): return (t.state.iterationsDone, t.options.iterations, "iterations")
+        case .classification(let t): return TrainingProgress(done: t.state.epochsDone, total: t.options.epochs, unit: .epochs)
+        case .segmentation(let t): return TrainingProgress(done: t.state.iterationsDone, total: t.options.iterations, unit: .iterations)
         }
     }
 
@@ -157,6 +156,27 @@ public final class Trainer: @unchecked Sendable {
             thread.start()
         }
     }
+}
+
+/// How far a run has come through its schedule.
+public struct TrainingProgress: Sendable, Equatable, CustomStringConvertible {
+    /// What a run's schedule counts.
+    public enum Unit: String, Sendable {
+        /// A classification run's passes over its dataset.
+        case epochs
+        /// A segmentation run's optimizer steps.
+        case iterations
+    }
+
+    /// Epochs or iterations done (the checkpoint's, for a resumed run).
+    public let done: Int
+    /// The schedule's length.
+    public let total: Int
+    /// What `done` and `total` count.
+    public let unit: Unit
+
+    /// `12/30 epochs`.
+    public var description: String { "\(done)/\(total) \(unit.rawValue)" }
 }
 
 /// Carries the run's events to the stream: those sent before `run()` (notes from resuming) wait

@@ -128,8 +128,8 @@ struct Train: ParsableCommand {
     /// The run's first line: what trains, from where, on how many threads, into which folder.
     private func announce(_ trainer: Trainer, dataset: DatasetKind, world: ProcessGroup) {
         let processes = world.size > 1 ? "\(world.size) processes × " : ""
-        let (done, total, unit) = trainer.progress
-        print("training \(trainer.modelName) (\(trainer.parameterCount) parameters) on \(dataset.rawValue) for \(total) \(unit), from \(unit.dropLast()) \(done + 1); \(processes)\(Runtime.threads) threads; writing to \(trainer.outputDirectory.relativePath)")
+        let progress = trainer.progress, unit = progress.unit.rawValue
+        print("training \(trainer.modelName) (\(trainer.parameterCount) parameters) on \(dataset.rawValue) for \(progress.total) \(unit), from \(unit.dropLast()) \(progress.done + 1); \(processes)\(Runtime.threads) threads; writing to \(trainer.outputDirectory.relativePath)")
         fflush(stdout)
     }
 }
