@@ -20,7 +20,8 @@ import VisionMambaTraining
 /// A new run refuses a folder that already holds one unless `overwrite` is set.
 public final class Trainer: @unchecked Sendable {
     // @unchecked: the run it wraps belongs to one thread at a time: `init`'s, then the one
-    // `run()` starts, which `relay.begin()` lets start once.
+    // `run()` starts, which `relay.begin()` lets start once. What other threads read is either
+    // set in `init` or kept by the relay under its lock.
     private enum Run {
         case classification(ClassificationTrainer)
         case segmentation(SegmentationTrainer)
@@ -32,47 +33,22 @@ public final class Trainer: @unchecked Sendable {
     private let logger = Logger(label: "vision-mamba.trainer")
 
     /// The run's folder: its checkpoints, `metrics.jsonl` and `learning-curve.svg`.
-    public var outputDirectory: URL {
-        switch job {
-        case .classification(let t): return URL(fileURLWithPath: t.outputDir)
-        case .segmentation(let t): return URL(fileURLWithPath: t.outputDir)
-        }
-    }
-
+    public let outputDirectory: URL
     /// The model's name.
-    public var modelName: String {
-        switch job {
-        case .classification(let t): return t.options.model.name
-        case .segmentation(let t): return t.options.model.name
-        }
-    }
-
+    public let modelName: String
     /// The model's parameter count.
-    public var parameterCount: Int {
-        switch job {
-        case .classification(let t): return t.model.parameterCount
-        case .segmentation(let t): return t.model.parameterCount
-        }
-    }
+    public let parameterCount: Int
 
     /// The best validation score so far: top-1 (%) for a classifier, mIoU (%) for a segmentor.
-    public var bestScore: Double {
-        switch job {
-        case .classification(let t): return t.state.bestTop1
-        case .segmentation(let t): return t.state.bestMIoU
-        }
-    }
+    /// Safe to read while the run goes on: it follows the run's events.
+    public var bestScore: Double { relay.status.best }
+
+    /// Where the run stands in its schedule: epochs for a classifier, iterations for a segmentor.
+    /// Safe to read while the run goes on: it follows the run's events.
+    public var progress: TrainingProgress { relay.status.progress }
 
     /// Whether the thread `run()` started has returned (tests wait on it after stopping a run).
     package var hasFinished: Bool { relay.hasFinished }
-
-    /// Where the run stands in its schedule: epochs for a classifier, iterations for a segmentor.
-    public var progress: TrainingProgress {
-        switch job {
-        case .classification(let t): return TrainingProgress(done: t.state.epochsDone, total: t.options.epochs, unit: .epochs)
-        case .segmentation(let t): return TrainingProgress(done: t.state.iterationsDone, total: t.options.iterations, unit: .iterations)
-        }
-    }
 
     /// A new classification run. `outputDirectory` nil: a fresh folder under `runs/` named from
     /// model, dataset and time. `finetune` starts from weights of another run or an official
@@ -98,20 +74,24 @@ public final class Trainer: @unchecked Sendable {
     package init(_ options: TrainOptions, outputDirectory: URL?, resume: URL? = nil, finetune: URL?, epochs: Int? = nil,
                  overwrite: Bool, interpolation: PositionEmbeddingInterpolation, world: any ProcessGroup) throws {
         let relay = EventRelay()
-        job = .classification(try ClassificationTrainer(
+        let t = try ClassificationTrainer(
             options: options, outputDir: outputDirectory?.path, resume: resume?.path, finetune: finetune?.path, epochs: epochs,
-            overwrite: overwrite, interpolation: interpolation, world: world, events: relay.send))
-        self.relay = relay
+            overwrite: overwrite, interpolation: interpolation, world: world, events: relay.send)
+        relay.status = (TrainingProgress(done: t.state.epochsDone, total: t.options.epochs, unit: .epochs), t.state.bestTop1)
+        (job, self.relay) = (.classification(t), relay)
+        (self.outputDirectory, modelName, parameterCount) = (URL(fileURLWithPath: t.outputDir), t.options.model.name, t.model.parameterCount)
     }
 
     /// A segmentation run over the processes of `world`.
     package init(_ options: SegmentationTrainOptions, outputDirectory: URL?, resume: URL? = nil, iterations: Int? = nil,
                  overwrite: Bool, world: any ProcessGroup) throws {
         let relay = EventRelay()
-        job = .segmentation(try SegmentationTrainer(
+        let t = try SegmentationTrainer(
             options: options, outputDir: outputDirectory?.path, resume: resume?.path, iterations: iterations,
-            overwrite: overwrite, world: world, events: relay.send))
-        self.relay = relay
+            overwrite: overwrite, world: world, events: relay.send)
+        relay.status = (TrainingProgress(done: t.state.iterationsDone, total: t.options.iterations, unit: .iterations), t.state.bestMIoU)
+        (job, self.relay) = (.segmentation(t), relay)
+        (self.outputDirectory, modelName, parameterCount) = (URL(fileURLWithPath: t.outputDir), t.options.model.name, t.model.parameterCount)
     }
 
     /// Resumes a classification or segmentation run over the processes of `world`.
@@ -175,21 +155,40 @@ public struct TrainingProgress: Sendable, Equatable, CustomStringConvertible {
     /// What `done` and `total` count.
     public let unit: Unit
 
+    /// `done` of `total` epochs or iterations.
+    public init(done: Int, total: Int, unit: Unit) {
+        (self.done, self.total, self.unit) = (done, total, unit)
+    }
+
     /// `12/30 epochs`.
     public var description: String { "\(done)/\(total) \(unit.rawValue)" }
 }
 
 /// Carries the run's events to the stream: those sent before `run()` (notes from resuming) wait
-/// for it. Also carries the stop request back.
+/// for it. Also carries the stop request back, and keeps the progress and best score the events
+/// report, for readers on other threads.
 private final class EventRelay: @unchecked Sendable {
     // @unchecked: every field is behind `lock`.
     private let lock = NSLock()
+    private var current = (progress: TrainingProgress(done: 0, total: 0, unit: .epochs), best: 0.0)
+
+    var status: (progress: TrainingProgress, best: Double) {
+        get { lock.lock(); defer { lock.unlock() }; return current }
+        set { lock.lock(); current = newValue; lock.unlock() }
+    }
     private var continuation: AsyncThrowingStream<TrainingEvent, any Error>.Continuation?
     private var pending: [TrainingEvent] = []
     private var started = false, stopped = false, finished = false
 
     func send(_ event: TrainingEvent) {
         lock.lock(); defer { lock.unlock() }
+        switch event {
+        case let .epochEnded(m, epochs):
+            current = (TrainingProgress(done: m.epoch + 1, total: epochs, unit: .epochs), max(current.best, m.top1))
+        case let .evaluated(m):
+            current = (TrainingProgress(done: m.iteration, total: current.progress.total, unit: .iterations), max(current.best, m.valMIoU))
+        default: break
+        }
         if let continuation { continuation.yield(event) } else { pending.append(event) }
     }
 

@@ -71,7 +71,7 @@ struct Train: ParsableCommand {
         }
         if world.isLeader {
             if let last = history.last {
-                print(String(format: "done: top-1 %.2f%% (best %.2f%%)", last.top1, history.map(\.top1).max() ?? last.top1))
+                print(String(format: "done: top-1 %.2f%% (best %.2f%%)", last.top1, trainer.bestScore))
             }
             print("checkpoint: \(outputDir)/checkpoint.safetensors (best: \(outputDir)/best-checkpoint.safetensors)")
             print("metrics: \(outputDir)/metrics.jsonl, plot: \(outputDir)/learning-curve.svg")

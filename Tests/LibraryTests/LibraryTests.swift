@@ -31,7 +31,14 @@ final class LibraryTests: XCTestCase {
         options.warmupEpochs = 1
         let trainer = try Trainer(options, outputDirectory: try scratchFolder("train").appendingPathComponent("run"))
         var events: [TrainingEvent] = []
-        for try await event in trainer.run() { events.append(event) }
+        for try await event in trainer.run() {
+            events.append(event)
+            // Progress and best score are readable while the run goes on, and follow its events.
+            if case .epochEnded(let m, let total) = event {
+                XCTAssertEqual(trainer.progress, TrainingProgress(done: m.epoch + 1, total: total, unit: .epochs))
+                XCTAssertGreaterThanOrEqual(trainer.bestScore, m.top1)
+            }
+        }
         return (trainer, events)
     }
 
