@@ -123,6 +123,34 @@ final class KernelTests: XCTestCase {
     }
 }
 
+final class GemmTests: XCTestCase {
+    /// `gemm` cuts a product into blocks once BLAS is single-threaded, and makes one BLAS call
+    /// for it before (a program that never called `Runtime.configure`). Both compute the same
+    /// product for every transpose and for column blocks of a wider matrix (strides above the
+    /// width), to float rounding.
+    func testBlockedProductsEqualOneBLASCall() {
+        EngineSettings.configure(threads: 2)
+        var rng = SeededGenerator(seed: 3)
+        for (m, n, k) in [(197, 384, 192), (40, 1000, 64), (1000, 33, 96), (3, 5, 7)] {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let (lda, ldb, ldc) = ((transA ? m : k) + 3, (transB ? k : n) + 5, n + 2)
+                    let a = (0..<((transA ? k : m) * lda)).map { _ in Float(rng.normal()) }
+                    let b = (0..<((transB ? n : k) * ldb)).map { _ in Float(rng.normal()) }
+                    let start = (0..<(m * ldc)).map { _ in Float(rng.normal()) }
+                    var blocked = start, whole = start
+                    gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a, lda: lda, b, ldb: ldb,
+                         beta: 1, &blocked, ldc: ldc)
+                    sgemm(transA, transB, m, n, k, 0.5, a, lda, b, ldb, 1, &whole, ldc)
+                    XCTAssertLessThan(relativeL2(blocked, whole), 1e-6, "\(m)×\(n)×\(k) transA \(transA) transB \(transB)")
+                    // The padding columns past n are never written.
+                    for row in 0..<m { for col in n..<ldc { XCTAssertEqual(blocked[row * ldc + col], start[row * ldc + col]) } }
+                }
+            }
+        }
+    }
+}
+
 final class LinearKernelTests: XCTestCase {
     func testLinearWithAndWithoutBiasAndStridedOperands() {
         var rng = SeededGenerator(seed: 7)

@@ -65,9 +65,10 @@ func gemmBlocks(span: Int, work: Int) -> Int {
     return blocks
 }
 
-/// One single-threaded sgemm on row-major operands.
+/// One sgemm call on row-major operands: single-threaded once `EngineSettings.configure` has
+/// run, else threaded as BLAS is set up.
 @inline(__always)
-private func sgemm(
+func sgemm(
     _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
     _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
     _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
