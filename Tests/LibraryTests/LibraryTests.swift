@@ -143,7 +143,7 @@ final class LibraryTests: XCTestCase {
         XCTAssertEqual(Double(pruned.map(\.probability).reduce(0, +)), 1, accuracy: 1e-5)
 
         // Famba-V on the dense model: block 1 merges 4 of the 17 tokens, block 2 4 more.
-        let dense = try Self.untrainedCheckpoint()
+        let dense = try await Self.oneEpochCheckpoint()
         let fusion = TokenFusion(blocks: [1, 2], tokens: 4)
         XCTAssertEqual(try FeatureExtractor(checkpoint: dense).tokens(photo).count, 17)
         XCTAssertEqual(try FeatureExtractor(checkpoint: dense, options: InferenceOptions(fusion: fusion)).tokens(photo).count, 9)
@@ -152,8 +152,8 @@ final class LibraryTests: XCTestCase {
         }
     }
 
-    func testPixelBuffersInEitherLayoutGiveTheSameAnswer() throws {
-        let checkpoint = try Self.untrainedCheckpoint()
+    func testPixelBuffersInEitherLayoutGiveTheSameAnswer() async throws {
+        let checkpoint = try await Self.oneEpochCheckpoint()
         let classifier = try ImageClassifier(checkpoint: checkpoint)
         var rgb: [UInt8] = [], rgba: [UInt8] = []
         for i in 0..<(12 * 10) {
@@ -168,14 +168,14 @@ final class LibraryTests: XCTestCase {
         XCTAssertEqual(Double(a.map(\.probability).reduce(0, +)), 1, accuracy: 1e-5)
     }
 
-    func testBadInputIsATypedErrorBeforeAnythingRuns() throws {
+    func testBadInputIsATypedErrorBeforeAnythingRuns() async throws {
         XCTAssertThrowsError(try PixelBuffer(width: 4, height: 4, layout: .rgb, bytes: [UInt8](repeating: 0, count: 47))) { error in
             XCTAssertEqual(error as? VisionMambaError, .pixelBufferSize(width: 4, height: 4, expected: 48, found: 47))
         }
         XCTAssertThrowsError(try PixelBuffer(width: 0, height: 4, layout: .rgba, bytes: [])) { error in
             XCTAssertEqual(error as? VisionMambaError, .pixelBufferDimensions(width: 0, height: 4))
         }
-        let checkpoint = try Self.untrainedCheckpoint()
+        let checkpoint = try await Self.oneEpochCheckpoint()
         let classifier = try ImageClassifier(checkpoint: checkpoint)
         XCTAssertThrowsError(try classifier.classify(.file(Self.images[0].url), top: 11)) { error in
             XCTAssertEqual(error as? VisionMambaError, .topOutOfRange(top: 11, classes: 10))
@@ -271,32 +271,9 @@ final class LibraryTests: XCTestCase {
         }
     }
 
-    /// A checkpoint of vim-digits after one short epoch (for tests that need a model, not a good one).
-    static func untrainedCheckpoint() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("vision-mamba-library-untrained/run/checkpoint.safetensors")
-        if FileManager.default.fileExists(atPath: url.path) { return url }
-        let semaphore = DispatchSemaphore(value: 0)
-        let result = LockedResult()
-        Task {
-            do {
-                var options = TrainOptions(model: try ModelZoo.config(named: "vim-digits"))
-                options.epochs = 1
-                let folder = url.deletingLastPathComponent()
-                let trainer = try Trainer(options, outputDirectory: folder, overwrite: true)
-                for try await _ in trainer.run() {}
-            } catch { result.set(error) }
-            semaphore.signal()
-        }
-        semaphore.wait()
-        if let error = result.get() { throw error }
-        return url
+    /// A checkpoint of vim-digits after one epoch, in a folder of its own (for tests that need a
+    /// model, not a good one).
+    static func oneEpochCheckpoint() async throws -> URL {
+        try await trainDigits(epochs: 1).trainer.outputDirectory.appendingPathComponent("checkpoint.safetensors")
     }
-}
-
-/// An error handed from a task to the waiting test.
-private final class LockedResult: @unchecked Sendable {
-    private let lock = NSLock()
-    private var error: (any Error)?
-    func set(_ e: any Error) { lock.lock(); error = e; lock.unlock() }
-    func get() -> (any Error)? { lock.lock(); defer { lock.unlock() }; return error }
 }
